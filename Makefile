@@ -1,0 +1,42 @@
+# NEXUS memory. The two commands: `make run` (the whole stack) and `make test` (every test).
+# Both install what they need first; nothing has to be set up by hand.
+
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: setup system-deps run test lint pytest migrate bench freeze-migrations clean
+
+setup: $(STAMP) system-deps
+
+# redis-server and pgTAP from Debian; the postgres user when run as root (idempotent)
+system-deps:
+	@scripts/install-system-deps
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+run: setup
+	exec $(BIN)/nexus up
+
+test: setup lint pytest
+
+lint:
+	$(BIN)/ruff check sidecar tests conftest.py
+
+pytest:
+	$(BIN)/pytest
+
+migrate: setup
+	$(BIN)/nexus migrate
+
+# Record the hashes of landed migrations (a landed file never changes; tests check this list).
+freeze-migrations:
+	cd migrations && sha256sum [0-9]*.sql > SHA256SUMS
+
+clean:
+	-$(BIN)/nexus down
+	rm -rf $(VENV) .cache

@@ -1,0 +1,181 @@
+"""Test fixtures shared by the Python tests and the pgTAP files.
+
+One real PostgreSQL 18 + pgvector and one real Redis for the whole session, started by the
+project's own code (`Stack`), on free ports, in a throw-away state directory. The database
+`nexus_template` is migrated once; each pgTAP file and each test that asks for `fresh_db`
+runs on its own clone of it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from sidecar import config, migrate, secrets
+from sidecar.config import SUPERUSER, Config
+from sidecar.pgserver import free_port
+from sidecar.stack import Stack
+
+ROOT = Path(__file__).resolve().parent
+TEMPLATE = "nexus_template"
+TEST_SETTINGS = {
+    # the tests need a real server, not a durable one
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "200",
+}
+_clone_ids = itertools.count(1)
+
+
+_session: dict[str, object] = {}
+
+
+def session_stack() -> Stack:
+    """Start the session's stack on first use; stopped by pytest_sessionfinish."""
+    if "stack" in _session:
+        return _session["stack"]  # type: ignore[return-value]
+    home = Path(tempfile.mkdtemp(prefix="nexus-test-"))
+    os.chmod(home, 0o755)
+    _session["home"] = home
+    cfg = config.load(env={}, home=home, pg_port=free_port(), redis_port=free_port(),
+                      database=TEMPLATE)
+    st = Stack.from_config(cfg, memory_budget_mb=1024, extra_settings=TEST_SETTINGS)
+    _session["stack"] = st
+    st.up()
+    with st.superuser_conn(autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pgtap WITH SCHEMA public")
+        conn.execute((ROOT / "db" / "tests" / "_helpers.sql").read_text())
+    return st
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    st = _session.pop("stack", None)
+    if st is not None:
+        st.down()  # type: ignore[attr-defined]
+    home = _session.pop("home", None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    return session_stack()
+
+
+def clone_template(st: Stack, name: str) -> Config:
+    with st.superuser_conn("postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(TEMPLATE)))
+    cfg = replace(st.cfg, database=name)
+    # a clone does not inherit the template's database-level grants: the loader sets them
+    with connect_as(cfg, SUPERUSER, superuser_password(st), autocommit=True) as conn:
+        migrate.apply_repeatables(conn)
+    return cfg
+
+
+def drop_database(st: Stack, name: str) -> None:
+    with st.superuser_conn("postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+
+
+@pytest.fixture
+def fresh_db(stack: Stack) -> Iterator[Config]:
+    """A Config pointing at a fresh clone of the migrated template database."""
+    name = f"nexus_t{next(_clone_ids)}"
+    cfg = clone_template(stack, name)
+    try:
+        yield cfg
+    finally:
+        drop_database(stack, name)
+
+
+def superuser_password(st: Stack) -> str:
+    return secrets.password(st.cfg, SUPERUSER)
+
+
+# -- pgTAP files ------------------------------------------------------------------------------
+_TAP_LINE = re.compile(r"^(not ok|ok) (\d+)")
+_TAP_PLAN = re.compile(r"^1\.\.(\d+)")
+
+
+def run_pgtap(st: Stack, cfg: Config, path: Path) -> str:
+    """Run one pgTAP file with psql; raise AssertionError unless every test passed."""
+    env = {**os.environ, "PGPASSWORD": superuser_password(st)}
+    result = subprocess.run(
+        [st.pg.bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", cfg.pg_host,
+         "-p", str(cfg.pg_port), "-U", SUPERUSER, "-d", cfg.database, "-f", str(path)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    out = result.stdout
+    lines = [line.strip() for line in out.splitlines()]
+    results = [m for line in lines if (m := _TAP_LINE.match(line))]
+    plans = [int(m.group(1)) for line in lines if (m := _TAP_PLAN.match(line))]
+    failed = [m.string for m in results if m.group(1) == "not ok"]
+    problems = []
+    if result.returncode != 0:
+        problems.append(f"psql exited {result.returncode}: {result.stderr.strip()}")
+    if failed:
+        problems.append("failed: " + "; ".join(failed))
+    if not plans:
+        problems.append("no plan line (1..N)")
+    elif plans[0] != len(results):
+        problems.append(f"planned {plans[0]} tests, ran {len(results)}")
+    if not results:
+        problems.append("no test ran")
+    if problems:
+        raise AssertionError("\n".join(problems) + "\n--- output ---\n" + out + result.stderr)
+    return out
+
+
+class PgTapFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        yield PgTapItem.from_parent(self, name=self.path.name)
+
+
+class PgTapItem(pytest.Item):
+    def runtest(self) -> None:
+        st = session_stack()
+        name = f"nexus_tap{next(_clone_ids)}"
+        cfg = clone_template(st, name)
+        try:
+            run_pgtap(st, cfg, self.path)
+        finally:
+            drop_database(st, name)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:  # noqa: ANN001
+        if isinstance(excinfo.value, AssertionError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"pgTAP {self.path.name}"
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    if (file_path.suffix == ".sql" and file_path.parent == ROOT / "db" / "tests"
+            and not file_path.name.startswith("_")):
+        return PgTapFile.from_parent(parent, path=file_path)
+    return None
+
+
+@pytest.fixture
+def psql_bin(stack: Stack) -> str:
+    return stack.pg.bin("psql")
+
+
+def connect_as(cfg: Config, role: str, password: str, **kwargs: object) -> psycopg.Connection:
+    return psycopg.connect(host=cfg.pg_host, port=cfg.pg_port, dbname=cfg.database, user=role,
+                           password=password, connect_timeout=10, **kwargs)

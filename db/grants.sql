@@ -1,0 +1,72 @@
+-- Every privilege of the database, in one place, applied last by the loader on every run.
+-- It first takes everything away, then grants what each role needs, so this file is the
+-- whole truth. PUBLIC gets nothing.
+
+DO $$
+BEGIN
+    EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO nexus_agent, nexus_app, nexus_worker, nexus_ro',
+                   current_database());
+END
+$$;
+
+-- schemas ------------------------------------------------------------------------------------
+REVOKE ALL ON SCHEMA public, nexus, nexus_memory, memory_system, consciousness
+    FROM PUBLIC, nexus_agent, nexus_app, nexus_worker, nexus_ro;
+-- public holds the pgvector type and operators
+GRANT USAGE ON SCHEMA public TO nexus_agent, nexus_app, nexus_worker, nexus_ro;
+GRANT USAGE ON SCHEMA nexus TO nexus_agent, nexus_ro;
+GRANT USAGE ON SCHEMA nexus_memory, consciousness, memory_system
+    TO nexus_agent, nexus_worker, nexus_ro;
+
+-- tables -------------------------------------------------------------------------------------
+REVOKE ALL ON ALL TABLES IN SCHEMA nexus, nexus_memory, memory_system, consciousness
+    FROM PUBLIC, nexus_agent, nexus_app, nexus_worker, nexus_ro;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA nexus, nexus_memory, memory_system, consciousness
+    FROM PUBLIC, nexus_agent, nexus_app, nexus_worker, nexus_ro;
+
+-- agents: their own rows (row-level security), never the embedding columns
+GRANT SELECT, DELETE ON nexus_memory.zep_episodic_memory TO nexus_agent;
+GRANT INSERT (agent_id, episode_uuid, session_id, action_type, source, content, metadata, tags,
+              importance, valid_at, created_at),
+      UPDATE (session_id, action_type, source, content, metadata, tags, importance, valid_at)
+    ON nexus_memory.zep_episodic_memory TO nexus_agent;
+GRANT SELECT, DELETE ON nexus_memory.semantic_memories TO nexus_agent;
+GRANT INSERT (agent_id, content, metadata, tags, importance, source_episode_id, created_at),
+      UPDATE (content, metadata, tags, importance, source_episode_id)
+    ON nexus_memory.semantic_memories TO nexus_agent;
+GRANT SELECT, DELETE ON nexus_memory.working_memory_contexts TO nexus_agent;
+GRANT INSERT (agent_id, context_key, value, expires_at),
+      UPDATE (value, expires_at)
+    ON nexus_memory.working_memory_contexts TO nexus_agent;
+GRANT SELECT, DELETE ON consciousness.consciousness_checkpoints TO nexus_agent;
+GRANT INSERT (agent_id, checkpoint_name, state, metadata)
+    ON consciousness.consciousness_checkpoints TO nexus_agent;
+GRANT SELECT ON consciousness.distributed_consensus TO nexus_agent;
+GRANT INSERT (consensus_key, value, updated_by),
+      UPDATE (value, version, updated_by)
+    ON consciousness.distributed_consensus TO nexus_agent;
+GRANT SELECT ON memory_system.agents TO nexus_agent;
+
+-- workers: the checksums and the embedding columns, never the content
+GRANT SELECT (id, agent_id, content_sha256, embedding_sha256, embedding_model),
+      UPDATE (embedding, embedding_model, embedding_sha256, embedded_at)
+    ON nexus_memory.zep_episodic_memory, nexus_memory.semantic_memories TO nexus_worker;
+
+-- analysts: read everything but the private state of checkpoints
+GRANT SELECT ON ALL TABLES IN SCHEMA nexus_memory, memory_system TO nexus_ro;
+GRANT SELECT ON consciousness.distributed_consensus TO nexus_ro;
+GRANT SELECT (id, agent_id, checkpoint_name, metadata, created_at)
+    ON consciousness.consciousness_checkpoints TO nexus_ro;
+
+-- functions ----------------------------------------------------------------------------------
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA nexus, nexus_memory, memory_system, consciousness
+    FROM PUBLIC, nexus_agent, nexus_app, nexus_worker, nexus_ro;
+
+GRANT EXECUTE ON FUNCTION nexus.current_agent() TO nexus_agent;
+-- used by the validation triggers, which run as the writing agent
+GRANT EXECUTE ON FUNCTION memory_system._check_agent(text),
+                          memory_system._check_size(text, bigint, bigint),
+                          memory_system._check_json_object(text, jsonb, bigint),
+                          memory_system._check_tags(text[])
+    TO nexus_agent;

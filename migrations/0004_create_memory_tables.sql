@@ -1,0 +1,102 @@
+-- Agent-owned memory tables. Every one carries agent_id (defaulting to the calling role)
+-- and keeps it in every unique key, so each can later be distributed by agent_id.
+
+CREATE TABLE nexus_memory.zep_episodic_memory (
+    id                 bigint GENERATED ALWAYS AS IDENTITY,
+    agent_id           text NOT NULL DEFAULT current_user
+                       REFERENCES memory_system.agents (agent_id),
+    episode_uuid       uuid NOT NULL DEFAULT gen_random_uuid(),
+    session_id         text,
+    action_type        text NOT NULL DEFAULT 'observation',
+    source             text NOT NULL DEFAULT 'text',
+    content            text NOT NULL,
+    metadata           jsonb NOT NULL DEFAULT '{}',
+    tags               text[] NOT NULL DEFAULT '{}',
+    importance         real NOT NULL DEFAULT 0.5,
+    valid_at           timestamptz,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    content_sha256     bytea GENERATED ALWAYS AS (sha256(content::bytea)) STORED,
+    content_tsv        tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED,
+    embedding          public.vector(384),
+    embedding_model    text,
+    embedding_sha256   bytea,
+    embedded_at        timestamptz,
+    PRIMARY KEY (agent_id, id),
+    UNIQUE (agent_id, episode_uuid)
+);
+COMMENT ON TABLE nexus_memory.zep_episodic_memory IS
+    'Episodes: an agent''s actions, observations and messages (Zep/Letta-compatible fields).';
+COMMENT ON COLUMN nexus_memory.zep_episodic_memory.embedding_sha256 IS
+    'content_sha256 of the content the embedding was computed from.';
+
+CREATE INDEX zep_episodic_memory_agent_created_idx
+    ON nexus_memory.zep_episodic_memory (agent_id, created_at DESC);
+CREATE INDEX zep_episodic_memory_agent_session_idx
+    ON nexus_memory.zep_episodic_memory (agent_id, session_id, created_at DESC)
+    WHERE session_id IS NOT NULL;
+CREATE INDEX zep_episodic_memory_tsv_idx
+    ON nexus_memory.zep_episodic_memory USING gin (content_tsv);
+CREATE INDEX zep_episodic_memory_metadata_idx
+    ON nexus_memory.zep_episodic_memory USING gin (metadata jsonb_path_ops);
+CREATE INDEX zep_episodic_memory_tags_idx
+    ON nexus_memory.zep_episodic_memory USING gin (tags);
+CREATE INDEX zep_episodic_memory_embedding_idx
+    ON nexus_memory.zep_episodic_memory USING hnsw (embedding public.vector_cosine_ops);
+
+
+CREATE TABLE nexus_memory.working_memory_contexts (
+    id           bigint GENERATED ALWAYS AS IDENTITY,
+    agent_id     text NOT NULL DEFAULT current_user
+                 REFERENCES memory_system.agents (agent_id),
+    context_key  text NOT NULL,
+    value        jsonb NOT NULL,
+    expires_at   timestamptz,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (agent_id, id),
+    UNIQUE (agent_id, context_key)
+);
+COMMENT ON TABLE nexus_memory.working_memory_contexts IS
+    'Per-agent short-lived context: key -> JSON, with an optional expiry.';
+CREATE INDEX working_memory_contexts_agent_created_idx
+    ON nexus_memory.working_memory_contexts (agent_id, created_at DESC);
+CREATE INDEX working_memory_contexts_expires_idx
+    ON nexus_memory.working_memory_contexts (expires_at) WHERE expires_at IS NOT NULL;
+
+
+CREATE TABLE nexus_memory.semantic_memories (
+    id                 bigint GENERATED ALWAYS AS IDENTITY,
+    agent_id           text NOT NULL DEFAULT current_user
+                       REFERENCES memory_system.agents (agent_id),
+    content            text NOT NULL,
+    metadata           jsonb NOT NULL DEFAULT '{}',
+    tags               text[] NOT NULL DEFAULT '{}',
+    importance         real NOT NULL DEFAULT 0.5,
+    source_episode_id  bigint,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    content_sha256     bytea GENERATED ALWAYS AS (sha256(content::bytea)) STORED,
+    content_tsv        tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED,
+    embedding          public.vector(384),
+    embedding_model    text,
+    embedding_sha256   bytea,
+    embedded_at        timestamptz,
+    PRIMARY KEY (agent_id, id),
+    -- a fact is stored once per agent: deduplicated by checksum
+    UNIQUE (agent_id, content_sha256),
+    FOREIGN KEY (agent_id, source_episode_id)
+        REFERENCES nexus_memory.zep_episodic_memory (agent_id, id) ON DELETE SET NULL (source_episode_id)
+);
+COMMENT ON TABLE nexus_memory.semantic_memories IS
+    'Distilled facts and knowledge per agent, embedded like episodes.';
+CREATE INDEX semantic_memories_agent_created_idx
+    ON nexus_memory.semantic_memories (agent_id, created_at DESC);
+CREATE INDEX semantic_memories_tsv_idx
+    ON nexus_memory.semantic_memories USING gin (content_tsv);
+CREATE INDEX semantic_memories_metadata_idx
+    ON nexus_memory.semantic_memories USING gin (metadata jsonb_path_ops);
+CREATE INDEX semantic_memories_tags_idx
+    ON nexus_memory.semantic_memories USING gin (tags);
+CREATE INDEX semantic_memories_embedding_idx
+    ON nexus_memory.semantic_memories USING hnsw (embedding public.vector_cosine_ops);

@@ -1,0 +1,1 @@
+"""NEXUS memory sidecar: runs the local stack, migrates, and (later) embeds and caches."""

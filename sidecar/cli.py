@@ -1,0 +1,205 @@
+"""`nexus`: run the local stack, migrate any database, manage agents and secrets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+
+import psycopg
+
+from sidecar import agents, config, migrate, secrets
+from sidecar.pgserver import ServerError
+from sidecar.stack import Stack, apply_role_passwords
+
+
+def _stack(args: argparse.Namespace) -> Stack:
+    cfg = config.load(pg_port=getattr(args, "pg_port", None),
+                      redis_port=getattr(args, "redis_port", None))
+    return Stack.from_config(cfg)
+
+
+def _print_connections(stack: Stack) -> None:
+    print("PostgreSQL connection strings (passwords in pgpass files, never printed):")
+    for role, url in stack.dsns().items():
+        print(f"  {role:<16} {url}")
+    print(f"Redis: {stack.redis.url} (password in {stack.cfg.secret_file('redis')})")
+    print("Agents: nexus agent add NAME, then: psql \"$(nexus agent dsn NAME)\"")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    stack = _stack(args)
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    if not args.detach:
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+    stack.up()
+    _print_connections(stack)
+    if args.detach:
+        print("Stack running in the background; stop it with: nexus down")
+        return 0
+    print("Stack running; Ctrl-C stops it.", flush=True)
+    while not stopping:
+        if stack.pg.pid() is None or stack.redis.pid() is None:
+            print("nexus: a server stopped unexpectedly; stopping the stack", file=sys.stderr)
+            stack.down()
+            return 1
+        time.sleep(0.5)
+    print("Stopping...", flush=True)
+    stack.down()
+    print("Stopped.")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    _stack(args).down()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = _stack(args).status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print(f"home        {status['home']}")
+        for name in ("postgresql", "redis"):
+            s = status[name]
+            state = "healthy" if s["healthy"] else ("running" if s["pid"] else "stopped")
+            print(f"{name:<11} {state} (pid {s['pid']}, port {s['port']})")
+        for role, url in status["dsns"].items():
+            print(f"  {role:<16} {url}")
+        print(f"redis_url   {status['redis_url']}")
+    return 0 if status["healthy"] else 1
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    if args.dsn:
+        result = migrate.migrate(args.dsn)
+        with psycopg.connect(args.dsn, autocommit=True) as conn:
+            roles = apply_role_passwords(conn, config.load())
+    else:
+        stack = _stack(args)
+        if stack.pg.pid() is None:
+            raise ServerError("the local stack is not running: nexus up --detach (or pass --dsn)")
+        result = stack.migrate()
+        roles = ["nexus_app", "nexus_worker", "nexus_ro"]
+    applied = ", ".join(result.applied) or "none (already up to date)"
+    print(f"migrations applied: {applied}")
+    print(f"repeatable files applied: {result.repeatables}")
+    if roles:
+        print(f"login enabled from secret files: {', '.join(roles)}")
+    return 0
+
+
+def cmd_secrets_init(args: argparse.Namespace) -> int:
+    cfg = config.load()
+    created = secrets.init(cfg)
+    for path in created:
+        print(f"created {path}")
+    if not created:
+        print(f"all secrets present in {cfg.secrets_dir}")
+    return 0
+
+
+def _agent_conn(args: argparse.Namespace) -> tuple[Stack, psycopg.Connection]:
+    stack = _stack(args)
+    if stack.pg.pid() is None:
+        raise ServerError("the local stack is not running: nexus up --detach")
+    return stack, stack.superuser_conn(autocommit=True)
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    if args.agent_cmd == "dsn":
+        print(agents.dsn(_stack(args).cfg, args.name, args.show_password))
+        return 0
+    stack, conn = _agent_conn(args)
+    with conn:
+        if args.agent_cmd == "add":
+            orchestrator = None if args.no_orchestrator else "nexus_app"
+            print(agents.add(conn, stack.cfg, args.name, args.description, orchestrator))
+        elif args.agent_cmd == "remove":
+            deleted = agents.remove(conn, stack.cfg, args.name, args.delete_memories)
+            print(f"removed agent {args.name} ({deleted} memory rows deleted)")
+        elif args.agent_cmd == "grant":
+            conn.execute("SELECT memory_system.agent_grant(%s, %s)", (args.name, args.to))
+            print(f"{args.to} may now SET ROLE {args.name}")
+        else:
+            for agent_id, description, created in agents.list_agents(conn):
+                print(f"{agent_id}\t{created}\t{description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nexus", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def ports(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--pg-port", type=int, help="PostgreSQL port (NEXUS_PG_PORT, 55432)")
+        p.add_argument("--redis-port", type=int, help="Redis port (NEXUS_REDIS_PORT, 56379)")
+
+    p = sub.add_parser("up", help="start PostgreSQL + pgvector and Redis, migrate")
+    p.add_argument("--detach", action="store_true", help="return once the stack is up")
+    ports(p)
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("down", help="stop the local stack")
+    p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser("status", help="ports, pids, health and connection strings")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("migrate", help="apply migrations and the repeatable SQL files")
+    p.add_argument("--dsn", help="any PostgreSQL 16+ with pgvector (default: the local stack)")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("secrets", help="password files")
+    ssub = p.add_subparsers(dest="secrets_cmd", required=True)
+    ssub.add_parser("init", help="generate missing passwords (32 alphanumerics, mode 600)")
+    p.set_defaults(func=cmd_secrets_init)
+
+    p = sub.add_parser("agent", help="agents: one login role each")
+    asub = p.add_subparsers(dest="agent_cmd", required=True)
+    a = asub.add_parser("add", help="register an agent and create its login role")
+    a.add_argument("name")
+    a.add_argument("--description", default="")
+    a.add_argument("--no-orchestrator", action="store_true",
+                   help="do not let nexus_app SET ROLE to this agent")
+    a = asub.add_parser("dsn", help="print an agent's connection string")
+    a.add_argument("name")
+    a.add_argument("--show-password", action="store_true",
+                   help="put the password in the URL instead of a pgpass file")
+    asub.add_parser("list", help="list agents")
+    a = asub.add_parser("remove", help="unregister an agent and drop its role")
+    a.add_argument("name")
+    a.add_argument("--delete-memories", action="store_true",
+                   help="also delete its memories (refused otherwise while it has any)")
+    a = asub.add_parser("grant", help="let an orchestrator role SET ROLE to this agent")
+    a.add_argument("name")
+    a.add_argument("--to", required=True, help="the orchestrator's role")
+    p.set_defaults(func=cmd_agent)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ServerError, secrets.SecretError, migrate.MigrationError) as exc:
+        print(f"nexus: error: {exc}", file=sys.stderr)
+        return 2
+    except psycopg.Error as exc:
+        code = getattr(exc, "sqlstate", None) or "-----"
+        print(f"nexus: database error {code}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

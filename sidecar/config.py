@@ -1,0 +1,78 @@
+"""The one place that reads the environment.
+
+Every setting has a default that works on a laptop; secrets are read from files
+(`*_PASSWORD_FILE`, Docker secrets style), never from the environment or the repo.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The fixed roles of a NEXUS database, and the secret file each one's password lives in.
+SUPERUSER = "nexus_superuser"
+APP = "nexus_app"
+WORKER = "nexus_worker"
+READONLY = "nexus_ro"
+LOGIN_ROLES = (SUPERUSER, APP, WORKER, READONLY)
+
+# Environment variable that may point at each secret file, Docker secrets style.
+SECRET_ENV = {
+    SUPERUSER: "NEXUS_SUPERUSER_PASSWORD_FILE",
+    APP: "NEXUS_APP_PASSWORD_FILE",
+    WORKER: "NEXUS_WORKER_PASSWORD_FILE",
+    READONLY: "NEXUS_RO_PASSWORD_FILE",
+    "redis": "REDIS_PASSWORD_FILE",
+}
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 55432
+    redis_port: int = 56379
+    database: str = "nexus"
+    # memory to size PostgreSQL for (MB); default: all of the machine's memory
+    pg_memory_mb: int | None = None
+    secret_files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    def secret_file(self, name: str) -> Path:
+        """Path of the password file of a fixed role (or 'redis')."""
+        return self.secret_files.get(name) or self.secrets_dir / f"{name}_password"
+
+    def agent_secret_file(self, agent: str) -> Path:
+        return self.secrets_dir / "agents" / f"{agent}_password"
+
+
+def load(env: dict[str, str] | None = None, **overrides: object) -> Config:
+    """Build the configuration from the environment (or the mapping given)."""
+    env = dict(os.environ if env is None else env)
+    home = Path(env.get("NEXUS_HOME") or Path.cwd() / ".nexus").absolute()
+    secret_files = {name: Path(env[var]) for name, var in SECRET_ENV.items() if env.get(var)}
+    values: dict[str, object] = {
+        "home": home,
+        "pg_host": env.get("NEXUS_PG_HOST", "127.0.0.1"),
+        "pg_port": _int(env, "NEXUS_PG_PORT", 55432),
+        "redis_port": _int(env, "NEXUS_REDIS_PORT", 56379),
+        "database": env.get("NEXUS_DB", "nexus"),
+        "pg_memory_mb": _int(env, "NEXUS_PG_MEMORY_MB", 0) or None,
+        "secret_files": secret_files,
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Config(**values)  # type: ignore[arg-type]

@@ -1,0 +1,100 @@
+"""The one schema loader, shared by the CLI, the Makefile and the tests.
+
+1. yoyo-migrations applies the frozen, versioned files in `migrations/` (tables, indexes,
+   roles), each in its own transaction, bookkept in schema `nexus_migrations`.
+2. Then, in one transaction, the repeatable files: `db/functions/**.sql`, `db/policies/*.sql`
+   and last `db/grants.sql`. They are CREATE OR REPLACE / DROP IF EXISTS, so re-running is safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from yoyo import get_backend, read_migrations
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+DB_DIR = PROJECT_ROOT / "db"
+META_SCHEMA = "nexus_migrations"
+MIN_SERVER_VERSION = 160000
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+@dataclass
+class MigrateResult:
+    applied: list[str]
+    repeatables: int
+
+
+def repeatable_files() -> list[Path]:
+    functions = sorted((DB_DIR / "functions").rglob("*.sql"))
+    policies = sorted((DB_DIR / "policies").glob("*.sql"))
+    return [*functions, *policies, DB_DIR / "grants.sql"]
+
+
+def migration_files() -> list[Path]:
+    return sorted(MIGRATIONS_DIR.glob("*.sql"))
+
+
+def _yoyo_url(params: dict[str, str]) -> str:
+    params = dict(params)
+    user = quote(params.pop("user", ""), safe="")
+    password = params.pop("password", None)
+    host = params.pop("host", "localhost")
+    port = params.pop("port", "5432")
+    dbname = quote(params.pop("dbname", ""), safe="")
+    auth = user + (":" + quote(password, safe="") if password else "")
+    query = urlencode({"schema": META_SCHEMA, **params})
+    return f"postgresql+psycopg://{auth}@{host}:{port}/{dbname}?{query}"
+
+
+def _preflight(conn: psycopg.Connection) -> None:
+    version = conn.info.server_version
+    if version < MIN_SERVER_VERSION:
+        raise MigrationError(f"PostgreSQL 16 or newer is required (server is {version})")
+    row = conn.execute(
+        "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'"
+    ).fetchone()
+    if row is None:
+        raise MigrationError("the pgvector extension ('vector') is not available on this server")
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {META_SCHEMA}")
+    conn.execute(f"REVOKE ALL ON SCHEMA {META_SCHEMA} FROM PUBLIC")
+
+
+def apply_repeatables(conn: psycopg.Connection) -> int:
+    files = repeatable_files()
+    with conn.transaction():
+        # SQL-language bodies may name functions defined by a later file
+        conn.execute("SET LOCAL check_function_bodies = off")
+        for path in files:
+            try:
+                conn.execute(path.read_text())
+            except psycopg.Error as exc:
+                raise MigrationError(f"{path.relative_to(PROJECT_ROOT)}: {exc}") from exc
+    return len(files)
+
+
+def migrate(conninfo: str | dict[str, str]) -> MigrateResult:
+    """Bring the database at `conninfo` to the latest schema. Applying twice is a no-op."""
+    params = conninfo_to_dict(conninfo) if isinstance(conninfo, str) else dict(conninfo)
+    params = {k: str(v) for k, v in params.items() if v is not None}
+    with psycopg.connect(**params, autocommit=True) as conn:
+        _preflight(conn)
+    backend = get_backend(_yoyo_url(params))
+    try:
+        with backend.lock():
+            pending = backend.to_apply(read_migrations(str(MIGRATIONS_DIR)))
+            applied = [m.id for m in pending]
+            backend.apply_migrations(pending)
+    finally:
+        backend.connection.close()
+    with psycopg.connect(**params, autocommit=True) as conn:
+        count = apply_repeatables(conn)
+    return MigrateResult(applied=applied, repeatables=count)

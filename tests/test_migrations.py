@@ -1,0 +1,92 @@
+"""The loader: frozen migrations, idempotent re-runs, any PostgreSQL 16+ with pgvector."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+from psycopg import sql
+
+from conftest import connect_as, drop_database, superuser_password
+from sidecar import migrate
+from sidecar.config import SUPERUSER, Config
+from sidecar.stack import Stack
+
+NEXUS = Path(sys.executable).parent / "nexus"
+
+
+def test_landed_migrations_never_change() -> None:
+    recorded = {}
+    for line in (migrate.MIGRATIONS_DIR / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split()
+        recorded[name] = digest
+    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in migrate.migration_files()}
+    assert set(files) >= set(recorded), "a landed migration file was deleted"
+    changed = [name for name, digest in recorded.items() if files[name] != digest]
+    assert not changed, f"landed migrations changed (write a new migration instead): {changed}"
+    unrecorded = sorted(set(files) - set(recorded))
+    assert not unrecorded, f"record new migrations with `make freeze-migrations`: {unrecorded}"
+
+
+def test_migrations_hold_only_stateful_ddl() -> None:
+    for path in migrate.migration_files():
+        text = path.read_text().upper()
+        for word in ("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", "CREATE POLICY", "GRANT "):
+            assert word not in text, f"{path.name}: {word.strip()} belongs in db/ (repeatable)"
+
+
+def _schema_dump(st: Stack, cfg: Config) -> str:
+    out = subprocess.run(
+        [st.pg.bin("pg_dump"), "--schema-only", "-h", cfg.pg_host, "-p", str(cfg.pg_port),
+         "-U", SUPERUSER, "-d", cfg.database],
+        capture_output=True, text=True, check=True,
+        env={"PGPASSWORD": superuser_password(st), "PATH": "/usr/bin:/bin"},
+    ).stdout
+    # PG 18 writes a random \restrict key into every dump
+    return "\n".join(line for line in out.splitlines() if not line.startswith(("\\restrict",
+                                                                               "\\unrestrict")))
+
+
+def test_applying_twice_is_a_no_op(stack: Stack, fresh_db: Config) -> None:
+    before = _schema_dump(stack, fresh_db)
+    result = migrate.migrate({"host": fresh_db.pg_host, "port": str(fresh_db.pg_port),
+                              "dbname": fresh_db.database, "user": SUPERUSER,
+                              "password": superuser_password(stack)})
+    assert result.applied == []
+    assert result.repeatables == len(migrate.repeatable_files())
+    assert _schema_dump(stack, fresh_db) == before
+
+
+def test_migrate_cli_on_an_empty_database(stack: Stack) -> None:
+    name = "nexus_empty_db"
+    with stack.superuser_conn("postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        dsn = (f"host={stack.cfg.pg_host} port={stack.cfg.pg_port} dbname={name} "
+               f"user={SUPERUSER} password={superuser_password(stack)}")
+        env = {"PATH": "/usr/bin:/bin", "NEXUS_HOME": str(stack.cfg.home)}
+        first = subprocess.run([str(NEXUS), "migrate", "--dsn", dsn], capture_output=True,
+                               text=True, env=env)
+        assert first.returncode == 0, first.stderr
+        ids = [p.stem for p in migrate.migration_files()]
+        assert f"migrations applied: {', '.join(ids)}" in first.stdout
+        assert superuser_password(stack) not in first.stdout + first.stderr
+        second = subprocess.run([str(NEXUS), "migrate", "--dsn", dsn], capture_output=True,
+                                text=True, env=env)
+        assert second.returncode == 0, second.stderr
+        assert "none (already up to date)" in second.stdout
+        cfg = Config(home=stack.cfg.home, pg_host=stack.cfg.pg_host, pg_port=stack.cfg.pg_port,
+                     database=name)
+        with connect_as(cfg, SUPERUSER, superuser_password(stack)) as conn:
+            tables = {r[0] for r in conn.execute(
+                "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+                "WHERE table_schema IN ('nexus_memory', 'consciousness')").fetchall()}
+            assert "nexus_memory.zep_episodic_memory" in tables
+            in_public = conn.execute(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind = 'r'").fetchone()[0]
+            assert in_public == 0, "yoyo's bookkeeping must not land in public"
+    finally:
+        drop_database(stack, name)
