@@ -70,3 +70,17 @@ GRANT EXECUTE ON FUNCTION memory_system._check_agent(text),
                           memory_system._check_json_object(text, jsonb, bigint),
                           memory_system._check_tags(text[])
     TO nexus_agent;
+
+-- workers: the queue functions, nothing else
+GRANT EXECUTE ON FUNCTION memory_system.claim_batch(text, integer, interval),
+                          memory_system.complete_batch(text, bigint[], public.vector[], bytea[], text),
+                          memory_system.fail_item(text, bigint, text),
+                          memory_system.heartbeat(text, interval, jsonb),
+                          memory_system.release(text),
+                          memory_system.reap_expired_leases(),
+                          memory_system.prune_done(interval),
+                          memory_system.queue_stats()
+    TO nexus_worker;
+-- the queue's own bookkeeping, read by workers for stats; analysts read everything anyway
+GRANT SELECT ON memory_system.embeddings_queue, memory_system.worker_heartbeats TO nexus_worker;
+GRANT EXECUTE ON FUNCTION memory_system.queue_stats() TO nexus_ro;

@@ -16,7 +16,9 @@ CREATE TABLE nexus_memory.zep_episodic_memory (
     valid_at           timestamptz,
     created_at         timestamptz NOT NULL DEFAULT now(),
     updated_at         timestamptz NOT NULL DEFAULT now(),
-    content_sha256     bytea GENERATED ALWAYS AS (sha256(content::bytea)) STORED,
+    -- sha256 of the content's UTF-8 bytes (content::bytea would read backslashes as escapes)
+    content_sha256     bytea GENERATED ALWAYS AS
+                       (sha256(decode(replace(content, '\', '\\'), 'escape'))) STORED,
     content_tsv        tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED,
     embedding          public.vector(384),
     embedding_model    text,
@@ -76,7 +78,9 @@ CREATE TABLE nexus_memory.semantic_memories (
     source_episode_id  bigint,
     created_at         timestamptz NOT NULL DEFAULT now(),
     updated_at         timestamptz NOT NULL DEFAULT now(),
-    content_sha256     bytea GENERATED ALWAYS AS (sha256(content::bytea)) STORED,
+    -- sha256 of the content's UTF-8 bytes (content::bytea would read backslashes as escapes)
+    content_sha256     bytea GENERATED ALWAYS AS
+                       (sha256(decode(replace(content, '\', '\\'), 'escape'))) STORED,
     content_tsv        tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED,
     embedding          public.vector(384),
     embedding_model    text,

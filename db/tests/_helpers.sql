@@ -23,3 +23,11 @@ $$;
 
 -- tests switch to agent roles and still call the helpers
 GRANT USAGE ON SCHEMA tests TO PUBLIC;
+
+-- A made-up unit vector of the configured dimension (tests of the queue need no model).
+CREATE OR REPLACE FUNCTION tests.fake_vector(p_seed float8 DEFAULT 1)
+RETURNS public.vector
+LANGUAGE sql
+IMMUTABLE
+AS $$ SELECT array_agg(CASE WHEN g = 1 THEN p_seed ELSE 0 END ORDER BY g)::float4[]::public.vector
+        FROM generate_series(1, 384) AS g $$;

@@ -8,7 +8,8 @@ BEGIN
     IF TG_OP = 'INSERT' OR NEW.agent_id IS DISTINCT FROM OLD.agent_id THEN
         PERFORM memory_system._check_agent(NEW.agent_id);
     END IF;
-    PERFORM memory_system._check_size('content', octet_length(NEW.content), 1048576);
+    -- 256 KiB keeps the full-text vector of any content under its 1 MB limit
+    PERFORM memory_system._check_size('content', octet_length(NEW.content), 262144);
     PERFORM memory_system._check_json_object('metadata', NEW.metadata, 65536);
     PERFORM memory_system._check_tags(NEW.tags);
     IF NEW.importance IS NULL OR NOT NEW.importance BETWEEN 0 AND 1 THEN

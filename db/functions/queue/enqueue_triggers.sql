@@ -1,0 +1,112 @@
+-- Triggers that turn writes of embedded tables into queue work.
+-- INSERT: one set-based enqueue per statement (transition table), so bulk loads stay fast.
+-- UPDATE: only when the content checksum changed. DELETE: the row's queue items go too.
+
+CREATE OR REPLACE FUNCTION memory_system._embedding_model()
+RETURNS text
+LANGUAGE sql
+STABLE
+AS $$ SELECT value FROM memory_system.settings WHERE name = 'embedding_model' $$;
+COMMENT ON FUNCTION memory_system._embedding_model() IS
+'The model new embedding work targets (memory_system.settings). Internal.';
+
+CREATE OR REPLACE FUNCTION memory_system._enqueue_inserted()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO memory_system.embeddings_queue (agent_id, source_table, source_id, content_sha256, model)
+    SELECT n.agent_id, TG_TABLE_NAME, n.id, n.content_sha256, memory_system._embedding_model()
+      FROM new_rows AS n
+     -- rows that arrive with a current embedding (an import) need no work
+     WHERE n.embedding IS NULL
+        OR n.embedding_sha256 IS DISTINCT FROM n.content_sha256
+        OR n.embedding_model IS DISTINCT FROM memory_system._embedding_model();
+    IF FOUND THEN
+        PERFORM pg_notify('nexus_embeddings', '');
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION memory_system._enqueue_inserted() IS
+'Statement trigger: enqueues embedding work for every inserted row that has no current embedding,
+and wakes idle workers (NOTIFY nexus_embeddings).';
+
+CREATE OR REPLACE FUNCTION memory_system._enqueue_updated()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_model text := memory_system._embedding_model();
+BEGIN
+    -- back to content that is already embedded (A -> B -> A): nothing to do but drop pending work
+    IF NEW.embedding IS NOT NULL AND NEW.embedding_sha256 = NEW.content_sha256
+       AND NEW.embedding_model = v_model THEN
+        DELETE FROM memory_system.embeddings_queue
+         WHERE source_table = TG_TABLE_NAME AND source_id = NEW.id AND state = 'pending';
+        RETURN NULL;
+    END IF;
+    -- a pending item for older content is superseded in place: the old content is never embedded
+    INSERT INTO memory_system.embeddings_queue AS q
+           (agent_id, source_table, source_id, content_sha256, model)
+    VALUES (NEW.agent_id, TG_TABLE_NAME, NEW.id, NEW.content_sha256, v_model)
+    ON CONFLICT (source_table, source_id) WHERE state = 'pending'
+    DO UPDATE SET content_sha256 = EXCLUDED.content_sha256,
+                  model = EXCLUDED.model,
+                  enqueued_at = now(),
+                  available_at = now(),
+                  retry_count = 0,
+                  last_error = NULL;
+    PERFORM pg_notify('nexus_embeddings', '');
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION memory_system._enqueue_updated() IS
+'Row trigger on content changes: enqueues work for the new content, superseding a pending item
+for older content in place, and wakes idle workers.';
+
+CREATE OR REPLACE FUNCTION memory_system._dequeue_deleted()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM memory_system.embeddings_queue AS q
+     USING old_rows AS o
+     WHERE q.source_table = TG_TABLE_NAME AND q.source_id = o.id;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION memory_system._dequeue_deleted() IS
+'Statement trigger: deleting source rows removes their queue items.';
+
+CREATE OR REPLACE TRIGGER enqueue_inserted
+    AFTER INSERT ON nexus_memory.zep_episodic_memory
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION memory_system._enqueue_inserted();
+CREATE OR REPLACE TRIGGER enqueue_updated
+    AFTER UPDATE OF content ON nexus_memory.zep_episodic_memory
+    FOR EACH ROW WHEN (OLD.content_sha256 IS DISTINCT FROM NEW.content_sha256)
+    EXECUTE FUNCTION memory_system._enqueue_updated();
+CREATE OR REPLACE TRIGGER dequeue_deleted
+    AFTER DELETE ON nexus_memory.zep_episodic_memory
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION memory_system._dequeue_deleted();
+
+CREATE OR REPLACE TRIGGER enqueue_inserted
+    AFTER INSERT ON nexus_memory.semantic_memories
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION memory_system._enqueue_inserted();
+CREATE OR REPLACE TRIGGER enqueue_updated
+    AFTER UPDATE OF content ON nexus_memory.semantic_memories
+    FOR EACH ROW WHEN (OLD.content_sha256 IS DISTINCT FROM NEW.content_sha256)
+    EXECUTE FUNCTION memory_system._enqueue_updated();
+CREATE OR REPLACE TRIGGER dequeue_deleted
+    AFTER DELETE ON nexus_memory.semantic_memories
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION memory_system._dequeue_deleted();

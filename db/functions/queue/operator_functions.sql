@@ -1,0 +1,118 @@
+-- Operator functions for the embedding queue (the owner, or roles it grants them to).
+
+CREATE OR REPLACE FUNCTION memory_system.requeue_dead(p_item_ids bigint[] DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY INVOKER
+AS $$
+DECLARE
+    v_ids bigint[];
+    v_pending integer;
+BEGIN
+    SELECT array_agg(id) INTO v_ids
+      FROM (SELECT id FROM memory_system.embeddings_queue
+             WHERE state = 'dead' AND (p_item_ids IS NULL OR id = ANY (p_item_ids))
+             ORDER BY id FOR UPDATE) AS dead;
+    IF v_ids IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- a fresh start: the retry count goes back to zero, the last error stays for the record
+    UPDATE memory_system.embeddings_queue SET retry_count = 0 WHERE id = ANY (v_ids);
+    SELECT count(*) INTO v_pending
+      FROM memory_system._requeue(v_ids, 'dead', NULL, 0, interval '0') AS r
+     WHERE r.new_state = 'pending';
+    PERFORM pg_notify('nexus_embeddings', '');
+    RETURN v_pending;
+END
+$$;
+COMMENT ON FUNCTION memory_system.requeue_dead(bigint[]) IS
+'Puts dead items (all, or those listed) back to pending with a fresh retry count. An item whose row
+already has newer pending work is closed as superseded instead. Returns the number re-queued.
+Callers: operators.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.queue_stats()
+RETURNS TABLE (pending bigint, processing bigint, done bigint, dead bigint,
+               oldest_pending_age interval, done_last_minute bigint, done_last_hour bigint,
+               live_workers bigint)
+LANGUAGE sql
+STABLE
+SECURITY INVOKER
+AS $$
+    SELECT count(*) FILTER (WHERE state = 'pending'),
+           count(*) FILTER (WHERE state = 'processing'),
+           count(*) FILTER (WHERE state = 'done'),
+           count(*) FILTER (WHERE state = 'dead'),
+           now() - min(enqueued_at) FILTER (WHERE state = 'pending'),
+           count(*) FILTER (WHERE state = 'done' AND processed_at > now() - interval '1 minute'),
+           count(*) FILTER (WHERE state = 'done' AND processed_at > now() - interval '1 hour'),
+           (SELECT count(*) FROM memory_system.worker_heartbeats
+             WHERE stopped_at IS NULL AND last_seen > now() - interval '1 minute')
+      FROM memory_system.embeddings_queue
+$$;
+COMMENT ON FUNCTION memory_system.queue_stats() IS
+'Queue depth per state, age of the oldest pending item, items done in the last minute and hour
+(throughput), and workers with a heartbeat in the last minute. Callers: operators, nexus_worker
+(the sidecar''s /metrics and /health), nexus_ro.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.reembed_all(p_model text)
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY INVOKER
+AS $$
+DECLARE
+    v_count bigint := 0;
+    v_rows bigint;
+BEGIN
+    IF p_model IS NULL OR btrim(p_model) = '' THEN
+        RAISE EXCEPTION 'model name is required' USING ERRCODE = 'NX020';
+    END IF;
+    UPDATE memory_system.settings SET value = p_model, updated_at = now()
+     WHERE name = 'embedding_model';
+    -- every row not embedded by p_model gets (or keeps, retargeted) one pending item
+    INSERT INTO memory_system.embeddings_queue AS q (agent_id, source_table, source_id, content_sha256, model)
+    SELECT agent_id, 'zep_episodic_memory', id, content_sha256, p_model
+      FROM nexus_memory.zep_episodic_memory
+     WHERE embedding_model IS DISTINCT FROM p_model OR embedding_sha256 IS DISTINCT FROM content_sha256
+    ON CONFLICT (source_table, source_id) WHERE state = 'pending'
+    DO UPDATE SET model = EXCLUDED.model, content_sha256 = EXCLUDED.content_sha256;
+    GET DIAGNOSTICS v_rows = ROW_COUNT; v_count := v_count + v_rows;
+    INSERT INTO memory_system.embeddings_queue AS q (agent_id, source_table, source_id, content_sha256, model)
+    SELECT agent_id, 'semantic_memories', id, content_sha256, p_model
+      FROM nexus_memory.semantic_memories
+     WHERE embedding_model IS DISTINCT FROM p_model OR embedding_sha256 IS DISTINCT FROM content_sha256
+    ON CONFLICT (source_table, source_id) WHERE state = 'pending'
+    DO UPDATE SET model = EXCLUDED.model, content_sha256 = EXCLUDED.content_sha256;
+    GET DIAGNOSTICS v_rows = ROW_COUNT; v_count := v_count + v_rows;
+    PERFORM pg_notify('nexus_embeddings', '');
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION memory_system.reembed_all(text) IS
+'Switches the embedding model (memory_system.settings) and queues every row not yet embedded by it.
+Old vectors stay searchable until replaced. Returns the number of rows queued.
+Errors: NX020 no model name. Callers: operators.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.prune_done(p_older_than interval DEFAULT interval '7 days')
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    IF p_older_than IS NULL OR p_older_than < interval '0' THEN
+        RAISE EXCEPTION 'retention must be a non-negative interval' USING ERRCODE = 'NX020';
+    END IF;
+    DELETE FROM memory_system.embeddings_queue
+     WHERE state = 'done' AND processed_at < now() - p_older_than;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION memory_system.prune_done(interval) IS
+'Deletes done items finished more than p_older_than ago (default 7 days), keeping the queue lean.
+Dead items are kept until re-queued. Returns the number deleted. Errors: NX020. Callers: operators, workers.';

@@ -1,0 +1,323 @@
+-- What an embedding worker (role nexus_worker) calls: claim, complete, fail, heartbeat, release.
+-- SECURITY DEFINER: workers never read content or the queue table themselves.
+
+CREATE OR REPLACE FUNCTION memory_system._check_worker(p_worker text)
+RETURNS void
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+BEGIN
+    IF p_worker IS NULL OR length(p_worker) NOT BETWEEN 1 AND 200 THEN
+        RAISE EXCEPTION 'worker id must be 1 to 200 characters' USING ERRCODE = 'NX020';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION memory_system._check_worker(text) IS 'Raises NX020 for a missing or over-long worker id. Internal.';
+
+
+CREATE OR REPLACE FUNCTION memory_system._requeue(p_ids bigint[], p_state text, p_error text,
+                                                  p_retry_increment integer, p_delay interval)
+RETURNS TABLE (item_id bigint, new_state text)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Items leave 'processing' (or 'dead') for 'pending' -- unless newer work for the same source
+    -- row is already pending (then this one is superseded: 'done'), or they have failed 5 times
+    -- ('dead'). The caller holds row locks on p_ids.
+    RETURN QUERY
+    WITH items AS (
+        SELECT q.id, q.source_table, q.source_id, q.retry_count + p_retry_increment AS retries,
+               row_number() OVER (PARTITION BY q.source_table, q.source_id ORDER BY q.id DESC) AS rank
+          FROM memory_system.embeddings_queue AS q
+         WHERE q.id = ANY (p_ids) AND q.state = p_state
+    ), decided AS (
+        SELECT i.id, i.retries,
+               CASE
+                   WHEN i.retries >= 5 THEN 'dead'
+                   WHEN i.rank > 1 OR EXISTS (
+                        SELECT FROM memory_system.embeddings_queue AS p
+                         WHERE p.state = 'pending' AND p.source_table = i.source_table
+                           AND p.source_id = i.source_id) THEN 'done'
+                   ELSE 'pending'
+               END AS state
+          FROM items AS i
+    )
+    UPDATE memory_system.embeddings_queue AS q
+       SET state = d.state,
+           retry_count = d.retries,
+           last_error = CASE WHEN d.state = 'done' THEN 'superseded: newer content is queued'
+                             ELSE coalesce(p_error, q.last_error) END,
+           available_at = now() + CASE WHEN d.state = 'pending' THEN p_delay ELSE interval '0' END,
+           processed_at = CASE WHEN d.state IN ('done', 'dead') THEN now() END,
+           lease_owner = NULL,
+           lease_expires_at = NULL
+      FROM decided AS d
+     WHERE q.id = d.id
+    RETURNING q.id, q.state;
+END
+$$;
+COMMENT ON FUNCTION memory_system._requeue(bigint[], text, text, integer, interval) IS
+'Moves items back to pending (after p_delay), to dead after 5 failures, or to done when newer work
+for the same row is already pending. Internal: used by fail, release, lease expiry and requeue.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.reap_expired_leases()
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_ids bigint[];
+BEGIN
+    SELECT array_agg(id) INTO v_ids
+      FROM (SELECT id FROM memory_system.embeddings_queue
+             WHERE state = 'processing' AND lease_expires_at < now()
+             ORDER BY id
+               FOR UPDATE SKIP LOCKED) AS expired;
+    IF v_ids IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- a lease that ran out counts as a failed try: a row that crashes its worker goes dead in the end
+    PERFORM memory_system._requeue(v_ids, 'processing', 'lease expired: the worker stopped without finishing', 1, interval '0');
+    RETURN cardinality(v_ids);
+EXCEPTION WHEN unique_violation THEN
+    -- newer work for the same row was enqueued concurrently: the next call will settle it
+    RETURN 0;
+END
+$$;
+COMMENT ON FUNCTION memory_system.reap_expired_leases() IS
+'Returns items whose lease expired (a crashed or stuck worker) to pending, counting a failed try.
+Called by every claim, so nothing a crashed worker held is lost. Returns the number reaped. Callers: workers, operators.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.claim_batch(
+    p_worker text,
+    p_limit integer DEFAULT 32,
+    p_lease interval DEFAULT interval '5 minutes'
+)
+RETURNS TABLE (item_id bigint, agent_id text, source_table text, source_id bigint,
+               content text, content_sha256 bytea, model text, retry_count integer)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM memory_system._check_worker(p_worker);
+    IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'batch size must be 1 to 1000, got %', p_limit USING ERRCODE = 'NX020';
+    END IF;
+    IF p_lease IS NULL OR p_lease < interval '1 second' OR p_lease > interval '1 day' THEN
+        RAISE EXCEPTION 'lease must be between 1 second and 1 day, got %', p_lease USING ERRCODE = 'NX020';
+    END IF;
+    PERFORM memory_system.reap_expired_leases();
+    RETURN QUERY
+    WITH claimed AS (
+        UPDATE memory_system.embeddings_queue AS q
+           SET state = 'processing', lease_owner = p_worker,
+               lease_expires_at = now() + p_lease, claimed_at = now()
+          FROM (SELECT c.id FROM memory_system.embeddings_queue AS c
+                 WHERE c.state = 'pending' AND c.available_at <= now()
+                 ORDER BY c.available_at, c.id
+                 LIMIT p_limit
+                   FOR UPDATE SKIP LOCKED) AS picked
+         WHERE q.id = picked.id
+        RETURNING q.id, q.agent_id, q.source_table, q.source_id, q.model, q.retry_count
+    )
+    SELECT c.id, c.agent_id, c.source_table, c.source_id, src.content, src.content_sha256,
+           c.model, c.retry_count
+      FROM claimed AS c
+      JOIN LATERAL (
+            SELECT e.content, e.content_sha256 FROM nexus_memory.zep_episodic_memory AS e
+             WHERE c.source_table = 'zep_episodic_memory' AND e.agent_id = c.agent_id AND e.id = c.source_id
+            UNION ALL
+            SELECT s.content, s.content_sha256 FROM nexus_memory.semantic_memories AS s
+             WHERE c.source_table = 'semantic_memories' AND s.agent_id = c.agent_id AND s.id = c.source_id
+      ) AS src ON true
+     ORDER BY c.id;
+END
+$$;
+COMMENT ON FUNCTION memory_system.claim_batch(text, integer, interval) IS
+'Claims up to p_limit pending items (FOR UPDATE SKIP LOCKED: concurrent workers never get the same
+item) under a lease of p_lease, first returning expired leases to pending. Returns each item with
+the row''s current content and its checksum, to be passed back to complete_batch.
+Errors: NX020 bad worker id, batch size (1-1000) or lease (1 s - 1 day). Callers: nexus_worker.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.complete_batch(
+    p_worker text,
+    p_item_ids bigint[],
+    p_embeddings public.vector[],
+    p_content_sha256 bytea[],
+    p_model text
+)
+RETURNS TABLE (written integer, stale integer, lost integer)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_dims integer := (SELECT value::integer FROM memory_system.settings WHERE name = 'embedding_dimensions');
+    v_bad integer;
+BEGIN
+    PERFORM memory_system._check_worker(p_worker);
+    IF p_model IS NULL OR p_model = '' THEN
+        RAISE EXCEPTION 'model name is required' USING ERRCODE = 'NX020';
+    END IF;
+    IF cardinality(p_item_ids) IS DISTINCT FROM cardinality(p_embeddings)
+       OR cardinality(p_item_ids) IS DISTINCT FROM cardinality(p_content_sha256) THEN
+        RAISE EXCEPTION 'item ids, embeddings and checksums must be arrays of the same length'
+            USING ERRCODE = 'NX020';
+    END IF;
+    SELECT count(*) INTO v_bad FROM unnest(p_embeddings) AS v
+     WHERE v IS NULL OR public.vector_dims(v) <> v_dims;
+    IF v_bad > 0 THEN
+        RAISE EXCEPTION '% embeddings are missing or not % dimensions', v_bad, v_dims
+            USING ERRCODE = 'NX013';
+    END IF;
+    RETURN QUERY
+    WITH input AS (
+        SELECT i.item_id, i.embedding, i.sha
+          FROM unnest(p_item_ids, p_embeddings, p_content_sha256) AS i (item_id, embedding, sha)
+    ), held AS (
+        -- only items this worker still holds: a lease that expired and moved on is not ours
+        SELECT q.id, q.source_table, q.source_id, q.agent_id, i.embedding, i.sha
+          FROM memory_system.embeddings_queue AS q
+          JOIN input AS i ON i.item_id = q.id
+         WHERE q.state = 'processing' AND q.lease_owner = p_worker
+           FOR UPDATE OF q
+    ), wrote_e AS (
+        -- refuse a vector computed from content that has changed since: it is stale
+        UPDATE nexus_memory.zep_episodic_memory AS e
+           SET embedding = h.embedding, embedding_model = p_model,
+               embedding_sha256 = h.sha, embedded_at = now()
+          FROM held AS h
+         WHERE h.source_table = 'zep_episodic_memory' AND e.agent_id = h.agent_id
+           AND e.id = h.source_id AND e.content_sha256 = h.sha
+        RETURNING h.id
+    ), wrote_s AS (
+        UPDATE nexus_memory.semantic_memories AS s
+           SET embedding = h.embedding, embedding_model = p_model,
+               embedding_sha256 = h.sha, embedded_at = now()
+          FROM held AS h
+         WHERE h.source_table = 'semantic_memories' AND s.agent_id = h.agent_id
+           AND s.id = h.source_id AND s.content_sha256 = h.sha
+        RETURNING h.id
+    ), finished AS (
+        UPDATE memory_system.embeddings_queue AS q
+           SET state = 'done', processed_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+               last_error = CASE WHEN w.id IS NULL
+                                 THEN 'stale: the content changed (or the row was deleted) before the result arrived'
+                            END
+          FROM held AS h
+          LEFT JOIN (SELECT id FROM wrote_e UNION ALL SELECT id FROM wrote_s) AS w ON w.id = h.id
+         WHERE q.id = h.id
+        RETURNING (w.id IS NOT NULL) AS ok
+    )
+    SELECT (count(*) FILTER (WHERE f.ok))::integer,
+           (count(*) FILTER (WHERE NOT f.ok))::integer,
+           (coalesce(cardinality(p_item_ids), 0) - count(*))::integer
+      FROM finished AS f;
+END
+$$;
+COMMENT ON FUNCTION memory_system.complete_batch(text, bigint[], public.vector[], bytea[], text) IS
+'Writes the vectors of items this worker holds and marks them done. A vector whose checksum no
+longer matches the row''s content is refused (counted stale; newer work is queued by the trigger).
+Returns written, stale, and lost (items this worker no longer holds: lease expired and reclaimed).
+Errors: NX020 bad arguments; NX013 an embedding missing or not of the configured dimension.
+Callers: nexus_worker.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.fail_item(p_worker text, p_item_id bigint, p_error text)
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_retries integer;
+    v_state text;
+BEGIN
+    PERFORM memory_system._check_worker(p_worker);
+    SELECT retry_count INTO v_retries FROM memory_system.embeddings_queue
+     WHERE id = p_item_id AND state = 'processing' AND lease_owner = p_worker
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'item % is not held by worker %', p_item_id, p_worker
+            USING ERRCODE = 'NX021', HINT = 'Its lease expired and it was reclaimed, or it was never claimed.';
+    END IF;
+    -- exponential backoff: 2, 4, 8, 16 s (then dead at the 5th failure)
+    SELECT r.new_state INTO v_state
+      FROM memory_system._requeue(ARRAY[p_item_id], 'processing',
+                                  left(coalesce(p_error, 'unknown error'), 2000), 1,
+                                  make_interval(secs => power(2, v_retries + 1))) AS r;
+    RETURN v_state;
+END
+$$;
+COMMENT ON FUNCTION memory_system.fail_item(text, bigint, text) IS
+'Records a failed try of an item this worker holds: back to pending after an exponential backoff,
+or dead after the 5th failure, the last error kept. Returns the new state.
+Errors: NX020 bad worker id; NX021 the item is not held by this worker. Callers: nexus_worker.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.heartbeat(
+    p_worker text,
+    p_lease interval DEFAULT interval '5 minutes',
+    p_info jsonb DEFAULT '{}'
+)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_extended integer;
+BEGIN
+    PERFORM memory_system._check_worker(p_worker);
+    PERFORM memory_system._check_json_object('info', p_info, 65536);
+    INSERT INTO memory_system.worker_heartbeats AS h (worker_id, info)
+    VALUES (p_worker, coalesce(p_info, '{}'))
+    ON CONFLICT (worker_id) DO UPDATE
+       SET last_seen = now(), stopped_at = NULL, info = EXCLUDED.info;
+    UPDATE memory_system.embeddings_queue
+       SET lease_expires_at = now() + p_lease
+     WHERE state = 'processing' AND lease_owner = p_worker;
+    GET DIAGNOSTICS v_extended = ROW_COUNT;
+    RETURN v_extended;
+END
+$$;
+COMMENT ON FUNCTION memory_system.heartbeat(text, interval, jsonb) IS
+'Records that a worker is alive and extends the leases of the items it holds by p_lease.
+Returns the number of leases extended. Errors: NX020 bad worker id; NX012 info not an object.
+Callers: nexus_worker.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.release(p_worker text)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_ids bigint[];
+BEGIN
+    PERFORM memory_system._check_worker(p_worker);
+    SELECT array_agg(id) INTO v_ids
+      FROM (SELECT id FROM memory_system.embeddings_queue
+             WHERE state = 'processing' AND lease_owner = p_worker
+             ORDER BY id FOR UPDATE) AS held;
+    UPDATE memory_system.worker_heartbeats SET stopped_at = now(), last_seen = now()
+     WHERE worker_id = p_worker;
+    IF v_ids IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- a clean shutdown is not a failure: no retry is counted
+    PERFORM memory_system._requeue(v_ids, 'processing', NULL, 0, interval '0');
+    RETURN cardinality(v_ids);
+END
+$$;
+COMMENT ON FUNCTION memory_system.release(text) IS
+'On shutdown: returns every item the worker holds to pending at once (no failure counted) and
+marks the worker stopped. Returns the number released. Errors: NX020 bad worker id. Callers: nexus_worker.';

@@ -1,0 +1,295 @@
+-- The schema contract: extensions, schemas, tables, columns, indexes, row-level security,
+-- nothing of ours in public, and what every function must carry.
+BEGIN;
+SELECT * FROM no_plan();
+
+-- The key columns of an index, in order (expression columns are left out).
+CREATE FUNCTION pg_temp.index_columns(p_index regclass)
+RETURNS name[]
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT array_agg(a.attname ORDER BY k.n)
+      FROM pg_catalog.pg_index AS i
+     CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k (attnum, n)
+      JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+     WHERE i.indexrelid = p_index
+       AND k.n <= i.indnkeyatts
+$$;
+
+-- Is there an index of access method p_am on p_table whose leading key columns are p_columns
+-- (and, if p_opclass is given, whose first column uses that operator class)?
+CREATE FUNCTION pg_temp.has_index_on(p_table regclass, p_am name, p_columns name[],
+                                     p_opclass name DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT EXISTS (
+        SELECT
+          FROM pg_catalog.pg_index AS i
+          JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+          JOIN pg_catalog.pg_am AS am ON am.oid = c.relam
+         WHERE i.indrelid = p_table
+           AND am.amname = p_am
+           AND (pg_temp.index_columns(i.indexrelid))[1:cardinality(p_columns)] = p_columns
+           AND (p_opclass IS NULL
+                OR (SELECT o.opcname FROM pg_catalog.pg_opclass AS o
+                     WHERE o.oid = i.indclass[0]) = p_opclass))
+$$;
+
+-- The tables (any relation holding rows) of the data schemas.
+CREATE TEMP VIEW data_tables AS
+    SELECT c.oid::regclass AS tbl, n.nspname AS schema_name, c.relname AS table_name,
+           c.relkind, c.relrowsecurity, c.relforcerowsecurity
+      FROM pg_catalog.pg_class AS c
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+     WHERE n.nspname IN ('nexus', 'nexus_memory', 'memory_system', 'consciousness')
+       AND c.relkind IN ('r', 'p', 'v', 'm', 'f');
+
+-- Agent-owned tables: every table with an agent_id column, unless listed here as a system table
+-- (the embedding queue: agents never touch it; it keeps agent_id for per-agent stats).
+CREATE TEMP TABLE system_tables_with_agent_id (tbl regclass);
+INSERT INTO system_tables_with_agent_id VALUES ('memory_system.embeddings_queue');
+
+CREATE TEMP VIEW agent_tables AS
+    SELECT t.*
+      FROM data_tables AS t
+     WHERE EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+                    WHERE a.attrelid = t.tbl AND a.attname = 'agent_id' AND NOT a.attisdropped)
+       AND t.tbl NOT IN (SELECT tbl FROM system_tables_with_agent_id);
+
+-- extension and schemas ------------------------------------------------------------------------
+SELECT has_extension('public', 'vector', 'pgvector is installed in public');
+SELECT has_schema('nexus');
+SELECT has_schema('nexus_memory');
+SELECT has_schema('memory_system');
+SELECT has_schema('consciousness');
+
+-- nexus is the API: functions only
+SELECT is_empty(
+    $$SELECT c.relname, c.relkind FROM pg_catalog.pg_class AS c
+       WHERE c.relnamespace = 'nexus'::regnamespace$$,
+    'schema nexus has no tables, views, sequences, indexes or composite types');
+SELECT is_empty(
+    $$SELECT t.typname FROM pg_catalog.pg_type AS t
+       WHERE t.typnamespace = 'nexus'::regnamespace$$,
+    'schema nexus has no types or domains');
+
+-- tables -------------------------------------------------------------------------------------
+SELECT tables_are('nexus', ARRAY[]::name[], 'schema nexus has no tables');
+SELECT tables_are('nexus_memory',
+                  ARRAY['zep_episodic_memory', 'working_memory_contexts', 'semantic_memories']);
+SELECT tables_are('memory_system', ARRAY['agents', 'settings', 'embeddings_queue', 'worker_heartbeats']);
+SELECT tables_are('consciousness', ARRAY['consciousness_checkpoints', 'distributed_consensus']);
+SELECT is_empty($$SELECT tbl, relkind FROM data_tables WHERE relkind NOT IN ('r', 'p')$$,
+                'no views, materialized views or foreign tables in the data schemas');
+
+-- columns ------------------------------------------------------------------------------------
+SELECT columns_are('nexus_memory', 'zep_episodic_memory', ARRAY[
+    'id', 'agent_id', 'episode_uuid', 'session_id', 'action_type', 'source', 'content', 'metadata',
+    'tags', 'importance', 'valid_at', 'created_at', 'updated_at', 'content_sha256', 'content_tsv',
+    'embedding', 'embedding_model', 'embedding_sha256', 'embedded_at']);
+SELECT columns_are('nexus_memory', 'working_memory_contexts', ARRAY[
+    'id', 'agent_id', 'context_key', 'value', 'expires_at', 'created_at', 'updated_at']);
+SELECT columns_are('nexus_memory', 'semantic_memories', ARRAY[
+    'id', 'agent_id', 'content', 'metadata', 'tags', 'importance', 'source_episode_id',
+    'created_at', 'updated_at', 'content_sha256', 'content_tsv', 'embedding', 'embedding_model',
+    'embedding_sha256', 'embedded_at']);
+SELECT columns_are('memory_system', 'agents', ARRAY['agent_id', 'description', 'created_at']);
+SELECT columns_are('memory_system', 'embeddings_queue', ARRAY[
+    'id', 'agent_id', 'source_table', 'source_id', 'content_sha256', 'model', 'state', 'retry_count',
+    'last_error', 'enqueued_at', 'available_at', 'claimed_at', 'processed_at', 'lease_owner',
+    'lease_expires_at']);
+SELECT col_type_is('memory_system', 'embeddings_queue', 'content_sha256', 'bytea', 'queue checksum is bytea');
+SELECT col_type_is('memory_system', 'embeddings_queue', 'retry_count', 'integer', 'retry_count is integer');
+SELECT index_is_unique('memory_system', 'embeddings_queue', 'embeddings_queue_pending_source_idx');
+SELECT has_index('memory_system', 'embeddings_queue', 'embeddings_queue_claim_idx', ARRAY['available_at', 'id']);
+SELECT is((SELECT pg_get_expr(indpred, indrelid) FROM pg_index WHERE indexrelid = 'memory_system.embeddings_queue_claim_idx'::regclass),
+          '(state = ''pending''::text)', 'the claim index covers pending items only');
+SELECT ok((SELECT 'fillfactor=70' = ANY (reloptions) FROM pg_class WHERE oid = 'memory_system.embeddings_queue'::regclass),
+          'the queue table leaves room for in-place updates (fillfactor 70)');
+SELECT columns_are('memory_system', 'worker_heartbeats', ARRAY['worker_id', 'started_at', 'last_seen', 'stopped_at', 'info']);
+SELECT columns_are('memory_system', 'settings', ARRAY['name', 'value', 'updated_at']);
+SELECT columns_are('consciousness', 'consciousness_checkpoints', ARRAY[
+    'id', 'agent_id', 'checkpoint_name', 'state', 'metadata', 'created_at']);
+SELECT columns_are('consciousness', 'distributed_consensus', ARRAY[
+    'consensus_key', 'value', 'version', 'updated_by', 'created_at', 'updated_at']);
+
+SELECT col_type_is(s, t, c, ty, format('%s.%s.%s is %s', s, t, c, ty))
+  FROM (VALUES
+    ('nexus_memory', 'zep_episodic_memory', 'id', 'bigint'),
+    ('nexus_memory', 'zep_episodic_memory', 'agent_id', 'text'),
+    ('nexus_memory', 'zep_episodic_memory', 'episode_uuid', 'uuid'),
+    ('nexus_memory', 'zep_episodic_memory', 'session_id', 'text'),
+    ('nexus_memory', 'zep_episodic_memory', 'content', 'text'),
+    ('nexus_memory', 'zep_episodic_memory', 'metadata', 'jsonb'),
+    ('nexus_memory', 'zep_episodic_memory', 'tags', 'text[]'),
+    ('nexus_memory', 'zep_episodic_memory', 'importance', 'real'),
+    ('nexus_memory', 'zep_episodic_memory', 'valid_at', 'timestamp with time zone'),
+    ('nexus_memory', 'zep_episodic_memory', 'created_at', 'timestamp with time zone'),
+    ('nexus_memory', 'zep_episodic_memory', 'updated_at', 'timestamp with time zone'),
+    ('nexus_memory', 'zep_episodic_memory', 'content_sha256', 'bytea'),
+    ('nexus_memory', 'zep_episodic_memory', 'content_tsv', 'tsvector'),
+    ('nexus_memory', 'zep_episodic_memory', 'embedding', 'vector(384)'),
+    ('nexus_memory', 'zep_episodic_memory', 'embedding_model', 'text'),
+    ('nexus_memory', 'zep_episodic_memory', 'embedding_sha256', 'bytea'),
+    ('nexus_memory', 'zep_episodic_memory', 'embedded_at', 'timestamp with time zone'),
+    ('nexus_memory', 'working_memory_contexts', 'id', 'bigint'),
+    ('nexus_memory', 'working_memory_contexts', 'agent_id', 'text'),
+    ('nexus_memory', 'working_memory_contexts', 'context_key', 'text'),
+    ('nexus_memory', 'working_memory_contexts', 'value', 'jsonb'),
+    ('nexus_memory', 'working_memory_contexts', 'expires_at', 'timestamp with time zone'),
+    ('nexus_memory', 'working_memory_contexts', 'created_at', 'timestamp with time zone'),
+    ('nexus_memory', 'working_memory_contexts', 'updated_at', 'timestamp with time zone'),
+    ('nexus_memory', 'semantic_memories', 'id', 'bigint'),
+    ('nexus_memory', 'semantic_memories', 'agent_id', 'text'),
+    ('nexus_memory', 'semantic_memories', 'content', 'text'),
+    ('nexus_memory', 'semantic_memories', 'metadata', 'jsonb'),
+    ('nexus_memory', 'semantic_memories', 'tags', 'text[]'),
+    ('nexus_memory', 'semantic_memories', 'importance', 'real'),
+    ('nexus_memory', 'semantic_memories', 'source_episode_id', 'bigint'),
+    ('nexus_memory', 'semantic_memories', 'created_at', 'timestamp with time zone'),
+    ('nexus_memory', 'semantic_memories', 'updated_at', 'timestamp with time zone'),
+    ('nexus_memory', 'semantic_memories', 'content_sha256', 'bytea'),
+    ('nexus_memory', 'semantic_memories', 'content_tsv', 'tsvector'),
+    ('nexus_memory', 'semantic_memories', 'embedding', 'vector(384)'),
+    ('nexus_memory', 'semantic_memories', 'embedding_model', 'text'),
+    ('nexus_memory', 'semantic_memories', 'embedding_sha256', 'bytea'),
+    ('nexus_memory', 'semantic_memories', 'embedded_at', 'timestamp with time zone'),
+    ('memory_system', 'agents', 'agent_id', 'text'),
+    ('memory_system', 'agents', 'description', 'text'),
+    ('memory_system', 'agents', 'created_at', 'timestamp with time zone'),
+    ('consciousness', 'consciousness_checkpoints', 'id', 'bigint'),
+    ('consciousness', 'consciousness_checkpoints', 'agent_id', 'text'),
+    ('consciousness', 'consciousness_checkpoints', 'checkpoint_name', 'text'),
+    ('consciousness', 'consciousness_checkpoints', 'state', 'jsonb'),
+    ('consciousness', 'consciousness_checkpoints', 'metadata', 'jsonb'),
+    ('consciousness', 'consciousness_checkpoints', 'created_at', 'timestamp with time zone'),
+    ('consciousness', 'distributed_consensus', 'consensus_key', 'text'),
+    ('consciousness', 'distributed_consensus', 'value', 'jsonb'),
+    ('consciousness', 'distributed_consensus', 'version', 'bigint'),
+    ('consciousness', 'distributed_consensus', 'updated_by', 'text'),
+    ('consciousness', 'distributed_consensus', 'created_at', 'timestamp with time zone'),
+    ('consciousness', 'distributed_consensus', 'updated_at', 'timestamp with time zone')
+  ) AS v (s, t, c, ty);
+
+-- the checksum and the search vector are computed by the database, never written by callers
+SELECT is(a.attgenerated, 's', format('%s.%s is a stored generated column', a.attrelid::regclass, a.attname))
+  FROM pg_catalog.pg_attribute AS a
+ WHERE a.attrelid IN ('nexus_memory.zep_episodic_memory'::regclass,
+                      'nexus_memory.semantic_memories'::regclass)
+   AND a.attname IN ('content_sha256', 'content_tsv')
+ ORDER BY a.attrelid, a.attnum;
+
+-- the agent-owned tables; agent_id is always set, defaults to the calling role and is registered
+SELECT set_eq('SELECT tbl::text FROM agent_tables',
+              ARRAY['nexus_memory.zep_episodic_memory', 'nexus_memory.working_memory_contexts',
+                    'nexus_memory.semantic_memories', 'memory_system.agents',
+                    'consciousness.consciousness_checkpoints'],
+              'the agent-owned tables (with an agent_id column) are the expected five');
+SELECT col_not_null(schema_name, table_name, 'agent_id', format('%s.agent_id is NOT NULL', tbl))
+  FROM agent_tables ORDER BY tbl::text;
+SELECT col_default_is(schema_name, table_name, 'agent_id', 'CURRENT_USER'::text,
+                      format('%s.agent_id defaults to the calling role', tbl))
+  FROM agent_tables WHERE tbl <> 'memory_system.agents'::regclass ORDER BY tbl::text;
+SELECT fk_ok(schema_name, table_name, 'agent_id', 'memory_system', 'agents', 'agent_id',
+             format('%s.agent_id references the agents registry', tbl))
+  FROM agent_tables WHERE tbl <> 'memory_system.agents'::regclass ORDER BY tbl::text;
+SELECT col_is_unique('nexus_memory', 'semantic_memories', ARRAY['agent_id', 'content_sha256'],
+                     'a fact is stored once per agent (unique agent_id, content_sha256)');
+
+-- indexes ------------------------------------------------------------------------------------
+SELECT ok(pg_temp.has_index_on(t::regclass, 'btree', ARRAY['agent_id', 'created_at']::name[]),
+          format('%s has a B-tree index on (agent_id, created_at)', t))
+  FROM unnest(ARRAY['nexus_memory.zep_episodic_memory', 'nexus_memory.semantic_memories',
+                    'nexus_memory.working_memory_contexts']) AS t;
+SELECT ok(pg_temp.has_index_on(t::regclass, 'gin', ARRAY[c]::name[]),
+          format('%s has a GIN index on %s', t, c))
+  FROM unnest(ARRAY['nexus_memory.zep_episodic_memory', 'nexus_memory.semantic_memories']) AS t
+ CROSS JOIN unnest(ARRAY['content_tsv', 'metadata']) AS c;
+
+-- every embedding column has its HNSW cosine index
+SELECT is(count(*), 2::bigint, 'there are two embedding (vector) columns')
+  FROM pg_catalog.pg_attribute AS a
+  JOIN data_tables AS t ON t.tbl = a.attrelid
+ WHERE a.atttypid = 'public.vector'::regtype AND NOT a.attisdropped;
+SELECT ok(pg_temp.has_index_on(a.attrelid, 'hnsw', ARRAY[a.attname], 'vector_cosine_ops'),
+          format('%s.%s has an HNSW index with vector_cosine_ops', a.attrelid::regclass, a.attname))
+  FROM pg_catalog.pg_attribute AS a
+  JOIN data_tables AS t ON t.tbl = a.attrelid
+ WHERE a.atttypid = 'public.vector'::regtype AND NOT a.attisdropped
+ ORDER BY a.attrelid::regclass::text;
+
+-- every unique index (primary keys included) of an agent-owned table keys on agent_id,
+-- so each table can later be distributed by agent_id
+SELECT ok('agent_id' = ANY (pg_temp.index_columns(i.indexrelid)),
+          format('unique index %s of %s includes agent_id in its key', i.indexrelid::regclass, t.tbl))
+  FROM agent_tables AS t
+  JOIN pg_catalog.pg_index AS i ON i.indrelid = t.tbl
+ WHERE i.indisunique
+ ORDER BY i.indexrelid::regclass::text;
+
+-- row-level security -------------------------------------------------------------------------
+SELECT ok(relrowsecurity AND relforcerowsecurity, format('%s has row-level security forced', tbl))
+  FROM agent_tables WHERE tbl <> 'memory_system.agents'::regclass ORDER BY tbl::text;
+SELECT ok(relrowsecurity AND relforcerowsecurity, 'distributed_consensus has row-level security forced')
+  FROM data_tables WHERE tbl = 'consciousness.distributed_consensus'::regclass;
+SELECT ok(relrowsecurity AND NOT relforcerowsecurity,
+          'memory_system.agents has row-level security enabled and deliberately not forced')
+  FROM data_tables WHERE tbl = 'memory_system.agents'::regclass;
+
+-- nothing of ours in public ------------------------------------------------------------------
+SELECT tables_are('public', ARRAY[]::name[], 'schema public has no tables');
+SELECT is_empty(
+    $$SELECT c.relname FROM pg_catalog.pg_class AS c
+       WHERE c.relnamespace = 'public'::regnamespace
+         AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend AS d
+                          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
+                            AND d.deptype = 'e')
+         AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend AS d
+                          WHERE d.classid = 'pg_catalog.pg_type'::regclass AND d.objid = c.reltype
+                            AND d.deptype = 'e')$$,
+    'every relation in public belongs to an extension');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure FROM pg_catalog.pg_proc AS p
+       WHERE p.pronamespace = 'public'::regnamespace
+         AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend AS d
+                          WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
+                            AND d.deptype = 'e')$$,
+    'every function in public belongs to an extension');
+SELECT is_empty(
+    $$SELECT t.typname FROM pg_catalog.pg_type AS t
+       WHERE t.typnamespace = 'public'::regnamespace
+         -- array types and row types depend (internally) on their element or relation
+         AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend AS d
+                          WHERE d.classid = 'pg_catalog.pg_type'::regclass AND d.objid = t.oid
+                            AND d.deptype IN ('e', 'i'))$$,
+    'every type in public belongs to an extension');
+
+-- functions ----------------------------------------------------------------------------------
+SELECT ok(obj_description(p.oid, 'pg_proc') IS NOT NULL, format('%s has a COMMENT', p.oid::regprocedure))
+  FROM pg_catalog.pg_proc AS p
+ WHERE p.pronamespace IN ('nexus'::regnamespace, 'memory_system'::regnamespace)
+ ORDER BY p.oid::regprocedure::text;
+
+-- the API runs with the caller's rights; list here any function that must be SECURITY DEFINER
+SELECT is(p.prosecdef, p.oid::regprocedure::text = ANY (ARRAY[]::text[]),
+          format('%s is SECURITY %s', p.oid::regprocedure,
+                 CASE WHEN p.oid::regprocedure::text = ANY (ARRAY[]::text[])
+                      THEN 'DEFINER' ELSE 'INVOKER' END))
+  FROM pg_catalog.pg_proc AS p
+ WHERE p.pronamespace = 'nexus'::regnamespace
+ ORDER BY p.oid::regprocedure::text;
+
+-- any SECURITY DEFINER function pins its search_path
+SELECT ok(coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false),
+          format('SECURITY DEFINER %s sets search_path = pg_catalog, pg_temp', p.oid::regprocedure))
+  FROM pg_catalog.pg_proc AS p
+ WHERE p.pronamespace IN ('nexus'::regnamespace, 'nexus_memory'::regnamespace,
+                          'memory_system'::regnamespace, 'consciousness'::regnamespace)
+   AND p.prosecdef
+ ORDER BY p.oid::regprocedure::text;
+
+SELECT * FROM finish();
+ROLLBACK;

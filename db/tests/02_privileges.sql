@@ -1,0 +1,352 @@
+-- The whole permission matrix, written from db/grants.sql. Each check runs over every object of
+-- the schemas (from the catalogs), so a new table or function gets no privilege unless it is
+-- added to the expected lists below.
+BEGIN;
+SELECT * FROM no_plan();
+
+-- what is checked ----------------------------------------------------------------------------
+CREATE TEMP TABLE roles (role name PRIMARY KEY);
+INSERT INTO roles VALUES ('nexus_agent'), ('nexus_app'), ('nexus_worker'), ('nexus_ro');
+
+CREATE TEMP VIEW data_tables AS
+    SELECT c.oid::regclass AS tbl, c.relacl
+      FROM pg_catalog.pg_class AS c
+     WHERE c.relnamespace IN ('nexus'::regnamespace, 'nexus_memory'::regnamespace,
+                              'memory_system'::regnamespace, 'consciousness'::regnamespace)
+       AND c.relkind IN ('r', 'p', 'v', 'm', 'f');
+-- read by the checks below that run as each role
+GRANT SELECT ON data_tables TO PUBLIC;
+
+CREATE TEMP VIEW data_functions AS
+    SELECT p.oid, p.oid::regprocedure::text AS sig, p.proacl
+      FROM pg_catalog.pg_proc AS p
+     WHERE p.pronamespace IN ('nexus'::regnamespace, 'nexus_memory'::regnamespace,
+                              'memory_system'::regnamespace, 'consciousness'::regnamespace);
+
+-- what is expected (db/grants.sql) -----------------------------------------------------------
+-- table-level privileges; anything not listed is expected to be absent
+CREATE TEMP TABLE expected_table_privs (tbl text, role name, priv text);
+INSERT INTO expected_table_privs VALUES
+    ('nexus_memory.zep_episodic_memory',        'nexus_agent', 'SELECT'),
+    ('nexus_memory.zep_episodic_memory',        'nexus_agent', 'DELETE'),
+    ('nexus_memory.semantic_memories',          'nexus_agent', 'SELECT'),
+    ('nexus_memory.semantic_memories',          'nexus_agent', 'DELETE'),
+    ('nexus_memory.working_memory_contexts',    'nexus_agent', 'SELECT'),
+    ('nexus_memory.working_memory_contexts',    'nexus_agent', 'DELETE'),
+    ('consciousness.consciousness_checkpoints', 'nexus_agent', 'SELECT'),
+    ('consciousness.consciousness_checkpoints', 'nexus_agent', 'DELETE'),
+    ('consciousness.distributed_consensus',     'nexus_agent', 'SELECT'),
+    ('memory_system.agents',                    'nexus_agent', 'SELECT'),
+    ('nexus_memory.zep_episodic_memory',        'nexus_ro',    'SELECT'),
+    ('nexus_memory.semantic_memories',          'nexus_ro',    'SELECT'),
+    ('nexus_memory.working_memory_contexts',    'nexus_ro',    'SELECT'),
+    ('consciousness.distributed_consensus',     'nexus_ro',    'SELECT'),
+    ('memory_system.agents',                    'nexus_ro',    'SELECT'),
+    ('memory_system.embeddings_queue',          'nexus_ro',    'SELECT'),
+    ('memory_system.worker_heartbeats',         'nexus_ro',    'SELECT'),
+    ('memory_system.settings',                  'nexus_ro',    'SELECT'),
+    ('memory_system.embeddings_queue',          'nexus_worker', 'SELECT'),
+    ('memory_system.worker_heartbeats',         'nexus_worker', 'SELECT');
+
+-- column-level privileges, on top of the table-level ones (which cover every column)
+CREATE TEMP TABLE expected_column_privs (tbl text, role name, priv text, cols text[]);
+INSERT INTO expected_column_privs VALUES
+    ('nexus_memory.zep_episodic_memory', 'nexus_agent', 'INSERT',
+     '{agent_id,episode_uuid,session_id,action_type,source,content,metadata,tags,importance,valid_at,created_at}'),
+    ('nexus_memory.zep_episodic_memory', 'nexus_agent', 'UPDATE',
+     '{session_id,action_type,source,content,metadata,tags,importance,valid_at}'),
+    ('nexus_memory.semantic_memories', 'nexus_agent', 'INSERT',
+     '{agent_id,content,metadata,tags,importance,source_episode_id,created_at}'),
+    ('nexus_memory.semantic_memories', 'nexus_agent', 'UPDATE',
+     '{content,metadata,tags,importance,source_episode_id}'),
+    ('nexus_memory.working_memory_contexts', 'nexus_agent', 'INSERT',
+     '{agent_id,context_key,value,expires_at}'),
+    ('nexus_memory.working_memory_contexts', 'nexus_agent', 'UPDATE', '{value,expires_at}'),
+    ('consciousness.consciousness_checkpoints', 'nexus_agent', 'INSERT',
+     '{agent_id,checkpoint_name,state,metadata}'),
+    ('consciousness.distributed_consensus', 'nexus_agent', 'INSERT',
+     '{consensus_key,value,updated_by}'),
+    ('consciousness.distributed_consensus', 'nexus_agent', 'UPDATE', '{value,version,updated_by}'),
+    ('nexus_memory.zep_episodic_memory', 'nexus_worker', 'SELECT',
+     '{id,agent_id,content_sha256,embedding_sha256,embedding_model}'),
+    ('nexus_memory.zep_episodic_memory', 'nexus_worker', 'UPDATE',
+     '{embedding,embedding_model,embedding_sha256,embedded_at}'),
+    ('nexus_memory.semantic_memories', 'nexus_worker', 'SELECT',
+     '{id,agent_id,content_sha256,embedding_sha256,embedding_model}'),
+    ('nexus_memory.semantic_memories', 'nexus_worker', 'UPDATE',
+     '{embedding,embedding_model,embedding_sha256,embedded_at}'),
+    ('consciousness.consciousness_checkpoints', 'nexus_ro', 'SELECT',
+     '{id,agent_id,checkpoint_name,metadata,created_at}');
+
+-- functions each role may execute; no other
+CREATE TEMP TABLE expected_execute (role name, sig text);
+INSERT INTO expected_execute VALUES
+    ('nexus_agent', 'nexus.current_agent()'),
+    ('nexus_agent', 'memory_system._check_agent(text)'),
+    ('nexus_agent', 'memory_system._check_size(text,bigint,bigint)'),
+    ('nexus_agent', 'memory_system._check_json_object(text,jsonb,bigint)'),
+    ('nexus_agent', 'memory_system._check_tags(text[])'),
+    ('nexus_worker', 'memory_system.claim_batch(text,integer,interval)'),
+    ('nexus_worker', 'memory_system.complete_batch(text,bigint[],vector[],bytea[],text)'),
+    ('nexus_worker', 'memory_system.fail_item(text,bigint,text)'),
+    ('nexus_worker', 'memory_system.heartbeat(text,interval,jsonb)'),
+    ('nexus_worker', 'memory_system.release(text)'),
+    ('nexus_worker', 'memory_system.reap_expired_leases()'),
+    ('nexus_worker', 'memory_system.prune_done(interval)'),
+    ('nexus_worker', 'memory_system.queue_stats()'),
+    ('nexus_ro', 'memory_system.queue_stats()');
+
+-- schema privileges
+CREATE TEMP TABLE expected_schema_privs (schema_name name, role name, priv text);
+INSERT INTO expected_schema_privs VALUES
+    ('public', 'nexus_agent', 'USAGE'), ('public', 'nexus_app', 'USAGE'),
+    ('public', 'nexus_worker', 'USAGE'), ('public', 'nexus_ro', 'USAGE'),
+    ('nexus', 'nexus_agent', 'USAGE'), ('nexus', 'nexus_ro', 'USAGE'),
+    ('nexus_memory', 'nexus_agent', 'USAGE'), ('nexus_memory', 'nexus_worker', 'USAGE'),
+    ('nexus_memory', 'nexus_ro', 'USAGE'),
+    ('consciousness', 'nexus_agent', 'USAGE'), ('consciousness', 'nexus_worker', 'USAGE'),
+    ('consciousness', 'nexus_ro', 'USAGE'),
+    ('memory_system', 'nexus_agent', 'USAGE'), ('memory_system', 'nexus_worker', 'USAGE'),
+    ('memory_system', 'nexus_ro', 'USAGE');
+
+-- the expected lists name only objects that exist (a renamed object must not pass silently)
+SELECT is_empty(
+    $$SELECT tbl FROM expected_table_privs UNION SELECT tbl FROM expected_column_privs
+      EXCEPT SELECT tbl::text FROM data_tables$$,
+    'the expected table privileges name existing tables');
+SELECT is_empty(
+    $$SELECT e.tbl, c FROM expected_column_privs AS e CROSS JOIN unnest(e.cols) AS c
+       WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+                          WHERE a.attrelid = e.tbl::regclass AND a.attname = c
+                            AND a.attnum > 0 AND NOT a.attisdropped)$$,
+    'the expected column privileges name existing columns');
+SELECT is_empty('SELECT sig FROM expected_execute EXCEPT SELECT sig FROM data_functions',
+                'the expected EXECUTE grants name existing functions');
+
+-- roles --------------------------------------------------------------------------------------
+SELECT has_role(role) FROM roles ORDER BY role;
+SELECT is_superuser('nexus_superuser');
+SELECT ok(NOT rolsuper AND NOT rolcreaterole AND NOT rolbypassrls,
+          format('%s is not superuser, cannot create roles, does not bypass RLS', rolname))
+  FROM pg_catalog.pg_roles WHERE rolname IN (SELECT role FROM roles) ORDER BY rolname;
+SELECT ok(NOT rolcanlogin, 'nexus_agent is a group role (NOLOGIN)')
+  FROM pg_catalog.pg_roles WHERE rolname = 'nexus_agent';
+
+-- table privileges ---------------------------------------------------------------------------
+SELECT is(has_table_privilege(role, tbl, priv), expected,
+          format('%s %s %s on %s', role, CASE WHEN expected THEN 'has' ELSE 'has no' END, priv, tbl))
+  FROM (SELECT r.role, t.tbl, p.priv,
+               EXISTS (SELECT FROM expected_table_privs AS e
+                        WHERE e.tbl = t.tbl::text AND e.role = r.role AND e.priv = p.priv) AS expected
+          FROM data_tables AS t
+         CROSS JOIN roles AS r
+         CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES',
+                                 'TRIGGER']) WITH ORDINALITY AS p (priv, n)
+         ORDER BY t.tbl::text, r.role, p.n) AS m;
+
+-- PUBLIC: no table-level entry at all, and no column-level one
+SELECT ok(NOT EXISTS (SELECT FROM aclexplode(t.relacl) AS a
+                       WHERE a.grantee = 0 AND a.privilege_type = p.priv),
+          format('PUBLIC has no %s on %s', p.priv, t.tbl))
+  FROM (SELECT * FROM data_tables ORDER BY tbl::text) AS t
+ CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES',
+                         'TRIGGER']) AS p (priv);
+SELECT is_empty(
+    $$SELECT a.attrelid::regclass, a.attname
+        FROM pg_catalog.pg_attribute AS a
+        JOIN data_tables AS t ON t.tbl = a.attrelid
+       CROSS JOIN aclexplode(a.attacl) AS x
+       WHERE x.grantee = 0$$,
+    'PUBLIC has no column privilege on any table');
+
+-- column privileges: for each table, role and privilege, the exact set of columns it reaches
+SELECT is(actual, expected, format('%s: %s on columns of %s', role, priv, tbl))
+  FROM (SELECT r.role, t.tbl, p.priv,
+               ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute AS a
+                      WHERE a.attrelid = t.tbl AND a.attnum > 0 AND NOT a.attisdropped
+                        AND has_column_privilege(r.role, t.tbl, a.attnum, p.priv)
+                      ORDER BY 1) AS actual,
+               CASE WHEN EXISTS (SELECT FROM expected_table_privs AS e
+                                  WHERE e.tbl = t.tbl::text AND e.role = r.role AND e.priv = p.priv)
+                    THEN ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute AS a
+                                WHERE a.attrelid = t.tbl AND a.attnum > 0 AND NOT a.attisdropped
+                                ORDER BY 1)
+                    ELSE ARRAY(SELECT c FROM expected_column_privs AS e CROSS JOIN unnest(e.cols) AS c
+                                WHERE e.tbl = t.tbl::text AND e.role = r.role AND e.priv = p.priv
+                                ORDER BY 1)
+               END AS expected
+          FROM data_tables AS t
+         CROSS JOIN roles AS r
+         CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'REFERENCES'])
+                    WITH ORDINALITY AS p (priv, n)
+         ORDER BY t.tbl::text, r.role, p.n) AS m;
+
+-- the rules behind the matrix, spelled out
+SELECT ok(NOT has_table_privilege('nexus_agent', 'nexus_memory.zep_episodic_memory', 'INSERT')
+          AND has_any_column_privilege('nexus_agent', 'nexus_memory.zep_episodic_memory', 'INSERT'),
+          'agents insert episodes through column grants only');
+SELECT ok(NOT has_table_privilege('nexus_agent', 'nexus_memory.zep_episodic_memory', 'UPDATE')
+          AND has_any_column_privilege('nexus_agent', 'nexus_memory.zep_episodic_memory', 'UPDATE'),
+          'agents update episodes through column grants only');
+SELECT ok(NOT has_column_privilege('nexus_worker', format('nexus_memory.%I', t), 'content', 'SELECT'),
+          format('nexus_worker cannot SELECT %s.content', t))
+  FROM unnest(ARRAY['zep_episodic_memory', 'semantic_memories']) AS t;
+SELECT ok(NOT has_column_privilege('nexus_worker', format('nexus_memory.%I', t), 'content', 'UPDATE'),
+          format('nexus_worker cannot UPDATE %s.content', t))
+  FROM unnest(ARRAY['zep_episodic_memory', 'semantic_memories']) AS t;
+SELECT ok(has_column_privilege('nexus_worker', format('nexus_memory.%I', t), 'embedding', 'UPDATE'),
+          format('nexus_worker can UPDATE %s.embedding', t))
+  FROM unnest(ARRAY['zep_episodic_memory', 'semantic_memories']) AS t;
+SELECT ok(NOT has_column_privilege('nexus_ro', 'consciousness.consciousness_checkpoints', 'state', 'SELECT'),
+          'nexus_ro cannot SELECT consciousness_checkpoints.state');
+SELECT ok(has_column_privilege('nexus_ro', 'consciousness.consciousness_checkpoints', 'agent_id', 'SELECT'),
+          'nexus_ro can SELECT consciousness_checkpoints.agent_id');
+SELECT ok(NOT has_column_privilege('nexus_agent', 'nexus_memory.zep_episodic_memory', c, p),
+          format('agents cannot %s zep_episodic_memory.%s', p, c))
+  FROM unnest(ARRAY['embedding', 'embedding_model', 'embedding_sha256', 'embedded_at']) AS c
+ CROSS JOIN unnest(ARRAY['INSERT', 'UPDATE']) AS p;
+SELECT ok(NOT has_column_privilege('nexus_agent', t.tbl, 'agent_id', 'UPDATE'),
+          format('agents cannot UPDATE %s.agent_id', t.tbl))
+  FROM (SELECT * FROM data_tables ORDER BY tbl::text) AS t
+ WHERE EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+                WHERE a.attrelid = t.tbl AND a.attname = 'agent_id' AND NOT a.attisdropped);
+
+-- sequences (identity columns need none) -----------------------------------------------------
+SELECT is(ARRAY(SELECT p FROM unnest(ARRAY['USAGE', 'SELECT', 'UPDATE']) AS p
+                 WHERE has_sequence_privilege(r.role, s.oid, p)),
+          ARRAY[]::text[], format('%s has no privilege on sequence %s', r.role, s.oid::regclass))
+  FROM (SELECT c.oid FROM pg_catalog.pg_class AS c
+         WHERE c.relkind = 'S'
+           AND c.relnamespace IN ('nexus'::regnamespace, 'nexus_memory'::regnamespace,
+                                  'memory_system'::regnamespace, 'consciousness'::regnamespace)
+         ORDER BY c.oid::regclass::text) AS s
+ CROSS JOIN roles AS r;
+
+-- functions ----------------------------------------------------------------------------------
+SELECT is(has_function_privilege(role, oid, 'EXECUTE'), expected,
+          format('%s %s execute %s', role, CASE WHEN expected THEN 'may' ELSE 'may not' END, sig))
+  FROM (SELECT r.role, f.oid, f.sig,
+               EXISTS (SELECT FROM expected_execute AS e WHERE e.role = r.role AND e.sig = f.sig)
+                   AS expected
+          FROM data_functions AS f CROSS JOIN roles AS r
+         ORDER BY f.sig, r.role) AS m;
+-- a NULL ACL means the default, which lets PUBLIC execute
+SELECT ok(proacl IS NOT NULL
+          AND NOT EXISTS (SELECT FROM aclexplode(proacl) AS a WHERE a.grantee = 0),
+          format('PUBLIC may not execute %s', sig))
+  FROM data_functions ORDER BY sig;
+
+-- schemas ------------------------------------------------------------------------------------
+SELECT is(has_schema_privilege(role, schema_name, priv), expected,
+          format('%s %s %s on schema %s', role, CASE WHEN expected THEN 'has' ELSE 'has no' END,
+                 priv, schema_name))
+  FROM (SELECT r.role, s.schema_name, p.priv,
+               EXISTS (SELECT FROM expected_schema_privs AS e
+                        WHERE e.schema_name = s.schema_name AND e.role = r.role
+                          AND e.priv = p.priv) AS expected
+          FROM unnest(ARRAY['public', 'nexus', 'nexus_memory', 'memory_system', 'consciousness']::name[])
+                   WITH ORDINALITY AS s (schema_name, n)
+         CROSS JOIN roles AS r
+         CROSS JOIN unnest(ARRAY['USAGE', 'CREATE']) AS p (priv)
+         ORDER BY s.n, r.role, p.priv DESC) AS m;
+SELECT ok(n.nspacl IS NOT NULL
+          AND NOT EXISTS (SELECT FROM aclexplode(n.nspacl) AS a WHERE a.grantee = 0),
+          format('PUBLIC has no privilege on schema %s', n.nspname))
+  FROM pg_catalog.pg_namespace AS n
+ WHERE n.nspname IN ('public', 'nexus', 'nexus_memory', 'memory_system', 'consciousness')
+ ORDER BY n.nspname;
+
+-- database -----------------------------------------------------------------------------------
+SELECT ok(has_database_privilege(role, current_database(), 'CONNECT'),
+          format('%s may connect to the database', role))
+  FROM roles ORDER BY role;
+-- CREATE DATABASE ... TEMPLATE does not copy the database ACL (the clone gets the default, which
+-- lets PUBLIC connect), so PUBLIC's rights are checked on the migrated template this file's
+-- database was cloned from.
+SELECT ok((SELECT d.datacl IS NOT NULL
+                   AND NOT EXISTS (SELECT FROM aclexplode(d.datacl) AS a
+                                    WHERE a.grantee = 0 AND a.privilege_type = p.priv)
+             FROM pg_catalog.pg_database AS d WHERE d.datname = 'nexus_template'),
+          format('PUBLIC has no %s on database nexus_template', p.priv))
+  FROM unnest(ARRAY['CONNECT', 'TEMPORARY', 'CREATE']) AS p (priv);
+SELECT ok((SELECT EXISTS (SELECT FROM aclexplode(d.datacl) AS a
+                           WHERE a.grantee = r.role::regrole AND a.privilege_type = 'CONNECT')
+             FROM pg_catalog.pg_database AS d WHERE d.datname = 'nexus_template'),
+          format('%s is granted CONNECT on database nexus_template', r.role))
+  FROM roles AS r ORDER BY r.role;
+
+-- behaviour, as each role --------------------------------------------------------------------
+SELECT is(tests.create_agent('alice'), 'alice', 'alice is registered as an agent');
+INSERT INTO nexus_memory.zep_episodic_memory (agent_id, content) VALUES ('alice', 'alice episode');
+INSERT INTO nexus_memory.semantic_memories (agent_id, content) VALUES ('alice', 'alice fact');
+INSERT INTO consciousness.consciousness_checkpoints (agent_id, state) VALUES ('alice', '{"s": 1}');
+
+-- analysts read, never write
+SET LOCAL ROLE nexus_ro;
+SELECT throws_ok($$INSERT INTO nexus_memory.zep_episodic_memory (agent_id, content) VALUES ('alice', 'x')$$,
+                 '42501', NULL, 'nexus_ro cannot INSERT an episode');
+SELECT throws_ok('UPDATE nexus_memory.zep_episodic_memory SET content = content',
+                 '42501', NULL, 'nexus_ro cannot UPDATE an episode');
+SELECT throws_ok(format('DELETE FROM %s', tbl), '42501', NULL, format('nexus_ro cannot DELETE from %s', tbl))
+  FROM (SELECT tbl FROM data_tables ORDER BY tbl::text) AS t;
+SELECT throws_ok(format('TRUNCATE %s', tbl), '42501', NULL, format('nexus_ro cannot TRUNCATE %s', tbl))
+  FROM (SELECT tbl FROM data_tables ORDER BY tbl::text) AS t;
+SELECT results_eq('SELECT count(*) FROM nexus_memory.zep_episodic_memory', ARRAY[1::bigint],
+                  'nexus_ro reads every agent''s episodes');
+SELECT throws_ok('SELECT state FROM consciousness.consciousness_checkpoints',
+                 '42501', NULL, 'nexus_ro cannot read checkpoint state');
+SELECT results_eq('SELECT agent_id FROM consciousness.consciousness_checkpoints', ARRAY['alice'],
+                  'nexus_ro reads the agent_id of checkpoints');
+SELECT throws_ok('SELECT nexus.current_agent()', '42501', NULL, 'nexus_ro cannot execute nexus.current_agent()');
+RESET ROLE;
+
+-- the orchestrator has nothing of its own: it acts only after SET ROLE to an agent
+SET LOCAL ROLE nexus_app;
+SELECT throws_ok(format('SELECT * FROM %s', tbl), '42501', NULL, format('nexus_app cannot SELECT from %s', tbl))
+  FROM (SELECT tbl FROM data_tables ORDER BY tbl::text) AS t;
+SELECT throws_ok($$SELECT memory_system.agent_add('mallory')$$, '42501', NULL,
+                 'nexus_app cannot register agents');
+RESET ROLE;
+
+-- workers: checksums in, embeddings out, never the content
+SET LOCAL ROLE nexus_worker;
+SELECT throws_ok('SELECT content FROM nexus_memory.zep_episodic_memory', '42501', NULL,
+                 'nexus_worker cannot read episode content');
+SELECT throws_ok('SELECT content FROM nexus_memory.semantic_memories', '42501', NULL,
+                 'nexus_worker cannot read semantic memory content');
+SELECT throws_ok($$UPDATE nexus_memory.zep_episodic_memory SET content = 'x'$$, '42501', NULL,
+                 'nexus_worker cannot write episode content');
+SELECT throws_ok('SELECT agent_id FROM nexus_memory.working_memory_contexts', '42501', NULL,
+                 'nexus_worker cannot read working memory');
+SELECT throws_ok('SELECT agent_id FROM consciousness.consciousness_checkpoints', '42501', NULL,
+                 'nexus_worker cannot read checkpoints');
+SELECT results_eq('SELECT agent_id FROM nexus_memory.zep_episodic_memory WHERE content_sha256 IS NOT NULL',
+                  ARRAY['alice'], 'nexus_worker reads the checksums of every agent''s episodes');
+WITH u AS (
+    UPDATE nexus_memory.zep_episodic_memory
+       SET embedding = array_fill(0.1::real, ARRAY[384])::public.vector,
+           embedding_model = 'test-model', embedding_sha256 = content_sha256, embedded_at = now()
+     WHERE agent_id = 'alice'
+    RETURNING id
+)
+SELECT is(count(*), 1::bigint, 'nexus_worker writes the embedding of an episode') FROM u;
+RESET ROLE;
+
+-- agents: their rows, never the embedding columns nor another owner
+SET LOCAL ROLE alice;
+SELECT throws_ok($$INSERT INTO nexus_memory.zep_episodic_memory (content, embedding_model) VALUES ('x', 'm')$$,
+                 '42501', NULL, 'an agent cannot INSERT embedding columns');
+SELECT throws_ok($$UPDATE nexus_memory.zep_episodic_memory SET embedding = NULL$$,
+                 '42501', NULL, 'an agent cannot UPDATE the embedding');
+SELECT throws_ok($$UPDATE nexus_memory.zep_episodic_memory SET agent_id = 'alice'$$,
+                 '42501', NULL, 'an agent cannot UPDATE agent_id');
+SELECT throws_ok($$UPDATE consciousness.consciousness_checkpoints SET state = '{}'$$,
+                 '42501', NULL, 'an agent cannot UPDATE a checkpoint');
+SELECT throws_ok($$SELECT memory_system.agent_add('mallory')$$, '42501', NULL,
+                 'an agent cannot register agents');
+SELECT lives_ok($$INSERT INTO nexus_memory.zep_episodic_memory (content) VALUES ('second')$$,
+                'an agent inserts an episode through its column grants');
+RESET ROLE;
+
+SELECT * FROM finish();
+ROLLBACK;
