@@ -1,5 +1,5 @@
--- An agent sees its own registry row only; analysts see them all. Not forced: the owner's
--- SECURITY DEFINER checks (nexus.current_agent) must read every row.
+-- An agent sees its own registry row only (nexus.current_agent relies on it); analysts see them
+-- all. Not forced: the owner's SECURITY DEFINER check memory_system._check_agent reads every row.
 ALTER TABLE memory_system.agents ENABLE ROW LEVEL SECURITY;
 ALTER TABLE memory_system.agents NO FORCE ROW LEVEL SECURITY;
 

@@ -2,7 +2,7 @@
 -- admin functions; valid input goes through. Writes run as the agent where an agent would make
 -- them, so the checks are also proven executable by agents.
 BEGIN;
-SELECT plan(78);
+SELECT plan(79);
 SET LOCAL client_min_messages = warning;
 
 SELECT is(tests.create_agent('alice'), 'alice', 'alice is registered as an agent');
@@ -117,6 +117,8 @@ SELECT results_eq(
     'an agent''s episode gets agent_id = the agent, the checksum of its content, its search vector');
 SELECT is((SELECT updated_by FROM consciousness.distributed_consensus WHERE consensus_key = 'leader'),
           'alice', 'a consensus write is signed by the agent');
+SELECT is((SELECT version FROM consciousness.distributed_consensus WHERE consensus_key = 'leader'),
+          2::bigint, 'each update of a consensus key is a new version');
 
 -- an update of the content stamps updated_at
 UPDATE nexus_memory.zep_episodic_memory SET updated_at = '2000-01-01' WHERE session_id = 's1';

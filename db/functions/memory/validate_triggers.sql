@@ -91,7 +91,16 @@ RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
+    -- a write is always signed by the agent making it, and every update is a new version
+    IF EXISTS (SELECT FROM memory_system.agents WHERE agent_id = current_user::text) THEN
+        NEW.updated_by := current_user;
+    END IF;
     PERFORM memory_system._check_agent(NEW.updated_by);
+    IF TG_OP = 'UPDATE' THEN
+        NEW.version := OLD.version + 1;
+    ELSE
+        NEW.version := 1;
+    END IF;
     IF NEW.consensus_key IS NULL OR length(NEW.consensus_key) NOT BETWEEN 1 AND 256 THEN
         RAISE EXCEPTION 'consensus key must be 1 to 256 characters' USING ERRCODE = 'NX015';
     END IF;
@@ -103,7 +112,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memory_system._validate_consensus() IS
-'Trigger: validates a consensus key write (writer NX001, key NX015, value size NX011).';
+'Trigger: signs a consensus write with the writing agent, numbers versions (1, then +1 per update)
+and validates it (writer NX001, key NX015, value size NX011).';
 
 CREATE OR REPLACE TRIGGER validate_row
     BEFORE INSERT OR UPDATE ON consciousness.distributed_consensus
