@@ -16,8 +16,8 @@ REVOKE ALL ON SCHEMA public, nexus, nexus_memory, memory_system, consciousness
 -- public holds the pgvector type and operators
 GRANT USAGE ON SCHEMA public TO nexus_agent, nexus_app, nexus_worker, nexus_ro;
 GRANT USAGE ON SCHEMA nexus TO nexus_agent, nexus_ro;
-GRANT USAGE ON SCHEMA nexus_memory, consciousness, memory_system
-    TO nexus_agent, nexus_worker, nexus_ro;
+GRANT USAGE ON SCHEMA nexus_memory, consciousness TO nexus_agent, nexus_ro;
+GRANT USAGE ON SCHEMA memory_system TO nexus_agent, nexus_worker, nexus_ro;
 
 -- tables -------------------------------------------------------------------------------------
 REVOKE ALL ON ALL TABLES IN SCHEMA nexus, nexus_memory, memory_system, consciousness
@@ -25,7 +25,7 @@ REVOKE ALL ON ALL TABLES IN SCHEMA nexus, nexus_memory, memory_system, conscious
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA nexus, nexus_memory, memory_system, consciousness
     FROM PUBLIC, nexus_agent, nexus_app, nexus_worker, nexus_ro;
 
--- agents: their own rows (row-level security), never the embedding columns
+-- agents: their own rows (row-level security)
 GRANT SELECT, DELETE ON nexus_memory.zep_episodic_memory TO nexus_agent;
 GRANT INSERT (agent_id, episode_uuid, session_id, action_type, source, content, metadata, tags,
               importance, valid_at, created_at),
@@ -48,10 +48,11 @@ GRANT INSERT (consensus_key, value, updated_by),
     ON consciousness.distributed_consensus TO nexus_agent;
 GRANT SELECT ON memory_system.agents TO nexus_agent;
 
--- workers: the checksums and the embedding columns, never the content
-GRANT SELECT (id, agent_id, content_sha256, embedding_sha256, embedding_model),
-      UPDATE (embedding, embedding_model, embedding_sha256, embedded_at)
-    ON nexus_memory.zep_episodic_memory, nexus_memory.semantic_memories TO nexus_worker;
+-- agents read their own vectors; only memory_system.complete_batch writes them
+GRANT SELECT ON nexus_memory.episode_embeddings, nexus_memory.semantic_memory_embeddings TO nexus_agent;
+
+-- workers: nothing on memory tables. They read content and write vectors only through the queue
+-- functions (below), which check every vector against the checksum of the content it came from.
 
 -- analysts: read everything but the private state of checkpoints
 GRANT SELECT ON ALL TABLES IN SCHEMA nexus_memory, memory_system TO nexus_ro;

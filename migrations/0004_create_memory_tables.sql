@@ -1,5 +1,8 @@
 -- Agent-owned memory tables. Every one carries agent_id (defaulting to the calling role)
 -- and keeps it in every unique key, so each can later be distributed by agent_id.
+-- Vectors live in a side table per embedded kind (one row per memory): writing a vector then
+-- touches a narrow row with two indexes, instead of rewriting the content row and re-inserting
+-- it into its full-text, metadata and tag indexes; and text search never drags vectors along.
 
 CREATE TABLE nexus_memory.zep_episodic_memory (
     id                 bigint GENERATED ALWAYS AS IDENTITY,
@@ -20,17 +23,11 @@ CREATE TABLE nexus_memory.zep_episodic_memory (
     content_sha256     bytea GENERATED ALWAYS AS
                        (sha256(decode(replace(content, '\', '\\'), 'escape'))) STORED,
     content_tsv        tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED,
-    embedding          public.vector(384),
-    embedding_model    text,
-    embedding_sha256   bytea,
-    embedded_at        timestamptz,
     PRIMARY KEY (agent_id, id),
     UNIQUE (agent_id, episode_uuid)
 );
 COMMENT ON TABLE nexus_memory.zep_episodic_memory IS
     'Episodes: an agent''s actions, observations and messages (Zep/Letta-compatible fields).';
-COMMENT ON COLUMN nexus_memory.zep_episodic_memory.embedding_sha256 IS
-    'content_sha256 of the content the embedding was computed from.';
 
 CREATE INDEX zep_episodic_memory_agent_created_idx
     ON nexus_memory.zep_episodic_memory (agent_id, created_at DESC);
@@ -43,8 +40,6 @@ CREATE INDEX zep_episodic_memory_metadata_idx
     ON nexus_memory.zep_episodic_memory USING gin (metadata jsonb_path_ops);
 CREATE INDEX zep_episodic_memory_tags_idx
     ON nexus_memory.zep_episodic_memory USING gin (tags);
-CREATE INDEX zep_episodic_memory_embedding_idx
-    ON nexus_memory.zep_episodic_memory USING hnsw (embedding public.vector_cosine_ops);
 
 
 CREATE TABLE nexus_memory.working_memory_contexts (
@@ -82,10 +77,6 @@ CREATE TABLE nexus_memory.semantic_memories (
     content_sha256     bytea GENERATED ALWAYS AS
                        (sha256(decode(replace(content, '\', '\\'), 'escape'))) STORED,
     content_tsv        tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED,
-    embedding          public.vector(384),
-    embedding_model    text,
-    embedding_sha256   bytea,
-    embedded_at        timestamptz,
     PRIMARY KEY (agent_id, id),
     -- a fact is stored once per agent: deduplicated by checksum
     UNIQUE (agent_id, content_sha256),
@@ -102,5 +93,38 @@ CREATE INDEX semantic_memories_metadata_idx
     ON nexus_memory.semantic_memories USING gin (metadata jsonb_path_ops);
 CREATE INDEX semantic_memories_tags_idx
     ON nexus_memory.semantic_memories USING gin (tags);
-CREATE INDEX semantic_memories_embedding_idx
-    ON nexus_memory.semantic_memories USING hnsw (embedding public.vector_cosine_ops);
+
+
+-- The vector of each embedded memory, the model that made it and the checksum of the content it
+-- was computed from. Written only by memory_system.complete_batch (which refuses stale results).
+CREATE TABLE nexus_memory.episode_embeddings (
+    agent_id        text NOT NULL,
+    episode_id      bigint NOT NULL,
+    model           text NOT NULL,
+    content_sha256  bytea NOT NULL,
+    embedding       public.vector(384) NOT NULL,
+    embedded_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (agent_id, episode_id),
+    FOREIGN KEY (agent_id, episode_id)
+        REFERENCES nexus_memory.zep_episodic_memory (agent_id, id) ON DELETE CASCADE
+);
+COMMENT ON TABLE nexus_memory.episode_embeddings IS
+    'One vector per episode: model, checksum of the content embedded, embedding (HNSW, cosine).';
+CREATE INDEX episode_embeddings_embedding_idx
+    ON nexus_memory.episode_embeddings USING hnsw (embedding public.vector_cosine_ops);
+
+CREATE TABLE nexus_memory.semantic_memory_embeddings (
+    agent_id        text NOT NULL,
+    memory_id       bigint NOT NULL,
+    model           text NOT NULL,
+    content_sha256  bytea NOT NULL,
+    embedding       public.vector(384) NOT NULL,
+    embedded_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (agent_id, memory_id),
+    FOREIGN KEY (agent_id, memory_id)
+        REFERENCES nexus_memory.semantic_memories (agent_id, id) ON DELETE CASCADE
+);
+COMMENT ON TABLE nexus_memory.semantic_memory_embeddings IS
+    'One vector per semantic memory: model, checksum of the content embedded, embedding (HNSW, cosine).';
+CREATE INDEX semantic_memory_embeddings_embedding_idx
+    ON nexus_memory.semantic_memory_embeddings USING hnsw (embedding public.vector_cosine_ops);

@@ -33,7 +33,7 @@ ATTACKS = [
     "UPDATE nexus_memory.working_memory_contexts SET value = '\"pwned\"'",
     "INSERT INTO nexus_memory.zep_episodic_memory (agent_id, content) VALUES (%(victim)s, 'x')",
     "UPDATE nexus_memory.zep_episodic_memory SET agent_id = %(victim)s",
-    "UPDATE nexus_memory.zep_episodic_memory SET embedding = NULL, embedding_model = 'x'",
+    "DELETE FROM nexus_memory.episode_embeddings",
     "SET ROLE %(victim_ident)s",
     "SET ROLE nexus_agent",
     "SET ROLE nexus_ro",
@@ -172,8 +172,8 @@ def test_worker_and_analyst_limits(two_agents) -> None:
             worker.execute("SELECT content FROM nexus_memory.zep_episodic_memory")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             worker.execute("UPDATE nexus_memory.zep_episodic_memory SET content = 'x'")
-        n = worker.execute("SELECT count(*) FROM nexus_memory.zep_episodic_memory").fetchone()[0]
-        assert n == 4
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            worker.execute("DELETE FROM nexus_memory.episode_embeddings")
     with _login(cfg, READONLY, autocommit=True) as ro:
         count = "SELECT count(*) FROM nexus_memory.zep_episodic_memory"
         assert ro.execute(count).fetchone()[0] == 4

@@ -141,6 +141,8 @@ def test_four_concurrent_claimers_complete_every_item_exactly_once(agent_db) -> 
             "SELECT state, count(*) FROM memory_system.embeddings_queue GROUP BY state").fetchall()
         assert states == [("done", total)]
         embedded = conn.execute(
-            "SELECT count(*) FROM nexus_memory.zep_episodic_memory "
-            "WHERE embedding_sha256 = content_sha256").fetchone()[0]
+            "SELECT count(*) FROM nexus_memory.zep_episodic_memory AS e "
+            "JOIN nexus_memory.episode_embeddings AS x "
+            "  ON x.agent_id = e.agent_id AND x.episode_id = e.id "
+            "WHERE x.content_sha256 = e.content_sha256").fetchone()[0]
         assert embedded == total

@@ -1,1 +1,1 @@
-SELECT memory_system._apply_agent_policies('nexus_memory.working_memory_contexts', p_worker => false);
+SELECT memory_system._apply_agent_policies('nexus_memory.working_memory_contexts');

@@ -1,1 +1,1 @@
-SELECT memory_system._apply_agent_policies('nexus_memory.zep_episodic_memory', p_worker => true);
+SELECT memory_system._apply_agent_policies('nexus_memory.zep_episodic_memory');

@@ -50,6 +50,9 @@ CREATE TEMP VIEW data_tables AS
 -- Agent-owned tables: every table with an agent_id column, unless listed here as a system table
 -- (the embedding queue: agents never touch it; it keeps agent_id for per-agent stats).
 CREATE TEMP TABLE system_tables_with_agent_id (tbl regclass);
+-- vector tables hang off a memory table by a foreign key on (agent_id, id) instead
+CREATE FUNCTION pg_temp.is_vector_table(p_tbl regclass) RETURNS boolean LANGUAGE sql AS
+$$ SELECT p_tbl IN ('nexus_memory.episode_embeddings'::regclass, 'nexus_memory.semantic_memory_embeddings'::regclass) $$;
 INSERT INTO system_tables_with_agent_id VALUES ('memory_system.embeddings_queue');
 
 CREATE TEMP VIEW agent_tables AS
@@ -79,7 +82,8 @@ SELECT is_empty(
 -- tables -------------------------------------------------------------------------------------
 SELECT tables_are('nexus', ARRAY[]::name[], 'schema nexus has no tables');
 SELECT tables_are('nexus_memory',
-                  ARRAY['zep_episodic_memory', 'working_memory_contexts', 'semantic_memories']);
+                  ARRAY['zep_episodic_memory', 'working_memory_contexts', 'semantic_memories',
+                        'episode_embeddings', 'semantic_memory_embeddings']);
 SELECT tables_are('memory_system', ARRAY['agents', 'settings', 'embeddings_queue', 'worker_heartbeats']);
 SELECT tables_are('consciousness', ARRAY['consciousness_checkpoints', 'distributed_consensus']);
 SELECT is_empty($$SELECT tbl, relkind FROM data_tables WHERE relkind NOT IN ('r', 'p')$$,
@@ -88,14 +92,22 @@ SELECT is_empty($$SELECT tbl, relkind FROM data_tables WHERE relkind NOT IN ('r'
 -- columns ------------------------------------------------------------------------------------
 SELECT columns_are('nexus_memory', 'zep_episodic_memory', ARRAY[
     'id', 'agent_id', 'episode_uuid', 'session_id', 'action_type', 'source', 'content', 'metadata',
-    'tags', 'importance', 'valid_at', 'created_at', 'updated_at', 'content_sha256', 'content_tsv',
-    'embedding', 'embedding_model', 'embedding_sha256', 'embedded_at']);
+    'tags', 'importance', 'valid_at', 'created_at', 'updated_at', 'content_sha256', 'content_tsv']);
 SELECT columns_are('nexus_memory', 'working_memory_contexts', ARRAY[
     'id', 'agent_id', 'context_key', 'value', 'expires_at', 'created_at', 'updated_at']);
 SELECT columns_are('nexus_memory', 'semantic_memories', ARRAY[
     'id', 'agent_id', 'content', 'metadata', 'tags', 'importance', 'source_episode_id',
-    'created_at', 'updated_at', 'content_sha256', 'content_tsv', 'embedding', 'embedding_model',
-    'embedding_sha256', 'embedded_at']);
+    'created_at', 'updated_at', 'content_sha256', 'content_tsv']);
+SELECT columns_are('nexus_memory', 'episode_embeddings', ARRAY[
+    'agent_id', 'episode_id', 'model', 'content_sha256', 'embedding', 'embedded_at']);
+SELECT columns_are('nexus_memory', 'semantic_memory_embeddings', ARRAY[
+    'agent_id', 'memory_id', 'model', 'content_sha256', 'embedding', 'embedded_at']);
+SELECT fk_ok('nexus_memory', 'episode_embeddings', ARRAY['agent_id', 'episode_id'],
+             'nexus_memory', 'zep_episodic_memory', ARRAY['agent_id', 'id'],
+             'an episode''s vector belongs to the episode (and goes with it)');
+SELECT fk_ok('nexus_memory', 'semantic_memory_embeddings', ARRAY['agent_id', 'memory_id'],
+             'nexus_memory', 'semantic_memories', ARRAY['agent_id', 'id'],
+             'a fact''s vector belongs to the fact (and goes with it)');
 SELECT columns_are('memory_system', 'agents', ARRAY['agent_id', 'description', 'created_at']);
 SELECT columns_are('memory_system', 'embeddings_queue', ARRAY[
     'id', 'agent_id', 'source_table', 'source_id', 'content_sha256', 'model', 'state', 'retry_count',
@@ -131,10 +143,6 @@ SELECT col_type_is(s, t, c, ty, format('%s.%s.%s is %s', s, t, c, ty))
     ('nexus_memory', 'zep_episodic_memory', 'updated_at', 'timestamp with time zone'),
     ('nexus_memory', 'zep_episodic_memory', 'content_sha256', 'bytea'),
     ('nexus_memory', 'zep_episodic_memory', 'content_tsv', 'tsvector'),
-    ('nexus_memory', 'zep_episodic_memory', 'embedding', 'vector(384)'),
-    ('nexus_memory', 'zep_episodic_memory', 'embedding_model', 'text'),
-    ('nexus_memory', 'zep_episodic_memory', 'embedding_sha256', 'bytea'),
-    ('nexus_memory', 'zep_episodic_memory', 'embedded_at', 'timestamp with time zone'),
     ('nexus_memory', 'working_memory_contexts', 'id', 'bigint'),
     ('nexus_memory', 'working_memory_contexts', 'agent_id', 'text'),
     ('nexus_memory', 'working_memory_contexts', 'context_key', 'text'),
@@ -153,10 +161,10 @@ SELECT col_type_is(s, t, c, ty, format('%s.%s.%s is %s', s, t, c, ty))
     ('nexus_memory', 'semantic_memories', 'updated_at', 'timestamp with time zone'),
     ('nexus_memory', 'semantic_memories', 'content_sha256', 'bytea'),
     ('nexus_memory', 'semantic_memories', 'content_tsv', 'tsvector'),
-    ('nexus_memory', 'semantic_memories', 'embedding', 'vector(384)'),
-    ('nexus_memory', 'semantic_memories', 'embedding_model', 'text'),
-    ('nexus_memory', 'semantic_memories', 'embedding_sha256', 'bytea'),
-    ('nexus_memory', 'semantic_memories', 'embedded_at', 'timestamp with time zone'),
+    ('nexus_memory', 'episode_embeddings', 'embedding', 'vector(384)'),
+    ('nexus_memory', 'episode_embeddings', 'content_sha256', 'bytea'),
+    ('nexus_memory', 'semantic_memory_embeddings', 'embedding', 'vector(384)'),
+    ('nexus_memory', 'semantic_memory_embeddings', 'content_sha256', 'bytea'),
     ('memory_system', 'agents', 'agent_id', 'text'),
     ('memory_system', 'agents', 'description', 'text'),
     ('memory_system', 'agents', 'created_at', 'timestamp with time zone'),
@@ -186,16 +194,19 @@ SELECT is(a.attgenerated, 's', format('%s.%s is a stored generated column', a.at
 SELECT set_eq('SELECT tbl::text FROM agent_tables',
               ARRAY['nexus_memory.zep_episodic_memory', 'nexus_memory.working_memory_contexts',
                     'nexus_memory.semantic_memories', 'memory_system.agents',
-                    'consciousness.consciousness_checkpoints'],
-              'the agent-owned tables (with an agent_id column) are the expected five');
+                    'consciousness.consciousness_checkpoints', 'nexus_memory.episode_embeddings',
+                    'nexus_memory.semantic_memory_embeddings'],
+              'the agent-owned tables (with an agent_id column) are the expected seven');
 SELECT col_not_null(schema_name, table_name, 'agent_id', format('%s.agent_id is NOT NULL', tbl))
   FROM agent_tables ORDER BY tbl::text;
 SELECT col_default_is(schema_name, table_name, 'agent_id', 'CURRENT_USER'::text,
                       format('%s.agent_id defaults to the calling role', tbl))
-  FROM agent_tables WHERE tbl <> 'memory_system.agents'::regclass ORDER BY tbl::text;
+  FROM agent_tables WHERE tbl <> 'memory_system.agents'::regclass AND NOT pg_temp.is_vector_table(tbl)
+ ORDER BY tbl::text;
 SELECT fk_ok(schema_name, table_name, 'agent_id', 'memory_system', 'agents', 'agent_id',
              format('%s.agent_id references the agents registry', tbl))
-  FROM agent_tables WHERE tbl <> 'memory_system.agents'::regclass ORDER BY tbl::text;
+  FROM agent_tables WHERE tbl <> 'memory_system.agents'::regclass AND NOT pg_temp.is_vector_table(tbl)
+ ORDER BY tbl::text;
 SELECT col_is_unique('nexus_memory', 'semantic_memories', ARRAY['agent_id', 'content_sha256'],
                      'a fact is stored once per agent (unique agent_id, content_sha256)');
 

@@ -42,6 +42,10 @@ INSERT INTO expected_table_privs VALUES
     ('nexus_memory.working_memory_contexts',    'nexus_ro',    'SELECT'),
     ('consciousness.distributed_consensus',     'nexus_ro',    'SELECT'),
     ('memory_system.agents',                    'nexus_ro',    'SELECT'),
+    ('nexus_memory.episode_embeddings',         'nexus_agent', 'SELECT'),
+    ('nexus_memory.semantic_memory_embeddings', 'nexus_agent', 'SELECT'),
+    ('nexus_memory.episode_embeddings',         'nexus_ro',    'SELECT'),
+    ('nexus_memory.semantic_memory_embeddings', 'nexus_ro',    'SELECT'),
     ('memory_system.embeddings_queue',          'nexus_ro',    'SELECT'),
     ('memory_system.worker_heartbeats',         'nexus_ro',    'SELECT'),
     ('memory_system.settings',                  'nexus_ro',    'SELECT'),
@@ -67,14 +71,6 @@ INSERT INTO expected_column_privs VALUES
     ('consciousness.distributed_consensus', 'nexus_agent', 'INSERT',
      '{consensus_key,value,updated_by}'),
     ('consciousness.distributed_consensus', 'nexus_agent', 'UPDATE', '{value,version,updated_by}'),
-    ('nexus_memory.zep_episodic_memory', 'nexus_worker', 'SELECT',
-     '{id,agent_id,content_sha256,embedding_sha256,embedding_model}'),
-    ('nexus_memory.zep_episodic_memory', 'nexus_worker', 'UPDATE',
-     '{embedding,embedding_model,embedding_sha256,embedded_at}'),
-    ('nexus_memory.semantic_memories', 'nexus_worker', 'SELECT',
-     '{id,agent_id,content_sha256,embedding_sha256,embedding_model}'),
-    ('nexus_memory.semantic_memories', 'nexus_worker', 'UPDATE',
-     '{embedding,embedding_model,embedding_sha256,embedded_at}'),
     ('consciousness.consciousness_checkpoints', 'nexus_ro', 'SELECT',
      '{id,agent_id,checkpoint_name,metadata,created_at}');
 
@@ -102,9 +98,9 @@ INSERT INTO expected_schema_privs VALUES
     ('public', 'nexus_agent', 'USAGE'), ('public', 'nexus_app', 'USAGE'),
     ('public', 'nexus_worker', 'USAGE'), ('public', 'nexus_ro', 'USAGE'),
     ('nexus', 'nexus_agent', 'USAGE'), ('nexus', 'nexus_ro', 'USAGE'),
-    ('nexus_memory', 'nexus_agent', 'USAGE'), ('nexus_memory', 'nexus_worker', 'USAGE'),
+    ('nexus_memory', 'nexus_agent', 'USAGE'),
     ('nexus_memory', 'nexus_ro', 'USAGE'),
-    ('consciousness', 'nexus_agent', 'USAGE'), ('consciousness', 'nexus_worker', 'USAGE'),
+    ('consciousness', 'nexus_agent', 'USAGE'),
     ('consciousness', 'nexus_ro', 'USAGE'),
     ('memory_system', 'nexus_agent', 'USAGE'), ('memory_system', 'nexus_worker', 'USAGE'),
     ('memory_system', 'nexus_ro', 'USAGE');
@@ -194,16 +190,19 @@ SELECT ok(NOT has_column_privilege('nexus_worker', format('nexus_memory.%I', t),
 SELECT ok(NOT has_column_privilege('nexus_worker', format('nexus_memory.%I', t), 'content', 'UPDATE'),
           format('nexus_worker cannot UPDATE %s.content', t))
   FROM unnest(ARRAY['zep_episodic_memory', 'semantic_memories']) AS t;
-SELECT ok(has_column_privilege('nexus_worker', format('nexus_memory.%I', t), 'embedding', 'UPDATE'),
-          format('nexus_worker can UPDATE %s.embedding', t))
-  FROM unnest(ARRAY['zep_episodic_memory', 'semantic_memories']) AS t;
+SELECT ok(NOT has_any_column_privilege('nexus_worker', format('nexus_memory.%I', t), p)
+          AND NOT has_table_privilege('nexus_worker', format('nexus_memory.%I', t), 'DELETE'),
+          format('nexus_worker has no %s on any column of %s, nor DELETE: vectors go through complete_batch', p, t))
+  FROM unnest(ARRAY['zep_episodic_memory', 'semantic_memories', 'episode_embeddings',
+                    'semantic_memory_embeddings']) AS t
+ CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE']) AS p;
 SELECT ok(NOT has_column_privilege('nexus_ro', 'consciousness.consciousness_checkpoints', 'state', 'SELECT'),
           'nexus_ro cannot SELECT consciousness_checkpoints.state');
 SELECT ok(has_column_privilege('nexus_ro', 'consciousness.consciousness_checkpoints', 'agent_id', 'SELECT'),
           'nexus_ro can SELECT consciousness_checkpoints.agent_id');
-SELECT ok(NOT has_column_privilege('nexus_agent', 'nexus_memory.zep_episodic_memory', c, p),
-          format('agents cannot %s zep_episodic_memory.%s', p, c))
-  FROM unnest(ARRAY['embedding', 'embedding_model', 'embedding_sha256', 'embedded_at']) AS c
+SELECT ok(NOT has_any_column_privilege('nexus_agent', t, p),
+          format('agents cannot %s %s', p, t))
+  FROM unnest(ARRAY['nexus_memory.episode_embeddings', 'nexus_memory.semantic_memory_embeddings']) AS t
  CROSS JOIN unnest(ARRAY['INSERT', 'UPDATE']) AS p;
 SELECT ok(NOT has_column_privilege('nexus_agent', t.tbl, 'agent_id', 'UPDATE'),
           format('agents cannot UPDATE %s.agent_id', t.tbl))
@@ -320,24 +319,21 @@ SELECT throws_ok('SELECT agent_id FROM nexus_memory.working_memory_contexts', '4
                  'nexus_worker cannot read working memory');
 SELECT throws_ok('SELECT agent_id FROM consciousness.consciousness_checkpoints', '42501', NULL,
                  'nexus_worker cannot read checkpoints');
-SELECT results_eq('SELECT agent_id FROM nexus_memory.zep_episodic_memory WHERE content_sha256 IS NOT NULL',
-                  ARRAY['alice'], 'nexus_worker reads the checksums of every agent''s episodes');
-WITH u AS (
-    UPDATE nexus_memory.zep_episodic_memory
-       SET embedding = array_fill(0.1::real, ARRAY[384])::public.vector,
-           embedding_model = 'test-model', embedding_sha256 = content_sha256, embedded_at = now()
-     WHERE agent_id = 'alice'
-    RETURNING id
-)
-SELECT is(count(*), 1::bigint, 'nexus_worker writes the embedding of an episode') FROM u;
+SELECT throws_ok('SELECT agent_id FROM nexus_memory.zep_episodic_memory', '42501', NULL,
+                 'nexus_worker cannot read episodes at all');
+SELECT throws_ok($$INSERT INTO nexus_memory.episode_embeddings (agent_id, episode_id, model, content_sha256, embedding)
+                   SELECT 'alice', 1, 'm', '\x00', array_fill(0.1::real, ARRAY[384])::public.vector$$,
+                 '42501', NULL, 'nexus_worker cannot write vectors directly (only through complete_batch)');
 RESET ROLE;
 
 -- agents: their rows, never the embedding columns nor another owner
 SET LOCAL ROLE alice;
-SELECT throws_ok($$INSERT INTO nexus_memory.zep_episodic_memory (content, embedding_model) VALUES ('x', 'm')$$,
-                 '42501', NULL, 'an agent cannot INSERT embedding columns');
-SELECT throws_ok($$UPDATE nexus_memory.zep_episodic_memory SET embedding = NULL$$,
-                 '42501', NULL, 'an agent cannot UPDATE the embedding');
+SELECT throws_ok($$INSERT INTO nexus_memory.episode_embeddings (agent_id, episode_id, model, content_sha256, embedding)
+                   SELECT 'alice', id, 'm', content_sha256, array_fill(0.1::real, ARRAY[384])::public.vector
+                     FROM nexus_memory.zep_episodic_memory$$,
+                 '42501', NULL, 'an agent cannot write its own vectors');
+SELECT throws_ok($$DELETE FROM nexus_memory.episode_embeddings$$,
+                 '42501', NULL, 'an agent cannot delete vectors');
 SELECT throws_ok($$UPDATE nexus_memory.zep_episodic_memory SET agent_id = 'alice'$$,
                  '42501', NULL, 'an agent cannot UPDATE agent_id');
 SELECT throws_ok($$UPDATE consciousness.consciousness_checkpoints SET state = '{}'$$,

@@ -1,10 +1,13 @@
 -- The embedding queue: triggers, every state transition, leases, dead letters, stale results.
 BEGIN;
-SELECT plan(62);
+SELECT plan(64);
 
 SELECT tests.create_agent('alice');
 CREATE TEMP VIEW q AS SELECT * FROM memory_system.embeddings_queue;
-CREATE TEMP VIEW ep AS SELECT * FROM nexus_memory.zep_episodic_memory;
+CREATE TEMP VIEW ep AS
+SELECT e.*, x.embedding, x.model AS embedding_model, x.content_sha256 AS embedding_sha256
+  FROM nexus_memory.zep_episodic_memory AS e
+  LEFT JOIN nexus_memory.episode_embeddings AS x ON x.agent_id = e.agent_id AND x.episode_id = e.id;
 -- workers may not create temp tables: they fill these
 CREATE TEMP TABLE c1 AS SELECT * FROM memory_system.claim_batch('none', 1) WITH NO DATA;
 CREATE TEMP TABLE c2 (LIKE c1); CREATE TEMP TABLE c3 (LIKE c1);
@@ -76,6 +79,8 @@ SELECT results_eq(
     $$VALUES (2, 1, 0)$$, 'complete refuses the stale result and writes the others');
 RESET ROLE;
 SELECT ok((SELECT embedding IS NULL FROM ep WHERE content = 'third, rewritten'), 'a stale vector never lands on newer content');
+SELECT is((SELECT count(*) FROM nexus_memory.semantic_memory_embeddings WHERE content_sha256 = sha256('a fact'::bytea)), 1::bigint,
+          'a semantic memory gets its vector in its own table');
 SELECT matches((SELECT last_error FROM q JOIN c2 ON c2.item_id = q.id WHERE c2.content = 'third'), '^stale', 'the stale item is closed with the reason');
 
 -- back to content already embedded: nothing to do
@@ -156,6 +161,12 @@ SET LOCAL ROLE alice;
 DELETE FROM nexus_memory.zep_episodic_memory WHERE content = 'poison';
 RESET ROLE;
 SELECT is((SELECT count(*) FROM q), 0::bigint, 'deleting a row removes its queue items');
+SET LOCAL ROLE alice;
+DELETE FROM nexus_memory.zep_episodic_memory WHERE content = 'second';
+RESET ROLE;
+SELECT is((SELECT count(*) FROM nexus_memory.episode_embeddings x
+            WHERE NOT EXISTS (SELECT FROM nexus_memory.zep_episodic_memory e WHERE e.id = x.episode_id)), 0::bigint,
+          'deleting an episode deletes its vector');
 
 SELECT is(memory_system.reembed_all('m2'), (SELECT count(*) FROM ep) + 1, 'reembed_all queues every row (episodes and facts)');
 SELECT is(memory_system._embedding_model(), 'm2', 'and switches the target model');

@@ -1,4 +1,4 @@
-CREATE OR REPLACE FUNCTION memory_system._apply_agent_policies(p_table regclass, p_worker boolean)
+CREATE OR REPLACE FUNCTION memory_system._apply_agent_policies(p_table regclass)
 RETURNS void
 LANGUAGE plpgsql
 AS $$
@@ -13,20 +13,10 @@ BEGIN
     -- analysts read every agent's rows (their grants decide which columns)
     EXECUTE format('DROP POLICY IF EXISTS analyst_read ON %s', p_table);
     EXECUTE format('CREATE POLICY analyst_read ON %s FOR SELECT TO nexus_ro USING (true)', p_table);
-    -- workers read the checksum and write the embedding columns of any agent's rows
-    EXECUTE format('DROP POLICY IF EXISTS worker_read ON %s', p_table);
-    EXECUTE format('DROP POLICY IF EXISTS worker_embed ON %s', p_table);
-    IF p_worker THEN
-        EXECUTE format('CREATE POLICY worker_read ON %s FOR SELECT TO nexus_worker USING (true)',
-                       p_table);
-        EXECUTE format('CREATE POLICY worker_embed ON %s FOR UPDATE TO nexus_worker '
-                       'USING (true) WITH CHECK (true)', p_table);
-    END IF;
 END
 $$;
 
-COMMENT ON FUNCTION memory_system._apply_agent_policies(regclass, boolean) IS
+COMMENT ON FUNCTION memory_system._apply_agent_policies(regclass) IS
 'Enables and forces row-level security on an agent-owned table and (re)creates its policies:
-agents own rows where agent_id = current_user; analysts read all; workers (if p_worker) may read and
-update all rows, their column grants limiting them to checksums and embedding columns.
-Internal: called by db/policies/*.sql.';
+agents own rows where agent_id = current_user; analysts read all. Workers get no policy: they
+reach memories only through the queue functions. Internal: called by db/policies/*.sql.';

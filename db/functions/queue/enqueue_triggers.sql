@@ -10,6 +10,26 @@ AS $$ SELECT value FROM memory_system.settings WHERE name = 'embedding_model' $$
 COMMENT ON FUNCTION memory_system._embedding_model() IS
 'The model new embedding work targets (memory_system.settings). Internal.';
 
+CREATE OR REPLACE FUNCTION memory_system._embedded(p_source_table text, p_agent_id text,
+                                                   p_source_id bigint, p_sha256 bytea, p_model text)
+RETURNS boolean
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT CASE p_source_table
+        WHEN 'zep_episodic_memory' THEN EXISTS (
+            SELECT FROM nexus_memory.episode_embeddings
+             WHERE agent_id = p_agent_id AND episode_id = p_source_id
+               AND content_sha256 = p_sha256 AND model = p_model)
+        WHEN 'semantic_memories' THEN EXISTS (
+            SELECT FROM nexus_memory.semantic_memory_embeddings
+             WHERE agent_id = p_agent_id AND memory_id = p_source_id
+               AND content_sha256 = p_sha256 AND model = p_model)
+    END
+$$;
+COMMENT ON FUNCTION memory_system._embedded(text, text, bigint, bytea, text) IS
+'Whether a memory already has a vector of p_model for the content with checksum p_sha256. Internal.';
+
 CREATE OR REPLACE FUNCTION memory_system._enqueue_inserted()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -19,11 +39,7 @@ AS $$
 BEGIN
     INSERT INTO memory_system.embeddings_queue (agent_id, source_table, source_id, content_sha256, model)
     SELECT n.agent_id, TG_TABLE_NAME, n.id, n.content_sha256, memory_system._embedding_model()
-      FROM new_rows AS n
-     -- rows that arrive with a current embedding (an import) need no work
-     WHERE n.embedding IS NULL
-        OR n.embedding_sha256 IS DISTINCT FROM n.content_sha256
-        OR n.embedding_model IS DISTINCT FROM memory_system._embedding_model();
+      FROM new_rows AS n;
     IF FOUND THEN
         PERFORM pg_notify('nexus_embeddings', '');
     END IF;
@@ -31,8 +47,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memory_system._enqueue_inserted() IS
-'Statement trigger: enqueues embedding work for every inserted row that has no current embedding,
-and wakes idle workers (NOTIFY nexus_embeddings).';
+'Statement trigger: enqueues embedding work for every inserted row, and wakes idle workers
+(NOTIFY nexus_embeddings).';
 
 CREATE OR REPLACE FUNCTION memory_system._enqueue_updated()
 RETURNS trigger
@@ -44,8 +60,7 @@ DECLARE
     v_model text := memory_system._embedding_model();
 BEGIN
     -- back to content that is already embedded (A -> B -> A): nothing to do but drop pending work
-    IF NEW.embedding IS NOT NULL AND NEW.embedding_sha256 = NEW.content_sha256
-       AND NEW.embedding_model = v_model THEN
+    IF memory_system._embedded(TG_TABLE_NAME, NEW.agent_id, NEW.id, NEW.content_sha256, v_model) THEN
         DELETE FROM memory_system.embeddings_queue
          WHERE source_table = TG_TABLE_NAME AND source_id = NEW.id AND state = 'pending';
         RETURN NULL;

@@ -73,15 +73,15 @@ BEGIN
     -- every row not embedded by p_model gets (or keeps, retargeted) one pending item
     INSERT INTO memory_system.embeddings_queue AS q (agent_id, source_table, source_id, content_sha256, model)
     SELECT agent_id, 'zep_episodic_memory', id, content_sha256, p_model
-      FROM nexus_memory.zep_episodic_memory
-     WHERE embedding_model IS DISTINCT FROM p_model OR embedding_sha256 IS DISTINCT FROM content_sha256
+      FROM nexus_memory.zep_episodic_memory AS e
+     WHERE NOT memory_system._embedded('zep_episodic_memory', e.agent_id, e.id, e.content_sha256, p_model)
     ON CONFLICT (source_table, source_id) WHERE state = 'pending'
     DO UPDATE SET model = EXCLUDED.model, content_sha256 = EXCLUDED.content_sha256;
     GET DIAGNOSTICS v_rows = ROW_COUNT; v_count := v_count + v_rows;
     INSERT INTO memory_system.embeddings_queue AS q (agent_id, source_table, source_id, content_sha256, model)
     SELECT agent_id, 'semantic_memories', id, content_sha256, p_model
-      FROM nexus_memory.semantic_memories
-     WHERE embedding_model IS DISTINCT FROM p_model OR embedding_sha256 IS DISTINCT FROM content_sha256
+      FROM nexus_memory.semantic_memories AS m
+     WHERE NOT memory_system._embedded('semantic_memories', m.agent_id, m.id, m.content_sha256, p_model)
     ON CONFLICT (source_table, source_id) WHERE state = 'pending'
     DO UPDATE SET model = EXCLUDED.model, content_sha256 = EXCLUDED.content_sha256;
     GET DIAGNOSTICS v_rows = ROW_COUNT; v_count := v_count + v_rows;

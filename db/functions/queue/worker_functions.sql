@@ -188,23 +188,51 @@ BEGIN
           JOIN input AS i ON i.item_id = q.id
          WHERE q.state = 'processing' AND q.lease_owner = p_worker
            FOR UPDATE OF q
+    ), locked_e AS (
+        -- refuse a vector computed from content that has changed since: it is stale. The share
+        -- lock holds off a concurrent content change until the vector is written (and if one
+        -- committed meanwhile, the checksum is compared with the row's newest version).
+        SELECT h.id, h.source_table, h.agent_id, h.source_id, h.embedding, h.sha
+          FROM held AS h
+          JOIN nexus_memory.zep_episodic_memory AS e
+            ON e.agent_id = h.agent_id AND e.id = h.source_id AND e.content_sha256 = h.sha
+         WHERE h.source_table = 'zep_episodic_memory'
+           FOR SHARE OF e
+    ), locked_s AS (
+        SELECT h.id, h.source_table, h.agent_id, h.source_id, h.embedding, h.sha
+          FROM held AS h
+          JOIN nexus_memory.semantic_memories AS m
+            ON m.agent_id = h.agent_id AND m.id = h.source_id AND m.content_sha256 = h.sha
+         WHERE h.source_table = 'semantic_memories'
+           FOR SHARE OF m
+    ), fresh AS (
+        -- one vector per row even if a batch held two items of it: the newest item wins
+        SELECT DISTINCT ON (l.source_table, l.agent_id, l.source_id) l.*
+          FROM (SELECT * FROM locked_e UNION ALL SELECT * FROM locked_s) AS l
+         ORDER BY l.source_table, l.agent_id, l.source_id, l.id DESC
     ), wrote_e AS (
-        -- refuse a vector computed from content that has changed since: it is stale
-        UPDATE nexus_memory.zep_episodic_memory AS e
-           SET embedding = h.embedding, embedding_model = p_model,
-               embedding_sha256 = h.sha, embedded_at = now()
-          FROM held AS h
-         WHERE h.source_table = 'zep_episodic_memory' AND e.agent_id = h.agent_id
-           AND e.id = h.source_id AND e.content_sha256 = h.sha
-        RETURNING h.id
+        INSERT INTO nexus_memory.episode_embeddings AS x
+               (agent_id, episode_id, model, content_sha256, embedding)
+        SELECT f.agent_id, f.source_id, p_model, f.sha, f.embedding
+          FROM fresh AS f WHERE f.source_table = 'zep_episodic_memory'
+        ON CONFLICT (agent_id, episode_id) DO UPDATE
+           SET model = EXCLUDED.model, content_sha256 = EXCLUDED.content_sha256,
+               embedding = EXCLUDED.embedding, embedded_at = now()
+        RETURNING x.agent_id, x.episode_id AS source_id, 'zep_episodic_memory'::text AS source_table
     ), wrote_s AS (
-        UPDATE nexus_memory.semantic_memories AS s
-           SET embedding = h.embedding, embedding_model = p_model,
-               embedding_sha256 = h.sha, embedded_at = now()
-          FROM held AS h
-         WHERE h.source_table = 'semantic_memories' AND s.agent_id = h.agent_id
-           AND s.id = h.source_id AND s.content_sha256 = h.sha
-        RETURNING h.id
+        INSERT INTO nexus_memory.semantic_memory_embeddings AS x
+               (agent_id, memory_id, model, content_sha256, embedding)
+        SELECT f.agent_id, f.source_id, p_model, f.sha, f.embedding
+          FROM fresh AS f WHERE f.source_table = 'semantic_memories'
+        ON CONFLICT (agent_id, memory_id) DO UPDATE
+           SET model = EXCLUDED.model, content_sha256 = EXCLUDED.content_sha256,
+               embedding = EXCLUDED.embedding, embedded_at = now()
+        RETURNING x.agent_id, x.memory_id AS source_id, 'semantic_memories'::text AS source_table
+    ), wrote AS (
+        SELECT f.id
+          FROM fresh AS f
+          JOIN (SELECT * FROM wrote_e UNION ALL SELECT * FROM wrote_s) AS w
+            ON w.source_table = f.source_table AND w.agent_id = f.agent_id AND w.source_id = f.source_id
     ), finished AS (
         UPDATE memory_system.embeddings_queue AS q
            SET state = 'done', processed_at = now(), lease_owner = NULL, lease_expires_at = NULL,
@@ -212,7 +240,7 @@ BEGIN
                                  THEN 'stale: the content changed (or the row was deleted) before the result arrived'
                             END
           FROM held AS h
-          LEFT JOIN (SELECT id FROM wrote_e UNION ALL SELECT id FROM wrote_s) AS w ON w.id = h.id
+          LEFT JOIN wrote AS w ON w.id = h.id
          WHERE q.id = h.id
         RETURNING (w.id IS NOT NULL) AS ok
     )
