@@ -73,8 +73,9 @@ GRANT EXECUTE ON FUNCTION memory_system._check_agent(text),
     TO nexus_agent;
 
 -- workers: the queue functions, nothing else
-GRANT EXECUTE ON FUNCTION memory_system.claim_batch(text, integer, interval),
-                          memory_system.complete_batch(text, bigint[], public.vector[], bytea[], text),
+GRANT EXECUTE ON FUNCTION memory_system.claim_batch(text, integer, interval, text),
+                          memory_system.complete_batch(text, bigint[], public.vector[], bytea[], text, text),
+                          memory_system.skip_batch(text, bigint[], text),
                           memory_system.fail_item(text, bigint, text),
                           memory_system.heartbeat(text, interval, jsonb),
                           memory_system.release(text),

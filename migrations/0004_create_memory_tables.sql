@@ -95,12 +95,13 @@ CREATE INDEX semantic_memories_tags_idx
     ON nexus_memory.semantic_memories USING gin (tags);
 
 
--- The vector of each embedded memory, the model that made it and the checksum of the content it
--- was computed from. Written only by memory_system.complete_batch (which refuses stale results).
+-- The vector of each embedded memory, the model (name and version) that made it and the checksum
+-- of the content it was computed from. Written only by memory_system.complete_batch (which refuses stale results).
 CREATE TABLE nexus_memory.episode_embeddings (
     agent_id        text NOT NULL,
     episode_id      bigint NOT NULL,
     model           text NOT NULL,
+    model_version   text NOT NULL DEFAULT '',
     content_sha256  bytea NOT NULL,
     embedding       public.vector(384) NOT NULL,
     embedded_at     timestamptz NOT NULL DEFAULT now(),
@@ -117,6 +118,7 @@ CREATE TABLE nexus_memory.semantic_memory_embeddings (
     agent_id        text NOT NULL,
     memory_id       bigint NOT NULL,
     model           text NOT NULL,
+    model_version   text NOT NULL DEFAULT '',
     content_sha256  bytea NOT NULL,
     embedding       public.vector(384) NOT NULL,
     embedded_at     timestamptz NOT NULL DEFAULT now(),

@@ -28,6 +28,7 @@ CREATE TABLE memory_system.embeddings_queue (
     available_at      timestamptz NOT NULL DEFAULT now(),
     claimed_at        timestamptz,
     processed_at      timestamptz,
+    processed_by      text,
     lease_owner       text,
     lease_expires_at  timestamptz,
     CHECK ((state = 'processing') = (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL))

@@ -99,9 +99,9 @@ SELECT columns_are('nexus_memory', 'semantic_memories', ARRAY[
     'id', 'agent_id', 'content', 'metadata', 'tags', 'importance', 'source_episode_id',
     'created_at', 'updated_at', 'content_sha256', 'content_tsv']);
 SELECT columns_are('nexus_memory', 'episode_embeddings', ARRAY[
-    'agent_id', 'episode_id', 'model', 'content_sha256', 'embedding', 'embedded_at']);
+    'agent_id', 'episode_id', 'model', 'model_version', 'content_sha256', 'embedding', 'embedded_at']);
 SELECT columns_are('nexus_memory', 'semantic_memory_embeddings', ARRAY[
-    'agent_id', 'memory_id', 'model', 'content_sha256', 'embedding', 'embedded_at']);
+    'agent_id', 'memory_id', 'model', 'model_version', 'content_sha256', 'embedding', 'embedded_at']);
 SELECT fk_ok('nexus_memory', 'episode_embeddings', ARRAY['agent_id', 'episode_id'],
              'nexus_memory', 'zep_episodic_memory', ARRAY['agent_id', 'id'],
              'an episode''s vector belongs to the episode (and goes with it)');
@@ -111,7 +111,7 @@ SELECT fk_ok('nexus_memory', 'semantic_memory_embeddings', ARRAY['agent_id', 'me
 SELECT columns_are('memory_system', 'agents', ARRAY['agent_id', 'description', 'created_at']);
 SELECT columns_are('memory_system', 'embeddings_queue', ARRAY[
     'id', 'agent_id', 'source_table', 'source_id', 'content_sha256', 'model', 'state', 'retry_count',
-    'last_error', 'enqueued_at', 'available_at', 'claimed_at', 'processed_at', 'lease_owner',
+    'last_error', 'enqueued_at', 'available_at', 'claimed_at', 'processed_at', 'processed_by', 'lease_owner',
     'lease_expires_at']);
 SELECT col_type_is('memory_system', 'embeddings_queue', 'content_sha256', 'bytea', 'queue checksum is bytea');
 SELECT col_type_is('memory_system', 'embeddings_queue', 'retry_count', 'integer', 'retry_count is integer');

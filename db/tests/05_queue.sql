@@ -1,6 +1,6 @@
 -- The embedding queue: triggers, every state transition, leases, dead letters, stale results.
 BEGIN;
-SELECT plan(64);
+SELECT plan(73);
 
 SELECT tests.create_agent('alice');
 CREATE TEMP VIEW q AS SELECT * FROM memory_system.embeddings_queue;
@@ -205,6 +205,35 @@ SET LOCAL ROLE alice;
 SELECT throws_ok($$SELECT * FROM memory_system.claim_batch('alice', 1)$$, '42501', NULL, 'agents cannot claim work');
 RESET ROLE;
 SELECT throws_ok($$SELECT memory_system.prune_done(interval '-1 day')$$, 'NX020', NULL, 'a negative retention is refused');
+
+-- empty content, workers of one model, who did what ------------------------------------------
+DELETE FROM memory_system.embeddings_queue;
+UPDATE memory_system.settings SET value = 'm3' WHERE name = 'embedding_model';
+SET LOCAL ROLE alice;
+INSERT INTO nexus_memory.zep_episodic_memory (content) VALUES ('   '), ('model three');
+RESET ROLE;
+SET LOCAL ROLE nexus_worker;
+SELECT is((SELECT count(*) FROM memory_system.claim_batch('w9', 10, interval '5 minutes', 'other-model')), 0::bigint,
+          'a worker of another model claims nothing');
+DELETE FROM c5;
+INSERT INTO c5 SELECT * FROM memory_system.claim_batch('w9', 10, interval '5 minutes', 'm3');
+SELECT is((SELECT count(*) FROM c5), 2::bigint, 'a worker of the target model claims the items');
+SELECT ok((SELECT bool_and(enqueued_at IS NOT NULL) FROM c5), 'claimed items say when they were enqueued');
+SELECT is(memory_system.skip_batch('w9', (SELECT array_agg(item_id) FROM c5 WHERE btrim(content) = ''), 'empty content'), 1,
+          'whitespace-only content is closed without a vector');
+SELECT results_eq(
+    $$SELECT * FROM memory_system.complete_batch('w9', (SELECT array_agg(item_id) FROM c5 WHERE content = 'model three'),
+        ARRAY[tests.fake_vector(7)], (SELECT array_agg(content_sha256) FROM c5 WHERE content = 'model three'), 'm3', 'v3')$$,
+    $$VALUES (1, 0, 0)$$, 'the other item gets its vector');
+SELECT throws_ok($$SELECT memory_system.skip_batch('w9', ARRAY[1], '')$$, 'NX020', NULL, 'skipping needs a reason');
+RESET ROLE;
+SELECT is((SELECT q.last_error FROM q JOIN ep ON ep.id = q.source_id AND q.source_table = 'zep_episodic_memory' WHERE ep.content = '   '),
+          'no vector: empty content', 'the decision is recorded in the queue');
+SELECT is((SELECT array_agg(DISTINCT state || ':' || processed_by) FROM q), ARRAY['done:w9'],
+          'finished items record the worker that finished them');
+SELECT is((SELECT x.model || '@' || x.model_version FROM nexus_memory.episode_embeddings AS x
+             JOIN nexus_memory.zep_episodic_memory AS e ON e.agent_id = x.agent_id AND e.id = x.episode_id
+            WHERE e.content = 'model three'), 'm3@v3', 'a vector records its model''s name and version');
 
 SELECT * FROM finish();
 ROLLBACK;

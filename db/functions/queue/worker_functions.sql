@@ -51,6 +51,7 @@ BEGIN
                              ELSE coalesce(p_error, q.last_error) END,
            available_at = now() + CASE WHEN d.state = 'pending' THEN p_delay ELSE interval '0' END,
            processed_at = CASE WHEN d.state IN ('done', 'dead') THEN now() END,
+           processed_by = CASE WHEN d.state IN ('done', 'dead') THEN q.lease_owner END,
            lease_owner = NULL,
            lease_expires_at = NULL
       FROM decided AS d
@@ -96,10 +97,12 @@ Called by every claim, so nothing a crashed worker held is lost. Returns the num
 CREATE OR REPLACE FUNCTION memory_system.claim_batch(
     p_worker text,
     p_limit integer DEFAULT 32,
-    p_lease interval DEFAULT interval '5 minutes'
+    p_lease interval DEFAULT interval '5 minutes',
+    p_model text DEFAULT NULL
 )
 RETURNS TABLE (item_id bigint, agent_id text, source_table text, source_id bigint,
-               content text, content_sha256 bytea, model text, retry_count integer)
+               content text, content_sha256 bytea, model text, retry_count integer,
+               enqueued_at timestamptz)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -120,14 +123,16 @@ BEGIN
                lease_expires_at = now() + p_lease, claimed_at = now()
           FROM (SELECT c.id FROM memory_system.embeddings_queue AS c
                  WHERE c.state = 'pending' AND c.available_at <= now()
+                   AND (p_model IS NULL OR c.model = p_model)
                  ORDER BY c.available_at, c.id
                  LIMIT p_limit
                    FOR UPDATE SKIP LOCKED) AS picked
          WHERE q.id = picked.id
-        RETURNING q.id, q.agent_id, q.source_table, q.source_id, q.model, q.retry_count
+        RETURNING q.id, q.agent_id, q.source_table, q.source_id, q.model, q.retry_count,
+                  q.enqueued_at
     )
     SELECT c.id, c.agent_id, c.source_table, c.source_id, src.content, src.content_sha256,
-           c.model, c.retry_count
+           c.model, c.retry_count, c.enqueued_at
       FROM claimed AS c
       JOIN LATERAL (
             SELECT e.content, e.content_sha256 FROM nexus_memory.zep_episodic_memory AS e
@@ -139,9 +144,10 @@ BEGIN
      ORDER BY c.id;
 END
 $$;
-COMMENT ON FUNCTION memory_system.claim_batch(text, integer, interval) IS
+COMMENT ON FUNCTION memory_system.claim_batch(text, integer, interval, text) IS
 'Claims up to p_limit pending items (FOR UPDATE SKIP LOCKED: concurrent workers never get the same
-item) under a lease of p_lease, first returning expired leases to pending. Returns each item with
+item) under a lease of p_lease, first returning expired leases to pending. With p_model, only items
+that target that model (a worker never writes vectors of another model). Returns each item with
 the row''s current content and its checksum, to be passed back to complete_batch.
 Errors: NX020 bad worker id, batch size (1-1000) or lease (1 s - 1 day). Callers: nexus_worker.';
 
@@ -151,7 +157,8 @@ CREATE OR REPLACE FUNCTION memory_system.complete_batch(
     p_item_ids bigint[],
     p_embeddings public.vector[],
     p_content_sha256 bytea[],
-    p_model text
+    p_model text,
+    p_model_version text DEFAULT ''
 )
 RETURNS TABLE (written integer, stale integer, lost integer)
 LANGUAGE plpgsql
@@ -212,21 +219,23 @@ BEGIN
          ORDER BY l.source_table, l.agent_id, l.source_id, l.id DESC
     ), wrote_e AS (
         INSERT INTO nexus_memory.episode_embeddings AS x
-               (agent_id, episode_id, model, content_sha256, embedding)
-        SELECT f.agent_id, f.source_id, p_model, f.sha, f.embedding
+               (agent_id, episode_id, model, model_version, content_sha256, embedding)
+        SELECT f.agent_id, f.source_id, p_model, coalesce(p_model_version, ''), f.sha, f.embedding
           FROM fresh AS f WHERE f.source_table = 'zep_episodic_memory'
         ON CONFLICT (agent_id, episode_id) DO UPDATE
-           SET model = EXCLUDED.model, content_sha256 = EXCLUDED.content_sha256,
-               embedding = EXCLUDED.embedding, embedded_at = now()
+           SET model = EXCLUDED.model, model_version = EXCLUDED.model_version,
+               content_sha256 = EXCLUDED.content_sha256, embedding = EXCLUDED.embedding,
+               embedded_at = now()
         RETURNING x.agent_id, x.episode_id AS source_id, 'zep_episodic_memory'::text AS source_table
     ), wrote_s AS (
         INSERT INTO nexus_memory.semantic_memory_embeddings AS x
-               (agent_id, memory_id, model, content_sha256, embedding)
-        SELECT f.agent_id, f.source_id, p_model, f.sha, f.embedding
+               (agent_id, memory_id, model, model_version, content_sha256, embedding)
+        SELECT f.agent_id, f.source_id, p_model, coalesce(p_model_version, ''), f.sha, f.embedding
           FROM fresh AS f WHERE f.source_table = 'semantic_memories'
         ON CONFLICT (agent_id, memory_id) DO UPDATE
-           SET model = EXCLUDED.model, content_sha256 = EXCLUDED.content_sha256,
-               embedding = EXCLUDED.embedding, embedded_at = now()
+           SET model = EXCLUDED.model, model_version = EXCLUDED.model_version,
+               content_sha256 = EXCLUDED.content_sha256, embedding = EXCLUDED.embedding,
+               embedded_at = now()
         RETURNING x.agent_id, x.memory_id AS source_id, 'semantic_memories'::text AS source_table
     ), wrote AS (
         SELECT f.id
@@ -235,7 +244,8 @@ BEGIN
             ON w.source_table = f.source_table AND w.agent_id = f.agent_id AND w.source_id = f.source_id
     ), finished AS (
         UPDATE memory_system.embeddings_queue AS q
-           SET state = 'done', processed_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+           SET state = 'done', processed_at = now(), processed_by = p_worker,
+               lease_owner = NULL, lease_expires_at = NULL,
                last_error = CASE WHEN w.id IS NULL
                                  THEN 'stale: the content changed (or the row was deleted) before the result arrived'
                             END
@@ -250,8 +260,8 @@ BEGIN
       FROM finished AS f;
 END
 $$;
-COMMENT ON FUNCTION memory_system.complete_batch(text, bigint[], public.vector[], bytea[], text) IS
-'Writes the vectors of items this worker holds and marks them done. A vector whose checksum no
+COMMENT ON FUNCTION memory_system.complete_batch(text, bigint[], public.vector[], bytea[], text, text) IS
+'Writes the vectors of items this worker holds, with the model''s name and version, and marks them done. A vector whose checksum no
 longer matches the row''s content is refused (counted stale; newer work is queued by the trigger).
 Returns written, stale, and lost (items this worker no longer holds: lease expired and reclaimed).
 Errors: NX020 bad arguments; NX013 an embedding missing or not of the configured dimension.
@@ -349,3 +359,47 @@ $$;
 COMMENT ON FUNCTION memory_system.release(text) IS
 'On shutdown: returns every item the worker holds to pending at once (no failure counted) and
 marks the worker stopped. Returns the number released. Errors: NX020 bad worker id. Callers: nexus_worker.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.skip_batch(p_worker text, p_item_ids bigint[], p_reason text)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    PERFORM memory_system._check_worker(p_worker);
+    IF p_reason IS NULL OR btrim(p_reason) = '' THEN
+        RAISE EXCEPTION 'a reason is required' USING ERRCODE = 'NX020';
+    END IF;
+    WITH held AS (
+        SELECT q.id, q.source_table, q.agent_id, q.source_id
+          FROM memory_system.embeddings_queue AS q
+         WHERE q.id = ANY (p_item_ids) AND q.state = 'processing' AND q.lease_owner = p_worker
+           FOR UPDATE
+    ), drop_e AS (
+        -- a vector of older content would be stale: the row now has none
+        DELETE FROM nexus_memory.episode_embeddings AS x USING held AS h
+         WHERE h.source_table = 'zep_episodic_memory' AND x.agent_id = h.agent_id
+           AND x.episode_id = h.source_id
+    ), drop_s AS (
+        DELETE FROM nexus_memory.semantic_memory_embeddings AS x USING held AS h
+         WHERE h.source_table = 'semantic_memories' AND x.agent_id = h.agent_id
+           AND x.memory_id = h.source_id
+    )
+    UPDATE memory_system.embeddings_queue AS q
+       SET state = 'done', processed_at = now(), processed_by = p_worker,
+           lease_owner = NULL, lease_expires_at = NULL,
+           last_error = 'no vector: ' || left(p_reason, 1000)
+      FROM held AS h
+     WHERE q.id = h.id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION memory_system.skip_batch(text, bigint[], text) IS
+'Closes items that deliberately get no vector (empty or whitespace-only content): done, with
+last_error ''no vector: <reason>'' recorded, and any older vector of the row removed. Returns the
+number closed. Errors: NX020 bad worker id or no reason. Callers: nexus_worker.';
