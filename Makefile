@@ -16,6 +16,7 @@ system-deps:
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
@@ -32,6 +33,10 @@ pytest:
 
 migrate: setup
 	$(BIN)/nexus migrate
+
+# Benchmarks on a throw-away stack: a table, and bench/results/latest.json (make bench ONLY=queue.insert)
+bench: setup
+	$(BIN)/python -m bench.run $(if $(ONLY),--only $(ONLY))
 
 # Record the hashes of landed migrations (a landed file never changes; tests check this list).
 freeze-migrations:

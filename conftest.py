@@ -49,8 +49,9 @@ def session_stack() -> Stack:
     home = Path(tempfile.mkdtemp(prefix="nexus-test-"))
     os.chmod(home, 0o755)
     _session["home"] = home
+    # no embedding worker on the template: tests start their own on their clones
     cfg = config.load(env={}, home=home, pg_port=free_port(), redis_port=free_port(),
-                      database=TEMPLATE)
+                      database=TEMPLATE, worker_replicas=0)
     st = Stack.from_config(cfg, memory_budget_mb=1024, extra_settings=TEST_SETTINGS)
     _session["stack"] = st
     st.up()
@@ -179,3 +180,14 @@ def psql_bin(stack: Stack) -> str:
 def connect_as(cfg: Config, role: str, password: str, **kwargs: object) -> psycopg.Connection:
     return psycopg.connect(host=cfg.pg_host, port=cfg.pg_port, dbname=cfg.database, user=role,
                            password=password, connect_timeout=10, **kwargs)
+
+
+def process_alive(pid: int | None) -> bool:
+    """Is `pid` a live process (not gone, not a zombie)?"""
+    if not pid:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"

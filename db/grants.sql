@@ -84,5 +84,6 @@ GRANT EXECUTE ON FUNCTION memory_system.claim_batch(text, integer, interval, tex
                           memory_system.queue_stats()
     TO nexus_worker;
 -- the queue's own bookkeeping, read by workers for stats; analysts read everything anyway
-GRANT SELECT ON memory_system.embeddings_queue, memory_system.worker_heartbeats TO nexus_worker;
+GRANT SELECT ON memory_system.embeddings_queue, memory_system.worker_heartbeats, memory_system.settings
+    TO nexus_worker;
 GRANT EXECUTE ON FUNCTION memory_system.queue_stats() TO nexus_ro;

@@ -10,9 +10,9 @@ import time
 
 import psycopg
 
-from sidecar import agents, config, migrate, secrets
+from sidecar import agents, config, migrate, secrets, service
 from sidecar.pgserver import ServerError
-from sidecar.stack import Stack, apply_role_passwords
+from sidecar.stack import Stack, apply_role_passwords, resolve_home
 
 
 def _stack(args: argparse.Namespace) -> Stack:
@@ -47,7 +47,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     print("Stack running; Ctrl-C stops it.", flush=True)
     while not stopping:
-        if stack.pg.pid() is None or stack.redis.pid() is None:
+        worker_gone = stack.cfg.worker_replicas > 0 and stack.worker_pid() is None
+        if stack.pg.pid() is None or stack.redis.pid() is None or worker_gone:
             print("nexus: a server stopped unexpectedly; stopping the stack", file=sys.stderr)
             stack.down()
             return 1
@@ -73,6 +74,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             s = status[name]
             state = "healthy" if s["healthy"] else ("running" if s["pid"] else "stopped")
             print(f"{name:<11} {state} (pid {s['pid']}, port {s['port']})")
+        w = status["worker"]
+        if w["replicas"]:
+            state = w["health"] or ("starting" if w["pid"] else "stopped")
+            print(f"{'worker':<11} {state} (pid {w['pid']}, {w['replicas']} replicas, "
+                  f"http {w['http_port']})")
         for role, url in status["dsns"].items():
             print(f"  {role:<16} {url}")
         print(f"redis_url   {status['redis_url']}")
@@ -136,6 +142,14 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    cfg = resolve_home(config.load(http_port=args.http_port))
+    replicas = cfg.worker_replicas if args.replicas is None else args.replicas
+    if not 1 <= replicas <= 16:
+        raise ServerError("replicas must be between 1 and 16 (WORKER_REPLICAS or --replicas)")
+    return service.run_replicas(cfg, replicas)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nexus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -148,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detach", action="store_true", help="return once the stack is up")
     ports(p)
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("worker", help="run embedding worker process(es) with /health, /metrics")
+    p.add_argument("--replicas", type=int, help="worker processes (WORKER_REPLICAS, 1)")
+    p.add_argument("--http-port", type=int,
+                   help="HTTP port of the first replica; the others use the next ones "
+                        "(NEXUS_HTTP_PORT, 58080; 0 for none)")
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("down", help="stop the local stack")
     p.set_defaults(func=cmd_down)

@@ -46,7 +46,20 @@ class Config:
     database: str = "nexus"
     # memory to size PostgreSQL for (MB); default: all of the machine's memory
     pg_memory_mb: int | None = None
+    redis_host: str = "127.0.0.1"
     secret_files: dict[str, Path] = field(default_factory=dict)
+    # embedding workers
+    worker_replicas: int = 1
+    worker_batch: int = 32
+    worker_lease_seconds: int = 300
+    worker_heartbeat_seconds: int = 30
+    worker_poll_seconds: float = 5.0
+    worker_threads: int = 1
+    embed_model: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = 58080
+    health_max_queue: int = 1000
+    embed_max_chars: int = 8192
 
     @property
     def secrets_dir(self) -> Path:
@@ -72,6 +85,18 @@ def load(env: dict[str, str] | None = None, **overrides: object) -> Config:
         "redis_port": _int(env, "NEXUS_REDIS_PORT", 56379),
         "database": env.get("NEXUS_DB", "nexus"),
         "pg_memory_mb": _int(env, "NEXUS_PG_MEMORY_MB", 0) or None,
+        "redis_host": env.get("NEXUS_REDIS_HOST", "127.0.0.1"),
+        "worker_replicas": _int(env, "WORKER_REPLICAS", 1),
+        "worker_batch": _int(env, "NEXUS_WORKER_BATCH", 32),
+        "worker_lease_seconds": _int(env, "NEXUS_WORKER_LEASE_SECONDS", 300),
+        "worker_heartbeat_seconds": _int(env, "NEXUS_WORKER_HEARTBEAT_SECONDS", 30),
+        "worker_poll_seconds": float(_int(env, "NEXUS_WORKER_POLL_SECONDS", 5)),
+        "worker_threads": _int(env, "NEXUS_WORKER_THREADS", 1),
+        "embed_model": env.get("NEXUS_EMBED_MODEL") or None,
+        "http_host": env.get("NEXUS_HTTP_HOST", "127.0.0.1"),
+        "http_port": _int(env, "NEXUS_HTTP_PORT", 58080),
+        "health_max_queue": _int(env, "NEXUS_HEALTH_MAX_QUEUE", 1000),
+        "embed_max_chars": _int(env, "NEXUS_EMBED_MAX_CHARS", 8192),
         "secret_files": secret_files,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})

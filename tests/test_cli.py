@@ -17,19 +17,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from conftest import process_alive
 from sidecar.pgserver import free_port
 
 NEXUS = str(Path(sys.executable).parent / "nexus")
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +29,7 @@ def env():
     os.chmod(home, 0o755)
     env = {"PATH": os.environ["PATH"], "NEXUS_HOME": str(home / ".nexus"),
            "NEXUS_PG_PORT": str(free_port()), "NEXUS_REDIS_PORT": str(free_port()),
-           "NEXUS_PG_MEMORY_MB": "1024"}
+           "NEXUS_PG_MEMORY_MB": "1024", "WORKER_REPLICAS": "0"}
     yield env
     subprocess.run([NEXUS, "down"], env=env, capture_output=True)
     shutil.rmtree(home, ignore_errors=True)
@@ -106,7 +97,7 @@ def test_up_status_agents_down(env) -> None:
 
     pids = (status["postgresql"]["pid"], status["redis"]["pid"])
     nexus(env, "down")
-    assert not any(_alive(p) for p in pids)
+    assert not any(process_alive(p) for p in pids)
     stopped = nexus(env, "status", "--json", check=False)
     assert stopped.returncode == 1 and json.loads(stopped.stdout)["healthy"] is False
 
@@ -144,4 +135,4 @@ def test_foreground_up_stops_everything_on_ctrl_c(env) -> None:
             proc.kill()
     assert proc.returncode == 0, output
     assert "Stopped." in output
-    assert not any(_alive(p) for p in pids), "a server outlived Ctrl-C"
+    assert not any(process_alive(p) for p in pids), "a server outlived Ctrl-C"

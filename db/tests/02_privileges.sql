@@ -50,7 +50,8 @@ INSERT INTO expected_table_privs VALUES
     ('memory_system.worker_heartbeats',         'nexus_ro',    'SELECT'),
     ('memory_system.settings',                  'nexus_ro',    'SELECT'),
     ('memory_system.embeddings_queue',          'nexus_worker', 'SELECT'),
-    ('memory_system.worker_heartbeats',         'nexus_worker', 'SELECT');
+    ('memory_system.worker_heartbeats',         'nexus_worker', 'SELECT'),
+    ('memory_system.settings',                  'nexus_worker', 'SELECT');
 
 -- column-level privileges, on top of the table-level ones (which cover every column)
 CREATE TEMP TABLE expected_column_privs (tbl text, role name, priv text, cols text[]);

@@ -1,0 +1,220 @@
+"""The embedding worker: claim a batch, embed it off the event loop, hand the vectors back.
+
+All decisions (leases, retries, dead letters, stale results) are made by the SQL queue functions;
+this loop only moves data between PostgreSQL and the model and reports what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector_async
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from sidecar import secrets
+from sidecar.config import WORKER, Config
+from sidecar.embedder import Embedder, EmbedError
+from sidecar.metrics import Metrics
+
+log = logging.getLogger("nexus.worker")
+CHANNEL = "nexus_embeddings"
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def check_settings(cfg: Config) -> None:
+    if not 1 <= cfg.worker_batch <= 1000:
+        raise ConfigError("NEXUS_WORKER_BATCH must be between 1 and 1000")
+    if cfg.worker_lease_seconds < 2 * cfg.worker_heartbeat_seconds:
+        raise ConfigError("NEXUS_WORKER_LEASE_SECONDS must be at least twice "
+                          "NEXUS_WORKER_HEARTBEAT_SECONDS, or leases expire under a live worker")
+    if cfg.worker_heartbeat_seconds < 1:
+        raise ConfigError("NEXUS_WORKER_HEARTBEAT_SECONDS must be at least 1")
+
+
+def conninfo(cfg: Config) -> str:
+    return psycopg.conninfo.make_conninfo(
+        host=cfg.pg_host, port=cfg.pg_port, dbname=cfg.database, user=WORKER,
+        password=secrets.password(cfg, WORKER), connect_timeout=5,
+        application_name="nexus-worker")
+
+
+async def _configure(conn: psycopg.AsyncConnection) -> None:
+    await register_vector_async(conn)
+    await conn.set_autocommit(True)
+
+
+def make_pool(cfg: Config) -> AsyncConnectionPool:
+    # connections are checked on checkout, so a restarted PostgreSQL costs no failed request
+    return AsyncConnectionPool(conninfo(cfg), min_size=1, max_size=4, open=False,
+                               configure=_configure, check=AsyncConnectionPool.check_connection,
+                               timeout=10, reconnect_timeout=3600)
+
+
+class Worker:
+    def __init__(self, cfg: Config, embedder: Embedder, pool: AsyncConnectionPool,
+                 metrics: Metrics) -> None:
+        self.cfg = cfg
+        self.embedder = embedder
+        self.pool = pool
+        self.metrics = metrics
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+        self.wake = asyncio.Event()
+        self.lease = timedelta(seconds=cfg.worker_lease_seconds)
+
+    # -- the loop -------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set; then finish the batch in hand and release anything held."""
+        listener = asyncio.create_task(self._listen(stop))
+        beater = asyncio.create_task(self._heartbeats(stop))
+        try:
+            while not stop.is_set():
+                try:
+                    worked = await self._one_batch()
+                except psycopg.OperationalError as exc:
+                    log.warning("database unavailable (%s); retrying", exc)
+                    worked = False
+                if not worked:
+                    await self._idle(stop)
+        finally:
+            listener.cancel()
+            beater.cancel()
+            await self._release()
+            self.executor.shutdown(wait=True)
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        self.wake.clear()
+        waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(stop.wait())]
+        await asyncio.wait(waiters, timeout=self.cfg.worker_poll_seconds,
+                           return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            w.cancel()
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        """LISTEN for new work; on any trouble, polling keeps things moving."""
+        while not stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(conninfo(self.cfg),
+                                                                 autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    async for _ in conn.notifies():
+                        self.wake.set()
+            except (psycopg.Error, OSError) as exc:
+                log.debug("listener: %s", exc)
+            await asyncio.sleep(self.cfg.worker_poll_seconds)
+
+    async def _heartbeats(self, stop: asyncio.Event) -> None:
+        info = {"pid": os.getpid(), "model": self.embedder.info.name,
+                "model_version": self.embedder.info.version}
+        while not stop.is_set():
+            try:
+                async with self.pool.connection() as conn:
+                    await conn.execute("SELECT memory_system.heartbeat(%s, %s, %s)",
+                                       (self.id, self.lease, psycopg.types.json.Jsonb(info)))
+            except (psycopg.Error, OSError) as exc:
+                log.warning("heartbeat failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.cfg.worker_heartbeat_seconds)
+
+    async def _release(self) -> None:
+        try:
+            async with self.pool.connection(timeout=5) as conn:
+                cur = await conn.execute("SELECT memory_system.release(%s)", (self.id,))
+                released = (await cur.fetchone())[0]
+                if released:
+                    log.info("released %d items on shutdown", released)
+        except (psycopg.Error, OSError) as exc:
+            log.warning("could not release items (their lease will expire): %s", exc)
+
+    # -- one batch ------------------------------------------------------------------------
+    async def _one_batch(self) -> bool:
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT * FROM memory_system.claim_batch(%s, %s, %s, %s)",
+                (self.id, self.cfg.worker_batch, self.lease, self.embedder.info.name))
+            items = await cur.fetchall()
+        if not items:
+            return False
+        self.metrics.batch_size.observe(len(items))
+        texts = [item["content"] for item in items]
+        loop = asyncio.get_running_loop()
+        results = await loop.run_in_executor(self.executor, self.embedder.embed, texts)
+        done, empty, failed = [], [], []
+        for item, result in zip(items, results, strict=True):
+            if result is None:
+                empty.append(item)
+            elif isinstance(result, EmbedError):
+                failed.append((item, str(result)))
+            else:
+                done.append((item, result))
+        async with self.pool.connection() as conn:
+            if empty:
+                await conn.execute("SELECT memory_system.skip_batch(%s, %s, %s)",
+                                   (self.id, [i["item_id"] for i in empty], "empty content"))
+                self.metrics.skipped.inc(len(empty))
+            failed += await self._complete(conn, done)
+            for item, error in failed:
+                await self._fail(conn, item, error)
+        return True
+
+    async def _complete(self, conn: psycopg.AsyncConnection,
+                        done: list[tuple[dict, np.ndarray]]) -> list[tuple[dict, str]]:
+        """Write the vectors; if the batch write fails, write one by one: a bad one fails alone."""
+        if not done:
+            return []
+        try:
+            await self._write(conn, done)
+            return []
+        except psycopg.Error as exc:
+            if len(done) == 1:
+                return [(done[0][0], f"write failed: {exc.sqlstate} {exc}")]
+        failed = []
+        for pair in done:
+            try:
+                await self._write(conn, [pair])
+            except psycopg.Error as exc:
+                failed.append((pair[0], f"write failed: {exc.sqlstate} {exc}"))
+        return failed
+
+    async def _write(self, conn: psycopg.AsyncConnection,
+                     done: list[tuple[dict, np.ndarray]]) -> None:
+        info = self.embedder.info
+        cur = await conn.execute(
+            "SELECT written, stale, lost FROM memory_system.complete_batch(%s, %s, %s, %s, %s, %s)",
+            (self.id, [i["item_id"] for i, _ in done], [v.astype(np.float32) for _, v in done],
+             [i["content_sha256"] for i, _ in done], info.name, info.version))
+        written, stale, lost = await cur.fetchone()
+        self.metrics.processed.inc(written)
+        self.metrics.stale.inc(stale)
+        if lost:
+            log.warning("%d items were no longer ours (lease expired)", lost)
+        now = datetime.now(UTC)
+        for item, _ in done:
+            self.metrics.latency.observe((now - item["enqueued_at"]).total_seconds())
+
+    async def _fail(self, conn: psycopg.AsyncConnection, item: dict, error: str) -> None:
+        self.metrics.failures.inc()
+        try:
+            cur = await conn.execute("SELECT memory_system.fail_item(%s, %s, %s)",
+                                     (self.id, item["item_id"], error))
+            state = (await cur.fetchone())[0]
+        except psycopg.Error as exc:
+            log.warning("could not record failure of item %s: %s", item["item_id"], exc)
+            return
+        log.warning("item %s failed (%s): %s", item["item_id"], state, error)
+        if state == "dead":
+            self.metrics.dead.inc()
