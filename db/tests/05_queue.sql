@@ -1,6 +1,6 @@
 -- The embedding queue: triggers, every state transition, leases, dead letters, stale results.
 BEGIN;
-SELECT plan(73);
+SELECT plan(74);
 
 SELECT tests.create_agent('alice');
 CREATE TEMP VIEW q AS SELECT * FROM memory_system.embeddings_queue;
@@ -221,6 +221,10 @@ SELECT is((SELECT count(*) FROM c5), 2::bigint, 'a worker of the target model cl
 SELECT ok((SELECT bool_and(enqueued_at IS NOT NULL) FROM c5), 'claimed items say when they were enqueued');
 SELECT is(memory_system.skip_batch('w9', (SELECT array_agg(item_id) FROM c5 WHERE btrim(content) = ''), 'empty content'), 1,
           'whitespace-only content is closed without a vector');
+SELECT results_eq(
+    $$SELECT * FROM memory_system.complete_batch('w9', (SELECT array_agg(item_id) FROM c5 WHERE content = 'model three'),
+        ARRAY[tests.fake_vector(7)], (SELECT array_agg(content_sha256) FROM c5 WHERE content = 'model three'), 'm4', 'v4')$$,
+    $$VALUES (0, 0, 1)$$, 'a vector of another model than the item asks for is not written');
 SELECT results_eq(
     $$SELECT * FROM memory_system.complete_batch('w9', (SELECT array_agg(item_id) FROM c5 WHERE content = 'model three'),
         ARRAY[tests.fake_vector(7)], (SELECT array_agg(content_sha256) FROM c5 WHERE content = 'model three'), 'm3', 'v3')$$,

@@ -36,9 +36,11 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_model text := memory_system._embedding_model();
 BEGIN
     INSERT INTO memory_system.embeddings_queue (agent_id, source_table, source_id, content_sha256, model)
-    SELECT n.agent_id, TG_TABLE_NAME, n.id, n.content_sha256, memory_system._embedding_model()
+    SELECT n.agent_id, TG_TABLE_NAME, n.id, n.content_sha256, v_model
       FROM new_rows AS n;
     IF FOUND THEN
         PERFORM pg_notify('nexus_embeddings', '');

@@ -189,11 +189,12 @@ BEGIN
         SELECT i.item_id, i.embedding, i.sha
           FROM unnest(p_item_ids, p_embeddings, p_content_sha256) AS i (item_id, embedding, sha)
     ), held AS (
-        -- only items this worker still holds: a lease that expired and moved on is not ours
+        -- only items this worker still holds (a lease that expired and moved on is not ours),
+        -- and only vectors of the model the item asks for
         SELECT q.id, q.source_table, q.source_id, q.agent_id, i.embedding, i.sha
           FROM memory_system.embeddings_queue AS q
           JOIN input AS i ON i.item_id = q.id
-         WHERE q.state = 'processing' AND q.lease_owner = p_worker
+         WHERE q.state = 'processing' AND q.lease_owner = p_worker AND q.model = p_model
            FOR UPDATE OF q
     ), locked_e AS (
         -- refuse a vector computed from content that has changed since: it is stale. The share
@@ -237,7 +238,8 @@ BEGIN
                content_sha256 = EXCLUDED.content_sha256, embedding = EXCLUDED.embedding,
                embedded_at = now()
         RETURNING x.agent_id, x.memory_id AS source_id, 'semantic_memories'::text AS source_table
-    ), wrote AS (
+    ), wrote AS MATERIALIZED (
+        -- materialized: joined once per held row below, it must not be recomputed each time
         SELECT f.id
           FROM fresh AS f
           JOIN (SELECT * FROM wrote_e UNION ALL SELECT * FROM wrote_s) AS w
@@ -263,7 +265,8 @@ $$;
 COMMENT ON FUNCTION memory_system.complete_batch(text, bigint[], public.vector[], bytea[], text, text) IS
 'Writes the vectors of items this worker holds, with the model''s name and version, and marks them done. A vector whose checksum no
 longer matches the row''s content is refused (counted stale; newer work is queued by the trigger).
-Returns written, stale, and lost (items this worker no longer holds: lease expired and reclaimed).
+Returns written, stale, and lost (items this worker no longer holds: lease expired and reclaimed;
+or items that ask for another model than p_model: they are not written and wait for their lease).
 Errors: NX020 bad arguments; NX013 an embedding missing or not of the configured dimension.
 Callers: nexus_worker.';
 

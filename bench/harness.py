@@ -1,0 +1,181 @@
+"""What every benchmark shares: figures, the results table and JSON, a throw-away stack.
+
+A benchmark is a function that takes the running `Stack` and returns `Figure`s; each module
+in `bench/` lists its benchmarks in `BENCHMARKS` with the figure names each one produces
+(stable names: `--only PREFIX` picks benchmarks by them, and results are compared by them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from sidecar import config, db, migrate, secrets
+from sidecar.config import SUPERUSER, WORKER
+from sidecar.pgserver import free_port
+from sidecar.stack import Stack
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# the database the stack migrates; each benchmark works on its own clone of it
+TEMPLATE_DB = "nexus_bench"
+# sized like a small production box; durable settings (no fsync=off): write paths are measured
+MEMORY_BUDGET_MB = 2048
+REPEATS = 3
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float | None
+    unit: str
+    baseline: float | None = None
+    ratio: float | None = None
+    note: str = ""
+    failed: bool = False
+
+    def as_json(self) -> dict[str, object]:
+        return {"name": self.name, "value": self.value, "unit": self.unit,
+                "baseline": self.baseline, "ratio": self.ratio, "note": self.note}
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    figures: tuple[str, ...]
+    run: Callable[[Stack], list[Figure]]
+
+    def matches(self, prefix: str | None) -> bool:
+        return prefix is None or any(f.startswith(prefix) for f in self.figures)
+
+
+def failed_figures(bench: Benchmark, done: list[Figure], error: BaseException) -> list[Figure]:
+    """The benchmark's figures that were not produced, marked failed with the error."""
+    have = {f.name for f in done}
+    reason = f"FAILED: {type(error).__name__}: {error}".splitlines()[0][:300]
+    return [Figure(name, None, "", note=reason, failed=True)
+            for name in bench.figures if name not in have]
+
+
+def median(values: list[float]) -> float:
+    """The middle run (the lower of the two middle ones for an even count): a run that happened,
+    so that its diagnostics can be shown next to it."""
+    return statistics.median_low(values)
+
+
+def ratio(value: float | None, baseline: float | None) -> float | None:
+    if value is None or not baseline:
+        return None
+    return value / baseline
+
+
+def target_note(value: float | None, target: float) -> str:
+    if value is None:
+        return f"target >= {target:g}"
+    return f"target >= {target:g}: {'met' if value >= target else 'MISSED'}"
+
+
+def runs_note(values: list[float], fmt: str = "{:,.0f}", label: str = "runs") -> str:
+    return f"{label} " + " / ".join(fmt.format(v) for v in values)
+
+
+# -- the stack ---------------------------------------------------------------------------------
+@contextmanager
+def throwaway_stack() -> Iterator[Stack]:
+    """A stack of its own (temporary home, free ports, durable defaults), stopped and removed
+    at the end whatever happens."""
+    home = Path(tempfile.mkdtemp(prefix="nexus-bench-"))
+    os.chmod(home, 0o755)
+    # no embedding worker: it would compete for the CPU and hold sessions on the template database
+    cfg = config.load(env={"WORKER_REPLICAS": "0"}, home=home, pg_port=free_port(),
+                      redis_port=free_port(), database=TEMPLATE_DB)
+    st = Stack.from_config(cfg, memory_budget_mb=MEMORY_BUDGET_MB)
+    try:
+        st.up()
+        yield st
+    finally:
+        st.down()
+        shutil.rmtree(st.cfg.home, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class BenchDb:
+    """A clone of the migrated database, for one benchmark."""
+
+    stack: Stack
+    name: str
+
+    def superuser(self, **kwargs: object) -> psycopg.Connection:
+        return self.stack.superuser_conn(self.name, autocommit=True, **kwargs)
+
+    def worker(self, **kwargs: object) -> psycopg.Connection:
+        cfg = self.stack.cfg
+        return db.connect(cfg, WORKER, secrets.read(cfg.secret_file(WORKER)), self.name,
+                          autocommit=True, **kwargs)
+
+
+@contextmanager
+def cloned_database(st: Stack, name: str) -> Iterator[BenchDb]:
+    """CREATE DATABASE name TEMPLATE <migrated database>, dropped at the end."""
+    with st.superuser_conn("postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(st.cfg.database)))
+    # a clone does not inherit the template's database-level grants (CONNECT): the loader sets them
+    cfg = replace(st.cfg, database=name)
+    with db.connect(cfg, SUPERUSER, secrets.password(cfg, SUPERUSER), autocommit=True) as conn:
+        migrate.apply_repeatables(conn)
+    try:
+        yield BenchDb(st, name)
+    finally:
+        with st.superuser_conn("postgres", autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
+
+
+def settle_stats() -> None:
+    """Give backends that just disconnected time to flush their statistics."""
+    time.sleep(1.0)
+
+
+# -- output ------------------------------------------------------------------------------------
+def _fmt(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if unit == "ratio" or abs(value) < 10:
+        return f"{value:.2f}"
+    return f"{value:,.0f}"
+
+
+def table(figures: list[Figure]) -> str:
+    header = ("name", "value", "unit", "baseline", "ratio", "note")
+    rows = [(f.name, _fmt(f.value, f.unit), f.unit, _fmt(f.baseline, f.unit),
+             _fmt(f.ratio, "ratio"), f.note) for f in figures]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    aligns = ("<", ">", "<", ">", ">")
+
+    def line(r: tuple[str, ...]) -> str:
+        cells = [f"{r[i]:{aligns[i]}{widths[i]}}" for i in range(5)]
+        return "  ".join(cells) + "  " + r[5]
+
+    rule = "  ".join("-" * w for w in widths) + "  ----"
+    return "\n".join([line(header), rule, *map(line, rows)])
+
+
+def write_json(figures: list[Figure], path: Path | None = None) -> Path:
+    path = path or RESULTS_DIR / "latest.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([f.as_json() for f in figures], indent=2) + "\n")
+    return path
