@@ -87,6 +87,11 @@ class Worker:
                 except psycopg.OperationalError as exc:
                     log.warning("database unavailable (%s); retrying", exc)
                     worked = False
+                except psycopg.Error:
+                    # an unexpected SQL error must not stop the worker; the batch's lease brings
+                    # its items back, and the error is in the log
+                    log.exception("batch failed; backing off")
+                    worked = False
                 if not worked:
                     await self._idle(stop)
         finally:
