@@ -3,6 +3,7 @@ and every metric an alert reads is one the sidecar really exports."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -63,10 +64,46 @@ def test_the_four_alerts_exist() -> None:
         "APIHighLatency"]
 
 
+def metric_names(expr: str) -> set[str]:
+    """The metrics a PromQL expression reads."""
+    # drop label matchers, ranges and grouping clauses; what is left that is not a call is a metric
+    expr = re.sub(r"\{[^}]*\}|\bby\s*\([^)]*\)|\[[^\]]*\]", "", expr)
+    return set(re.findall(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*\b(?!\s*\()", expr))
+
+
 @pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: r["alert"])
 def test_every_metric_an_alert_reads_is_exported(rule: dict) -> None:
-    # drop label matchers and grouping clauses; what is left that is not a function call is a metric
-    expr = re.sub(r"\{[^}]*\}|\bby\s*\([^)]*\)|\[[^\]]*\]", "", rule["expr"])
-    metrics = set(re.findall(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*\b(?!\s*\()", expr))
+    metrics = metric_names(rule["expr"])
     assert metrics, rule["expr"]
     assert metrics <= exported_sample_names(), metrics - exported_sample_names()
+
+
+GRAFANA = ROOT / "deploy" / "grafana"
+
+
+def dashboard_panels() -> list[dict]:
+    return json.loads((GRAFANA / "dashboards" / "nexus.json").read_text())["panels"]
+
+
+@pytest.mark.parametrize("panel", dashboard_panels(), ids=lambda p: p["title"])
+def test_every_dashboard_panel_reads_exported_metrics(panel: dict) -> None:
+    datasources = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert panel["targets"], "a panel without a query"
+    for target in panel["targets"]:
+        metrics = metric_names(target["expr"])
+        assert metrics, target["expr"]
+        assert metrics <= exported_sample_names(), metrics - exported_sample_names()
+        assert target["datasource"]["uid"] == datasources[0]["uid"]
+
+
+def test_the_dashboard_covers_what_operators_watch() -> None:
+    exprs = " ".join(t["expr"] for p in dashboard_panels() for t in p["targets"])
+    for metric in ("embeddings_queue_depth", "embeddings_processed_total",
+                   "embeddings_processing_latency_seconds_bucket", "api_latency_seconds_bucket",
+                   "embeddings_dead_total", "embeddings_failures_total",
+                   "embed_cache_lookups_total", "cache_errors_total"):
+        assert metric in exprs, metric
+    provider = yaml.safe_load(
+        (GRAFANA / "provisioning" / "dashboards" / "nexus.yml").read_text())["providers"][0]
+    assert provider["type"] == "file"
