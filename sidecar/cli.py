@@ -9,8 +9,10 @@ import sys
 import time
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from sidecar import agents, config, migrate, secrets, service
+from sidecar.config import SUPERUSER
 from sidecar.pgserver import ServerError
 from sidecar.stack import Stack, apply_role_passwords, resolve_home
 
@@ -87,9 +89,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     if args.dsn:
-        result = migrate.migrate(args.dsn)
-        with psycopg.connect(args.dsn, autocommit=True) as conn:
-            roles = apply_role_passwords(conn, config.load())
+        cfg = config.load()
+        params = conninfo_to_dict(args.dsn)
+        # no password in the DSN: the owner's secret file (NEXUS_SUPERUSER_PASSWORD_FILE)
+        if "password" not in params and cfg.secret_file(SUPERUSER).exists():
+            params["password"] = secrets.read(cfg.secret_file(SUPERUSER))
+        result = migrate.migrate(params)
+        with psycopg.connect(**params, autocommit=True) as conn:
+            roles = apply_role_passwords(conn, cfg)
     else:
         stack = _stack(args)
         if stack.pg.pid() is None:
@@ -106,7 +113,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_secrets_init(args: argparse.Namespace) -> int:
     cfg = config.load()
-    created = secrets.init(cfg)
+    created = secrets.init(cfg, compose=args.compose)
     for path in created:
         print(f"created {path}")
     if not created:
@@ -183,7 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("secrets", help="password files")
     ssub = p.add_subparsers(dest="secrets_cmd", required=True)
-    ssub.add_parser("init", help="generate missing passwords (32 alphanumerics, mode 600)")
+    s = ssub.add_parser("init", help="generate missing passwords (32 alphanumerics, mode 600) "
+                                     "in $NEXUS_HOME/secrets")
+    s.add_argument("--compose", action="store_true",
+                   help="also those only the compose deployment needs (NEXUS_HOME=deploy)")
     p.set_defaults(func=cmd_secrets_init)
 
     p = sub.add_parser("agent", help="agents: one login role each")

@@ -44,10 +44,15 @@ def read(path: Path) -> str:
     return value
 
 
-def init(cfg: Config) -> list[Path]:
-    """Generate every missing password of the stack. Returns the files it created."""
+# the production compose file (deploy/docker-compose.yml) also needs Grafana's admin password
+COMPOSE_ONLY = ("grafana_admin",)
+
+
+def init(cfg: Config, compose: bool = False) -> list[Path]:
+    """Generate every missing password of the stack (and of the compose deployment, if asked).
+    Returns the files it created."""
     created = []
-    for name in (*LOGIN_ROLES, "redis"):
+    for name in (*LOGIN_ROLES, "redis", *(COMPOSE_ONLY if compose else ())):
         path = cfg.secret_file(name)
         if write_new(path):
             created.append(path)

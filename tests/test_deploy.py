@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,91 @@ def test_the_dashboard_covers_what_operators_watch() -> None:
     provider = yaml.safe_load(
         (GRAFANA / "provisioning" / "dashboards" / "nexus.yml").read_text())["providers"][0]
     assert provider["type"] == "file"
+
+
+# -- docker compose (Docker does not run here: the file is checked as data) --------------------
+DEPLOY = ROOT / "deploy"
+
+
+def compose() -> dict:
+    return yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+
+
+def test_compose_services_and_network() -> None:
+    doc = compose()
+    assert set(doc["services"]) == {"postgres", "redis", "migrate", "sidecar", "prometheus",
+                                    "alertmanager", "grafana"}
+    assert list(doc["networks"]) == ["nexus"]
+    for name, service in doc["services"].items():
+        assert service["networks"] == ["nexus"], name
+    assert {"pgdata", "prometheus-data", "grafana-data"} <= set(doc["volumes"])
+
+
+def test_every_long_running_service_has_a_health_check_and_waits_on_health() -> None:
+    services = compose()["services"]
+    one_shot = {name for name, s in services.items() if s.get("restart") == "no"}
+    assert one_shot == {"migrate"}
+    for name, service in services.items():
+        if name not in one_shot:
+            assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
+        for dependency, spec in service.get("depends_on", {}).items():
+            expected = ("service_completed_successfully" if dependency in one_shot
+                        else "service_healthy")
+            assert spec["condition"] == expected, (name, dependency)
+
+
+def test_images_are_pinned() -> None:
+    for name, service in compose()["services"].items():
+        image = service["image"]
+        repository, _, tag = image.rpartition(":")
+        assert repository and tag and tag != "latest", f"{name}: {image} is not pinned"
+        assert re.search(r"\d", tag), f"{name}: {image} is not pinned to a version"
+    assert compose()["services"]["postgres"]["image"].startswith("pgvector/pgvector:")
+    assert compose()["services"]["redis"]["image"].startswith("redis:7.4")
+
+
+def test_secrets_are_files_never_literals() -> None:
+    doc = compose()
+    declared = doc["secrets"]
+    for name, spec in declared.items():
+        assert set(spec) == {"file"} and spec["file"] == f"./secrets/{name}", name
+    for name, service in doc["services"].items():
+        mounted = set(service.get("secrets", []))
+        assert mounted <= set(declared), name
+        for key, value in (service.get("environment") or {}).items():
+            if "PASSWORD" in key:
+                assert key.endswith("_FILE"), f"{name}: {key} holds a literal password"
+                secret = str(value).removeprefix("/run/secrets/")
+                assert secret in mounted, f"{name}: {key} points at {value}, not mounted"
+    text = (DEPLOY / "docker-compose.yml").read_text()
+    assert "requirepass \"$$(cat /run/secrets/redis_password)\"" in text
+
+
+def test_every_variable_is_documented_in_env_example() -> None:
+    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", (DEPLOY / "docker-compose.yml").read_text()))
+    documented = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", (DEPLOY / ".env.example").read_text(),
+                                re.MULTILINE))
+    assert used <= documented, used - documented
+    assert not re.search(r"PASSWORD\s*=", (DEPLOY / ".env.example").read_text())
+
+
+def test_secrets_init_writes_what_compose_mounts(tmp_path: Path) -> None:
+    nexus = Path(sys.executable).parent / "nexus"
+    result = subprocess.run([str(nexus), "secrets", "init", "--compose"], capture_output=True,
+                            text=True, env={"PATH": "/usr/bin:/bin", "NEXUS_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    files = {p.name: p for p in (tmp_path / "secrets").iterdir()}
+    assert set(files) == set(compose()["secrets"])
+    for path in files.values():
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert re.fullmatch(r"[A-Za-z0-9]{32}\n", path.read_text())
+
+
+def test_the_sidecar_image_installs_cpu_torch_first_and_runs_unprivileged() -> None:
+    text = (DEPLOY / "sidecar" / "Dockerfile").read_text()
+    torch_line = text.index("torch==2.13.0")
+    assert "download.pytorch.org/whl/cpu" in text[:text.index("\n", torch_line)]
+    assert torch_line < text.index("pip install -e .")
+    assert re.search(r"^USER 10001$", text, re.MULTILINE)
+    assert "HEALTHCHECK" in text
+    assert re.search(r"^FROM python:3\.11\.\d+-slim-bookworm$", text, re.MULTILINE)
