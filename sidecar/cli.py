@@ -7,11 +7,12 @@ import json
 import signal
 import sys
 import time
+from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from sidecar import agents, config, migrate, secrets, service
+from sidecar import agents, backup, config, migrate, secrets, service
 from sidecar.config import SUPERUSER
 from sidecar.pgserver import ServerError
 from sidecar.stack import Stack, apply_role_passwords, resolve_home
@@ -157,6 +158,31 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return service.run_replicas(cfg, replicas)
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    stack = _stack(args)
+    if stack.pg.pid() is None or stack.redis.pid() is None:
+        raise ServerError("the local stack is not running: nexus up --detach")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out = Path(args.out) if args.out else stack.cfg.home / "backups" / stamp
+    manifest = backup.backup(stack, out)
+    rows = sum(manifest["row_counts"].values())
+    print(f"backup written to {out} ({rows} rows; manifest with checksums in {backup.MANIFEST})")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    stack = _stack(args)
+    if stack.pg.pid() is None or stack.redis.pid() is None:
+        raise ServerError("the local stack is not running: nexus up --detach")
+    manifest = backup.verify(Path(args.directory))
+    if not args.yes:
+        raise ServerError(f"restore replaces database {stack.cfg.database} and all Redis data "
+                          f"with the backup of {manifest['created_at']}: add --yes")
+    backup.restore(stack, Path(args.directory))
+    print(f"restored {args.directory}: checksums verified, row counts equal")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nexus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,6 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also those only the compose deployment needs (NEXUS_HOME=deploy)")
     p.set_defaults(func=cmd_secrets_init)
 
+    p = sub.add_parser("backup", help="pg_dump + Redis snapshot + manifest with checksums")
+    p.add_argument("--out", help="a new directory (default: $NEXUS_HOME/backups/<time>)")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="verify a backup's checksums, then restore it")
+    p.add_argument("directory")
+    p.add_argument("--yes", action="store_true", help="replace the current data")
+    p.set_defaults(func=cmd_restore)
+
     p = sub.add_parser("agent", help="agents: one login role each")
     asub = p.add_subparsers(dest="agent_cmd", required=True)
     a = asub.add_parser("add", help="register an agent and create its login role")
@@ -223,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ServerError, secrets.SecretError, migrate.MigrationError) as exc:
+    except (ServerError, secrets.SecretError, migrate.MigrationError, backup.BackupError) as exc:
         print(f"nexus: error: {exc}", file=sys.stderr)
         return 2
     except psycopg.Error as exc:
