@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from sidecar import agents, backup, config, migrate, secrets, service
+from sidecar import agents, backup, config, doctor, migrate, secrets, service
 from sidecar.config import SUPERUSER
 from sidecar.pgserver import ServerError
 from sidecar.stack import Stack, apply_role_passwords, resolve_home
@@ -183,6 +183,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    return 0 if doctor.report(doctor.run(_stack(args))) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nexus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -230,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("directory")
     p.add_argument("--yes", action="store_true", help="replace the current data")
     p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("doctor", help="the final validation checklist, with evidence")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("agent", help="agents: one login role each")
     asub = p.add_subparsers(dest="agent_cmd", required=True)

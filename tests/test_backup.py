@@ -96,7 +96,7 @@ def test_backup_wipe_restore_is_identical(env) -> None:
     assert manifest["row_counts"]["nexus_memory.zep_episodic_memory"] == 300
     assert set(manifest["files"]) == {"postgresql.dump", "redis.rdb"}
 
-    damaged = out.with_name("damaged")
+    damaged = Path(env["NEXUS_HOME"]).parent / "damaged"  # not among the backups
     shutil.copytree(out, damaged)
     dump = damaged / "postgresql.dump"
     data = bytearray(dump.read_bytes())
@@ -120,6 +120,12 @@ def test_backup_wipe_restore_is_identical(env) -> None:
     assert restored.returncode == 0, restored.stderr
     assert snapshot(env) == before, "every row is identical after the restore"
     assert redis_client(env).get("nexus:test:key") == b"cached value"
+    doctor = nexus(env, "doctor")
+    assert doctor.returncode == 1, doctor.stdout
+    assert "FAIL  every episode embedded" in doctor.stdout and "100 of 300" in doctor.stdout
+    assert "FAIL  health green" in doctor.stdout, "no worker runs in this stack"
+    assert "PASS  last backup restorable" in doctor.stdout
+    assert "PASS  schema at the latest migration" in doctor.stdout
     dsn = nexus(env, "agent", "dsn", "keeper").stdout.strip()
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM nexus_memory.zep_episodic_memory"

@@ -341,6 +341,10 @@ def test_up_runs_the_worker_and_health_follows_postgresql_and_redis() -> None:
             wait_for(embedded, timeout=60)
 
         wait_for(health("ok", 200))
+        assert subprocess.run([NEXUS, "backup"], env=env, capture_output=True).returncode == 0
+        doctor = subprocess.run([NEXUS, "doctor"], env=env, capture_output=True, text=True)
+        assert doctor.returncode == 0, doctor.stdout
+        assert doctor.stdout.count("PASS") == 9 and "all checks passed" in doctor.stdout
         st.redis.stop()
         wait_for(health("degraded", 200), timeout=30)
         st.redis.start()
