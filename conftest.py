@@ -13,8 +13,10 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -191,3 +193,22 @@ def process_alive(pid: int | None) -> bool:
     except (FileNotFoundError, IndexError):
         return False
     return state != "Z"
+
+
+NEXUS = str(Path(sys.executable).parent / "nexus")
+
+
+@contextmanager
+def own_stack_env(prefix: str, **settings: str) -> Iterator[dict[str, str]]:
+    """The environment of a stack of its own for the `nexus` command (a private state directory,
+    free ports); `nexus down` and removal at the end."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(home, 0o755)
+    env = {"PATH": os.environ["PATH"], "NEXUS_HOME": str(home / ".nexus"),
+           "NEXUS_PG_PORT": str(free_port()), "NEXUS_REDIS_PORT": str(free_port()),
+           "NEXUS_HTTP_PORT": str(free_port()), "NEXUS_PG_MEMORY_MB": "512", **settings}
+    try:
+        yield env
+    finally:
+        subprocess.run([NEXUS, "down"], env=env, capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)

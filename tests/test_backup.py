@@ -4,37 +4,27 @@ is refused before anything is touched."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import psycopg
 import pytest
 import redis
 
+from conftest import NEXUS, own_stack_env
 from sidecar import config, secrets
 from sidecar.config import SUPERUSER
-from sidecar.pgserver import free_port
 
-NEXUS = str(Path(sys.executable).parent / "nexus")
 FAKE_VECTOR = "[" + ",".join(["0.5"] * 384) + "]"
 
 
 @pytest.fixture(scope="module")
 def env():
-    home = Path(tempfile.mkdtemp(prefix="nexus-backup-"))
-    os.chmod(home, 0o755)
-    env = {"PATH": os.environ["PATH"], "NEXUS_HOME": str(home / ".nexus"),
-           "NEXUS_PG_PORT": str(free_port()), "NEXUS_REDIS_PORT": str(free_port()),
-           "NEXUS_PG_MEMORY_MB": "512", "WORKER_REPLICAS": "0"}
-    up = subprocess.run([NEXUS, "up", "--detach"], env=env, capture_output=True, text=True)
-    assert up.returncode == 0, up.stderr
-    yield env
-    subprocess.run([NEXUS, "down"], env=env, capture_output=True)
-    shutil.rmtree(home, ignore_errors=True)
+    with own_stack_env("nexus-backup-", WORKER_REPLICAS="0") as env:
+        up = subprocess.run([NEXUS, "up", "--detach"], env=env, capture_output=True, text=True)
+        assert up.returncode == 0, up.stderr
+        yield env
 
 
 def nexus(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

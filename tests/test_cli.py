@@ -9,30 +9,19 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from conftest import process_alive
-from sidecar.pgserver import free_port
-
-NEXUS = str(Path(sys.executable).parent / "nexus")
+from conftest import NEXUS, own_stack_env, process_alive
 
 
 @pytest.fixture(scope="module")
 def env():
-    home = Path(tempfile.mkdtemp(prefix="nexus-cli-"))
-    os.chmod(home, 0o755)
-    env = {"PATH": os.environ["PATH"], "NEXUS_HOME": str(home / ".nexus"),
-           "NEXUS_PG_PORT": str(free_port()), "NEXUS_REDIS_PORT": str(free_port()),
-           "NEXUS_PG_MEMORY_MB": "1024", "WORKER_REPLICAS": "0"}
-    yield env
-    subprocess.run([NEXUS, "down"], env=env, capture_output=True)
-    shutil.rmtree(home, ignore_errors=True)
+    with own_stack_env("nexus-cli-", WORKER_REPLICAS="0") as env:
+        yield env
 
 
 def nexus(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import sys
-from pathlib import Path
 
 from psycopg import sql
 
-from conftest import connect_as, drop_database, superuser_password
+from conftest import NEXUS, connect_as, drop_database, superuser_password
 from sidecar import migrate
 from sidecar.config import SUPERUSER, Config
 from sidecar.stack import Stack
-
-NEXUS = Path(sys.executable).parent / "nexus"
 
 
 def test_landed_migrations_never_change() -> None:

@@ -7,23 +7,21 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import connect_as, process_alive
-from sidecar import agents, secrets
+from conftest import NEXUS, connect_as, own_stack_env, process_alive
+from sidecar import agents, config, secrets
 from sidecar.config import SUPERUSER, Config
 from sidecar.pgserver import free_port
+from sidecar.stack import Stack
 
-NEXUS = str(Path(sys.executable).parent / "nexus")
 WORDS = ["memory", "agent", "river", "planet", "quiet", "signal", "orange", "harbor",
          "lantern", "theory", "garden", "copper", "window", "thunder", "fabric", "mirror"]
 
@@ -298,18 +296,11 @@ def test_a_model_of_the_wrong_dimension_is_refused_at_start(fresh_db: Config) ->
 
 def test_up_runs_the_worker_and_health_follows_postgresql_and_redis() -> None:
     """`nexus up` (what `make run` runs) starts the worker; /health tracks the servers."""
-    import shutil
-    import tempfile
+    with own_stack_env("nexus-health-", NEXUS_WORKER_POLL_SECONDS="1") as env:
+        up_run_and_follow_health(env)
 
-    from sidecar import config
-    from sidecar.stack import Stack
 
-    home = Path(tempfile.mkdtemp(prefix="nexus-health-"))
-    os.chmod(home, 0o755)
-    env = {"PATH": os.environ["PATH"], "NEXUS_HOME": str(home / ".nexus"),
-           "NEXUS_PG_PORT": str(free_port()), "NEXUS_REDIS_PORT": str(free_port()),
-           "NEXUS_HTTP_PORT": str(free_port()), "NEXUS_PG_MEMORY_MB": "512",
-           "NEXUS_WORKER_POLL_SECONDS": "1"}
+def up_run_and_follow_health(env: dict[str, str]) -> None:
     cfg = config.load(env=env)
     st = Stack.from_config(cfg)
 
@@ -360,4 +351,3 @@ def test_up_runs_the_worker_and_health_follows_postgresql_and_redis() -> None:
         assert all(pids) and not any(process_alive(pid) for pid in pids)
     finally:
         st.down()
-        shutil.rmtree(home, ignore_errors=True)
