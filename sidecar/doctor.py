@@ -50,21 +50,12 @@ def _db_checks(conn: psycopg.Connection) -> list[Check]:
     checks = [Check("schema at the latest migration", not missing,
                     f"{len(applied)} applied of {len(files)}"
                     + (f"; missing: {', '.join(missing)}" if missing else ""))]
-    total, embedded = conn.execute(
-        "SELECT count(*), count(*) FILTER (WHERE x.episode_id IS NOT NULL OR btrim(e.content) = '')"
-        "  FROM nexus_memory.zep_episodic_memory AS e"
-        "  LEFT JOIN nexus_memory.episode_embeddings AS x"
-        "    ON x.agent_id = e.agent_id AND x.episode_id = e.id"
-        "   AND x.content_sha256 = e.content_sha256").fetchone()
+    total, embedded, dead, expired, old = conn.execute(
+        "SELECT * FROM memory_system.embedding_report(make_interval(mins => %s))",
+        (STUCK_PENDING_MINUTES,)).fetchone()
     checks.append(Check("every episode embedded", embedded == total,
                         f"{embedded} of {total} episodes have a vector of their current content "
                         "(whitespace-only ones need none)"))
-    dead, expired, old = conn.execute(
-        "SELECT count(*) FILTER (WHERE state = 'dead'),"
-        "       count(*) FILTER (WHERE state = 'processing' AND lease_expires_at < now()),"
-        "       count(*) FILTER (WHERE state = 'pending'"
-        "                          AND enqueued_at < now() - make_interval(mins => %s))"
-        "  FROM memory_system.embeddings_queue", (STUCK_PENDING_MINUTES,)).fetchone()
     checks.append(Check("nothing dead", dead == 0, f"{dead} dead items"))
     checks.append(Check("nothing stuck", expired == 0 and old == 0,
                         f"{expired} items with an expired lease, {old} pending for over "

@@ -116,3 +116,28 @@ $$;
 COMMENT ON FUNCTION memory_system.prune_done(interval) IS
 'Deletes done items finished more than p_older_than ago (default 7 days), keeping the queue lean.
 Dead items are kept until re-queued. Returns the number deleted. Errors: NX020. Callers: operators, workers.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.embedding_report(p_stuck_after interval DEFAULT interval '10 minutes')
+RETURNS TABLE (episodes bigint, embedded bigint, dead bigint, expired_leases bigint,
+               stuck_pending bigint)
+LANGUAGE sql
+STABLE
+SECURITY INVOKER
+AS $$
+    SELECT e.total, e.embedded, q.dead, q.expired, q.stuck
+      FROM (SELECT count(*) AS total,
+                   -- whitespace-only content needs no vector
+                   count(*) FILTER (WHERE x.episode_id IS NOT NULL OR btrim(m.content) = '') AS embedded
+              FROM nexus_memory.zep_episodic_memory AS m
+              LEFT JOIN nexus_memory.episode_embeddings AS x
+                ON x.agent_id = m.agent_id AND x.episode_id = m.id
+               AND x.content_sha256 = m.content_sha256) AS e,
+           (SELECT count(*) FILTER (WHERE state = 'dead') AS dead,
+                   count(*) FILTER (WHERE state = 'processing' AND lease_expires_at < now()) AS expired,
+                   count(*) FILTER (WHERE state = 'pending' AND enqueued_at < now() - p_stuck_after) AS stuck
+              FROM memory_system.embeddings_queue) AS q
+$$;
+COMMENT ON FUNCTION memory_system.embedding_report(interval) IS
+'For nexus doctor: episodes, those with a vector of their current content (or needing none), dead
+items, items whose lease expired, and items pending longer than p_stuck_after. Callers: operators.';
