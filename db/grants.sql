@@ -48,8 +48,17 @@ GRANT INSERT (consensus_key, value, updated_by),
     ON consciousness.distributed_consensus TO nexus_agent;
 GRANT SELECT ON memory_system.agents TO nexus_agent;
 
--- agents read their own vectors; only memory_system.complete_batch writes them
-GRANT SELECT ON nexus_memory.episode_embeddings, nexus_memory.semantic_memory_embeddings TO nexus_agent;
+-- agents read their own vectors and text postings (search); complete_batch and triggers write them
+GRANT SELECT ON nexus_memory.episode_embeddings, nexus_memory.semantic_memory_embeddings,
+                nexus_memory.text_postings, nexus_memory.text_stats TO nexus_agent;
+-- the embedding model and dimension, checked by search
+GRANT SELECT ON memory_system.settings TO nexus_agent;
+-- the state of their own queue items (row-level security), for nexus.memory_stats
+GRANT SELECT (id, agent_id, source_table, source_id, state, retry_count, last_error, enqueued_at, processed_at)
+    ON memory_system.embeddings_queue TO nexus_agent;
+-- partitions: nobody but the owner; everyone goes through the parent tables and their policies
+REVOKE ALL ON SCHEMA nexus_parts FROM PUBLIC, nexus_agent, nexus_app, nexus_worker, nexus_ro;
+REVOKE ALL ON ALL TABLES IN SCHEMA nexus_parts FROM PUBLIC, nexus_agent, nexus_app, nexus_worker, nexus_ro;
 
 -- workers: nothing on memory tables. They read content and write vectors only through the queue
 -- functions (below), which check every vector against the checksum of the content it came from.
@@ -64,7 +73,8 @@ GRANT SELECT (id, agent_id, checkpoint_name, metadata, created_at)
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA nexus, nexus_memory, memory_system, consciousness
     FROM PUBLIC, nexus_agent, nexus_app, nexus_worker, nexus_ro;
 
-GRANT EXECUTE ON FUNCTION nexus.current_agent() TO nexus_agent;
+-- the agent API: every function of schema nexus (each scoped to its caller by row-level security)
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA nexus TO nexus_agent;
 -- used by the validation triggers, which run as the writing agent
 GRANT EXECUTE ON FUNCTION memory_system._check_agent(text),
                           memory_system._check_size(text, bigint, bigint),
@@ -81,7 +91,8 @@ GRANT EXECUTE ON FUNCTION memory_system.claim_batch(text, integer, interval, tex
                           memory_system.release(text),
                           memory_system.reap_expired_leases(),
                           memory_system.prune_done(interval),
-                          memory_system.queue_stats()
+                          memory_system.queue_stats(),
+                          memory_system.purge_expired_working_memory(integer)
     TO nexus_worker;
 -- the queue's own bookkeeping, read by workers for stats; analysts read everything anyway
 GRANT SELECT ON memory_system.embeddings_queue, memory_system.worker_heartbeats, memory_system.settings

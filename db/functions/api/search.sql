@@ -1,0 +1,390 @@
+-- Hybrid search: BM25 over the postings table and HNSW over the agent's vector partition, fused by
+-- Reciprocal Rank Fusion. SECURITY INVOKER: row-level security scopes every read to the caller;
+-- the explicit agent_id = current_user conditions only let the planner use the indexes for it.
+
+CREATE OR REPLACE FUNCTION nexus._search_kinds(p_kinds text[])
+RETURNS "char"[]
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+DECLARE
+    bad text;
+BEGIN
+    IF p_kinds IS NULL OR cardinality(p_kinds) = 0 THEN
+        RAISE EXCEPTION 'kinds must name at least one of episode, semantic' USING ERRCODE = 'NX031';
+    END IF;
+    SELECT k INTO bad FROM unnest(p_kinds) AS k WHERE k IS NULL OR k NOT IN ('episode', 'semantic') LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'unknown memory kind %, expected episode or semantic', coalesce(quote_literal(bad), 'NULL')
+            USING ERRCODE = 'NX031';
+    END IF;
+    RETURN ARRAY(SELECT DISTINCT CASE k WHEN 'episode' THEN 'e' ELSE 's' END::"char" FROM unnest(p_kinds) AS k);
+END
+$$;
+COMMENT ON FUNCTION nexus._search_kinds(text[]) IS
+'Internal: validates a list of memory kinds (episode, semantic; NX031) and returns their postings codes.';
+
+
+CREATE OR REPLACE FUNCTION nexus.text_candidates(
+    query       text,
+    kinds       text[] DEFAULT '{episode,semantic}',
+    candidates  integer DEFAULT 100,
+    df_budget   integer DEFAULT NULL,
+    k1          float8 DEFAULT 1.2,
+    b           float8 DEFAULT 0.75)
+RETURNS TABLE (kind "char", id bigint, score float8)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_agent  text := current_user;
+    v_kinds  "char"[] := nexus._search_kinds(kinds);
+    v_docs   float8;
+    v_avgdl  float8;
+BEGIN
+    IF candidates IS NULL OR candidates NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'candidates must be between 1 and 1000, got %', candidates USING ERRCODE = 'NX031';
+    END IF;
+    IF df_budget IS NOT NULL AND df_budget < 1 THEN
+        RAISE EXCEPTION 'df_budget must be positive, got %', df_budget USING ERRCODE = 'NX031';
+    END IF;
+    SELECT sum(s.docs), sum(s.tokens)::float8 / nullif(sum(s.docs), 0)
+      INTO v_docs, v_avgdl
+      FROM nexus_memory.text_stats AS s WHERE s.agent_id = v_agent;
+    IF coalesce(v_docs, 0) <= 0 OR coalesce(v_avgdl, 0) <= 0 THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH terms AS (
+        -- the query's distinct lexemes (stemmed, stop words gone): OR semantics
+        SELECT DISTINCT l.lexeme FROM unnest(to_tsvector('english'::regconfig, query)) AS l
+    ), df AS (
+        -- document frequency, counted up to the budget: a term over it is pruned anyway
+        SELECT t.lexeme,
+               (SELECT count(*) FROM (SELECT 1 FROM nexus_memory.text_postings AS p
+                                       WHERE p.agent_id = v_agent AND p.lexeme = t.lexeme
+                                         AND p.kind = ANY (v_kinds)
+                                       LIMIT coalesce(df_budget + 1, 2147483647)) AS c) AS df
+          FROM terms AS t
+    ), kept AS (
+        -- rarest terms first, while their postings fit the budget; the rarest one always
+        SELECT d.lexeme, ln(1 + (v_docs - d.df + 0.5) / (d.df + 0.5)) AS idf
+          FROM (SELECT d.*, sum(d.df) OVER (ORDER BY d.df, d.lexeme) AS running,
+                       row_number() OVER (ORDER BY d.df, d.lexeme) AS n
+                  FROM df AS d WHERE d.df > 0) AS d
+         WHERE df_budget IS NULL OR d.running <= df_budget OR d.n = 1
+    )
+    SELECT p.kind, p.doc_id,
+           sum(k.idf * p.tf * (k1 + 1) / (p.tf + k1 * (1 - b + b * p.dl / v_avgdl))) AS score
+      FROM kept AS k
+      JOIN nexus_memory.text_postings AS p
+        ON p.agent_id = v_agent AND p.lexeme = k.lexeme AND p.kind = ANY (v_kinds)
+     GROUP BY p.kind, p.doc_id
+     ORDER BY score DESC, p.doc_id
+     LIMIT candidates;
+END
+$$;
+COMMENT ON FUNCTION nexus.text_candidates(text, text[], integer, integer, float8, float8) IS
+'BM25 over the calling agent''s memories for a natural-language query: OR of its stemmed terms,
+IDF from the agent''s own corpus at query time. df_budget (optional) drops the most common query
+terms until the postings read fit it (the rarest term is always kept): faster, slightly less exact.
+Returns (kind e|s, id, score), best first. Used by nexus.memory_search; errors NX031.';
+
+
+CREATE OR REPLACE FUNCTION nexus.memory_search(
+    query               text DEFAULT NULL,
+    query_embedding     public.vector DEFAULT NULL,
+    limit_n             integer DEFAULT 10,
+    kinds               text[] DEFAULT '{episode,semantic}',
+    session             text DEFAULT NULL,
+    since               timestamptz DEFAULT NULL,
+    until               timestamptz DEFAULT NULL,
+    tags_all            text[] DEFAULT NULL,
+    metadata_contains   jsonb DEFAULT NULL,
+    text_mode           text DEFAULT 'natural',
+    rrf_k               integer DEFAULT 60,
+    text_weight         float8 DEFAULT 1,
+    vector_weight       float8 DEFAULT 1,
+    recency_weight      float8 DEFAULT 0,
+    recency_half_life   interval DEFAULT '7 days',
+    candidates          integer DEFAULT 100,
+    df_budget           integer DEFAULT NULL)
+RETURNS TABLE (kind text, id bigint, content text, snippet text,
+               text_rank integer, text_score float8, vector_rank integer, vector_score float8,
+               fused_score float8, created_at timestamptz, session_id text, tags text[], metadata jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET hnsw.iterative_scan = 'relaxed_order'
+SET hnsw.ef_search = '100'
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_agent     text := current_user;
+    v_kinds     "char"[] := nexus._search_kinds(kinds);
+    v_filtered  boolean := session IS NOT NULL OR since IS NOT NULL OR until IS NOT NULL
+                           OR tags_all IS NOT NULL OR metadata_contains IS NOT NULL;
+    v_model     text;
+    v_dims      integer;
+    v_tsq       tsquery;
+    t_kind      "char"[] := '{}';
+    t_id        bigint[] := '{}';
+    t_score     float8[] := '{}';
+    v_kind      "char"[] := '{}';
+    v_id        bigint[] := '{}';
+    v_dist      float8[] := '{}';
+BEGIN
+    -- arguments ---------------------------------------------------------------------------------
+    IF nullif(btrim(query), '') IS NULL AND query_embedding IS NULL THEN
+        RAISE EXCEPTION 'memory_search needs a query text, a query embedding or both' USING ERRCODE = 'NX030';
+    END IF;
+    IF limit_n IS NULL OR limit_n NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'limit_n must be between 1 and 1000, got %', limit_n USING ERRCODE = 'NX031';
+    END IF;
+    IF candidates IS NULL OR candidates NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'candidates must be between 1 and 1000, got %', candidates USING ERRCODE = 'NX031';
+    END IF;
+    IF text_mode IS NULL OR text_mode NOT IN ('natural', 'websearch') THEN
+        RAISE EXCEPTION 'text_mode must be natural or websearch, got %', text_mode USING ERRCODE = 'NX031';
+    END IF;
+    IF rrf_k IS NULL OR rrf_k < 1 THEN
+        RAISE EXCEPTION 'rrf_k must be at least 1, got %', rrf_k USING ERRCODE = 'NX031';
+    END IF;
+    IF text_weight IS NULL OR vector_weight IS NULL OR recency_weight IS NULL
+       OR text_weight < 0 OR vector_weight < 0 OR recency_weight < 0
+       OR 'NaN'::float8 IN (text_weight, vector_weight, recency_weight) THEN
+        RAISE EXCEPTION 'weights must be zero or positive numbers' USING ERRCODE = 'NX031';
+    END IF;
+    IF recency_half_life IS NULL OR recency_half_life <= interval '0' THEN
+        RAISE EXCEPTION 'recency_half_life must be positive, got %', recency_half_life USING ERRCODE = 'NX031';
+    END IF;
+    IF octet_length(query) > 65536 THEN
+        RAISE EXCEPTION 'query text over 64 KiB' USING ERRCODE = 'NX011';
+    END IF;
+    IF session IS NOT NULL THEN
+        -- semantic memories belong to no session
+        v_kinds := array_remove(v_kinds, 's'::"char");
+    END IF;
+    candidates := greatest(candidates, limit_n);
+
+    -- text branch -------------------------------------------------------------------------------
+    IF nullif(btrim(query), '') IS NOT NULL AND text_weight > 0 AND cardinality(v_kinds) > 0 THEN
+        IF text_mode = 'natural' THEN
+            SELECT coalesce(array_agg(c.kind ORDER BY c.ord), '{}'), coalesce(array_agg(c.id ORDER BY c.ord), '{}'),
+                   coalesce(array_agg(c.score ORDER BY c.ord), '{}')
+              INTO t_kind, t_id, t_score
+              FROM (SELECT c.*, row_number() OVER (ORDER BY c.score DESC, c.id) AS ord
+                      FROM nexus.text_candidates(query,
+                               ARRAY(SELECT CASE k WHEN 'e' THEN 'episode' ELSE 'semantic' END FROM unnest(v_kinds) AS k),
+                               CASE WHEN v_filtered THEN 1000 ELSE candidates END, df_budget) AS c) AS c
+             WHERE NOT v_filtered
+                OR (c.kind = 'e' AND EXISTS (
+                        SELECT FROM nexus_memory.zep_episodic_memory AS e
+                         WHERE e.agent_id = v_agent AND e.id = c.id
+                           AND (session IS NULL OR e.session_id = session)
+                           AND (since IS NULL OR e.created_at >= since)
+                           AND (until IS NULL OR e.created_at < until)
+                           AND (tags_all IS NULL OR e.tags @> tags_all)
+                           AND (metadata_contains IS NULL OR e.metadata @> metadata_contains)))
+                OR (c.kind = 's' AND EXISTS (
+                        SELECT FROM nexus_memory.semantic_memories AS s
+                         WHERE s.agent_id = v_agent AND s.id = c.id
+                           AND (since IS NULL OR s.created_at >= since)
+                           AND (until IS NULL OR s.created_at < until)
+                           AND (tags_all IS NULL OR s.tags @> tags_all)
+                           AND (metadata_contains IS NULL OR s.metadata @> metadata_contains)));
+            IF cardinality(t_id) > candidates THEN
+                t_kind := t_kind[1:candidates]; t_id := t_id[1:candidates]; t_score := t_score[1:candidates];
+            END IF;
+        ELSE
+            v_tsq := websearch_to_tsquery('english'::regconfig, query);
+            SELECT coalesce(array_agg(c.kind ORDER BY c.score DESC, c.id), '{}'),
+                   coalesce(array_agg(c.id ORDER BY c.score DESC, c.id), '{}'),
+                   coalesce(array_agg(c.score ORDER BY c.score DESC, c.id), '{}')
+              INTO t_kind, t_id, t_score
+              FROM (SELECT * FROM (
+                      SELECT 'e'::"char" AS kind, e.id, ts_rank(e.content_tsv, v_tsq, 1)::float8 AS score
+                        FROM nexus_memory.zep_episodic_memory AS e
+                       WHERE 'e' = ANY (v_kinds) AND e.agent_id = v_agent AND e.content_tsv @@ v_tsq
+                         AND (session IS NULL OR e.session_id = session)
+                         AND (since IS NULL OR e.created_at >= since)
+                         AND (until IS NULL OR e.created_at < until)
+                         AND (tags_all IS NULL OR e.tags @> tags_all)
+                         AND (metadata_contains IS NULL OR e.metadata @> metadata_contains)
+                      UNION ALL
+                      SELECT 's', s.id, ts_rank(s.content_tsv, v_tsq, 1)::float8
+                        FROM nexus_memory.semantic_memories AS s
+                       WHERE 's' = ANY (v_kinds) AND s.agent_id = v_agent AND s.content_tsv @@ v_tsq
+                         AND (since IS NULL OR s.created_at >= since)
+                         AND (until IS NULL OR s.created_at < until)
+                         AND (tags_all IS NULL OR s.tags @> tags_all)
+                         AND (metadata_contains IS NULL OR s.metadata @> metadata_contains)) AS u
+                     ORDER BY u.score DESC, u.id LIMIT candidates) AS c;
+        END IF;
+    END IF;
+
+    -- vector branch -----------------------------------------------------------------------------
+    IF query_embedding IS NOT NULL AND vector_weight > 0 AND cardinality(v_kinds) > 0 THEN
+        SELECT s.value INTO v_model FROM memory_system.settings AS s WHERE s.name = 'embedding_model';
+        SELECT s.value::integer INTO v_dims FROM memory_system.settings AS s WHERE s.name = 'embedding_dimensions';
+        IF public.vector_dims(query_embedding) <> v_dims THEN
+            RAISE EXCEPTION 'query embedding has % dimensions, the model''s vectors have %',
+                public.vector_dims(query_embedding), v_dims USING ERRCODE = 'NX013';
+        END IF;
+        -- a branch of N candidates needs ef_search >= N, or HNSW silently returns fewer
+        PERFORM set_config('hnsw.ef_search', greatest(candidates, 40)::text, true);
+        SELECT coalesce(array_agg(c.kind ORDER BY c.dist, c.id), '{}'),
+               coalesce(array_agg(c.id ORDER BY c.dist, c.id), '{}'),
+               coalesce(array_agg(c.dist ORDER BY c.dist, c.id), '{}')
+          INTO v_kind, v_id, v_dist
+          FROM (SELECT * FROM (
+                    SELECT * FROM (
+                        SELECT 'e'::"char" AS kind, x.episode_id AS id,
+                               x.embedding OPERATOR(public.<=>) query_embedding AS dist
+                          FROM nexus_memory.episode_embeddings AS x
+                         WHERE 'e' = ANY (v_kinds) AND x.agent_id = v_agent AND x.model = v_model
+                           AND (NOT v_filtered OR EXISTS (
+                                SELECT FROM nexus_memory.zep_episodic_memory AS e
+                                 WHERE e.agent_id = x.agent_id AND e.id = x.episode_id
+                                   AND (session IS NULL OR e.session_id = session)
+                                   AND (since IS NULL OR e.created_at >= since)
+                                   AND (until IS NULL OR e.created_at < until)
+                                   AND (tags_all IS NULL OR e.tags @> tags_all)
+                                   AND (metadata_contains IS NULL OR e.metadata @> metadata_contains)))
+                         ORDER BY x.embedding OPERATOR(public.<=>) query_embedding
+                         LIMIT candidates) AS ve
+                    UNION ALL
+                    SELECT * FROM (
+                        SELECT 's'::"char", x.memory_id,
+                               x.embedding OPERATOR(public.<=>) query_embedding
+                          FROM nexus_memory.semantic_memory_embeddings AS x
+                         WHERE 's' = ANY (v_kinds) AND x.agent_id = v_agent AND x.model = v_model
+                           AND (NOT v_filtered OR EXISTS (
+                                SELECT FROM nexus_memory.semantic_memories AS s
+                                 WHERE s.agent_id = x.agent_id AND s.id = x.memory_id
+                                   AND (since IS NULL OR s.created_at >= since)
+                                   AND (until IS NULL OR s.created_at < until)
+                                   AND (tags_all IS NULL OR s.tags @> tags_all)
+                                   AND (metadata_contains IS NULL OR s.metadata @> metadata_contains)))
+                         ORDER BY x.embedding OPERATOR(public.<=>) query_embedding
+                         LIMIT candidates) AS vs) AS u
+                 -- relaxed_order: HNSW may return neighbours slightly out of order; sort again
+                 ORDER BY u.dist, u.id LIMIT candidates) AS c;
+    END IF;
+
+    -- fusion ------------------------------------------------------------------------------------
+    RETURN QUERY
+    WITH t AS (
+        SELECT x.kind, x.id, x.score, x.rnk::integer AS rnk
+          FROM unnest(t_kind, t_id, t_score) WITH ORDINALITY AS x(kind, id, score, rnk)
+    ), v AS (
+        SELECT x.kind, x.id, 1 - x.dist AS sim, x.rnk::integer AS rnk
+          FROM unnest(v_kind, v_id, v_dist) WITH ORDINALITY AS x(kind, id, dist, rnk)
+    ), f AS (
+        SELECT coalesce(t.kind, v.kind) AS kind, coalesce(t.id, v.id) AS id,
+               t.rnk AS t_rnk, t.score AS t_score, v.rnk AS v_rnk, v.sim AS v_sim,
+               coalesce(text_weight / (rrf_k + t.rnk), 0) + coalesce(vector_weight / (rrf_k + v.rnk), 0) AS rrf
+          FROM t FULL JOIN v ON v.kind = t.kind AND v.id = t.id
+    ), m AS (
+        SELECT f.*, 'episode'::text AS kind_name, e.content, e.created_at, e.session_id, e.tags, e.metadata
+          FROM f JOIN nexus_memory.zep_episodic_memory AS e ON e.agent_id = v_agent AND e.id = f.id
+         WHERE f.kind = 'e'
+        UNION ALL
+        SELECT f.*, 'semantic', s.content, s.created_at, NULL, s.tags, s.metadata
+          FROM f JOIN nexus_memory.semantic_memories AS s ON s.agent_id = v_agent AND s.id = f.id
+         WHERE f.kind = 's'
+    ), ranked AS (
+        SELECT m.*,
+               m.rrf + CASE WHEN recency_weight > 0
+                            THEN recency_weight / (rrf_k + 1)
+                                 * power(0.5, greatest(extract(epoch FROM now() - m.created_at), 0)
+                                              / extract(epoch FROM recency_half_life))
+                            ELSE 0 END AS fused
+          FROM m
+         ORDER BY fused DESC, m.kind, m.id
+         LIMIT limit_n
+    )
+    SELECT r.kind_name, r.id, r.content,
+           coalesce(ts_headline('english'::regconfig, left(r.content, 20000),
+                                coalesce(v_tsq, nexus._or_tsquery(nullif(btrim(query), ''))),
+                                'MaxWords=30, MinWords=12, MaxFragments=2, StartSel=**, StopSel=**'),
+                    left(r.content, 200)),
+           r.t_rnk, r.t_score, r.v_rnk, r.v_sim, r.fused, r.created_at, r.session_id, r.tags, r.metadata
+      FROM ranked AS r
+     ORDER BY r.fused DESC, r.kind, r.id;
+END
+$$;
+COMMENT ON FUNCTION nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz,
+                                        text[], jsonb, text, integer, float8, float8, float8, interval,
+                                        integer, integer) IS
+'Hybrid search over the calling agent''s memories. query: natural-language text (BM25, OR of terms;
+text_mode => ''websearch'' for "quoted phrases", OR and -excluded terms); query_embedding: a vector of
+the configured model (HNSW, iterative scan). Either or both; fused by Reciprocal Rank Fusion
+(sum of weight / (rrf_k + rank) per branch), plus recency_weight * 0.5^(age / recency_half_life) / (rrf_k + 1).
+Filters: kinds (episode, semantic), session (episodes only), since/until (created_at), tags_all
+(carries all of them), metadata_contains (jsonb containment). candidates: rows per branch (default 100); df_budget: see text_candidates.
+Errors: NX030 no query, NX031 bad argument, NX011 query over 64 KiB, NX013 wrong vector dimension.';
+
+
+CREATE OR REPLACE FUNCTION nexus._or_tsquery(p_query text)
+RETURNS tsquery
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT string_agg(quote_literal(l.lexeme), ' | ')::tsquery
+      FROM unnest(to_tsvector('english'::regconfig, p_query)) AS l
+$$;
+COMMENT ON FUNCTION nexus._or_tsquery(text) IS
+'Internal: the OR of a text''s stemmed lexemes as a tsquery, NULL if it has none (for snippets).';
+
+
+CREATE OR REPLACE FUNCTION nexus.memory_similar(
+    memory_kind text,
+    memory_id   bigint,
+    limit_n     integer DEFAULT 10,
+    kinds       text[] DEFAULT '{episode,semantic}',
+    candidates  integer DEFAULT 100)
+RETURNS TABLE (kind text, id bigint, content text, snippet text, vector_rank integer,
+               vector_score float8, created_at timestamptz, session_id text, tags text[], metadata jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_vec public.vector;
+    v_exists boolean;
+BEGIN
+    IF memory_kind IS NULL OR memory_kind NOT IN ('episode', 'semantic') THEN
+        RAISE EXCEPTION 'memory_kind must be episode or semantic, got %', memory_kind USING ERRCODE = 'NX031';
+    END IF;
+    IF limit_n IS NULL OR limit_n NOT BETWEEN 1 AND 999 THEN
+        RAISE EXCEPTION 'limit_n must be between 1 and 999, got %', limit_n USING ERRCODE = 'NX031';
+    END IF;
+    IF memory_kind = 'episode' THEN
+        SELECT true, x.embedding INTO v_exists, v_vec
+          FROM nexus_memory.zep_episodic_memory AS e
+          LEFT JOIN nexus_memory.episode_embeddings AS x ON x.agent_id = e.agent_id AND x.episode_id = e.id
+         WHERE e.agent_id = current_user AND e.id = memory_similar.memory_id;
+    ELSE
+        SELECT true, x.embedding INTO v_exists, v_vec
+          FROM nexus_memory.semantic_memories AS s
+          LEFT JOIN nexus_memory.semantic_memory_embeddings AS x ON x.agent_id = s.agent_id AND x.memory_id = s.id
+         WHERE s.agent_id = current_user AND s.id = memory_similar.memory_id;
+    END IF;
+    IF v_exists IS NULL THEN
+        RAISE EXCEPTION '% % not found', memory_kind, memory_id USING ERRCODE = 'NX033';
+    END IF;
+    IF v_vec IS NULL THEN
+        RAISE EXCEPTION '% % has no vector yet (its embedding is queued)', memory_kind, memory_id USING ERRCODE = 'NX034';
+    END IF;
+    RETURN QUERY
+    SELECT r.kind, r.id, r.content, r.snippet, r.vector_rank, r.vector_score, r.created_at,
+           r.session_id, r.tags, r.metadata
+      FROM nexus.memory_search(query_embedding => v_vec, limit_n => limit_n + 1, kinds => kinds,
+                               candidates => greatest(candidates, limit_n + 1)) AS r
+     WHERE NOT (r.kind = memory_similar.memory_kind AND r.id = memory_similar.memory_id)
+     ORDER BY r.vector_rank
+     LIMIT limit_n;
+END
+$$;
+COMMENT ON FUNCTION nexus.memory_similar(text, bigint, integer, text[], integer) IS
+'Memories like a given one (memory_kind episode|semantic, memory_id), by the stored vector of that memory: no model
+needed. Errors: NX031 bad argument, NX033 not found (or another agent''s), NX034 not embedded yet.';
