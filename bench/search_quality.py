@@ -291,6 +291,20 @@ def embed_with_worker(bdb: BenchDb, model: str, version: str) -> float:
     return time.perf_counter() - start
 
 
+def harvest(bdb: BenchDb, cache: VectorCache) -> None:
+    """Read the agent's vectors back into the cache (saved if any is new); they must be of the
+    cache's model and version."""
+    with bdb.superuser() as conn:
+        register_vector(conn)
+        rows = conn.execute(f"SELECT content_sha256, embedding, model, model_version FROM {VECTORS}"
+                            " WHERE agent_id = %s", (AGENT,)).fetchall()
+    wrong = {(m, v) for _, _, m, v in rows} - {(cache.model, cache.version)}
+    if wrong:
+        raise RuntimeError(f"vectors of another model: {wrong}")
+    if sum(cache.add(bytes(sha), vec.to_numpy()) for sha, vec, _, _ in rows):
+        cache.save()
+
+
 def prepare(bdb: BenchDb, data: SciFact, cache: VectorCache) -> Prepared:
     """The corpus as episodes of AGENT, every one with its vector; the cache updated."""
     load_corpus(bdb, data)
@@ -302,18 +316,15 @@ def prepare(bdb: BenchDb, data: SciFact, cache: VectorCache) -> Prepared:
     with bdb.superuser() as conn:
         missing = queue_counts(conn)[0]
     took = 0.0
-    if missing:
-        log(f"{from_cache:,} vectors from the cache; the worker embeds {missing:,} (slow: "
-            f"~{missing / 6 / 60:.0f} min)")
-        took = embed_with_worker(bdb, cache.model, cache.version)
+    try:
+        if missing:
+            log(f"{from_cache:,} vectors from the cache; the worker embeds {missing:,} (slow: "
+                f"~{missing / 6 / 60:.0f} min)")
+            took = embed_with_worker(bdb, cache.model, cache.version)
+    finally:
+        # also after an interrupted run: what the worker wrote so far is not embedded again
+        harvest(bdb, cache)
     with bdb.superuser() as conn:
-        register_vector(conn)
-        rows = conn.execute(f"SELECT content_sha256, embedding, model, model_version FROM {VECTORS}"
-                            " WHERE agent_id = %s", (AGENT,)).fetchall()
-        wrong = {(m, v) for _, _, m, v in rows} - {(cache.model, cache.version)}
-        if wrong:
-            raise RuntimeError(f"vectors of another model: {wrong}")
-        new = sum(cache.add(bytes(sha), vec.to_numpy()) for sha, vec, _, _ in rows)
         unembedded, = conn.execute(
             f"SELECT count(*) FROM {EPISODES} AS e LEFT JOIN {VECTORS} AS v"
             "    ON v.agent_id = e.agent_id AND v.episode_id = e.id"
@@ -323,8 +334,6 @@ def prepare(bdb: BenchDb, data: SciFact, cache: VectorCache) -> Prepared:
         conn.execute(f"ANALYZE {VECTORS}")
         doc_of = {i: d for i, d in conn.execute(
             f"SELECT id, metadata->>'doc_id' FROM {EPISODES} WHERE agent_id = %s", (AGENT,))}
-    if new:
-        cache.save()
     return Prepared(doc_of, from_cache, missing, took)
 
 

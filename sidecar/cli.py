@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from sidecar import agents, backup, config, doctor, migrate, secrets, service
+from sidecar import agents, backup, client, config, doctor, migrate, secrets, service
 from sidecar.config import SUPERUSER
 from sidecar.pgserver import ServerError
 from sidecar.stack import Stack, apply_role_passwords, resolve_home
@@ -187,6 +187,42 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if doctor.report(doctor.run(_stack(args))) else 1
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    cfg = config.load()
+    url = args.embed_url or f"http://{cfg.http_host}:{cfg.http_port}"
+    options = {"limit_n": args.limit}
+    if args.kind:
+        options["kinds"] = args.kind
+    if args.tag:
+        options["tags_all"] = args.tag
+    if args.session:
+        options["session"] = args.session
+    if args.websearch:
+        options["text_mode"] = "websearch"
+    mode = args.mode
+    with psycopg.connect(agents.dsn(resolve_home(cfg), args.agent), autocommit=True) as conn:
+        if mode == "auto":
+            try:
+                embedding = client.embed(args.query, url)
+                mode = "hybrid"
+            except client.EmbedUnavailable as exc:
+                print(f"nexus: {exc}; searching text only", file=sys.stderr)
+                embedding, mode = None, "text"
+        else:
+            embedding = client.embed(args.query, url) if mode != "text" else None
+        hits = client.search(conn, args.query, mode=mode, embedding=embedding, **options)
+    if args.json:
+        print(json.dumps(hits, default=str, indent=2))
+        return 0
+    print(f"{len(hits)} result(s), {mode} search as {args.agent}")
+    for n, h in enumerate(hits, 1):
+        ranks = f"text #{h['text_rank'] or '-'} vector #{h['vector_rank'] or '-'}"
+        snippet = " ".join((h["snippet"] or "").split())
+        print(f"{n:>3}. {h['kind']} {h['id']}  score {h['fused_score']:.4f}  ({ranks})")
+        print(f"     {snippet}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nexus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -258,6 +294,22 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("name")
     a.add_argument("--to", required=True, help="the orchestrator's role")
     p.set_defaults(func=cmd_agent)
+
+    p = sub.add_parser("search", help="search an agent's memories (embeds the query with /embed)")
+    p.add_argument("query")
+    p.add_argument("--agent", required=True, help="search as this agent (its own connection)")
+    p.add_argument("--mode", choices=("auto", *client.MODES), default="auto",
+                   help="auto: hybrid if the sidecar's /embed answers, else text (default)")
+    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--kind", action="append", choices=("episode", "semantic"),
+                   help="only this kind of memory (repeatable)")
+    p.add_argument("--tag", action="append", help="only memories carrying this tag (repeatable)")
+    p.add_argument("--session", help="only episodes of this session")
+    p.add_argument("--websearch", action="store_true",
+                   help='text in web-search syntax: "quoted phrase", OR, -excluded')
+    p.add_argument("--embed-url", help="the sidecar (default http://NEXUS_HTTP_HOST:NEXUS_HTTP_PORT)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
     return parser
 
 
@@ -265,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ServerError, secrets.SecretError, migrate.MigrationError, backup.BackupError) as exc:
+    except (ServerError, secrets.SecretError, migrate.MigrationError, backup.BackupError,
+            client.EmbedUnavailable, client.EmbedRefused) as exc:
         print(f"nexus: error: {exc}", file=sys.stderr)
         return 2
     except psycopg.Error as exc:

@@ -53,6 +53,10 @@ CREATE TEMP TABLE system_tables_with_agent_id (tbl regclass);
 -- vector tables hang off a memory table by a foreign key on (agent_id, id) instead
 CREATE FUNCTION pg_temp.is_vector_table(p_tbl regclass) RETURNS boolean LANGUAGE sql AS
 $$ SELECT p_tbl IN ('nexus_memory.episode_embeddings'::regclass, 'nexus_memory.semantic_memory_embeddings'::regclass) $$;
+-- the text index is derived from the memory tables by trigger (agents read it, never write it):
+-- no default for agent_id, and no foreign key (its rows follow their memories' through the triggers)
+CREATE FUNCTION pg_temp.is_text_index_table(p_tbl regclass) RETURNS boolean LANGUAGE sql AS
+$$ SELECT p_tbl IN ('nexus_memory.text_postings'::regclass, 'nexus_memory.text_stats'::regclass) $$;
 INSERT INTO system_tables_with_agent_id VALUES ('memory_system.embeddings_queue');
 
 CREATE TEMP VIEW agent_tables AS
@@ -68,6 +72,7 @@ SELECT has_schema('nexus');
 SELECT has_schema('nexus_memory');
 SELECT has_schema('memory_system');
 SELECT has_schema('consciousness');
+SELECT has_schema('nexus_parts');
 
 -- nexus is the API: functions only
 SELECT is_empty(
@@ -83,7 +88,7 @@ SELECT is_empty(
 SELECT tables_are('nexus', ARRAY[]::name[], 'schema nexus has no tables');
 SELECT tables_are('nexus_memory',
                   ARRAY['zep_episodic_memory', 'working_memory_contexts', 'semantic_memories',
-                        'episode_embeddings', 'semantic_memory_embeddings']);
+                        'episode_embeddings', 'semantic_memory_embeddings', 'text_postings', 'text_stats']);
 SELECT tables_are('memory_system', ARRAY['agents', 'settings', 'embeddings_queue', 'worker_heartbeats']);
 SELECT tables_are('consciousness', ARRAY['consciousness_checkpoints', 'distributed_consensus']);
 SELECT is_empty($$SELECT tbl, relkind FROM data_tables WHERE relkind NOT IN ('r', 'p')$$,
@@ -108,6 +113,16 @@ SELECT fk_ok('nexus_memory', 'episode_embeddings', ARRAY['agent_id', 'episode_id
 SELECT fk_ok('nexus_memory', 'semantic_memory_embeddings', ARRAY['agent_id', 'memory_id'],
              'nexus_memory', 'semantic_memories', ARRAY['agent_id', 'id'],
              'a fact''s vector belongs to the fact (and goes with it)');
+SELECT columns_are('nexus_memory', 'text_postings', ARRAY['agent_id', 'lexeme', 'kind', 'doc_id', 'tf', 'dl']);
+SELECT columns_are('nexus_memory', 'text_stats', ARRAY['agent_id', 'slot', 'docs', 'tokens']);
+SELECT col_is_pk('nexus_memory', 'text_postings', ARRAY['agent_id', 'lexeme', 'kind', 'doc_id'],
+                 'a posting is keyed by (agent_id, lexeme, kind, doc_id)');
+SELECT is((SELECT pg_get_indexdef('nexus_memory.text_postings_pkey'::regclass)),
+          'CREATE UNIQUE INDEX text_postings_pkey ON nexus_memory.text_postings USING btree (agent_id, lexeme, kind, doc_id) INCLUDE (tf, dl)',
+          'the postings key carries tf and dl, so a lookup is an index-only scan');
+SELECT col_has_check('nexus_memory', 'text_postings', 'kind', 'a posting''s kind is checked (e or s)');
+SELECT col_is_pk('nexus_memory', 'text_stats', ARRAY['agent_id', 'slot'],
+                 'corpus statistics are kept in a few slots per agent');
 SELECT columns_are('memory_system', 'agents', ARRAY['agent_id', 'description', 'created_at']);
 SELECT columns_are('memory_system', 'embeddings_queue', ARRAY[
     'id', 'agent_id', 'source_table', 'source_id', 'content_sha256', 'model', 'state', 'retry_count',
@@ -165,6 +180,16 @@ SELECT col_type_is(s, t, c, ty, format('%s.%s.%s is %s', s, t, c, ty))
     ('nexus_memory', 'episode_embeddings', 'content_sha256', 'bytea'),
     ('nexus_memory', 'semantic_memory_embeddings', 'embedding', 'vector(384)'),
     ('nexus_memory', 'semantic_memory_embeddings', 'content_sha256', 'bytea'),
+    ('nexus_memory', 'text_postings', 'agent_id', 'text'),
+    ('nexus_memory', 'text_postings', 'lexeme', 'text'),
+    ('nexus_memory', 'text_postings', 'kind', 'char'),
+    ('nexus_memory', 'text_postings', 'doc_id', 'bigint'),
+    ('nexus_memory', 'text_postings', 'tf', 'integer'),
+    ('nexus_memory', 'text_postings', 'dl', 'integer'),
+    ('nexus_memory', 'text_stats', 'agent_id', 'text'),
+    ('nexus_memory', 'text_stats', 'slot', 'smallint'),
+    ('nexus_memory', 'text_stats', 'docs', 'bigint'),
+    ('nexus_memory', 'text_stats', 'tokens', 'bigint'),
     ('memory_system', 'agents', 'agent_id', 'text'),
     ('memory_system', 'agents', 'description', 'text'),
     ('memory_system', 'agents', 'created_at', 'timestamp with time zone'),
@@ -195,17 +220,20 @@ SELECT set_eq('SELECT tbl::text FROM agent_tables',
               ARRAY['nexus_memory.zep_episodic_memory', 'nexus_memory.working_memory_contexts',
                     'nexus_memory.semantic_memories', 'memory_system.agents',
                     'consciousness.consciousness_checkpoints', 'nexus_memory.episode_embeddings',
-                    'nexus_memory.semantic_memory_embeddings'],
-              'the agent-owned tables (with an agent_id column) are the expected seven');
+                    'nexus_memory.semantic_memory_embeddings', 'nexus_memory.text_postings',
+                    'nexus_memory.text_stats'],
+              'the agent-owned tables (with an agent_id column) are the expected nine');
 SELECT col_not_null(schema_name, table_name, 'agent_id', format('%s.agent_id is NOT NULL', tbl))
   FROM agent_tables ORDER BY tbl::text;
 SELECT col_default_is(schema_name, table_name, 'agent_id', 'CURRENT_USER'::text,
                       format('%s.agent_id defaults to the calling role', tbl))
   FROM agent_tables WHERE tbl <> 'memory_system.agents'::regclass AND NOT pg_temp.is_vector_table(tbl)
+                     AND NOT pg_temp.is_text_index_table(tbl)
  ORDER BY tbl::text;
 SELECT fk_ok(schema_name, table_name, 'agent_id', 'memory_system', 'agents', 'agent_id',
              format('%s.agent_id references the agents registry', tbl))
   FROM agent_tables WHERE tbl <> 'memory_system.agents'::regclass AND NOT pg_temp.is_vector_table(tbl)
+                     AND NOT pg_temp.is_text_index_table(tbl)
  ORDER BY tbl::text;
 SELECT col_is_unique('nexus_memory', 'semantic_memories', ARRAY['agent_id', 'content_sha256'],
                      'a fact is stored once per agent (unique agent_id, content_sha256)');
@@ -231,6 +259,43 @@ SELECT ok(pg_temp.has_index_on(a.attrelid, 'hnsw', ARRAY[a.attname], 'vector_cos
   JOIN data_tables AS t ON t.tbl = a.attrelid
  WHERE a.atttypid = 'public.vector'::regtype AND NOT a.attisdropped
  ORDER BY a.attrelid::regclass::text;
+
+-- vectors are hash-partitioned by agent_id: 32 partitions each, in nexus_parts, an HNSW graph each
+SELECT is((SELECT p.partstrat::text || ':' || array_to_string(
+                      ARRAY(SELECT a.attname FROM unnest(p.partattrs::int2[]) AS k (attnum)
+                              JOIN pg_catalog.pg_attribute AS a ON a.attrelid = p.partrelid AND a.attnum = k.attnum), ',')
+             FROM pg_catalog.pg_partitioned_table AS p WHERE p.partrelid = t::regclass),
+          'h:agent_id', format('%s is partitioned by hash of agent_id', t))
+  FROM unnest(ARRAY['nexus_memory.episode_embeddings', 'nexus_memory.semantic_memory_embeddings']) AS t;
+SELECT is(ARRAY(SELECT c.relnamespace::regnamespace::text || '.' || c.relname
+                  FROM pg_catalog.pg_inherits AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
+                 WHERE i.inhparent = format('nexus_memory.%I', t)::regclass ORDER BY c.relname),
+          ARRAY(SELECT format('nexus_parts.%s_p%s', t, lpad(n::text, 2, '0')) FROM generate_series(0, 31) AS n),
+          format('%s has its 32 partitions in nexus_parts, %s_p00 to _p31', t, t))
+  FROM unnest(ARRAY['episode_embeddings', 'semantic_memory_embeddings']) AS t;
+SELECT is_empty(
+    $$SELECT i.inhrelid::regclass FROM pg_catalog.pg_inherits AS i
+       WHERE i.inhparent IN ('nexus_memory.episode_embeddings'::regclass,
+                             'nexus_memory.semantic_memory_embeddings'::regclass)
+         AND NOT pg_temp.has_index_on(i.inhrelid, 'hnsw', ARRAY['embedding']::name[], 'vector_cosine_ops')$$,
+    'every vector partition has its own HNSW index (vector_cosine_ops)');
+SELECT is_empty(
+    $$SELECT c.oid::regclass, c.relkind FROM pg_catalog.pg_class AS c
+       WHERE c.relnamespace = 'nexus_parts'::regnamespace
+         AND NOT (c.relkind = 'r' AND c.relispartition)
+         AND NOT (c.relkind = 'i' AND EXISTS (SELECT FROM pg_catalog.pg_index AS i
+                                              JOIN pg_catalog.pg_class AS t ON t.oid = i.indrelid
+                                              WHERE i.indexrelid = c.oid AND t.relispartition))$$,
+    'schema nexus_parts holds only partitions and their indexes');
+SELECT is((SELECT count(*) FROM pg_catalog.pg_class AS c
+            WHERE c.relnamespace = 'nexus_parts'::regnamespace AND c.relkind = 'r'),
+          64::bigint, 'schema nexus_parts holds the 64 vector partitions and no other table');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc AS p WHERE p.pronamespace = 'nexus_parts'::regnamespace
+      UNION ALL
+      SELECT t.oid::regtype::text FROM pg_catalog.pg_type AS t
+       WHERE t.typnamespace = 'nexus_parts'::regnamespace AND t.typrelid = 0 AND t.typelem = 0$$,
+    'schema nexus_parts has no functions or free-standing types');
 
 -- every unique index (primary keys included) of an agent-owned table keys on agent_id,
 -- so each table can later be distributed by agent_id
