@@ -129,6 +129,11 @@ class Worker:
                 async with self.pool.connection() as conn:
                     await conn.execute("SELECT memory_system.heartbeat(%s, %s, %s)",
                                        (self.id, self.lease, psycopg.types.json.Jsonb(info)))
+                    # expired working memory is invisible already; this reclaims its rows
+                    cur = await conn.execute("SELECT memory_system.purge_expired_working_memory()")
+                    purged = (await cur.fetchone())[0]
+                    if purged:
+                        log.info("purged %d expired working-memory keys", purged)
             except (psycopg.Error, OSError) as exc:
                 log.warning("heartbeat failed: %s", exc)
             with contextlib.suppress(TimeoutError):

@@ -93,7 +93,7 @@ AS $$
 $$;
 COMMENT ON FUNCTION memory_system.purge_expired_working_memory(integer) IS
 'Deletes up to p_limit expired working-memory rows of every agent; returns how many. Run by the
-embedding workers every minute (expired keys are already invisible through the API).';
+embedding workers at each heartbeat (expired keys are already invisible through the API).';
 
 
 -- checkpoints ------------------------------------------------------------------------------------

@@ -1,0 +1,118 @@
+"""Search end to end with the real model: the worker embeds what an agent records, and the agent
+finds it by text, by vector and by both, from SQL, from `nexus search` and from sidecar.client."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from conftest import NEXUS, clone_template, drop_database
+from sidecar import agents, client
+from sidecar.config import Config
+from sidecar.stack import Stack
+from tests.test_worker import start_worker, stop, su, wait_for, worker_env
+
+EPISODES = [
+    "A violent storm with gale-force winds hit the harbour and sank two fishing boats.",
+    "The quarterly invoice for ACME Corporation is thirty days overdue.",
+    "Grandmother's recipe: knead the bread dough for ten minutes, then let it rise.",
+    "The Kubernetes cluster ran out of memory and evicted the database pods.",
+    "Our cat sleeps all afternoon on the warm windowsill in the kitchen.",
+]
+
+
+@pytest.fixture(scope="module")
+def searched(stack: Stack) -> Iterator[tuple[Config, int, dict[str, int]]]:
+    """An agent `finder` with EPISODES embedded by a running worker (and an `intruder` agent),
+    in a database of this module's own; the tests only read."""
+    fresh_db = clone_template(stack, "nexus_search_e2e")
+    with su(fresh_db) as conn:
+        agents.add(conn, fresh_db, "finder", "", None)
+        agents.add(conn, fresh_db, "intruder", "", None)
+    proc, port = start_worker(fresh_db)
+    try:
+        with psycopg.connect(agents.dsn(fresh_db, "finder"), autocommit=True) as conn:
+            ids = {text: conn.execute("SELECT nexus.record_episode(%s)", (text,)).fetchone()[0]
+                   for text in EPISODES}
+
+            def embedded() -> bool:
+                row = conn.execute("SELECT total, embedded FROM nexus.memory_stats() "
+                                   "WHERE kind = 'episode'").fetchone()
+                return row == (len(EPISODES), len(EPISODES))
+
+            wait_for(embedded)
+        yield fresh_db, port, ids
+    finally:
+        stop(proc)
+        drop_database(stack, fresh_db.database)
+
+
+def run_search(cfg: Config, port: int, *args: str) -> list[dict]:
+    out = subprocess.run([NEXUS, "search", *args, "--json"], env=worker_env(cfg, port),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_found_by_text_vector_and_both(searched: tuple[Config, int, dict[str, int]]) -> None:
+    cfg, port, ids = searched
+    storm = ids[EPISODES[0]]
+    # words the storm episode does not contain: only the vector branch can find it
+    hits = run_search(cfg, port, "bad weather at sea", "--agent", "finder", "--mode", "vector")
+    assert hits[0]["id"] == storm and hits[0]["text_rank"] is None
+    # the text branch alone, on a word it does contain
+    hits = run_search(cfg, port, "storm", "--agent", "finder", "--mode", "text")
+    assert [h["id"] for h in hits] == [storm] and hits[0]["vector_rank"] is None
+    # auto: the sidecar answers /embed, so both branches run and agree on the top row
+    hits = run_search(cfg, port, "storm at sea", "--agent", "finder")
+    assert hits[0]["id"] == storm
+    assert hits[0]["text_rank"] == 1 and hits[0]["vector_rank"] == 1
+    assert "**storm**" in hits[0]["snippet"]
+
+
+def test_client_helper_and_similar(searched: tuple[Config, int, dict[str, int]]) -> None:
+    cfg, port, ids = searched
+    url = f"http://127.0.0.1:{port}"
+    with psycopg.connect(agents.dsn(cfg, "finder"), autocommit=True) as conn:
+        hits = client.search(conn, "servers crashing", embed_url=url, limit_n=2)
+        assert hits[0]["id"] == ids[EPISODES[3]]
+        hits = client.search(conn, "unpaid bills", mode="vector", embed_url=url, kinds=["episode"])
+        assert hits[0]["id"] == ids[EPISODES[1]]
+        similar = client.similar(conn, "episode", ids[EPISODES[0]], limit_n=4)
+        assert ids[EPISODES[0]] not in [h["id"] for h in similar] and len(similar) == 4
+        with pytest.raises(TypeError):
+            client.search(conn, "x", mode="text", no_such_option=1)
+        with pytest.raises(client.EmbedUnavailable):
+            client.search(conn, "x", embed_url="http://127.0.0.1:9")
+
+
+def test_intruder_finds_nothing_even_with_the_exact_vector(
+        searched: tuple[Config, int, dict[str, int]]) -> None:
+    cfg, port, ids = searched
+    with su(cfg) as conn:
+        vector = conn.execute("SELECT embedding::text FROM nexus_memory.episode_embeddings "
+                              "WHERE episode_id = %s", (ids[EPISODES[0]],)).fetchone()[0]
+    with psycopg.connect(agents.dsn(cfg, "intruder"), autocommit=True) as conn:
+        hits = client.search(conn, EPISODES[0], embedding=json.loads(vector), limit_n=10)
+        assert hits == []
+        with pytest.raises(psycopg.Error) as exc:
+            client.similar(conn, "episode", ids[EPISODES[0]])
+        assert exc.value.sqlstate == "NX033"
+    # the CLI as the intruder: the sidecar embeds the query, the database shows nothing
+    assert run_search(cfg, port, EPISODES[0], "--agent", "intruder") == []
+
+
+def test_every_api_function_has_a_comment(fresh_db: Config) -> None:
+    with su(fresh_db) as conn:
+        missing = conn.execute(
+            "SELECT p.oid::regprocedure::text FROM pg_proc AS p "
+            "WHERE p.pronamespace = 'nexus'::regnamespace "
+            "AND coalesce(obj_description(p.oid, 'pg_proc'), '') = ''").fetchall()
+        count = conn.execute("SELECT count(*) FROM pg_proc "
+                             "WHERE pronamespace = 'nexus'::regnamespace").fetchone()[0]
+    assert count >= 20
+    assert missing == []
