@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 import psycopg
+import redis
 from psycopg.conninfo import conninfo_to_dict
 
-from sidecar import agents, backup, client, config, doctor, migrate, secrets, service
+from sidecar import agents, backup, cache, client, config, doctor, migrate, secrets, service
 from sidecar.config import SUPERUSER
 from sidecar.pgserver import ServerError
 from sidecar.stack import Stack, apply_role_passwords, resolve_home
@@ -187,6 +188,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if doctor.report(doctor.run(_stack(args))) else 1
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    cfg = resolve_home(config.load())
+    with cache.worker_conn(cfg) as conn:
+        report = cache.Mirror(conn, cache.redis_client(cfg)).reconcile()
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print(f"reconciled {report.ranges} range(s) in {report.seconds:.1f} s: "
+              f"{report.dirty_ranges} differed, {report.rows_read} rows read, "
+              f"{report.written} keys written, {report.deleted} removed, "
+              f"{report.recent_fixed} recent-episode lists refreshed")
+    return 0
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     cfg = config.load()
     url = args.embed_url or f"http://{cfg.http_host}:{cfg.http_port}"
@@ -295,6 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--to", required=True, help="the orchestrator's role")
     p.set_defaults(func=cmd_agent)
 
+    p = sub.add_parser("reconcile", help="compare Redis with PostgreSQL by range checksums and "
+                                         "repair what differs (once)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_reconcile)
+
     p = sub.add_parser("search", help="search an agent's memories (embeds the query with /embed)")
     p.add_argument("query")
     p.add_argument("--agent", required=True, help="search as this agent (its own connection)")
@@ -318,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ServerError, secrets.SecretError, migrate.MigrationError, backup.BackupError,
-            client.EmbedUnavailable, client.EmbedRefused) as exc:
+            client.EmbedUnavailable, client.EmbedRefused, redis.RedisError) as exc:
         print(f"nexus: error: {exc}", file=sys.stderr)
         return 2
     except psycopg.Error as exc:

@@ -11,6 +11,7 @@ Searching is SQL; this module only does the round trip (embed, then SQL) and nam
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -107,3 +108,26 @@ def _call(conn: psycopg.Connection, function: str, args: dict[str, Any]) -> list
         statement = sql.SQL("SELECT * FROM nexus.{}({})").format(sql.Identifier(function), named)
         cur.execute(statement, values)
         return cur.fetchall()
+
+
+def working_memory_get(conn: psycopg.Connection, cache: Any, agent: str, key: str) -> Any:
+    """The fast path for working memory: read the Redis mirror, fall back to PostgreSQL.
+
+    `cache` is a redis.Redis client (or None); `agent` must be the agent `conn` is connected as:
+    Redis has no row-level security, so give this helper only to trusted services. A key that is
+    absent from Redis, expired or unreadable is read from PostgreSQL (the truth), as is everything
+    when Redis is down. Returns the JSON value, or None if the key is absent or expired.
+    """
+    if cache is not None:
+        try:
+            value, expires = cache.hmget(f"nexus:wm:{agent}:{key}", ["v", "x"])
+        except Exception:  # noqa: BLE001 - any Redis trouble means: ask PostgreSQL
+            value = None
+        if value is not None and (not expires or int(expires) > _now_ms()):
+            return json.loads(value)
+    row = conn.execute("SELECT nexus.working_memory_get(%s)", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000

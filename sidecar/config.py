@@ -53,6 +53,7 @@ class Config:
     worker_batch: int = 32
     worker_lease_seconds: int = 300
     worker_heartbeat_seconds: int = 30
+    reconcile_seconds: int = 300
     worker_poll_seconds: float = 5.0
     worker_threads: int = 1
     embed_model: str | None = None
@@ -90,6 +91,7 @@ def load(env: dict[str, str] | None = None, **overrides: object) -> Config:
         "worker_batch": _int(env, "NEXUS_WORKER_BATCH", 32),
         "worker_lease_seconds": _int(env, "NEXUS_WORKER_LEASE_SECONDS", 300),
         "worker_heartbeat_seconds": _int(env, "NEXUS_WORKER_HEARTBEAT_SECONDS", 30),
+        "reconcile_seconds": _int(env, "NEXUS_RECONCILE_SECONDS", 300),
         "worker_poll_seconds": float(_int(env, "NEXUS_WORKER_POLL_SECONDS", 5)),
         "worker_threads": _int(env, "NEXUS_WORKER_THREADS", 1),
         "embed_model": env.get("NEXUS_EMBED_MODEL") or None,

@@ -32,6 +32,16 @@ class Metrics:
                                      buckets=API_BUCKETS, registry=r)
         self.cache_errors = Counter("cache_errors", "Redis operations that failed (best effort)",
                                     registry=r)
+        self.cache_writes = Counter("cache_writes", "Redis mirror writes after commit",
+                                    ["kind", "op"], registry=r)
+        self.reconcile_runs = Counter("cache_reconcile_runs", "Reconciliations of Redis with "
+                                      "PostgreSQL", registry=r)
+        self.reconcile_ranges = Counter("cache_reconcile_ranges", "Ranges of 10,000 ids compared, "
+                                        "by result", ["result"], registry=r)
+        self.reconcile_repairs = Counter("cache_reconcile_repairs", "Redis keys repaired by "
+                                         "reconciliation", ["action"], registry=r)
+        self.reconcile_seconds = Gauge("cache_reconcile_last_seconds", "Duration of the last "
+                                       "reconciliation", registry=r)
         self.embed_cache = Counter("embed_cache_lookups", "POST /embed cache lookups", ["result"],
                                    registry=r)
         self.sql_calls = Gauge("nexus_sql_function_calls", "Calls of each nexus.* SQL function "

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from sidecar import secrets
+from sidecar.cache import MirrorThread
 from sidecar.config import Config
 from sidecar.embedder import Embedder, ModelError
 from sidecar.http import Context, make_app
@@ -67,7 +68,13 @@ async def serve(cfg: Config) -> None:
             await web.TCPSite(runner, cfg.http_host, cfg.http_port).start()
         log.info("worker %s ready (model %s, http %s:%s)", worker.id, embedder.info.name,
                  cfg.http_host, cfg.http_port)
-        await worker.run(stop)
+        mirror = MirrorThread(cfg, metrics, cfg.reconcile_seconds)
+        mirror.start()
+        try:
+            await worker.run(stop)
+        finally:
+            mirror.stop()
+            await asyncio.to_thread(mirror.join, 10)
         log.info("worker %s stopped", worker.id)
     finally:
         if runner is not None:

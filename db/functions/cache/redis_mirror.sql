@@ -1,0 +1,186 @@
+-- The Redis mirror of working memory and of each agent's recent episodes: PostgreSQL first, Redis
+-- second. Triggers only NOTIFY (delivered at commit, nothing if the transaction rolls back); the
+-- sidecar reads the rows through the functions below and writes Redis. A lost notification (the
+-- sidecar was down, Redis was down) is healed by reconciliation: range checksums computed here are
+-- compared with the same checksums computed over Redis, and only ranges that differ are reloaded.
+-- The sidecar connects as nexus_worker, which has no privilege on memory tables: these functions
+-- are its only way in (SECURITY DEFINER), and they return exactly what the cache holds.
+
+-- one working-memory row as the cache stores it, and its digest (the sidecar computes the same
+-- digest over what it reads back from Redis: md5 of agent, key, value and expiry in ms, 0x1f-separated)
+CREATE OR REPLACE FUNCTION memory_system._epoch_ms(p_ts timestamptz)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT floor(extract(epoch FROM p_ts) * 1000)::bigint $$;
+COMMENT ON FUNCTION memory_system._epoch_ms(timestamptz) IS
+'Internal: milliseconds since 1970 (NULL stays NULL), as the cache stores expiries.';
+
+CREATE OR REPLACE FUNCTION memory_system._wm_digest(p_agent text, p_key text, p_value text, p_expires_ms bigint)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT md5(p_agent || chr(31) || p_key || chr(31) || p_value || chr(31) || coalesce(p_expires_ms::text, ''))
+$$;
+COMMENT ON FUNCTION memory_system._wm_digest(text, text, text, bigint) IS
+'Internal: the digest of a cached working-memory row: md5 of agent, key, value (JSON text) and expiry
+(epoch ms, empty for none), separated by 0x1f. The sidecar computes the same over what Redis holds.';
+
+
+CREATE OR REPLACE FUNCTION memory_system._cache_notify_wm()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    chunk text;
+BEGIN
+    -- small payloads: "u:" (upserted) or "d:" (deleted) and up to 200 ids per notification
+    FOR chunk IN
+        SELECT string_agg(c.id::text, ',')
+          FROM (SELECT r.id, (row_number() OVER (ORDER BY r.id) - 1) / 200 AS part
+                  FROM (SELECT id FROM changed_rows) AS r) AS c
+         GROUP BY c.part
+    LOOP
+        PERFORM pg_notify('nexus_cache', CASE TG_OP WHEN 'DELETE' THEN 'd:' ELSE 'u:' END || chunk);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION memory_system._cache_notify_wm() IS
+'Trigger (statement): NOTIFY nexus_cache with the ids of changed working-memory rows (u: upserted, d: deleted).';
+
+
+CREATE OR REPLACE FUNCTION memory_system._cache_notify_episodes()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    chunk text;
+BEGIN
+    -- the agents whose recent-episodes list changed: "r:" and up to 100 agent ids
+    FOR chunk IN
+        SELECT string_agg(a.agent_id, ',')
+          FROM (SELECT r.agent_id, (row_number() OVER (ORDER BY r.agent_id) - 1) / 100 AS part
+                  FROM (SELECT DISTINCT agent_id FROM changed_rows) AS r) AS a
+         GROUP BY a.part
+    LOOP
+        PERFORM pg_notify('nexus_cache', 'r:' || chunk);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION memory_system._cache_notify_episodes() IS
+'Trigger (statement): NOTIFY nexus_cache with the agents whose recent episodes changed (r:).';
+
+
+DO $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN SELECT * FROM (VALUES
+            ('working_memory_contexts', 'memory_system._cache_notify_wm()'),
+            ('zep_episodic_memory', 'memory_system._cache_notify_episodes()')) AS v(tbl, fn)
+    LOOP
+        EXECUTE format('CREATE OR REPLACE TRIGGER cache_notify_insert AFTER INSERT ON nexus_memory.%I '
+                       'REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
+                       t.tbl, t.fn);
+        EXECUTE format('CREATE OR REPLACE TRIGGER cache_notify_update AFTER UPDATE ON nexus_memory.%I '
+                       'REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
+                       t.tbl, t.fn);
+        EXECUTE format('CREATE OR REPLACE TRIGGER cache_notify_delete AFTER DELETE ON nexus_memory.%I '
+                       'REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION %s',
+                       t.tbl, t.fn);
+    END LOOP;
+END
+$$;
+
+
+-- what the sidecar reads ------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION memory_system.cache_working_memory(p_ids bigint[])
+RETURNS TABLE (id bigint, agent_id text, context_key text, value text, expires_ms bigint, digest text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT w.id, w.agent_id, w.context_key, w.value::text, memory_system._epoch_ms(w.expires_at),
+           memory_system._wm_digest(w.agent_id, w.context_key, w.value::text,
+                                    memory_system._epoch_ms(w.expires_at))
+      FROM nexus_memory.working_memory_contexts AS w
+     WHERE w.id = ANY (p_ids) AND (w.expires_at IS NULL OR w.expires_at > clock_timestamp())
+$$;
+COMMENT ON FUNCTION memory_system.cache_working_memory(bigint[]) IS
+'Sidecar: the live working-memory rows among p_ids, as the Redis cache stores them (value as JSON text).
+An id not returned is deleted or expired: the cache drops it.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.cache_working_memory_range(p_lo bigint, p_hi bigint)
+RETURNS TABLE (id bigint, agent_id text, context_key text, value text, expires_ms bigint, digest text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT w.id, w.agent_id, w.context_key, w.value::text, memory_system._epoch_ms(w.expires_at),
+           memory_system._wm_digest(w.agent_id, w.context_key, w.value::text,
+                                    memory_system._epoch_ms(w.expires_at))
+      FROM nexus_memory.working_memory_contexts AS w
+     WHERE w.id >= p_lo AND w.id < p_hi AND (w.expires_at IS NULL OR w.expires_at > clock_timestamp())
+     ORDER BY w.id
+$$;
+COMMENT ON FUNCTION memory_system.cache_working_memory_range(bigint, bigint) IS
+'Sidecar (reconciliation): the live working-memory rows with p_lo <= id < p_hi, in id order.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.cache_range_checksums(p_range_size integer DEFAULT 10000)
+RETURNS TABLE (range_no bigint, rows bigint, checksum text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_range_size IS NULL OR p_range_size NOT BETWEEN 100 AND 1000000 THEN
+        RAISE EXCEPTION 'range size must be between 100 and 1000000, got %', p_range_size
+            USING ERRCODE = 'NX040';
+    END IF;
+    RETURN QUERY
+    SELECT w.id / p_range_size, count(*),
+           md5(string_agg(w.id::text || ':'
+                          || memory_system._wm_digest(w.agent_id, w.context_key, w.value::text,
+                                                      memory_system._epoch_ms(w.expires_at)),
+                          ',' ORDER BY w.id))
+      FROM nexus_memory.working_memory_contexts AS w
+     WHERE w.expires_at IS NULL OR w.expires_at > clock_timestamp()
+     GROUP BY 1
+     ORDER BY 1;
+END
+$$;
+COMMENT ON FUNCTION memory_system.cache_range_checksums(integer) IS
+'Sidecar (reconciliation): per range of p_range_size ids (range_no = id / p_range_size) of live
+working-memory rows, the row count and md5 of "id:digest" joined by "," in id order. Errors: NX040.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.cache_recent_episodes(p_agents text[], p_limit integer DEFAULT 50)
+RETURNS TABLE (agent_id text, episodes text, digest text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.agent_id, r.doc, md5(r.doc)
+      FROM unnest(p_agents) AS a(agent_id)
+      CROSS JOIN LATERAL (
+          SELECT coalesce(jsonb_agg(jsonb_build_object(
+                     'id', e.id, 'created_at', e.created_at, 'session_id', e.session_id,
+                     'action_type', e.action_type, 'content', e.content, 'tags', e.tags,
+                     'metadata', e.metadata) ORDER BY e.created_at DESC, e.id DESC), '[]')::text AS doc
+            FROM (SELECT * FROM nexus_memory.zep_episodic_memory AS x
+                   WHERE x.agent_id = a.agent_id
+                   ORDER BY x.created_at DESC, x.id DESC
+                   LIMIT greatest(least(p_limit, 1000), 1)) AS e) AS r
+$$;
+COMMENT ON FUNCTION memory_system.cache_recent_episodes(text[], integer) IS
+'Sidecar: each agent''s latest p_limit episodes (newest first) as the JSON array the cache stores, and its md5.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.cache_agents()
+RETURNS SETOF text
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT a.agent_id FROM memory_system.agents AS a ORDER BY 1 $$;
+COMMENT ON FUNCTION memory_system.cache_agents() IS
+'Sidecar (reconciliation): every registered agent, whose recent-episodes list the cache keeps.';

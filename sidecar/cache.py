@@ -1,0 +1,324 @@
+"""The Redis mirror of working memory and recent episodes: PostgreSQL first, Redis second.
+
+Triggers NOTIFY `nexus_cache` after commit (db/functions/cache/redis_mirror.sql); the mirror
+reads the changed rows through SECURITY DEFINER functions and writes Redis. A Redis failure never
+touches PostgreSQL: it is counted and logged, and reconciliation heals it. Reconciliation compares
+checksums per range of 10,000 ids computed in SQL with the same computed over Redis, and reloads
+only the ranges that differ, streaming (a server-side cursor, batched reads, pipelined writes).
+
+Key layout (documented in docs/cache.md):
+  nexus:wm:<agent>:<key>    hash {id, a, k, v, x}: agent, key, value as JSON text, expiry in epoch
+                            ms ("" for none); Redis expires it at the same moment (PEXPIREAT)
+  nexus:wm:idx:<range>      hash id -> key name, for the ids of range id // 10000
+  nexus:recent:<agent>      JSON array of the agent's latest 50 episodes, newest first
+  nexus:embed:<model>:<sha> the /embed query cache (sidecar/http.py)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import psycopg
+import redis
+
+from sidecar import db, secrets
+from sidecar.config import WORKER, Config
+
+log = logging.getLogger("nexus.cache")
+
+CHANNEL = "nexus_cache"
+RANGE_SIZE = 10_000
+RECENT_LIMIT = 50
+BATCH = 1_000
+LEADER_LOCK = "nexus_cache_mirror"
+SEP = "\x1f"
+
+
+def wm_key(agent: str, key: str) -> str:
+    return f"nexus:wm:{agent}:{key}"
+
+
+def idx_key(range_no: int) -> str:
+    return f"nexus:wm:idx:{range_no}"
+
+
+def recent_key(agent: str) -> str:
+    return f"nexus:recent:{agent}"
+
+
+def digest(agent: str, key: str, value: str, expires_ms: str) -> str:
+    """The digest memory_system._wm_digest computes in SQL."""
+    return hashlib.md5(SEP.join((agent, key, value, expires_ms)).encode()).hexdigest()
+
+
+def range_checksum(entries: Iterable[tuple[int, str]]) -> str:
+    """md5 of "id:digest" joined by "," in id order (memory_system.cache_range_checksums)."""
+    return hashlib.md5(",".join(f"{i}:{d}" for i, d in sorted(entries)).encode()).hexdigest()
+
+
+@dataclass
+class Report:
+    ranges: int = 0
+    dirty_ranges: int = 0
+    rows_read: int = 0
+    written: int = 0
+    deleted: int = 0
+    recent_fixed: int = 0
+    seconds: float = 0.0
+    dirty: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "dirty"}
+
+
+class Mirror:
+    """Writes PostgreSQL's working memory and recent episodes into Redis, and reconciles them.
+
+    `conn` is an autocommit connection as nexus_worker; `client` a Redis client."""
+
+    def __init__(self, conn: psycopg.Connection, client: redis.Redis, metrics: object = None,
+                 range_size: int = RANGE_SIZE) -> None:
+        self.conn = conn
+        self.redis = client
+        self.metrics = metrics
+        self.range_size = range_size
+
+    # -- write-through ---------------------------------------------------------------------------
+    def apply(self, payloads: Iterable[str]) -> int:
+        """Apply NOTIFY payloads ("u:1,2", "d:3", "r:agent1,agent2"); returns Redis writes."""
+        upserts: set[int] = set()
+        deletes: set[int] = set()
+        agents: set[str] = set()
+        for payload in payloads:
+            kind, _, rest = payload.partition(":")
+            if kind == "u":
+                upserts.update(int(x) for x in rest.split(",") if x)
+            elif kind == "d":
+                deletes.update(int(x) for x in rest.split(",") if x)
+            elif kind == "r":
+                agents.update(x for x in rest.split(",") if x)
+        done = 0
+        ids = sorted(upserts | deletes)
+        for start in range(0, len(ids), BATCH):
+            done += self.sync_ids(ids[start:start + BATCH])
+        if agents:
+            done += self.refresh_recent(sorted(agents))
+        return done
+
+    def sync_ids(self, ids: list[int]) -> int:
+        """Make Redis hold exactly PostgreSQL's live rows among `ids` (absent ones removed)."""
+        rows = self.conn.execute(
+            "SELECT id, agent_id, context_key, value, expires_ms, digest "
+            "FROM memory_system.cache_working_memory(%s)", (ids,)).fetchall()
+        found = {r[0] for r in rows}
+        written = self._write(rows)
+        deleted = self._delete([i for i in ids if i not in found])
+        self._count("wm", "set", written)
+        self._count("wm", "delete", deleted)
+        return written + deleted
+
+    def _write(self, rows: list[tuple]) -> int:
+        if not rows:
+            return 0
+        # an id whose key name changed leaves its old key behind: find the names held now
+        pipe = self.redis.pipeline(transaction=False)
+        for row in rows:
+            pipe.hget(idx_key(row[0] // self.range_size), row[0])
+        held = pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        for (rid, agent, key, value, expires_ms, _), old in zip(rows, held, strict=True):
+            name = wm_key(agent, key)
+            if old is not None and old.decode() != name:
+                pipe.delete(old.decode())
+            pipe.delete(name)
+            pipe.hset(name, mapping={"id": rid, "a": agent, "k": key, "v": value,
+                                     "x": "" if expires_ms is None else str(expires_ms)})
+            if expires_ms is not None:
+                pipe.pexpireat(name, expires_ms)
+            pipe.hset(idx_key(rid // self.range_size), rid, name)
+        pipe.execute()
+        return len(rows)
+
+    def _delete(self, ids: list[int]) -> int:
+        if not ids:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for rid in ids:
+            pipe.hget(idx_key(rid // self.range_size), rid)
+        names = pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        count = 0
+        for rid, name in zip(ids, names, strict=True):
+            if name is not None:
+                count += 1
+                pipe.delete(name.decode())
+                pipe.hdel(idx_key(rid // self.range_size), rid)
+        pipe.execute()
+        return count
+
+    def refresh_recent(self, agents: list[str], only_if_different: bool = False) -> int:
+        changed = 0
+        for start in range(0, len(agents), 500):
+            part = agents[start:start + 500]
+            rows = self.conn.execute(
+                "SELECT agent_id, episodes, digest "
+                "FROM memory_system.cache_recent_episodes(%s, %s)",
+                (part, RECENT_LIMIT)).fetchall()
+            if only_if_different:
+                held = self.redis.mget([recent_key(a) for a, _, _ in rows])
+                rows = [r for r, h in zip(rows, held, strict=True)
+                        if h is None or hashlib.md5(h).hexdigest() != r[2]]
+            pipe = self.redis.pipeline(transaction=False)
+            for agent, episodes, _ in rows:
+                pipe.set(recent_key(agent), episodes)
+            pipe.execute()
+            changed += len(rows)
+        self._count("recent", "set", changed)
+        return changed
+
+    # -- reconciliation --------------------------------------------------------------------------
+    def redis_range(self, range_no: int) -> dict[int, tuple[str, str]]:
+        """id -> (key name, digest of what Redis holds) for the range; dangling entries get ""."""
+        index = {int(k): v.decode() for k, v in self.redis.hgetall(idx_key(range_no)).items()}
+        out: dict[int, tuple[str, str]] = {}
+        items = sorted(index.items())
+        for start in range(0, len(items), BATCH):
+            part = items[start:start + BATCH]
+            pipe = self.redis.pipeline(transaction=False)
+            for _, name in part:
+                pipe.hgetall(name)
+            for (rid, name), h in zip(part, pipe.execute(), strict=True):
+                ok = h and all(f in h for f in (b"id", b"a", b"k", b"v", b"x")) \
+                    and int(h[b"id"]) == rid
+                out[rid] = (name, digest(h[b"a"].decode(), h[b"k"].decode(), h[b"v"].decode(),
+                                         h[b"x"].decode()) if ok else "")
+        return out
+
+    def _redis_ranges(self) -> set[int]:
+        prefix = len(idx_key(0)) - 1
+        return {int(k[prefix:]) for k in self.redis.scan_iter(match=idx_key(0)[:-1] + "*",
+                                                             count=1000)}
+
+    def _pg_rows(self, range_no: int) -> Iterator[tuple]:
+        lo = range_no * self.range_size
+        # a server-side cursor: a range is read in batches, never held whole by the driver
+        with self.conn.transaction(), self.conn.cursor(name=f"reconcile_{range_no}") as cur:
+            cur.itersize = BATCH
+            cur.execute("SELECT id, agent_id, context_key, value, expires_ms, digest "
+                        "FROM memory_system.cache_working_memory_range(%s, %s)",
+                        (lo, lo + self.range_size))
+            yield from cur
+
+    def reconcile(self) -> Report:
+        started = time.monotonic()
+        report = Report()
+        pg = {r: (n, c) for r, n, c in self.conn.execute(
+            "SELECT range_no, rows, checksum FROM memory_system.cache_range_checksums(%s)",
+            (self.range_size,))}
+        ranges = sorted(set(pg) | self._redis_ranges())
+        report.ranges = len(ranges)
+        for range_no in ranges:
+            held = self.redis_range(range_no)
+            live = [(i, d) for i, (_, d) in held.items() if d]
+            expected = pg.get(range_no)
+            if expected and expected[0] == len(live) and expected[1] == range_checksum(live) \
+                    and len(live) == len(held):
+                continue
+            report.dirty_ranges += 1
+            report.dirty.append(range_no)
+            seen: set[int] = set()
+            batch: list[tuple] = []
+            for row in self._pg_rows(range_no):
+                report.rows_read += 1
+                seen.add(row[0])
+                if held.get(row[0], ("", ""))[1] != row[5]:
+                    batch.append(row)
+                if len(batch) >= BATCH:
+                    report.written += self._write(batch)
+                    batch = []
+            report.written += self._write(batch)
+            report.deleted += self._delete([i for i in held if i not in seen])
+        agents = [r[0] for r in self.conn.execute("SELECT * FROM memory_system.cache_agents()")]
+        report.recent_fixed = self.refresh_recent(agents, only_if_different=True)
+        report.seconds = time.monotonic() - started
+        if self.metrics is not None:
+            self.metrics.reconcile_runs.inc()
+            self.metrics.reconcile_ranges.labels("dirty").inc(report.dirty_ranges)
+            self.metrics.reconcile_ranges.labels("clean").inc(report.ranges - report.dirty_ranges)
+            self.metrics.reconcile_repairs.labels("written").inc(report.written)
+            self.metrics.reconcile_repairs.labels("deleted").inc(report.deleted)
+            self.metrics.reconcile_repairs.labels("recent").inc(report.recent_fixed)
+            self.metrics.reconcile_seconds.set(report.seconds)
+        if report.dirty_ranges or report.recent_fixed:
+            log.info("reconcile: %s", json.dumps(report.as_dict()))
+        return report
+
+    def _count(self, kind: str, op: str, n: int) -> None:
+        if self.metrics is not None and n:
+            self.metrics.cache_writes.labels(kind, op).inc(n)
+
+
+def worker_conn(cfg: Config, **kwargs: object) -> psycopg.Connection:
+    return db.connect(cfg, WORKER, secrets.read(cfg.secret_file(WORKER)), autocommit=True, **kwargs)
+
+
+def redis_client(cfg: Config) -> redis.Redis:
+    return redis.Redis(host=cfg.redis_host, port=cfg.redis_port,
+                       password=secrets.password(cfg, "redis"), socket_timeout=5,
+                       socket_connect_timeout=2)
+
+
+class MirrorThread(threading.Thread):
+    """In each sidecar process: the replica holding the leader lock listens to nexus_cache,
+    writes Redis after every commit, and reconciles at start, every `interval` seconds and soon
+    after any Redis failure. The others wait for the lock (a dead leader's session releases it)."""
+
+    def __init__(self, cfg: Config, metrics: object, interval: float) -> None:
+        super().__init__(name="cache-mirror", daemon=True)
+        self.cfg = cfg
+        self.metrics = metrics
+        self.interval = interval
+        self.stopping = threading.Event()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self._lead()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("cache mirror: database: %s", exc)
+            self.stopping.wait(5)
+
+    def _lead(self) -> None:
+        with worker_conn(self.cfg) as conn, worker_conn(self.cfg) as listener:
+            got = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (LEADER_LOCK,))
+            if not got.fetchone()[0]:
+                return
+            listener.execute(f"LISTEN {CHANNEL}")
+            client = redis_client(self.cfg)
+            mirror = Mirror(conn, client, self.metrics)
+            next_reconcile = 0.0
+            log.info("cache mirror: leading (reconcile every %.0f s)", self.interval)
+            while not self.stopping.is_set():
+                payloads = [n.payload for n in listener.notifies(timeout=0.2, stop_after=2000)]
+                try:
+                    if payloads:
+                        mirror.apply(payloads)
+                    if time.monotonic() >= next_reconcile:
+                        mirror.reconcile()
+                        next_reconcile = time.monotonic() + self.interval
+                except (redis.RedisError, OSError) as exc:
+                    # PostgreSQL is the truth and has every write: heal once Redis is back
+                    if self.metrics is not None:
+                        self.metrics.cache_errors.inc()
+                    log.warning("cache mirror: redis: %s (reconciling when it is back)", exc)
+                    next_reconcile = time.monotonic() + 5
+                    self.stopping.wait(1)
