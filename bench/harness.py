@@ -7,6 +7,7 @@ in `bench/` lists its benchmarks in `BENCHMARKS` with the figure names each one 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -174,8 +175,18 @@ def table(figures: list[Figure]) -> str:
     return "\n".join([line(header), rule, *map(line, rows)])
 
 
-def write_json(figures: list[Figure], path: Path | None = None) -> Path:
+def write_json(figures: list[Figure], path: Path | None = None, merge: bool = False) -> Path:
+    """Write the figures (each stamped with the time of its run); with merge, keep the figures of
+    earlier runs that this run did not produce."""
     path = path or RESULTS_DIR / "latest.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([f.as_json() for f in figures], indent=2) + "\n")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    new = [{**f.as_json(), "measured_at": stamp} for f in figures]
+    kept: list[dict[str, object]] = []
+    if merge and path.exists():
+        names = {f.name for f in figures}
+        with contextlib.suppress(ValueError):
+            kept = [f for f in json.loads(path.read_text()) if f.get("name") not in names]
+    rows = sorted([*kept, *new], key=lambda f: str(f.get("name")))
+    path.write_text(json.dumps(rows, indent=2) + "\n")
     return path

@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             figures.extend(produced)
 
     print(table(figures))
-    path = write_json(figures)
+    # with --only, the other figures of the last runs stay in the file (each names its run time)
+    path = write_json(figures, merge=args.only is not None)
     print(f"\nwritten to {path}")
     return 1 if any(f.failed for f in figures) else 0
 
