@@ -7,7 +7,9 @@ in-process (sidecar.cache.MirrorThread, the code `nexus worker` runs, without th
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -17,7 +19,7 @@ import psycopg
 import pytest
 import redis
 
-from conftest import clone_template, drop_database
+from conftest import NEXUS, clone_template, drop_database
 from sidecar import agents, cache, client, secrets
 from sidecar.config import Config
 from sidecar.metrics import Metrics
@@ -190,6 +192,21 @@ def test_corrupted_and_orphaned_keys_are_repaired(env: Env) -> None:
     assert redis_state(r) == pg_state(env.cfg)
     # only the ranges that differed were read
     assert report.dirty_ranges == 1 and report.rows_read <= 10_000
+
+
+def test_nexus_reconcile_command(env: Env) -> None:
+    r = env.redis()
+    env.reconcile()
+    r.delete("nexus:wm:keeper:k12")
+    run = subprocess.run(
+        [NEXUS, "reconcile", "--json"], capture_output=True, text=True, timeout=120,
+        env={"PATH": os.environ["PATH"], "NEXUS_HOME": str(env.cfg.home),
+             "NEXUS_DB": env.cfg.database, "NEXUS_PG_PORT": str(env.cfg.pg_port),
+             "NEXUS_REDIS_PORT": str(env.cfg.redis_port)})
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert (report["dirty_ranges"], report["written"], report["deleted"]) == (1, 1, 0)
+    assert r.hget("nexus:wm:keeper:k12", "v") == b'{"i": 12}'
 
 
 def test_fast_path_reads_redis_and_falls_back(env: Env) -> None:
