@@ -92,7 +92,13 @@ GRANT EXECUTE ON FUNCTION memory_system.claim_batch(text, integer, interval, tex
                           memory_system.reap_expired_leases(),
                           memory_system.prune_done(interval),
                           memory_system.queue_stats(),
-                          memory_system.purge_expired_working_memory(integer)
+                          memory_system.purge_expired_working_memory(integer),
+                          -- the Redis mirror (sidecar/cache.py): what the cache holds, and checksums
+                          memory_system.cache_working_memory(bigint[]),
+                          memory_system.cache_working_memory_range(bigint, bigint),
+                          memory_system.cache_range_checksums(integer),
+                          memory_system.cache_recent_episodes(text[], integer),
+                          memory_system.cache_agents()
     TO nexus_worker;
 -- the queue's own bookkeeping, read by workers for stats; analysts read everything anyway
 GRANT SELECT ON memory_system.embeddings_queue, memory_system.worker_heartbeats, memory_system.settings
