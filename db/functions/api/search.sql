@@ -66,28 +66,47 @@ BEGIN
                                          AND p.kind = ANY (v_kinds)
                                        LIMIT coalesce(df_budget + 1, 2147483647)) AS c) AS df
           FROM terms AS t
-    ), kept AS (
+    ), ranked AS MATERIALIZED (
         -- rarest terms first, while their postings fit the budget; the rarest one always
-        SELECT d.lexeme, ln(1 + (v_docs - d.df + 0.5) / (d.df + 0.5)) AS idf
+        SELECT d.lexeme, ln(1 + (v_docs - d.df + 0.5) / (d.df + 0.5)) AS idf,
+               df_budget IS NULL OR d.running <= df_budget OR d.n = 1 AS kept
           FROM (SELECT d.*, sum(d.df) OVER (ORDER BY d.df, d.lexeme) AS running,
                        row_number() OVER (ORDER BY d.df, d.lexeme) AS n
                   FROM df AS d WHERE d.df > 0) AS d
-         WHERE df_budget IS NULL OR d.running <= df_budget OR d.n = 1
+    ), scored AS MATERIALIZED (
+        -- the kept terms find the candidates: index-only scans of their postings
+        SELECT p.kind, p.doc_id,
+               sum(k.idf * p.tf * (k1 + 1) / (p.tf + k1 * (1 - b + b * p.dl / v_avgdl))) AS score
+          FROM ranked AS k
+          JOIN nexus_memory.text_postings AS p
+            ON p.agent_id = v_agent AND p.lexeme = k.lexeme AND p.kind = ANY (v_kinds)
+         WHERE k.kept
+         GROUP BY p.kind, p.doc_id
+         ORDER BY score DESC, p.doc_id
+         -- with pruning, a larger pool is rescored with the pruned terms below
+         LIMIT CASE WHEN df_budget IS NULL THEN candidates ELSE candidates * 3 END
+    ), rescored AS (
+        -- the pruned (common) terms still count for the pool: one index probe per (memory, term)
+        SELECT s.kind, s.doc_id, sum(k.idf * p.tf * (k1 + 1) / (p.tf + k1 * (1 - b + b * p.dl / v_avgdl))) AS extra
+          FROM scored AS s
+          CROSS JOIN ranked AS k
+          JOIN nexus_memory.text_postings AS p
+            ON p.agent_id = v_agent AND p.lexeme = k.lexeme AND p.kind = s.kind AND p.doc_id = s.doc_id
+         WHERE NOT k.kept
+         GROUP BY s.kind, s.doc_id
     )
-    SELECT p.kind, p.doc_id,
-           sum(k.idf * p.tf * (k1 + 1) / (p.tf + k1 * (1 - b + b * p.dl / v_avgdl))) AS score
-      FROM kept AS k
-      JOIN nexus_memory.text_postings AS p
-        ON p.agent_id = v_agent AND p.lexeme = k.lexeme AND p.kind = ANY (v_kinds)
-     GROUP BY p.kind, p.doc_id
-     ORDER BY score DESC, p.doc_id
+    SELECT s.kind, s.doc_id, s.score + coalesce(r.extra, 0) AS score
+      FROM scored AS s
+      LEFT JOIN rescored AS r ON r.kind = s.kind AND r.doc_id = s.doc_id
+     ORDER BY score DESC, s.doc_id
      LIMIT candidates;
 END
 $$;
 COMMENT ON FUNCTION nexus.text_candidates(text, text[], integer, integer, float8, float8) IS
 'BM25 over the calling agent''s memories for a natural-language query: OR of its stemmed terms,
-IDF from the agent''s own corpus at query time. df_budget (optional) drops the most common query
-terms until the postings read fit it (the rarest term is always kept): faster, slightly less exact.
+IDF from the agent''s own corpus at query time. df_budget (optional) bounds the postings read: the
+rarest terms whose postings fit it find the candidates (the rarest term always), and the common terms
+left out only rescore the best 3 x candidates of them: faster, slightly less exact.
 Returns (kind e|s, id, score), best first. Used by nexus.memory_search; errors NX031.';
 
 
