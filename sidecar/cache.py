@@ -40,6 +40,23 @@ LEADER_LOCK = "nexus_cache_mirror"
 SEP = "\x1f"
 
 
+# id, key name and the five fields of every key an index hash names (missing fields: nil)
+READ_RANGE = """
+local idx = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #idx, 2 do
+  local kind = redis.call('TYPE', idx[i + 1]).ok
+  local h = {}
+  if kind == 'hash' then h = redis.call('HMGET', idx[i + 1], 'id', 'a', 'k', 'v', 'x') end
+  out[#out + 1] = idx[i]
+  out[#out + 1] = idx[i + 1]
+  out[#out + 1] = kind
+  for j = 1, 5 do out[#out + 1] = h[j] or false end
+end
+return out
+"""
+
+
 def wm_key(agent: str, key: str) -> str:
     return f"nexus:wm:{agent}:{key}"
 
@@ -88,6 +105,7 @@ class Mirror:
         self.redis = client
         self.metrics = metrics
         self.range_size = range_size
+        self._read_range = client.register_script(READ_RANGE)
 
     # -- write-through ---------------------------------------------------------------------------
     def apply(self, payloads: Iterable[str]) -> int:
@@ -123,24 +141,29 @@ class Mirror:
         self._count("wm", "delete", deleted)
         return written + deleted
 
-    def _write(self, rows: list[tuple]) -> int:
+    def _write(self, rows: list[tuple], held: dict[int, str] | None = None) -> int:
+        """Write rows; `held` maps ids to the key names Redis holds now (looked up if None)."""
         if not rows:
             return 0
-        # an id whose key name changed leaves its old key behind: find the names held now
+        if held is None:
+            pipe = self.redis.pipeline(transaction=False)
+            for row in rows:
+                pipe.hget(idx_key(row[0] // self.range_size), row[0])
+            held = {row[0]: old.decode() for row, old in zip(rows, pipe.execute(), strict=True)
+                    if old is not None}
         pipe = self.redis.pipeline(transaction=False)
-        for row in rows:
-            pipe.hget(idx_key(row[0] // self.range_size), row[0])
-        held = pipe.execute()
-        pipe = self.redis.pipeline(transaction=False)
-        for (rid, agent, key, value, expires_ms, _), old in zip(rows, held, strict=True):
+        for rid, agent, key, value, expires_ms, _ in rows:
             name = wm_key(agent, key)
-            if old is not None and old.decode() != name:
-                pipe.delete(old.decode())
-            pipe.delete(name)
+            old = held.get(rid)
+            # an id whose key name changed leaves its old key behind
+            if old is not None and old != name:
+                pipe.delete(old)
             pipe.hset(name, mapping={"id": rid, "a": agent, "k": key, "v": value,
                                      "x": "" if expires_ms is None else str(expires_ms)})
             if expires_ms is not None:
                 pipe.pexpireat(name, expires_ms)
+            else:
+                pipe.persist(name)
             pipe.hset(idx_key(rid // self.range_size), rid, name)
         pipe.execute()
         return len(rows)
@@ -184,20 +207,21 @@ class Mirror:
 
     # -- reconciliation --------------------------------------------------------------------------
     def redis_range(self, range_no: int) -> dict[int, tuple[str, str]]:
-        """id -> (key name, digest of what Redis holds) for the range; dangling entries get ""."""
-        index = {int(k): v.decode() for k, v in self.redis.hgetall(idx_key(range_no)).items()}
+        """id -> (key name, digest of what Redis holds) for the range; dangling entries get "".
+        One round trip: a Lua script reads the index and every key it names inside Redis."""
+        flat = self._read_range(keys=[idx_key(range_no)])
         out: dict[int, tuple[str, str]] = {}
-        items = sorted(index.items())
-        for start in range(0, len(items), BATCH):
-            part = items[start:start + BATCH]
-            pipe = self.redis.pipeline(transaction=False)
-            for _, name in part:
-                pipe.hgetall(name)
-            for (rid, name), h in zip(part, pipe.execute(), strict=True):
-                ok = h and all(f in h for f in (b"id", b"a", b"k", b"v", b"x")) \
-                    and int(h[b"id"]) == rid
-                out[rid] = (name, digest(h[b"a"].decode(), h[b"k"].decode(), h[b"v"].decode(),
-                                         h[b"x"].decode()) if ok else "")
+        wrong_type: list[str] = []
+        for i in range(0, len(flat), 8):
+            rid, name, kind, hid, agent, key, value, expires = flat[i:i + 8]
+            rid = int(rid)
+            if kind not in (b"hash", b"none"):
+                wrong_type.append(name.decode())  # not ours to keep: a hash is written there
+            ok = None not in (hid, agent, key, value, expires) and int(hid) == rid
+            out[rid] = (name.decode(), digest(agent.decode(), key.decode(), value.decode(),
+                                              expires.decode()) if ok else "")
+        if wrong_type:
+            self.redis.delete(*wrong_type)
         return out
 
     def _redis_ranges(self) -> set[int]:
@@ -232,6 +256,7 @@ class Mirror:
                 continue
             report.dirty_ranges += 1
             report.dirty.append(range_no)
+            names = {i: n for i, (n, _) in held.items()}
             seen: set[int] = set()
             batch: list[tuple] = []
             for row in self._pg_rows(range_no):
@@ -240,9 +265,9 @@ class Mirror:
                 if held.get(row[0], ("", ""))[1] != row[5]:
                     batch.append(row)
                 if len(batch) >= BATCH:
-                    report.written += self._write(batch)
+                    report.written += self._write(batch, names)
                     batch = []
-            report.written += self._write(batch)
+            report.written += self._write(batch, names)
             report.deleted += self._delete([i for i in held if i not in seen])
         agents = [r[0] for r in self.conn.execute("SELECT * FROM memory_system.cache_agents()")]
         report.recent_fixed = self.refresh_recent(agents, only_if_different=True)

@@ -178,6 +178,8 @@ def test_corrupted_and_orphaned_keys_are_repaired(env: Env) -> None:
     env.reconcile()
     r.hset("nexus:wm:keeper:k7", "v", '{"i": "tampered"}')
     r.delete("nexus:wm:keeper:k8")
+    r.delete("nexus:wm:keeper:k9")
+    r.set("nexus:wm:keeper:k9", "not even a hash")
     r.set("nexus:recent:other", "[]")
     # rows deleted while nobody listened: their keys must go
     with su(env.cfg) as conn:
@@ -186,7 +188,7 @@ def test_corrupted_and_orphaned_keys_are_repaired(env: Env) -> None:
             "WHERE agent_id = 'keeper' AND context_key IN ('k1', 'k2', 'k3') RETURNING id")]
     assert len(gone) == 3 and r.exists("nexus:wm:keeper:k1")
     report = env.reconcile()
-    assert report.written == 2 and report.deleted == 3 and report.recent_fixed == 1
+    assert report.written == 3 and report.deleted == 3 and report.recent_fixed == 1
     assert r.hget("nexus:wm:keeper:k7", "v") == b'{"i": 7}'
     assert not r.exists("nexus:wm:keeper:k1") and not set(gone) & indexed_ids(r)
     assert redis_state(r) == pg_state(env.cfg)
