@@ -8,4 +8,4 @@ DROP POLICY IF EXISTS analyst_read ON memory_system.embeddings_queue;
 CREATE POLICY analyst_read ON memory_system.embeddings_queue FOR SELECT TO nexus_ro USING (true);
 DROP POLICY IF EXISTS agent_own ON memory_system.embeddings_queue;
 CREATE POLICY agent_own ON memory_system.embeddings_queue FOR SELECT TO nexus_agent
-    USING (agent_id = current_user::text);
+    USING (agent_id = (current_user::text COLLATE "default"));

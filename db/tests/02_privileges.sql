@@ -51,7 +51,13 @@ INSERT INTO expected_table_privs VALUES
     ('memory_system.settings',                  'nexus_ro',    'SELECT'),
     ('memory_system.embeddings_queue',          'nexus_worker', 'SELECT'),
     ('memory_system.worker_heartbeats',         'nexus_worker', 'SELECT'),
-    ('memory_system.settings',                  'nexus_worker', 'SELECT');
+    ('memory_system.settings',                  'nexus_worker', 'SELECT'),
+    -- search: agents read their own postings and corpus statistics, and the model settings
+    ('nexus_memory.text_postings',              'nexus_agent', 'SELECT'),
+    ('nexus_memory.text_stats',                 'nexus_agent', 'SELECT'),
+    ('memory_system.settings',                  'nexus_agent', 'SELECT'),
+    ('nexus_memory.text_postings',              'nexus_ro',    'SELECT'),
+    ('nexus_memory.text_stats',                 'nexus_ro',    'SELECT');
 
 -- column-level privileges, on top of the table-level ones (which cover every column)
 CREATE TEMP TABLE expected_column_privs (tbl text, role name, priv text, cols text[]);
@@ -73,7 +79,10 @@ INSERT INTO expected_column_privs VALUES
      '{consensus_key,value,updated_by}'),
     ('consciousness.distributed_consensus', 'nexus_agent', 'UPDATE', '{value,version,updated_by}'),
     ('consciousness.consciousness_checkpoints', 'nexus_ro', 'SELECT',
-     '{id,agent_id,checkpoint_name,metadata,created_at}');
+     '{id,agent_id,checkpoint_name,metadata,created_at}'),
+    -- the state of an agent's own queue items (row-level security), for nexus.memory_stats
+    ('memory_system.embeddings_queue', 'nexus_agent', 'SELECT',
+     '{id,agent_id,source_table,source_id,state,retry_count,last_error,enqueued_at,processed_at}');
 
 -- functions each role may execute; no other
 CREATE TEMP TABLE expected_execute (role name, sig text);
@@ -92,7 +101,38 @@ INSERT INTO expected_execute VALUES
     ('nexus_worker', 'memory_system.reap_expired_leases()'),
     ('nexus_worker', 'memory_system.prune_done(interval)'),
     ('nexus_worker', 'memory_system.queue_stats()'),
-    ('nexus_ro', 'memory_system.queue_stats()');
+    ('nexus_worker', 'memory_system.purge_expired_working_memory(integer)'),
+    -- the Redis mirror (sidecar/cache.py)
+    ('nexus_worker', 'memory_system.cache_working_memory(bigint[])'),
+    ('nexus_worker', 'memory_system.cache_working_memory_range(bigint,bigint)'),
+    ('nexus_worker', 'memory_system.cache_range_checksums(integer)'),
+    ('nexus_worker', 'memory_system.cache_recent_episodes(text[],integer)'),
+    ('nexus_worker', 'memory_system.cache_agents()'),
+    ('nexus_ro', 'memory_system.queue_stats()'),
+    -- the agent API: every function of schema nexus
+    ('nexus_agent', 'nexus.record_episode(text,text,jsonb,text[],real,text,text,timestamp with time zone)'),
+    ('nexus_agent', 'nexus.get_episode(bigint)'),
+    ('nexus_agent', 'nexus.update_episode(bigint,text,jsonb,text[],real,text,text)'),
+    ('nexus_agent', 'nexus.delete_episode(bigint)'),
+    ('nexus_agent', 'nexus.recent_episodes(integer,text,timestamp with time zone,timestamp with time zone,text[],timestamp with time zone,bigint)'),
+    ('nexus_agent', 'nexus.remember_fact(text,jsonb,text[],real,bigint)'),
+    ('nexus_agent', 'nexus.get_fact(bigint)'),
+    ('nexus_agent', 'nexus.delete_fact(bigint)'),
+    ('nexus_agent', 'nexus.working_memory_set(text,jsonb,interval)'),
+    ('nexus_agent', 'nexus.working_memory_get(text)'),
+    ('nexus_agent', 'nexus.working_memory_delete(text)'),
+    ('nexus_agent', 'nexus.working_memory_keys(text)'),
+    ('nexus_agent', 'nexus.save_checkpoint(jsonb,text,jsonb)'),
+    ('nexus_agent', 'nexus.load_checkpoint(text)'),
+    ('nexus_agent', 'nexus.list_checkpoints(text,integer)'),
+    ('nexus_agent', 'nexus.consensus_read(text)'),
+    ('nexus_agent', 'nexus.consensus_cas(text,bigint,jsonb)'),
+    ('nexus_agent', 'nexus.memory_stats()'),
+    ('nexus_agent', 'nexus.text_candidates(text,text[],integer,integer,double precision,double precision)'),
+    ('nexus_agent', 'nexus.memory_search(text,vector,integer,text[],text,timestamp with time zone,timestamp with time zone,text[],jsonb,text,integer,double precision,double precision,double precision,interval,integer,integer)'),
+    ('nexus_agent', 'nexus.memory_similar(text,bigint,integer,text[],integer)'),
+    ('nexus_agent', 'nexus._search_kinds(text[])'),
+    ('nexus_agent', 'nexus._or_tsquery(text)');
 
 -- schema privileges
 CREATE TEMP TABLE expected_schema_privs (schema_name name, role name, priv text);
@@ -245,7 +285,8 @@ SELECT is(has_schema_privilege(role, schema_name, priv), expected,
                EXISTS (SELECT FROM expected_schema_privs AS e
                         WHERE e.schema_name = s.schema_name AND e.role = r.role
                           AND e.priv = p.priv) AS expected
-          FROM unnest(ARRAY['public', 'nexus', 'nexus_memory', 'memory_system', 'consciousness']::name[])
+          FROM unnest(ARRAY['public', 'nexus', 'nexus_memory', 'memory_system', 'consciousness',
+                            'nexus_parts']::name[])
                    WITH ORDINALITY AS s (schema_name, n)
          CROSS JOIN roles AS r
          CROSS JOIN unnest(ARRAY['USAGE', 'CREATE']) AS p (priv)
@@ -254,8 +295,40 @@ SELECT ok(n.nspacl IS NOT NULL
           AND NOT EXISTS (SELECT FROM aclexplode(n.nspacl) AS a WHERE a.grantee = 0),
           format('PUBLIC has no privilege on schema %s', n.nspname))
   FROM pg_catalog.pg_namespace AS n
- WHERE n.nspname IN ('public', 'nexus', 'nexus_memory', 'memory_system', 'consciousness')
+ WHERE n.nspname IN ('public', 'nexus', 'nexus_memory', 'memory_system', 'consciousness', 'nexus_parts')
  ORDER BY n.nspname;
+
+-- partitions (schema nexus_parts): nobody but the owner; everyone goes through the parent tables
+SELECT is((SELECT count(*) FROM pg_catalog.pg_class AS c
+            WHERE c.relnamespace = 'nexus_parts'::regnamespace AND c.relkind = 'r'),
+          64::bigint, 'the partitions checked below are the 64 vector partitions');
+SELECT is_empty(
+    $$SELECT c.oid::regclass, r.role, p.priv
+        FROM pg_catalog.pg_class AS c
+       CROSS JOIN roles AS r
+       CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES',
+                               'TRIGGER']) AS p (priv)
+       WHERE c.relnamespace = 'nexus_parts'::regnamespace AND c.relkind = 'r'
+         AND CASE WHEN p.priv IN ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
+                  THEN has_any_column_privilege(r.role, c.oid, p.priv)
+                  ELSE has_table_privilege(r.role, c.oid, p.priv) END$$,
+    'no role has any table or column privilege on a partition in nexus_parts');
+SELECT is_empty(
+    $$SELECT c.oid::regclass, x.grantee::regrole, x.privilege_type
+        FROM pg_catalog.pg_class AS c CROSS JOIN aclexplode(c.relacl) AS x
+       WHERE c.relnamespace = 'nexus_parts'::regnamespace AND x.grantee <> c.relowner
+      UNION ALL
+      SELECT a.attrelid::regclass, x.grantee::regrole, x.privilege_type
+        FROM pg_catalog.pg_attribute AS a
+        JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid
+       CROSS JOIN aclexplode(a.attacl) AS x
+       WHERE c.relnamespace = 'nexus_parts'::regnamespace$$,
+    'no ACL entry on a partition (table or column) names anyone but its owner (PUBLIC included)');
+SELECT is_empty(
+    $$SELECT x.grantee::regrole, x.privilege_type
+        FROM pg_catalog.pg_namespace AS n CROSS JOIN aclexplode(n.nspacl) AS x
+       WHERE n.nspname = 'nexus_parts' AND x.grantee <> n.nspowner$$,
+    'no ACL entry on schema nexus_parts names anyone but its owner');
 
 -- database -----------------------------------------------------------------------------------
 SELECT ok(has_database_privilege(role, current_database(), 'CONNECT'),
@@ -284,6 +357,8 @@ INSERT INTO consciousness.consciousness_checkpoints (agent_id, state) VALUES ('a
 
 -- analysts read, never write
 SET LOCAL ROLE nexus_ro;
+SELECT throws_ok('SELECT count(*) FROM nexus_parts.episode_embeddings_p00', '42501', NULL,
+                 'nexus_ro cannot read a vector partition directly');
 SELECT throws_ok($$INSERT INTO nexus_memory.zep_episodic_memory (agent_id, content) VALUES ('alice', 'x')$$,
                  '42501', NULL, 'nexus_ro cannot INSERT an episode');
 SELECT throws_ok('UPDATE nexus_memory.zep_episodic_memory SET content = content',
@@ -344,6 +419,29 @@ SELECT throws_ok($$SELECT memory_system.agent_add('mallory')$$, '42501', NULL,
                  'an agent cannot register agents');
 SELECT lives_ok($$INSERT INTO nexus_memory.zep_episodic_memory (content) VALUES ('second')$$,
                 'an agent inserts an episode through its column grants');
+SELECT throws_ok(format('SELECT count(*) FROM nexus_parts.%I', t), '42501', NULL,
+                 format('an agent cannot read partition nexus_parts.%s directly', t))
+  FROM unnest(ARRAY['episode_embeddings_p00', 'semantic_memory_embeddings_p31']) AS t;
+SELECT throws_ok(s, '42501', NULL, format('an agent cannot write the text index: %s', s))
+  FROM unnest(ARRAY[
+      $$INSERT INTO nexus_memory.text_postings VALUES ('alice', 'forged', 'e', 1, 1, 1)$$,
+      $$UPDATE nexus_memory.text_postings SET tf = 99$$,
+      $$DELETE FROM nexus_memory.text_postings$$,
+      $$INSERT INTO nexus_memory.text_stats VALUES ('alice', 9, 1000, 1000)$$,
+      $$UPDATE nexus_memory.text_stats SET docs = 0$$,
+      $$DELETE FROM nexus_memory.text_stats$$]) AS s;
+SELECT is((SELECT count(*) FROM nexus_memory.text_postings WHERE lexeme = 'second'), 1::bigint,
+          'an agent reads its own postings');
+SELECT is((SELECT count(*) FROM memory_system.embeddings_queue), 3::bigint,
+          'an agent reads the state of its own queue items');
+SELECT throws_ok('SELECT content_sha256 FROM memory_system.embeddings_queue', '42501', NULL,
+                 'an agent cannot read the queue''s checksums');
+SELECT throws_ok($$UPDATE memory_system.embeddings_queue SET state = 'done'$$, '42501', NULL,
+                 'an agent cannot change a queue item');
+SELECT is((SELECT value FROM memory_system.settings WHERE name = 'embedding_dimensions'), '384',
+          'an agent reads the embedding settings');
+SELECT throws_ok($$UPDATE memory_system.settings SET value = 'x'$$, '42501', NULL,
+                 'an agent cannot change the settings');
 RESET ROLE;
 
 SELECT * FROM finish();

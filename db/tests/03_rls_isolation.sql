@@ -2,7 +2,7 @@
 -- (Attacks that need a real login, such as SET ROLE to another agent, are in tests/test_isolation.py:
 -- here the session user is a superuser, who may SET ROLE to anyone.)
 BEGIN;
-SELECT plan(36);
+SELECT plan(44);
 
 SELECT tests.create_agent('alice');
 SELECT tests.create_agent('bob');
@@ -21,6 +21,11 @@ INSERT INTO nexus_memory.semantic_memories (content) VALUES ('bob fact');
 INSERT INTO nexus_memory.working_memory_contexts (context_key, value) VALUES ('goal', '{"g": "bob"}');
 INSERT INTO consciousness.consciousness_checkpoints (state) VALUES ('{"mood": "bob"}');
 RESET ROLE;
+
+-- alice's episode has a vector (written as the worker would)
+INSERT INTO nexus_memory.episode_embeddings (agent_id, episode_id, model, content_sha256, embedding)
+SELECT agent_id, id, memory_system._embedding_model(), content_sha256, tests.fake_vector(1)
+  FROM nexus_memory.zep_episodic_memory WHERE agent_id = 'alice' AND content = 'alice one';
 
 -- a snapshot of alice's rows, to prove bob changed none of them
 CREATE TEMP TABLE alice_before AS
@@ -45,6 +50,15 @@ SELECT is((SELECT array_agg(agent_id) FROM memory_system.agents), ARRAY['bob'], 
 SELECT is((SELECT count(*) FROM nexus_memory.zep_episodic_memory WHERE content_tsv @@ to_tsquery('english', 'alice')),
           0::bigint, 'full text over alice''s words finds nothing for bob');
 SELECT is(nexus.current_agent(), 'bob', 'current_agent() is the role bob authenticated as');
+-- what the system keeps per agent: vectors, text postings, corpus statistics, queue items
+SELECT is((SELECT count(*) FROM nexus_memory.episode_embeddings), 0::bigint, 'bob sees no vector of alice''s');
+SELECT is(ARRAY(SELECT DISTINCT agent_id FROM nexus_memory.text_postings), ARRAY['bob'], 'bob sees only his own text postings');
+SELECT is((SELECT count(*) FROM nexus_memory.text_postings WHERE lexeme = 'alic'), 0::bigint,
+          'bob finds no posting of alice''s words');
+SELECT is(ARRAY(SELECT DISTINCT agent_id FROM nexus_memory.text_stats), ARRAY['bob'], 'bob sees only his own corpus statistics');
+SELECT is(ARRAY(SELECT DISTINCT agent_id FROM memory_system.embeddings_queue), ARRAY['bob'], 'bob sees only his own queue items');
+SELECT is((SELECT count(*) FROM memory_system.embeddings_queue WHERE agent_id = 'alice'), 0::bigint,
+          'bob sees no queue item of alice''s even when asking for them');
 
 -- writing as alice
 SELECT throws_ok($$INSERT INTO nexus_memory.zep_episodic_memory (agent_id, content) VALUES ('alice', 'forged')$$,
@@ -102,12 +116,20 @@ SELECT set_eq(
     $$SELECT t, id, h FROM alice_before$$,
     'every row of alice is exactly as before bob''s attempts');
 SELECT is((SELECT count(*) FROM alice_before), 5::bigint, 'alice had five rows to protect');
+SELECT results_eq(
+    $$SELECT (SELECT count(*) FROM nexus_memory.episode_embeddings WHERE agent_id = 'alice'),
+             (SELECT count(*) FROM nexus_memory.text_postings WHERE agent_id = 'alice'),
+             (SELECT sum(docs) FROM nexus_memory.text_stats WHERE agent_id = 'alice')$$,
+    $$VALUES (1::bigint, 6::bigint, 3::numeric)$$,
+    'alice''s vector, postings and statistics are all still there');
 
 -- analysts read all agents' rows, but never a checkpoint's state
 SET LOCAL ROLE nexus_ro;
 SELECT is((SELECT count(*) FROM nexus_memory.zep_episodic_memory), 3::bigint, 'nexus_ro sees every agent''s episodes');
 SELECT is((SELECT count(DISTINCT agent_id) FROM consciousness.consciousness_checkpoints), 2::bigint,
           'nexus_ro sees that both agents have checkpoints');
+SELECT is(ARRAY(SELECT DISTINCT agent_id FROM nexus_memory.text_postings ORDER BY 1), ARRAY['alice', 'bob'],
+          'nexus_ro reads every agent''s postings');
 SELECT throws_ok($$SELECT state FROM consciousness.consciousness_checkpoints$$, '42501', NULL,
                  'nexus_ro cannot read a checkpoint''s state');
 RESET ROLE;

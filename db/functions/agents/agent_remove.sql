@@ -31,6 +31,8 @@ BEGIN
     GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
     DELETE FROM consciousness.consciousness_checkpoints WHERE agent_id = p_agent_id;
     GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
+    -- the BM25 corpus counters (zero by now) have no foreign key to the agent
+    DELETE FROM nexus_memory.text_stats WHERE agent_id = p_agent_id;
     DELETE FROM memory_system.agents WHERE agent_id = p_agent_id;
     -- The role is cluster-wide: drop it unless this cluster has other databases using it.
     BEGIN

@@ -10,7 +10,7 @@ BEGIN
     -- invoker rights: current_user is the caller, and row-level security shows it its own row
     SELECT a.agent_id INTO v_agent
       FROM memory_system.agents AS a
-     WHERE a.agent_id = current_user::text;
+     WHERE a.agent_id = (current_user::text COLLATE "default");
     IF v_agent IS NULL THEN
         RAISE EXCEPTION 'role % is not a registered agent', current_user
             USING ERRCODE = 'NX001',

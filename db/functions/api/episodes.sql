@@ -54,9 +54,10 @@ BEGIN
            e.importance, e.valid_at, e.created_at, e.updated_at,
            EXISTS (SELECT FROM nexus_memory.episode_embeddings AS x
                     WHERE x.agent_id = e.agent_id AND x.episode_id = e.id
-                      AND x.content_sha256 = e.content_sha256)
+                      AND x.content_sha256 = e.content_sha256
+                      AND x.model = (SELECT value FROM memory_system.settings WHERE name = 'embedding_model'))
       FROM nexus_memory.zep_episodic_memory AS e
-     WHERE e.agent_id = current_user AND e.id = get_episode.episode_id;
+     WHERE e.agent_id = (current_user::text COLLATE "default") AND e.id = get_episode.episode_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'episode % not found', get_episode.episode_id USING ERRCODE = 'NX033';
     END IF;
@@ -83,6 +84,7 @@ AS $$
 DECLARE
     v_updated timestamptz;
 BEGIN
+    PERFORM nexus.current_agent();
     IF action_type IS NOT NULL AND (btrim(action_type) = '' OR length(action_type) > 64) THEN
         RAISE EXCEPTION 'action_type must be 1 to 64 characters' USING ERRCODE = 'NX031';
     END IF;
@@ -93,7 +95,7 @@ BEGIN
            importance = coalesce(update_episode.importance, e.importance),
            action_type = coalesce(update_episode.action_type, e.action_type),
            session_id = coalesce(update_episode.session, e.session_id)
-     WHERE e.agent_id = current_user AND e.id = update_episode.episode_id
+     WHERE e.agent_id = (current_user::text COLLATE "default") AND e.id = update_episode.episode_id
     RETURNING e.updated_at INTO v_updated;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'episode % not found', update_episode.episode_id USING ERRCODE = 'NX033';
@@ -114,7 +116,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     WITH d AS (
         DELETE FROM nexus_memory.zep_episodic_memory AS e
-         WHERE e.agent_id = current_user AND e.id = delete_episode.episode_id
+         WHERE e.agent_id = (current_user::text COLLATE "default") AND e.id = delete_episode.episode_id
         RETURNING 1)
     SELECT EXISTS (SELECT FROM d)
 $$;
@@ -149,7 +151,7 @@ BEGIN
     SELECT e.id, e.episode_uuid, e.session_id, e.action_type, e.source, e.content, e.metadata, e.tags,
            e.importance, e.valid_at, e.created_at, e.updated_at
       FROM nexus_memory.zep_episodic_memory AS e
-     WHERE e.agent_id = current_user
+     WHERE e.agent_id = (current_user::text COLLATE "default")
        AND (session IS NULL OR e.session_id = session)
        AND (since IS NULL OR e.created_at >= since)
        AND (until IS NULL OR e.created_at < until)
@@ -186,7 +188,7 @@ BEGIN
     END IF;
     IF source_episode_id IS NOT NULL AND NOT EXISTS (
             SELECT FROM nexus_memory.zep_episodic_memory AS e
-             WHERE e.agent_id = current_user AND e.id = source_episode_id) THEN
+             WHERE e.agent_id = (current_user::text COLLATE "default") AND e.id = source_episode_id) THEN
         RAISE EXCEPTION 'episode % not found', source_episode_id USING ERRCODE = 'NX033';
     END IF;
     -- the same fact twice is one row: metadata merged, tags united, the higher importance kept
@@ -220,9 +222,10 @@ BEGIN
            s.updated_at,
            EXISTS (SELECT FROM nexus_memory.semantic_memory_embeddings AS x
                     WHERE x.agent_id = s.agent_id AND x.memory_id = s.id
-                      AND x.content_sha256 = s.content_sha256)
+                      AND x.content_sha256 = s.content_sha256
+                      AND x.model = (SELECT value FROM memory_system.settings WHERE name = 'embedding_model'))
       FROM nexus_memory.semantic_memories AS s
-     WHERE s.agent_id = current_user AND s.id = get_fact.fact_id;
+     WHERE s.agent_id = (current_user::text COLLATE "default") AND s.id = get_fact.fact_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'fact % not found', get_fact.fact_id USING ERRCODE = 'NX033';
     END IF;
@@ -239,7 +242,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     WITH d AS (
         DELETE FROM nexus_memory.semantic_memories AS s
-         WHERE s.agent_id = current_user AND s.id = delete_fact.fact_id
+         WHERE s.agent_id = (current_user::text COLLATE "default") AND s.id = delete_fact.fact_id
         RETURNING 1)
     SELECT EXISTS (SELECT FROM d)
 $$;

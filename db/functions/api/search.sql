@@ -1,6 +1,6 @@
 -- Hybrid search: BM25 over the postings table and HNSW over the agent's vector partition, fused by
 -- Reciprocal Rank Fusion. SECURITY INVOKER: row-level security scopes every read to the caller;
--- the explicit agent_id = current_user conditions only let the planner use the indexes for it.
+-- the explicit agent_id = (current_user::text COLLATE "default") conditions only let the planner use the indexes for it.
 
 CREATE OR REPLACE FUNCTION nexus._search_kinds(p_kinds text[])
 RETURNS "char"[]
@@ -242,13 +242,15 @@ BEGIN
     END IF;
 
     -- vector branch -----------------------------------------------------------------------------
-    IF query_embedding IS NOT NULL AND vector_weight > 0 AND cardinality(v_kinds) > 0 THEN
+    IF query_embedding IS NOT NULL THEN
         SELECT s.value INTO v_model FROM memory_system.settings AS s WHERE s.name = 'embedding_model';
         SELECT s.value::integer INTO v_dims FROM memory_system.settings AS s WHERE s.name = 'embedding_dimensions';
         IF public.vector_dims(query_embedding) <> v_dims THEN
             RAISE EXCEPTION 'query embedding has % dimensions, the model''s vectors have %',
                 public.vector_dims(query_embedding), v_dims USING ERRCODE = 'NX013';
         END IF;
+    END IF;
+    IF query_embedding IS NOT NULL AND vector_weight > 0 AND cardinality(v_kinds) > 0 THEN
         -- a branch of N candidates needs ef_search >= N, or HNSW silently returns fewer
         PERFORM set_config('hnsw.ef_search', greatest(candidates, 40)::text, true);
         SELECT coalesce(array_agg(c.kind ORDER BY c.dist, c.id), '{}'),
@@ -258,7 +260,8 @@ BEGIN
           FROM (SELECT * FROM (
                     SELECT * FROM (
                         SELECT 'e'::"char" AS kind, x.episode_id AS id,
-                               x.embedding OPERATOR(public.<=>) query_embedding AS dist
+                               x.embedding OPERATOR(public.<=>) query_embedding AS dist,
+                               x.content_sha256 AS sha
                           FROM nexus_memory.episode_embeddings AS x
                          WHERE 'e' = ANY (v_kinds) AND x.agent_id = v_agent AND x.model = v_model
                            AND (NOT v_filtered OR EXISTS (
@@ -274,7 +277,7 @@ BEGIN
                     UNION ALL
                     SELECT * FROM (
                         SELECT 's'::"char", x.memory_id,
-                               x.embedding OPERATOR(public.<=>) query_embedding
+                               x.embedding OPERATOR(public.<=>) query_embedding, x.content_sha256
                           FROM nexus_memory.semantic_memory_embeddings AS x
                          WHERE 's' = ANY (v_kinds) AND x.agent_id = v_agent AND x.model = v_model
                            AND (NOT v_filtered OR EXISTS (
@@ -286,6 +289,14 @@ BEGIN
                                    AND (metadata_contains IS NULL OR s.metadata @> metadata_contains)))
                          ORDER BY x.embedding OPERATOR(public.<=>) query_embedding
                          LIMIT candidates) AS vs) AS u
+                 -- a vector of content since changed is not shown (its re-embedding is queued);
+                 -- checked after the HNSW scans, so that they stay index scans
+                 WHERE (u.kind = 'e' AND EXISTS (
+                            SELECT FROM nexus_memory.zep_episodic_memory AS e
+                             WHERE e.agent_id = v_agent AND e.id = u.id AND e.content_sha256 = u.sha))
+                    OR (u.kind = 's' AND EXISTS (
+                            SELECT FROM nexus_memory.semantic_memories AS s
+                             WHERE s.agent_id = v_agent AND s.id = u.id AND s.content_sha256 = u.sha))
                  -- relaxed_order: HNSW may return neighbours slightly out of order; sort again
                  ORDER BY u.dist, u.id LIMIT candidates) AS c;
     END IF;
@@ -340,7 +351,8 @@ text_mode => ''websearch'' for "quoted phrases", OR and -excluded terms); query_
 the configured model (HNSW, iterative scan). Either or both; fused by Reciprocal Rank Fusion
 (sum of weight / (rrf_k + rank) per branch), plus recency_weight * 0.5^(age / recency_half_life) / (rrf_k + 1).
 Filters: kinds (episode, semantic), session (episodes only), since/until (created_at), tags_all
-(carries all of them), metadata_contains (jsonb containment). candidates: rows per branch (default 100); df_budget: see text_candidates.
+(carries all of them), metadata_contains (jsonb containment); with filters, the text branch keeps the matches among the best
+1,000 BM25 hits. candidates: rows per branch (default 100); df_budget: see text_candidates.
 Errors: NX030 no query, NX031 bad argument, NX011 query over 64 KiB, NX013 wrong vector dimension.';
 
 
@@ -380,13 +392,17 @@ BEGIN
     IF memory_kind = 'episode' THEN
         SELECT true, x.embedding INTO v_exists, v_vec
           FROM nexus_memory.zep_episodic_memory AS e
-          LEFT JOIN nexus_memory.episode_embeddings AS x ON x.agent_id = e.agent_id AND x.episode_id = e.id
-         WHERE e.agent_id = current_user AND e.id = memory_similar.memory_id;
+          LEFT JOIN nexus_memory.episode_embeddings AS x
+                 ON x.agent_id = e.agent_id AND x.episode_id = e.id AND x.content_sha256 = e.content_sha256
+                AND x.model = (SELECT value FROM memory_system.settings WHERE name = 'embedding_model')
+         WHERE e.agent_id = (current_user::text COLLATE "default") AND e.id = memory_similar.memory_id;
     ELSE
         SELECT true, x.embedding INTO v_exists, v_vec
           FROM nexus_memory.semantic_memories AS s
-          LEFT JOIN nexus_memory.semantic_memory_embeddings AS x ON x.agent_id = s.agent_id AND x.memory_id = s.id
-         WHERE s.agent_id = current_user AND s.id = memory_similar.memory_id;
+          LEFT JOIN nexus_memory.semantic_memory_embeddings AS x
+                 ON x.agent_id = s.agent_id AND x.memory_id = s.id AND x.content_sha256 = s.content_sha256
+                AND x.model = (SELECT value FROM memory_system.settings WHERE name = 'embedding_model')
+         WHERE s.agent_id = (current_user::text COLLATE "default") AND s.id = memory_similar.memory_id;
     END IF;
     IF v_exists IS NULL THEN
         RAISE EXCEPTION '% % not found', memory_kind, memory_id USING ERRCODE = 'NX033';

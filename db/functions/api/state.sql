@@ -37,7 +37,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT w.value FROM nexus_memory.working_memory_contexts AS w
-     WHERE w.agent_id = current_user AND w.context_key = working_memory_get.key
+     WHERE w.agent_id = (current_user::text COLLATE "default") AND w.context_key = working_memory_get.key
        AND (w.expires_at IS NULL OR w.expires_at > clock_timestamp())
 $$;
 COMMENT ON FUNCTION nexus.working_memory_get(text) IS
@@ -51,7 +51,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     WITH d AS (
         DELETE FROM nexus_memory.working_memory_contexts AS w
-         WHERE w.agent_id = current_user AND w.context_key = working_memory_delete.key
+         WHERE w.agent_id = (current_user::text COLLATE "default") AND w.context_key = working_memory_delete.key
         RETURNING w.expires_at)
     SELECT EXISTS (SELECT FROM d WHERE d.expires_at IS NULL OR d.expires_at > clock_timestamp())
 $$;
@@ -66,7 +66,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT w.context_key, w.expires_at, w.updated_at
       FROM nexus_memory.working_memory_contexts AS w
-     WHERE w.agent_id = current_user
+     WHERE w.agent_id = (current_user::text COLLATE "default")
        AND (w.expires_at IS NULL OR w.expires_at > clock_timestamp())
        AND (working_memory_keys.prefix IS NULL
             OR left(w.context_key, length(working_memory_keys.prefix)) = working_memory_keys.prefix)
@@ -129,7 +129,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT c.id, c.checkpoint_name, c.state, c.metadata, c.created_at
       FROM consciousness.consciousness_checkpoints AS c
-     WHERE c.agent_id = current_user AND c.checkpoint_name = load_checkpoint.name
+     WHERE c.agent_id = (current_user::text COLLATE "default") AND c.checkpoint_name = load_checkpoint.name
      ORDER BY c.created_at DESC, c.id DESC
      LIMIT 1
 $$;
@@ -150,7 +150,7 @@ BEGIN
     RETURN QUERY
     SELECT c.id, c.checkpoint_name, c.metadata, pg_column_size(c.state), c.created_at
       FROM consciousness.consciousness_checkpoints AS c
-     WHERE c.agent_id = current_user AND (name IS NULL OR c.checkpoint_name = name)
+     WHERE c.agent_id = (current_user::text COLLATE "default") AND (name IS NULL OR c.checkpoint_name = name)
      ORDER BY c.created_at DESC, c.id DESC
      LIMIT limit_n;
 END
@@ -229,7 +229,7 @@ AS $$
     -- row-level security shows an agent its own queue items only
     WITH q AS (SELECT q.source_table, q.state, count(*) AS items
                  FROM memory_system.embeddings_queue AS q
-                WHERE q.agent_id = current_user
+                WHERE q.agent_id = (current_user::text COLLATE "default")
                 GROUP BY q.source_table, q.state)
     SELECT 'episode', n.total, n.embedded, CASE WHEN n.total > 0 THEN n.embedded::float8 / n.total END,
            coalesce((SELECT sum(q.items) FROM q WHERE q.source_table = 'zep_episodic_memory' AND q.state = 'pending'), 0)::bigint,
@@ -239,8 +239,9 @@ AS $$
                    count(*) FILTER (WHERE EXISTS (
                         SELECT FROM nexus_memory.episode_embeddings AS x
                          WHERE x.agent_id = e.agent_id AND x.episode_id = e.id
-                           AND x.content_sha256 = e.content_sha256)) AS embedded
-              FROM nexus_memory.zep_episodic_memory AS e WHERE e.agent_id = current_user) AS n
+                           AND x.content_sha256 = e.content_sha256
+                      AND x.model = (SELECT value FROM memory_system.settings WHERE name = 'embedding_model'))) AS embedded
+              FROM nexus_memory.zep_episodic_memory AS e WHERE e.agent_id = (current_user::text COLLATE "default")) AS n
     UNION ALL
     SELECT 'semantic', n.total, n.embedded, CASE WHEN n.total > 0 THEN n.embedded::float8 / n.total END,
            coalesce((SELECT sum(q.items) FROM q WHERE q.source_table = 'semantic_memories' AND q.state = 'pending'), 0)::bigint,
@@ -250,15 +251,16 @@ AS $$
                    count(*) FILTER (WHERE EXISTS (
                         SELECT FROM nexus_memory.semantic_memory_embeddings AS x
                          WHERE x.agent_id = s.agent_id AND x.memory_id = s.id
-                           AND x.content_sha256 = s.content_sha256)) AS embedded
-              FROM nexus_memory.semantic_memories AS s WHERE s.agent_id = current_user) AS n
+                           AND x.content_sha256 = s.content_sha256
+                      AND x.model = (SELECT value FROM memory_system.settings WHERE name = 'embedding_model'))) AS embedded
+              FROM nexus_memory.semantic_memories AS s WHERE s.agent_id = (current_user::text COLLATE "default")) AS n
     UNION ALL
     SELECT 'working_memory', count(*), NULL, NULL, NULL, NULL, NULL
       FROM nexus_memory.working_memory_contexts AS w
-     WHERE w.agent_id = current_user AND (w.expires_at IS NULL OR w.expires_at > clock_timestamp())
+     WHERE w.agent_id = (current_user::text COLLATE "default") AND (w.expires_at IS NULL OR w.expires_at > clock_timestamp())
     UNION ALL
     SELECT 'checkpoint', count(*), NULL, NULL, NULL, NULL, NULL
-      FROM consciousness.consciousness_checkpoints AS c WHERE c.agent_id = current_user
+      FROM consciousness.consciousness_checkpoints AS c WHERE c.agent_id = (current_user::text COLLATE "default")
 $$;
 COMMENT ON FUNCTION nexus.memory_stats() IS
 'The calling agent''s memory: rows per kind (episode, semantic, working_memory, checkpoint); for the

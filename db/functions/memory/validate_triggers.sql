@@ -92,7 +92,7 @@ LANGUAGE plpgsql
 AS $$
 BEGIN
     -- a write is always signed by the agent making it, and every update is a new version
-    IF EXISTS (SELECT FROM memory_system.agents WHERE agent_id = current_user::text) THEN
+    IF EXISTS (SELECT FROM memory_system.agents WHERE agent_id = (current_user::text COLLATE "default")) THEN
         NEW.updated_by := current_user;
     END IF;
     PERFORM memory_system._check_agent(NEW.updated_by);

@@ -8,7 +8,7 @@ BEGIN
     -- an agent sees and writes only rows whose agent_id is the role it authenticated as
     EXECUTE format('DROP POLICY IF EXISTS agent_own ON %s', p_table);
     EXECUTE format('CREATE POLICY agent_own ON %s TO nexus_agent '
-                   'USING (agent_id = current_user::text) WITH CHECK (agent_id = current_user::text)',
+                   'USING (agent_id = (current_user::text COLLATE "default")) WITH CHECK (agent_id = (current_user::text COLLATE "default"))',
                    p_table);
     -- analysts read every agent's rows (their grants decide which columns)
     EXECUTE format('DROP POLICY IF EXISTS analyst_read ON %s', p_table);
