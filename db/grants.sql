@@ -75,6 +75,9 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA nexus, nexus_memory, memory_system, consci
 
 -- the agent API: every function of schema nexus (each scoped to its caller by row-level security)
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA nexus TO nexus_agent;
+-- read by the API as the agent: the configured model, and whether a memory has a current vector
+GRANT EXECUTE ON FUNCTION memory_system._embedding_model(),
+                          memory_system._embedded(text, text, bigint, bytea, text) TO nexus_agent;
 -- used by the validation triggers, which run as the writing agent
 GRANT EXECUTE ON FUNCTION memory_system._check_agent(text),
                           memory_system._check_size(text, bigint, bigint),

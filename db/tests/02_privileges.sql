@@ -92,6 +92,8 @@ INSERT INTO expected_execute VALUES
     ('nexus_agent', 'memory_system._check_size(text,bigint,bigint)'),
     ('nexus_agent', 'memory_system._check_json_object(text,jsonb,bigint)'),
     ('nexus_agent', 'memory_system._check_tags(text[])'),
+    ('nexus_agent', 'memory_system._embedding_model()'),
+    ('nexus_agent', 'memory_system._embedded(text,text,bigint,bytea,text)'),
     ('nexus_worker', 'memory_system.claim_batch(text,integer,interval,text)'),
     ('nexus_worker', 'memory_system.complete_batch(text,bigint[],vector[],bytea[],text,text)'),
     ('nexus_worker', 'memory_system.skip_batch(text,bigint[],text)'),

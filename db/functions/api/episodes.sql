@@ -52,10 +52,8 @@ BEGIN
     RETURN QUERY
     SELECT e.id, e.episode_uuid, e.session_id, e.action_type, e.source, e.content, e.metadata, e.tags,
            e.importance, e.valid_at, e.created_at, e.updated_at,
-           EXISTS (SELECT FROM nexus_memory.episode_embeddings AS x
-                    WHERE x.agent_id = e.agent_id AND x.episode_id = e.id
-                      AND x.content_sha256 = e.content_sha256
-                      AND x.model = (SELECT value FROM memory_system.settings WHERE name = 'embedding_model'))
+           memory_system._embedded('zep_episodic_memory', e.agent_id, e.id, e.content_sha256,
+                                   memory_system._embedding_model())
       FROM nexus_memory.zep_episodic_memory AS e
      WHERE e.agent_id = (current_user::text COLLATE "default") AND e.id = get_episode.episode_id;
     IF NOT FOUND THEN
@@ -220,10 +218,8 @@ BEGIN
     RETURN QUERY
     SELECT s.id, s.content, s.metadata, s.tags, s.importance, s.source_episode_id, s.created_at,
            s.updated_at,
-           EXISTS (SELECT FROM nexus_memory.semantic_memory_embeddings AS x
-                    WHERE x.agent_id = s.agent_id AND x.memory_id = s.id
-                      AND x.content_sha256 = s.content_sha256
-                      AND x.model = (SELECT value FROM memory_system.settings WHERE name = 'embedding_model'))
+           memory_system._embedded('semantic_memories', s.agent_id, s.id, s.content_sha256,
+                                   memory_system._embedding_model())
       FROM nexus_memory.semantic_memories AS s
      WHERE s.agent_id = (current_user::text COLLATE "default") AND s.id = get_fact.fact_id;
     IF NOT FOUND THEN

@@ -244,7 +244,7 @@ BEGIN
 
     -- vector branch -----------------------------------------------------------------------------
     IF query_embedding IS NOT NULL THEN
-        SELECT s.value INTO v_model FROM memory_system.settings AS s WHERE s.name = 'embedding_model';
+        v_model := memory_system._embedding_model();
         SELECT s.value::integer INTO v_dims FROM memory_system.settings AS s WHERE s.name = 'embedding_dimensions';
         IF public.vector_dims(query_embedding) <> v_dims THEN
             RAISE EXCEPTION 'query embedding has % dimensions, the model''s vectors have %',
@@ -396,14 +396,14 @@ BEGIN
           FROM nexus_memory.zep_episodic_memory AS e
           LEFT JOIN nexus_memory.episode_embeddings AS x
                  ON x.agent_id = e.agent_id AND x.episode_id = e.id AND x.content_sha256 = e.content_sha256
-                AND x.model = (SELECT value FROM memory_system.settings WHERE name = 'embedding_model')
+                AND x.model = memory_system._embedding_model()
          WHERE e.agent_id = (current_user::text COLLATE "default") AND e.id = memory_similar.memory_id;
     ELSE
         SELECT true, x.embedding INTO v_exists, v_vec
           FROM nexus_memory.semantic_memories AS s
           LEFT JOIN nexus_memory.semantic_memory_embeddings AS x
                  ON x.agent_id = s.agent_id AND x.memory_id = s.id AND x.content_sha256 = s.content_sha256
-                AND x.model = (SELECT value FROM memory_system.settings WHERE name = 'embedding_model')
+                AND x.model = memory_system._embedding_model()
          WHERE s.agent_id = (current_user::text COLLATE "default") AND s.id = memory_similar.memory_id;
     END IF;
     IF v_exists IS NULL THEN

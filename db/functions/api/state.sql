@@ -226,34 +226,25 @@ RETURNS TABLE (kind text, total bigint, embedded bigint, embedded_share float8,
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    -- row-level security shows an agent its own queue items only
-    WITH q AS (SELECT q.source_table, q.state, count(*) AS items
-                 FROM memory_system.embeddings_queue AS q
-                WHERE q.agent_id = (current_user::text COLLATE "default")
-                GROUP BY q.source_table, q.state)
-    SELECT 'episode', n.total, n.embedded, CASE WHEN n.total > 0 THEN n.embedded::float8 / n.total END,
-           coalesce((SELECT sum(q.items) FROM q WHERE q.source_table = 'zep_episodic_memory' AND q.state = 'pending'), 0)::bigint,
-           coalesce((SELECT sum(q.items) FROM q WHERE q.source_table = 'zep_episodic_memory' AND q.state = 'processing'), 0)::bigint,
-           coalesce((SELECT sum(q.items) FROM q WHERE q.source_table = 'zep_episodic_memory' AND q.state = 'dead'), 0)::bigint
-      FROM (SELECT count(*) AS total,
-                   count(*) FILTER (WHERE EXISTS (
-                        SELECT FROM nexus_memory.episode_embeddings AS x
-                         WHERE x.agent_id = e.agent_id AND x.episode_id = e.id
-                           AND x.content_sha256 = e.content_sha256
-                      AND x.model = (SELECT value FROM memory_system.settings WHERE name = 'embedding_model'))) AS embedded
-              FROM nexus_memory.zep_episodic_memory AS e WHERE e.agent_id = (current_user::text COLLATE "default")) AS n
-    UNION ALL
-    SELECT 'semantic', n.total, n.embedded, CASE WHEN n.total > 0 THEN n.embedded::float8 / n.total END,
-           coalesce((SELECT sum(q.items) FROM q WHERE q.source_table = 'semantic_memories' AND q.state = 'pending'), 0)::bigint,
-           coalesce((SELECT sum(q.items) FROM q WHERE q.source_table = 'semantic_memories' AND q.state = 'processing'), 0)::bigint,
-           coalesce((SELECT sum(q.items) FROM q WHERE q.source_table = 'semantic_memories' AND q.state = 'dead'), 0)::bigint
-      FROM (SELECT count(*) AS total,
-                   count(*) FILTER (WHERE EXISTS (
-                        SELECT FROM nexus_memory.semantic_memory_embeddings AS x
-                         WHERE x.agent_id = s.agent_id AND x.memory_id = s.id
-                           AND x.content_sha256 = s.content_sha256
-                      AND x.model = (SELECT value FROM memory_system.settings WHERE name = 'embedding_model'))) AS embedded
-              FROM nexus_memory.semantic_memories AS s WHERE s.agent_id = (current_user::text COLLATE "default")) AS n
+    -- the embedded kinds: rows, rows with a vector of their current content, and their queue
+    -- items by state (row-level security shows an agent its own queue items only)
+    SELECT n.kind, n.total, n.embedded, CASE WHEN n.total > 0 THEN n.embedded::float8 / n.total END,
+           count(*) FILTER (WHERE q.state = 'pending'), count(*) FILTER (WHERE q.state = 'processing'),
+           count(*) FILTER (WHERE q.state = 'dead')
+      FROM (SELECT 'episode' AS kind, 'zep_episodic_memory' AS source_table, count(*) AS total,
+                   count(*) FILTER (WHERE memory_system._embedded('zep_episodic_memory', e.agent_id, e.id,
+                                          e.content_sha256, memory_system._embedding_model())) AS embedded
+              FROM nexus_memory.zep_episodic_memory AS e
+             WHERE e.agent_id = (current_user::text COLLATE "default")
+            UNION ALL
+            SELECT 'semantic', 'semantic_memories', count(*),
+                   count(*) FILTER (WHERE memory_system._embedded('semantic_memories', s.agent_id, s.id,
+                                          s.content_sha256, memory_system._embedding_model()))
+              FROM nexus_memory.semantic_memories AS s
+             WHERE s.agent_id = (current_user::text COLLATE "default")) AS n
+      LEFT JOIN memory_system.embeddings_queue AS q
+        ON q.agent_id = (current_user::text COLLATE "default") AND q.source_table = n.source_table
+     GROUP BY n.kind, n.total, n.embedded
     UNION ALL
     SELECT 'working_memory', count(*), NULL, NULL, NULL, NULL, NULL
       FROM nexus_memory.working_memory_contexts AS w
