@@ -13,7 +13,18 @@ import psycopg
 import redis
 from psycopg.conninfo import conninfo_to_dict
 
-from sidecar import agents, backup, cache, client, config, doctor, migrate, secrets, service
+from sidecar import (
+    agents,
+    backup,
+    cache,
+    client,
+    config,
+    doctor,
+    importer,
+    migrate,
+    secrets,
+    service,
+)
 from sidecar.config import SUPERUSER
 from sidecar.pgserver import ServerError
 from sidecar.stack import Stack, apply_role_passwords, resolve_home
@@ -238,6 +249,76 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _target(args: argparse.Namespace) -> tuple[psycopg.Connection, object]:
+    """The NEXUS database an import or export works on (as the owner), and a way to add agents."""
+    cfg = config.load()
+    if getattr(args, "dsn", None):
+        params = conninfo_to_dict(args.dsn)
+        if "password" not in params and cfg.secret_file(SUPERUSER).exists():
+            params["password"] = secrets.read(cfg.secret_file(SUPERUSER))
+        return psycopg.connect(**params), None
+    stack, conn = _agent_conn(args)
+    conn.close()
+    return stack.superuser_conn(), stack.cfg
+
+
+def _print_report(report: dict, as_json: bool) -> int:
+    print(json.dumps(report, indent=2, default=str) if as_json else importer.summary(report))
+    return 0 if report["ok"] else 1
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    conn, cfg = _target(args)
+    with conn:
+        if args.import_cmd == "list":
+            for i in importer.list_imports(conn):
+                ok = {True: "valid", False: "INVALID", None: "-"}[i["ok"]]
+                print(f"{i['import_id']:>5}  {i['format']:<6} {i['state']:<11} {ok:<7} "
+                      f"{i['rows']:>9} rows  {i['started_at']:%Y-%m-%d %H:%M}  {i['source']}")
+            return 0
+        if args.import_cmd == "rollback":
+            result = importer.rollback(conn, args.import_id)
+            print(f"import {args.import_id} rolled back: {result['episodes_deleted']} episodes, "
+                  f"{result['facts_deleted']} facts, {result['checkpoints_deleted']} checkpoints "
+                  f"and "
+                  f"{result['working_memory_deleted']} working-memory keys deleted; "
+                  f"{result['working_memory_restored']} replaced keys restored")
+            return 0
+        create = None
+        if args.create_agents:
+            if cfg is None:
+                raise importer.ImportFailed("--create-agents works on the local stack only "
+                                            "(agents need secret files): nexus agent add NAME")
+
+            def create(name: str) -> None:
+                agents.add(conn, cfg, name, "imported")  # type: ignore[arg-type]
+                print(f"nexus: created agent {name}", file=sys.stderr)
+        if args.import_cmd == "legacy":
+            opts = importer.LegacyOptions(
+                pg=args.pg, redis_url=args.redis, agent=args.agent, source_name=args.source_name,
+                redis_rdb=Path(args.redis_rdb) if args.redis_rdb else None,
+                mapping=Path(args.mapping) if args.mapping else None, batch=args.batch,
+                wait=args.wait)
+            report = importer.import_legacy(conn, opts, create)
+        else:
+            report = importer.import_jsonl(conn, Path(args.file), args.agent, create,
+                                           args.batch, args.wait)
+    return _print_report(report, args.json)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    conn, _cfg = _target(args)
+    with conn:
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as out:
+                counts = importer.export_agent(conn, args.agent, out)
+        else:
+            counts = importer.export_agent(conn, args.agent, sys.stdout)
+    print("exported " + ", ".join(f"{n} {k}" for k, n in counts.items())
+          + (f" to {args.out}" if args.out else ""), file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nexus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -330,6 +411,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embed-url", help="the sidecar (default http://NEXUS_HTTP_HOST:NEXUS_HTTP_PORT)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
+
+    def target(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dsn", help="the NEXUS database, as its owner (default: the local stack)")
+
+    def loading(p: argparse.ArgumentParser) -> None:
+        target(p)
+        p.add_argument("--agent", help="the agent for rows that name none (legacy) / instead of "
+                                       "the file's (jsonl)")
+        p.add_argument("--create-agents", action="store_true",
+                       help="register agents that do not exist yet (local stack)")
+        p.add_argument("--wait", type=float, metavar="SECONDS", nargs="?", const=3600.0,
+                       help="wait for the workers to embed everything imported (default 3600 s)")
+        p.add_argument("--batch", type=int, default=importer.BATCH_ROWS,
+                       help=f"rows per committed batch ({importer.BATCH_ROWS})")
+        p.add_argument("--json", action="store_true", help="the validation report as JSON")
+
+    p = sub.add_parser("import", help="import an old memory store or a NEXUS export; roll back")
+    isub = p.add_subparsers(dest="import_cmd", required=True)
+    i = isub.add_parser("legacy", help="PostgreSQL episodes and working memory, and Redis "
+                                       "working memory, of the old store")
+    i.add_argument("--pg", required=True, help="DSN of the legacy PostgreSQL database")
+    i.add_argument("--redis", help="URL of the legacy Redis (redis://...)")
+    i.add_argument("--redis-rdb", metavar="FILE", help="a Redis RDB dump instead of a live Redis")
+    i.add_argument("--mapping", metavar="FILE", help="TOML file adapting other table/column names "
+                                                     "(docs/import.md)")
+    i.add_argument("--source-name", default="legacy",
+                   help="names this source in the ledger (two different stores: two names)")
+    loading(i)
+    i = isub.add_parser("jsonl", help="a file written by nexus export")
+    i.add_argument("file")
+    loading(i)
+    i = isub.add_parser("rollback", help="undo an import: the database as it was before it")
+    i.add_argument("import_id", type=int)
+    target(i)
+    i = isub.add_parser("list", help="imports, their state and validation")
+    target(i)
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="one agent's memories as JSONL (nexus import jsonl reads it)")
+    p.add_argument("--agent", required=True)
+    p.add_argument("--out", help="file to write (default: standard output)")
+    target(p)
+    p.set_defaults(func=cmd_export)
     return parser
 
 
@@ -338,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ServerError, secrets.SecretError, migrate.MigrationError, backup.BackupError,
-            client.EmbedUnavailable, client.EmbedRefused, redis.RedisError) as exc:
+            client.EmbedUnavailable, client.EmbedRefused, redis.RedisError,
+            importer.ImportFailed) as exc:
         print(f"nexus: error: {exc}", file=sys.stderr)
         return 2
     except psycopg.Error as exc:

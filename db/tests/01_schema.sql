@@ -58,6 +58,8 @@ $$ SELECT p_tbl IN ('nexus_memory.episode_embeddings'::regclass, 'nexus_memory.s
 CREATE FUNCTION pg_temp.is_text_index_table(p_tbl regclass) RETURNS boolean LANGUAGE sql AS
 $$ SELECT p_tbl IN ('nexus_memory.text_postings'::regclass, 'nexus_memory.text_stats'::regclass) $$;
 INSERT INTO system_tables_with_agent_id VALUES ('memory_system.embeddings_queue');
+-- the import ledger and rejects: the owner's bookkeeping of imports (no role reads them)
+INSERT INTO system_tables_with_agent_id VALUES ('memory_system.import_rows'), ('memory_system.import_rejects');
 
 CREATE TEMP VIEW agent_tables AS
     SELECT t.*
@@ -89,7 +91,8 @@ SELECT tables_are('nexus', ARRAY[]::name[], 'schema nexus has no tables');
 SELECT tables_are('nexus_memory',
                   ARRAY['zep_episodic_memory', 'working_memory_contexts', 'semantic_memories',
                         'episode_embeddings', 'semantic_memory_embeddings', 'text_postings', 'text_stats']);
-SELECT tables_are('memory_system', ARRAY['agents', 'settings', 'embeddings_queue', 'worker_heartbeats']);
+SELECT tables_are('memory_system', ARRAY['agents', 'settings', 'embeddings_queue', 'worker_heartbeats',
+                                         'imports', 'import_rows', 'import_rejects']);
 SELECT tables_are('consciousness', ARRAY['consciousness_checkpoints', 'distributed_consensus']);
 SELECT is_empty($$SELECT tbl, relkind FROM data_tables WHERE relkind NOT IN ('r', 'p')$$,
                 'no views, materialized views or foreign tables in the data schemas');

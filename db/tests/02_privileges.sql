@@ -49,6 +49,10 @@ INSERT INTO expected_table_privs VALUES
     ('memory_system.embeddings_queue',          'nexus_ro',    'SELECT'),
     ('memory_system.worker_heartbeats',         'nexus_ro',    'SELECT'),
     ('memory_system.settings',                  'nexus_ro',    'SELECT'),
+    -- imports: analysts read their state, ledger and rejects (what they hold, ro reads anyway)
+    ('memory_system.imports',                   'nexus_ro',    'SELECT'),
+    ('memory_system.import_rows',               'nexus_ro',    'SELECT'),
+    ('memory_system.import_rejects',            'nexus_ro',    'SELECT'),
     ('memory_system.embeddings_queue',          'nexus_worker', 'SELECT'),
     ('memory_system.worker_heartbeats',         'nexus_worker', 'SELECT'),
     ('memory_system.settings',                  'nexus_worker', 'SELECT'),

@@ -1,0 +1,481 @@
+-- Imports (nexus import legacy | jsonl): staged rows become memories in set-based batches, each
+-- recorded in memory_system.import_rows with its source identity. Owner only: no role but the
+-- owner may call these (db/grants.sql grants nothing here).
+--
+-- The importer COPYs source rows as text into session staging tables (memory_system.import_stage),
+-- then calls import_batch for ranges of their row numbers. Every conversion and check happens here,
+-- through the same validation triggers as any other write: a range that fails is retried row by
+-- row, and the rows that still fail are recorded in import_rejects with their error.
+
+CREATE OR REPLACE FUNCTION memory_system.import_stage()
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    -- all text: any source type arrives through COPY unchanged, and converts (or is rejected) here
+    CREATE TEMP TABLE IF NOT EXISTS nexus_import_episode (
+        n bigint GENERATED ALWAYS AS IDENTITY, source_ref text, agent_id text, episode_uuid text,
+        session_id text, action_type text, source text, content text, metadata text, tags text,
+        importance text, valid_at text, created_at text, updated_at text);
+    CREATE TEMP TABLE IF NOT EXISTS nexus_import_semantic (
+        n bigint GENERATED ALWAYS AS IDENTITY, source_ref text, agent_id text, content text,
+        metadata text, tags text, importance text, source_episode_uuid text, created_at text,
+        updated_at text);
+    CREATE TEMP TABLE IF NOT EXISTS nexus_import_working_memory (
+        n bigint GENERATED ALWAYS AS IDENTITY, source_ref text, agent_id text, context_key text,
+        value text, expires_at text, created_at text, updated_at text,
+        -- when two sources hold the same key, the higher priority wins (Redis over the table)
+        priority integer NOT NULL DEFAULT 0);
+    CREATE TEMP TABLE IF NOT EXISTS nexus_import_checkpoint (
+        n bigint GENERATED ALWAYS AS IDENTITY, source_ref text, agent_id text,
+        checkpoint_name text, state text, metadata text, created_at text);
+    -- what validation reads back from the source: identity and checksum of each row
+    CREATE TEMP TABLE IF NOT EXISTS nexus_import_check (
+        kind text, agent_id text, source_ref text, sha256 bytea);
+    TRUNCATE nexus_import_episode, nexus_import_semantic, nexus_import_working_memory,
+             nexus_import_checkpoint, nexus_import_check;
+END
+$$;
+COMMENT ON FUNCTION memory_system.import_stage() IS
+'Creates (or empties) this session''s import staging tables: pg_temp.nexus_import_{episode,semantic,
+working_memory,checkpoint} (text columns, filled by COPY) and nexus_import_check (source checksums).';
+
+-- JSON text as the importer received it: JSON stays JSON, anything else becomes a JSON string
+CREATE OR REPLACE FUNCTION memory_system._import_json(p_text text)
+RETURNS jsonb
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+BEGIN
+    -- plpgsql, not a CASE in SQL: the planner may fold a cast of a constant before the test
+    IF p_text IS NULL THEN
+        RETURN NULL;
+    ELSIF pg_input_is_valid(p_text, 'jsonb') THEN
+        RETURN p_text::jsonb;
+    END IF;
+    RETURN to_jsonb(p_text);
+END
+$$;
+COMMENT ON FUNCTION memory_system._import_json(text) IS
+'Imported text to jsonb: valid JSON as is, any other text as a JSON string. Internal.';
+
+-- the checksum of a value as stored: sha256 of the jsonb's text (its canonical form)
+CREATE OR REPLACE FUNCTION memory_system._json_sha256(p_value jsonb)
+RETURNS bytea
+LANGUAGE sql
+IMMUTABLE
+AS $$ SELECT sha256(convert_to(p_value::text, 'UTF8')) $$;
+COMMENT ON FUNCTION memory_system._json_sha256(jsonb) IS
+'sha256 of a JSON value''s canonical text: the checksum imports compare for JSON rows. Internal.';
+
+-- tags arrive as a PostgreSQL array literal or a JSON array
+CREATE OR REPLACE FUNCTION memory_system._import_tags(p_text text)
+RETURNS text[]
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+BEGIN
+    IF p_text IS NULL OR p_text = '' THEN
+        RETURN '{}';
+    ELSIF left(ltrim(p_text), 1) = '[' THEN
+        RETURN ARRAY(SELECT jsonb_array_elements_text(p_text::jsonb));
+    END IF;
+    RETURN p_text::text[];
+END
+$$;
+COMMENT ON FUNCTION memory_system._import_tags(text) IS
+'Imported tags (array literal or JSON array) to text[]. Internal.';
+
+
+-- one kind, one range of staged rows, set-based; returns the rows written ----------------------
+CREATE OR REPLACE FUNCTION memory_system._import_episode_rows(p_import_id bigint, p_lo bigint, p_hi bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_rows bigint;
+BEGIN
+    WITH src AS MATERIALIZED (
+        SELECT s.*, coalesce(s.episode_uuid::uuid, gen_random_uuid()) AS uuid
+          FROM pg_temp.nexus_import_episode AS s
+         WHERE s.n BETWEEN p_lo AND p_hi
+           AND NOT EXISTS (SELECT FROM memory_system.import_rows AS r
+                            WHERE r.kind = 'episode' AND r.agent_id = s.agent_id
+                              AND r.source_ref = s.source_ref)),
+    ins AS (
+        INSERT INTO nexus_memory.zep_episodic_memory
+               (agent_id, episode_uuid, session_id, action_type, source, content, metadata, tags,
+                importance, valid_at, created_at, updated_at)
+        SELECT s.agent_id, s.uuid, s.session_id, coalesce(s.action_type, 'observation'),
+               coalesce(s.source, 'text'), s.content,
+               coalesce(memory_system._import_json(s.metadata), '{}'),
+               memory_system._import_tags(s.tags), coalesce(s.importance::real, 0.5),
+               s.valid_at::timestamptz, coalesce(s.created_at::timestamptz, s.updated_at::timestamptz, now()),
+               coalesce(s.updated_at::timestamptz, s.created_at::timestamptz, now())
+          FROM src AS s
+        ON CONFLICT (agent_id, episode_uuid) DO NOTHING
+        RETURNING agent_id, episode_uuid, id, content_sha256)
+    -- an episode already there with the same uuid (an export imported back) is adopted, not copied
+    INSERT INTO memory_system.import_rows
+           (import_id, kind, agent_id, source_ref, target_id, source_sha256, adopted)
+    SELECT p_import_id, 'episode', s.agent_id, s.source_ref, coalesce(i.id, e.id),
+           coalesce(i.content_sha256, sha256(convert_to(s.content, 'UTF8'))), i.id IS NULL
+      FROM src AS s
+      LEFT JOIN ins AS i ON i.agent_id = s.agent_id AND i.episode_uuid = s.uuid
+      LEFT JOIN nexus_memory.zep_episodic_memory AS e
+        ON i.id IS NULL AND e.agent_id = s.agent_id AND e.episode_uuid = s.uuid
+     WHERE i.id IS NOT NULL OR e.id IS NOT NULL;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END
+$$;
+COMMENT ON FUNCTION memory_system._import_episode_rows(bigint, bigint, bigint) IS
+'Writes staged episodes (an episode already there with the same uuid is adopted) of rows p_lo..p_hi and records them in the ledger; returns how many. Internal: called by import_batch.';
+
+CREATE OR REPLACE FUNCTION memory_system._import_semantic_rows(p_import_id bigint, p_lo bigint, p_hi bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_rows bigint;
+BEGIN
+    -- a fact already stored (same checksum) is left as it is: facts are deduplicated by content
+    WITH src AS MATERIALIZED (
+        SELECT s.*, sha256(convert_to(s.content, 'UTF8')) AS sha
+          FROM pg_temp.nexus_import_semantic AS s
+         WHERE s.n BETWEEN p_lo AND p_hi
+           AND NOT EXISTS (SELECT FROM memory_system.import_rows AS r
+                            WHERE r.kind = 'semantic' AND r.agent_id = s.agent_id
+                              AND r.source_ref = s.source_ref)),
+    ins AS (
+        INSERT INTO nexus_memory.semantic_memories
+               (agent_id, content, metadata, tags, importance, source_episode_id, created_at, updated_at)
+        SELECT s.agent_id, s.content, coalesce(memory_system._import_json(s.metadata), '{}'),
+               memory_system._import_tags(s.tags), coalesce(s.importance::real, 0.5),
+               (SELECT e.id FROM nexus_memory.zep_episodic_memory AS e
+                 WHERE e.agent_id = s.agent_id AND e.episode_uuid = s.source_episode_uuid::uuid),
+               coalesce(s.created_at::timestamptz, s.updated_at::timestamptz, now()),
+               coalesce(s.updated_at::timestamptz, s.created_at::timestamptz, now())
+          FROM src AS s
+        ON CONFLICT (agent_id, content_sha256) DO NOTHING
+        RETURNING agent_id, id, content_sha256)
+    INSERT INTO memory_system.import_rows
+           (import_id, kind, agent_id, source_ref, target_id, source_sha256, adopted)
+    SELECT p_import_id, 'semantic', s.agent_id, s.source_ref, coalesce(i.id, m.id), s.sha, i.id IS NULL
+      FROM src AS s
+      LEFT JOIN ins AS i ON i.agent_id = s.agent_id AND i.content_sha256 = s.sha
+      LEFT JOIN nexus_memory.semantic_memories AS m
+        ON i.id IS NULL AND m.agent_id = s.agent_id AND m.content_sha256 = s.sha
+     WHERE i.id IS NOT NULL OR m.id IS NOT NULL;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END
+$$;
+COMMENT ON FUNCTION memory_system._import_semantic_rows(bigint, bigint, bigint) IS
+'Writes staged facts (a fact already there with the same content is adopted) of rows p_lo..p_hi and records them in the ledger; returns how many. Internal: called by import_batch.';
+
+CREATE OR REPLACE FUNCTION memory_system._import_working_memory_rows(p_import_id bigint, p_lo bigint, p_hi bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_rows bigint;
+BEGIN
+    -- a key the agent already has is replaced; the row replaced is kept in the ledger for rollback
+    WITH src AS MATERIALIZED (
+        SELECT s.*, memory_system._import_json(s.value) AS v
+          FROM pg_temp.nexus_import_working_memory AS s
+         WHERE s.n BETWEEN p_lo AND p_hi
+           AND NOT EXISTS (SELECT FROM memory_system.import_rows AS r
+                            WHERE r.kind = 'working_memory' AND r.agent_id = s.agent_id
+                              AND r.source_ref = s.source_ref)),
+    prior AS (
+        SELECT w.* FROM nexus_memory.working_memory_contexts AS w
+          JOIN src AS s ON s.agent_id = w.agent_id AND s.context_key = w.context_key),
+    up AS (
+        INSERT INTO nexus_memory.working_memory_contexts AS w
+               (agent_id, context_key, value, expires_at, created_at, updated_at)
+        SELECT s.agent_id, s.context_key, s.v, s.expires_at::timestamptz,
+               coalesce(s.created_at::timestamptz, s.updated_at::timestamptz, now()),
+               coalesce(s.updated_at::timestamptz, s.created_at::timestamptz, now())
+          FROM src AS s
+        ON CONFLICT (agent_id, context_key)
+        DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
+            -- a key that already holds this value and expiry is adopted as it is
+            WHERE (w.value, w.expires_at) IS DISTINCT FROM (EXCLUDED.value, EXCLUDED.expires_at)
+        RETURNING w.agent_id, w.context_key, w.id)
+    INSERT INTO memory_system.import_rows
+           (import_id, kind, agent_id, source_ref, target_id, source_sha256, prior, adopted)
+    SELECT p_import_id, 'working_memory', s.agent_id, s.source_ref, coalesce(u.id, p.id),
+           memory_system._json_sha256(s.v), CASE WHEN u.id IS NOT NULL THEN to_jsonb(p) END,
+           u.id IS NULL
+      FROM src AS s
+      LEFT JOIN up AS u ON u.agent_id = s.agent_id AND u.context_key = s.context_key
+      LEFT JOIN prior AS p ON p.agent_id = s.agent_id AND p.context_key = s.context_key
+     WHERE u.id IS NOT NULL OR p.id IS NOT NULL;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END
+$$;
+COMMENT ON FUNCTION memory_system._import_working_memory_rows(bigint, bigint, bigint) IS
+'Writes staged working-memory keys (a key already there is replaced and kept in the ledger, or adopted if equal) of rows p_lo..p_hi and records them in the ledger; returns how many. Internal: called by import_batch.';
+
+CREATE OR REPLACE FUNCTION memory_system._import_checkpoint_rows(p_import_id bigint, p_lo bigint, p_hi bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_rows bigint;
+BEGIN
+    WITH src AS MATERIALIZED (
+        SELECT s.*, memory_system._import_json(s.state) AS st,
+               coalesce(s.created_at::timestamptz, now()) AS at
+          FROM pg_temp.nexus_import_checkpoint AS s
+         WHERE s.n BETWEEN p_lo AND p_hi
+           AND NOT EXISTS (SELECT FROM memory_system.import_rows AS r
+                            WHERE r.kind = 'checkpoint' AND r.agent_id = s.agent_id
+                              AND r.source_ref = s.source_ref)
+    ),
+    ins AS (
+        INSERT INTO consciousness.consciousness_checkpoints
+               (agent_id, checkpoint_name, state, metadata, created_at)
+        SELECT s.agent_id, coalesce(s.checkpoint_name, 'default'), s.st,
+               coalesce(memory_system._import_json(s.metadata), '{}'), s.at
+          FROM src AS s
+         -- the same snapshot (name and time) already there is adopted, not copied
+         WHERE NOT EXISTS (SELECT FROM consciousness.consciousness_checkpoints AS c
+                            WHERE c.agent_id = s.agent_id
+                              AND c.checkpoint_name = coalesce(s.checkpoint_name, 'default')
+                              AND c.created_at = s.at)
+        RETURNING agent_id, checkpoint_name, created_at, id)
+    INSERT INTO memory_system.import_rows
+           (import_id, kind, agent_id, source_ref, target_id, source_sha256, adopted)
+    SELECT p_import_id, 'checkpoint', s.agent_id, s.source_ref, coalesce(i.id, c.id),
+           memory_system._json_sha256(s.st), i.id IS NULL
+      FROM src AS s
+      LEFT JOIN ins AS i ON i.agent_id = s.agent_id
+                        AND i.checkpoint_name = coalesce(s.checkpoint_name, 'default') AND i.created_at = s.at
+      LEFT JOIN LATERAL (SELECT c.id FROM consciousness.consciousness_checkpoints AS c
+                          WHERE i.id IS NULL AND c.agent_id = s.agent_id
+                            AND c.checkpoint_name = coalesce(s.checkpoint_name, 'default')
+                            AND c.created_at = s.at
+                          ORDER BY c.id LIMIT 1) AS c ON true
+     WHERE i.id IS NOT NULL OR c.id IS NOT NULL;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END
+$$;
+COMMENT ON FUNCTION memory_system._import_checkpoint_rows(bigint, bigint, bigint) IS
+'Writes staged checkpoints (the same name and time already there is adopted) of rows p_lo..p_hi and records them in the ledger; returns how many. Internal: called by import_batch.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.import_batch(p_import_id bigint, p_kind text,
+                                                      p_lo bigint, p_hi bigint)
+RETURNS TABLE (written bigint, rejected bigint)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_call text;
+    v_row bigint;
+    v_state text;
+    v_msg text;
+BEGIN
+    IF p_kind NOT IN ('episode', 'semantic', 'working_memory', 'checkpoint') THEN
+        RAISE EXCEPTION 'unknown import kind %', p_kind USING ERRCODE = 'NX050';
+    END IF;
+    v_call := format('SELECT memory_system._import_%s_rows($1, $2, $3)', p_kind);
+    written := 0;
+    rejected := 0;
+    BEGIN
+        EXECUTE v_call INTO written USING p_import_id, p_lo, p_hi;
+        RETURN NEXT;
+        RETURN;
+    EXCEPTION WHEN OTHERS THEN
+        NULL;   -- one bad row fails the set: find it row by row below
+    END;
+    FOR v_row IN EXECUTE format('SELECT n FROM pg_temp.nexus_import_%s WHERE n BETWEEN $1 AND $2 ORDER BY n',
+                                p_kind) USING p_lo, p_hi LOOP
+        BEGIN
+            EXECUTE v_call INTO v_row USING p_import_id, v_row, v_row;
+            written := written + v_row;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+            EXECUTE format('INSERT INTO memory_system.import_rejects '
+                           '(import_id, kind, agent_id, source_ref, sqlstate, reason) '
+                           'SELECT $1, $2, agent_id, source_ref, $3, $4 FROM pg_temp.nexus_import_%s '
+                           'WHERE n = $5 ON CONFLICT DO NOTHING', p_kind)
+                USING p_import_id, p_kind, v_state, v_msg, v_row;
+            rejected := rejected + 1;
+        END;
+    END LOOP;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION memory_system.import_batch(bigint, text, bigint, bigint) IS
+'Writes staged rows p_lo..p_hi of one kind (episode, semantic, working_memory, checkpoint) for an
+import, skipping rows the ledger already holds, and records each in memory_system.import_rows. A range
+that fails is retried row by row; rows that still fail go to import_rejects with their error.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.import_dedupe_working_memory()
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_rows bigint;
+BEGIN
+    -- the same key from two sources (the table and Redis): the higher priority, then the later row wins
+    DELETE FROM pg_temp.nexus_import_working_memory AS s
+     USING pg_temp.nexus_import_working_memory AS t
+     WHERE t.agent_id = s.agent_id AND t.context_key = s.context_key
+       AND (t.priority, t.n) > (s.priority, s.n);
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END
+$$;
+COMMENT ON FUNCTION memory_system.import_dedupe_working_memory() IS
+'Drops staged working-memory rows whose key a higher-priority source also holds; returns how many.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.import_validate(p_import_id bigint)
+RETURNS jsonb
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_model text := memory_system._embedding_model();
+    v_report jsonb := '{}';
+    v_kind text;
+    v jsonb;
+BEGIN
+    -- every source row (pg_temp.nexus_import_check, read back from the source) must have a target
+    -- row, found through the ledger (whichever import wrote it), whose checksum equals the source's
+    FOR v_kind IN SELECT unnest(ARRAY['episode', 'semantic', 'working_memory', 'checkpoint']) LOOP
+        WITH chk AS (
+            SELECT c.agent_id, c.source_ref, c.sha256 AS src_sha, r.target_id, r.source_sha256 AS led_sha,
+                   CASE v_kind
+                       WHEN 'episode' THEN (SELECT e.content_sha256 FROM nexus_memory.zep_episodic_memory AS e
+                                             WHERE e.agent_id = r.agent_id AND e.id = r.target_id)
+                       WHEN 'semantic' THEN (SELECT m.content_sha256 FROM nexus_memory.semantic_memories AS m
+                                              WHERE m.agent_id = r.agent_id AND m.id = r.target_id)
+                       WHEN 'working_memory' THEN (SELECT memory_system._json_sha256(w.value)
+                                                     FROM nexus_memory.working_memory_contexts AS w
+                                                    WHERE w.agent_id = r.agent_id AND w.id = r.target_id)
+                       ELSE (SELECT memory_system._json_sha256(k.state)
+                               FROM consciousness.consciousness_checkpoints AS k
+                              WHERE k.agent_id = r.agent_id AND k.id = r.target_id)
+                   END AS tgt_sha
+              FROM pg_temp.nexus_import_check AS c
+              LEFT JOIN memory_system.import_rows AS r
+                ON r.kind = c.kind AND r.agent_id = c.agent_id AND r.source_ref = c.source_ref
+             WHERE c.kind = v_kind),
+        rej AS (
+            SELECT j.source_ref, j.sqlstate, j.reason FROM memory_system.import_rejects AS j
+             WHERE j.import_id = p_import_id AND j.kind = v_kind)
+        SELECT jsonb_build_object(
+                   'source', count(*),
+                   'target', count(*) FILTER (WHERE tgt_sha IS NOT NULL),
+                   'equal', count(*) FILTER (WHERE tgt_sha = src_sha AND led_sha = src_sha),
+                   'missing', count(*) FILTER (WHERE tgt_sha IS NULL),
+                   'mismatched', count(*) FILTER (WHERE tgt_sha IS DISTINCT FROM src_sha AND tgt_sha IS NOT NULL
+                                                     OR led_sha IS DISTINCT FROM src_sha AND tgt_sha IS NOT NULL),
+                   'rejected', (SELECT count(*) FROM rej),
+                   'embedded', CASE WHEN v_kind IN ('episode', 'semantic') THEN
+                                   count(*) FILTER (WHERE tgt_sha IS NOT NULL AND memory_system._embedded(
+                                       CASE v_kind WHEN 'episode' THEN 'zep_episodic_memory' ELSE 'semantic_memories' END,
+                                       agent_id, target_id, tgt_sha, v_model)) END,
+                   'examples', jsonb_build_object(
+                       'missing', coalesce((SELECT jsonb_agg(x.source_ref) FROM
+                                            (SELECT source_ref FROM chk WHERE tgt_sha IS NULL
+                                              ORDER BY source_ref LIMIT 10) AS x), '[]'),
+                       'mismatched', coalesce((SELECT jsonb_agg(x.source_ref) FROM
+                                               (SELECT source_ref FROM chk
+                                                 WHERE tgt_sha IS NOT NULL
+                                                   AND (tgt_sha IS DISTINCT FROM src_sha OR led_sha IS DISTINCT FROM src_sha)
+                                                 ORDER BY source_ref LIMIT 10) AS x), '[]'),
+                       'rejected', coalesce((SELECT jsonb_agg(jsonb_build_object('source_ref', x.source_ref,
+                                                 'sqlstate', x.sqlstate, 'reason', x.reason)) FROM
+                                             (SELECT * FROM rej ORDER BY source_ref LIMIT 10) AS x), '[]')))
+          INTO v FROM chk;
+        v_report := v_report || jsonb_build_object(v_kind, v);
+    END LOOP;
+    v_report := jsonb_build_object(
+        'import_id', p_import_id,
+        'ok', NOT EXISTS (SELECT FROM jsonb_each(v_report) AS e
+                           WHERE (e.value ->> 'source')::bigint <> (e.value ->> 'equal')::bigint
+                              OR (e.value ->> 'rejected')::bigint > 0),
+        'kinds', v_report);
+    UPDATE memory_system.imports SET report = v_report WHERE import_id = p_import_id;
+    RETURN v_report;
+END
+$$;
+COMMENT ON FUNCTION memory_system.import_validate(bigint) IS
+'Compares the source rows read back into pg_temp.nexus_import_check with the target, through the
+ledger: per kind the source and target counts, rows with equal checksums, missing, mismatched and
+rejected rows (with examples) and how many are embedded. ok is true only if every source row is
+there with an equal checksum and nothing was rejected. Stores the report on the import.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.import_rollback(p_import_id bigint)
+RETURNS jsonb
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_state text;
+    v_episodes bigint;
+    v_facts bigint;
+    v_wm bigint;
+    v_restored bigint;
+    v_checkpoints bigint;
+BEGIN
+    SELECT state INTO v_state FROM memory_system.imports WHERE import_id = p_import_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'import % does not exist', p_import_id USING ERRCODE = 'NX051';
+    END IF;
+    IF v_state = 'rolled_back' THEN
+        RAISE EXCEPTION 'import % is already rolled back', p_import_id USING ERRCODE = 'NX052';
+    END IF;
+    -- a running import holds this lock for its whole run
+    IF NOT pg_try_advisory_xact_lock(hashtext('nexus_import'), p_import_id::integer) THEN
+        RAISE EXCEPTION 'import % is still running', p_import_id USING ERRCODE = 'NX052',
+            HINT = 'Stop it first; what it wrote so far is rolled back with the rest.';
+    END IF;
+
+    DELETE FROM nexus_memory.semantic_memories AS m USING memory_system.import_rows AS r
+     WHERE r.import_id = p_import_id AND r.kind = 'semantic' AND NOT r.adopted
+       AND m.agent_id = r.agent_id AND m.id = r.target_id;
+    GET DIAGNOSTICS v_facts = ROW_COUNT;
+    DELETE FROM nexus_memory.zep_episodic_memory AS e USING memory_system.import_rows AS r
+     WHERE r.import_id = p_import_id AND r.kind = 'episode' AND NOT r.adopted
+       AND e.agent_id = r.agent_id AND e.id = r.target_id;
+    GET DIAGNOSTICS v_episodes = ROW_COUNT;
+    DELETE FROM consciousness.consciousness_checkpoints AS c USING memory_system.import_rows AS r
+     WHERE r.import_id = p_import_id AND r.kind = 'checkpoint' AND NOT r.adopted
+       AND c.agent_id = r.agent_id AND c.id = r.target_id;
+    GET DIAGNOSTICS v_checkpoints = ROW_COUNT;
+    DELETE FROM nexus_memory.working_memory_contexts AS w USING memory_system.import_rows AS r
+     WHERE r.import_id = p_import_id AND r.kind = 'working_memory' AND NOT r.adopted
+       AND w.agent_id = r.agent_id AND w.id = r.target_id;
+    GET DIAGNOSTICS v_wm = ROW_COUNT;
+    -- keys the import replaced come back as they were: same id, value, expiry and times
+    INSERT INTO nexus_memory.working_memory_contexts
+           (id, agent_id, context_key, value, expires_at, created_at, updated_at)
+    OVERRIDING SYSTEM VALUE
+    SELECT p.id, p.agent_id, p.context_key, p.value, p.expires_at, p.created_at, p.updated_at
+      FROM memory_system.import_rows AS r,
+           jsonb_populate_record(NULL::nexus_memory.working_memory_contexts, r.prior) AS p
+     WHERE r.import_id = p_import_id AND r.kind = 'working_memory' AND r.prior IS NOT NULL;
+    GET DIAGNOSTICS v_restored = ROW_COUNT;
+
+    DELETE FROM memory_system.import_rows WHERE import_id = p_import_id;
+    DELETE FROM memory_system.import_rejects WHERE import_id = p_import_id;
+    UPDATE memory_system.imports SET state = 'rolled_back', finished_at = now()
+     WHERE import_id = p_import_id;
+    RETURN jsonb_build_object('import_id', p_import_id, 'episodes_deleted', v_episodes,
+                              'facts_deleted', v_facts, 'checkpoints_deleted', v_checkpoints,
+                              'working_memory_deleted', v_wm, 'working_memory_restored', v_restored);
+END
+$$;
+COMMENT ON FUNCTION memory_system.import_rollback(bigint) IS
+'Puts the database back as it was before an import: deletes the memories it wrote (their vectors,
+queue items and postings go with them) and restores the working-memory keys it replaced. NX051: no
+such import; NX052: already rolled back, or still running.';

@@ -1,0 +1,446 @@
+"""Import from a legacy store and our own JSONL, against real servers.
+
+The legacy store is built inside the test: plain tables `episodic_memory` and `working_memory` in
+a database of their own on the test PostgreSQL, and working-memory keys in a redis-server of the
+module's own (live, and saved to an RDB file). The import runs through `nexus import` as a user
+runs it, and through sidecar.importer for the finer checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from conftest import NEXUS, clone_template, drop_database
+from sidecar import agents, importer, secrets
+from sidecar.config import SUPERUSER, Config
+from sidecar.pgserver import free_port
+from sidecar.redisserver import RedisServer
+from sidecar.stack import Stack
+from tests.test_worker import start_worker, stop, su, worker_env
+
+LEGACY_EPISODES = 1200
+
+
+@dataclass
+class Legacy:
+    cfg: Config                 # the NEXUS database (a clone of the template)
+    dsn: str                    # the legacy PostgreSQL database
+    redis_url: str
+    server: RedisServer
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url)
+
+    def legacy_sql(self, query: str, *params: object) -> list[tuple]:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            cur = conn.execute(query, params or None)
+            return cur.fetchall() if cur.description else []
+
+    def nexus(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([NEXUS, *args], env=worker_env(self.cfg, free_port()),
+                              capture_output=True, text=True, timeout=600)
+
+
+def make_legacy(conn: psycopg.Connection) -> None:
+    """The plan's old store: episodes of two agents, working memory with an expired key."""
+    conn.execute("""
+        CREATE TABLE episodic_memory (
+            id bigserial PRIMARY KEY, agent_id text NOT NULL, session_id text,
+            action_type text, content text, metadata jsonb, tags text[], importance real,
+            created_at timestamptz DEFAULT now());
+        CREATE TABLE working_memory (
+            id serial PRIMARY KEY, agent_id text NOT NULL, context_key text NOT NULL,
+            value jsonb, expires_at timestamptz, updated_at timestamptz DEFAULT now());""")
+    conn.execute("""
+        INSERT INTO episodic_memory (agent_id, session_id, action_type, content, metadata, tags,
+                                     importance, created_at)
+        SELECT CASE WHEN g %% 4 = 0 THEN 'bob' ELSE 'aria' END, 's' || (g %% 7), 'observation',
+               'legacy episode ' || g || ': the ' || (ARRAY['cat','moon','river','lamp'])[1 + g %% 4]
+                 || E' said \\\\ "hello"\\nline two ' || repeat('é', g %% 3),
+               jsonb_build_object('n', g), ARRAY['legacy', 't' || (g %% 5)], (g %% 10) / 10.0,
+               timestamptz '2025-01-01 00:00+00' + g * interval '1 minute'
+          FROM generate_series(1, %s) AS g""", (LEGACY_EPISODES,))
+    conn.execute("""
+        INSERT INTO working_memory (agent_id, context_key, value, expires_at) VALUES
+            ('aria', 'goal', '{"text": "find the cat"}', NULL),
+            ('aria', 'mood', '"calm"', NULL),
+            ('aria', 'stale', '1', now() - interval '1 hour'),
+            ('bob', 'goal', '{"text": "sleep"}', now() + interval '1 day')""")
+
+
+@pytest.fixture(scope="module")
+def legacy(stack: Stack) -> Iterator[Legacy]:
+    home = Path(tempfile.mkdtemp(prefix="nexus-import-"))
+    home.chmod(0o755)
+    cfg = clone_template(stack, "nexus_import_t")
+    server = RedisServer(replace(cfg, home=home, redis_port=free_port()), "legacy-redis-pw")
+    server.start()
+    password = secrets.password(cfg, SUPERUSER)
+    with su(cfg) as conn:
+        conn.execute("DROP DATABASE IF EXISTS legacy_t")
+        conn.execute("CREATE DATABASE legacy_t")
+        for name in ("aria", "bob"):
+            agents.add(conn, cfg, name, "", None)
+    dsn = f"postgresql://{SUPERUSER}:{password}@{cfg.pg_host}:{cfg.pg_port}/legacy_t"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        make_legacy(conn)
+    url = f"redis://:legacy-redis-pw@127.0.0.1:{server.cfg.redis_port}/0"
+    r = redis.Redis.from_url(url)
+    r.set("working_memory:aria:mood", '"excited"')                 # newer than the table's
+    r.hset("working_memory:aria:plan", mapping={"step1": "look", "step2": "find"})
+    r.set("working_memory:bob:note", "plain text, not JSON", px=3_600_000)
+    r.set("unrelated:key", "ignored")
+    try:
+        yield Legacy(cfg, dsn, url, server)
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
+        drop_database(stack, "legacy_t")
+        drop_database(stack, cfg.database)
+
+
+# the whole state an import may touch, row by row (sequences aside)
+STATE_QUERIES = {
+    "episodes": "SELECT to_jsonb(e) FROM nexus_memory.zep_episodic_memory AS e",
+    "facts": "SELECT to_jsonb(m) FROM nexus_memory.semantic_memories AS m",
+    "working_memory": "SELECT to_jsonb(w) FROM nexus_memory.working_memory_contexts AS w",
+    "checkpoints": "SELECT to_jsonb(c) FROM consciousness.consciousness_checkpoints AS c",
+    "queue": "SELECT to_jsonb(q) - 'id' FROM memory_system.embeddings_queue AS q",
+    "postings": "SELECT to_jsonb(p) FROM nexus_memory.text_postings AS p",
+    # corpus counters are spread over slots (against write contention): their sums are the state
+    "stats": "SELECT jsonb_build_array(agent_id, sum(docs), sum(tokens)) "
+             "FROM nexus_memory.text_stats GROUP BY agent_id HAVING sum(docs) <> 0",
+    "ledger": "SELECT to_jsonb(r) FROM memory_system.import_rows AS r",
+}
+
+
+def state(cfg: Config) -> dict[str, list[str]]:
+    with su(cfg) as conn:
+        return {k: sorted(json.dumps(r[0], sort_keys=True) for r in conn.execute(q))
+                for k, q in STATE_QUERIES.items()}
+
+
+def count(cfg: Config, query: str, *params: object) -> int:
+    with su(cfg) as conn:
+        return int(conn.execute(query, params or None).fetchone()[0])
+
+
+def target_conn(cfg: Config) -> psycopg.Connection:
+    return psycopg.connect(host=cfg.pg_host, port=cfg.pg_port, dbname=cfg.database, user=SUPERUSER,
+                           password=secrets.password(cfg, SUPERUSER))
+
+
+def run_legacy(lg: Legacy, **kwargs: object) -> dict:
+    opts = importer.LegacyOptions(pg=lg.dsn, redis_url=lg.redis_url, **kwargs)  # type: ignore[arg-type]
+    with target_conn(lg.cfg) as conn:
+        return importer.import_legacy(conn, opts)
+
+
+# -- errors before anything is written -----------------------------------------------------------
+def test_bad_sources_are_refused_before_anything_is_written(legacy: Legacy, tmp_path: Path) -> None:
+    before = state(legacy.cfg)
+    bad_port = legacy.dsn.replace(f":{legacy.cfg.pg_port}/", f":{free_port()}/")
+    garbage = tmp_path / "broken.rdb"
+    garbage.write_bytes(b"REDIS0011" + b"\x00garbage" * 50)
+    unknown_cols = tmp_path / "unknown.toml"
+    unknown_cols.write_text('[episodes]\ncontent = "body"\nagent_id = "owner"\n')
+    missing_table = tmp_path / "missing.toml"
+    missing_table.write_text('[episodes]\ntable = "memories"\n')
+    cases = [
+        (["--pg", bad_port], "cannot connect to the legacy database"),
+        (["--pg", "not a dsn ==="], "not a valid connection string"),
+        (["--pg", legacy.dsn, "--mapping", str(missing_table)], "table memories not found"),
+        (["--pg", legacy.dsn, "--mapping", str(unknown_cols)],
+         "names column(s) ['body', 'owner'] that table episodic_memory does not have"),
+        (["--pg", legacy.dsn, "--redis-rdb", str(garbage)], "cannot read RDB file"),
+        (["--pg", legacy.dsn, "--redis-rdb", str(tmp_path / "none.rdb")], "does not exist"),
+        (["--pg", legacy.dsn, "--redis", "redis://127.0.0.1:1/0"], "cannot reach the legacy Redis"),
+    ]
+    for args, message in cases:
+        done = legacy.nexus("import", "legacy", *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert message in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+    # the password of the DSN is never echoed
+    assert secrets.password(legacy.cfg, SUPERUSER) not in "".join(
+        legacy.nexus("import", "legacy", "--pg", bad_port).stderr)
+    # an agent that is not registered: named, nothing written
+    legacy.legacy_sql("INSERT INTO episodic_memory (agent_id, content) VALUES ('carol', 'x')")
+    try:
+        done = legacy.nexus("import", "legacy", "--pg", legacy.dsn)
+        assert done.returncode == 2 and "agent(s) not registered: carol" in done.stderr
+    finally:
+        legacy.legacy_sql("DELETE FROM episodic_memory WHERE agent_id = 'carol'")
+    assert state(legacy.cfg) == before
+    assert count(legacy.cfg, "SELECT count(*) FROM memory_system.imports") == 0
+
+
+# -- the whole cycle -----------------------------------------------------------------------------
+def test_import_validate_reimport_corrupt_rollback(legacy: Legacy) -> None:
+    cfg = legacy.cfg
+    # the agent already has a key the import replaces, and an episode of its own
+    with psycopg.connect(agents.dsn(cfg, "aria"), autocommit=True) as aria:
+        aria.execute("SELECT nexus.working_memory_set('mood', '\"before the import\"')")
+        aria.execute("SELECT nexus.record_episode('written in NEXUS before the import')")
+    before = state(cfg)
+
+    done = legacy.nexus("import", "legacy", "--pg", legacy.dsn, "--redis", legacy.redis_url,
+                        "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    import_id = report["import_id"]
+    ep, wm = report["kinds"]["episode"], report["kinds"]["working_memory"]
+    assert report["ok"] is True
+    assert (ep["source"], ep["target"], ep["equal"], ep["missing"], ep["mismatched"]) == \
+        (LEGACY_EPISODES, LEGACY_EPISODES, LEGACY_EPISODES, 0, 0)
+    # goal x2 and mood from the table (minus the expired key), plan and note from Redis;
+    # mood is in both: Redis (the live value) wins
+    assert (wm["source"], wm["equal"]) == (5, 5)
+    assert report["import"]["working_memory"]["superseded_by_redis"] == 1
+    assert report["import"]["working_memory"]["expired_not_imported"] == 1
+
+    with su(cfg) as conn:
+        wmem = {(a, k): (v, e) for a, k, v, e in conn.execute(
+            "SELECT agent_id, context_key, value, expires_at IS NOT NULL "
+            "FROM nexus_memory.working_memory_contexts")}
+        assert wmem[("aria", "mood")] == ("excited", False)
+        assert wmem[("aria", "plan")] == ({"step1": "look", "step2": "find"}, False)
+        assert wmem[("bob", "note")] == ("plain text, not JSON", True)       # a TTL in Redis
+        assert wmem[("bob", "goal")] == ({"text": "sleep"}, True)
+        assert ("aria", "stale") not in wmem
+        # every field came over, and each imported episode waits in the queue to be embedded
+        row = conn.execute(
+            "SELECT e.agent_id, e.session_id, e.metadata, e.tags, e.importance, e.created_at, "
+            "       e.content FROM nexus_memory.zep_episodic_memory AS e "
+            "  JOIN memory_system.import_rows AS r ON r.kind = 'episode' AND r.target_id = e.id "
+            " WHERE r.source_ref = 'legacy/episodic_memory/7'").fetchone()
+        src = legacy.legacy_sql("SELECT agent_id, session_id, metadata, tags, importance, "
+                                "created_at, content FROM episodic_memory WHERE id = 7")[0]
+        assert row == src
+        assert conn.execute(
+            "SELECT count(*) FROM memory_system.embeddings_queue AS q "
+            "  JOIN memory_system.import_rows AS r "
+            "    ON r.kind = 'episode' AND r.target_id = q.source_id "
+            " WHERE q.source_table = 'zep_episodic_memory' AND q.state = 'pending'"
+        ).fetchone()[0] == LEGACY_EPISODES
+    # the imported episodes are searchable by their agent, and only by it
+    with psycopg.connect(agents.dsn(cfg, "bob"), autocommit=True) as bob:
+        hits = bob.execute("SELECT count(*) FROM nexus.memory_search('cat', limit_n => 50)")
+        assert hits.fetchone()[0] == 50
+        # aria's episodes are about the moon, the river and the lamp: bob finds none of them
+        hits = bob.execute("SELECT count(*) FROM nexus.memory_search('moon river lamp')")
+        assert hits.fetchone()[0] == 0
+
+    # a second run imports nothing twice
+    after_first = state(cfg)
+    again = run_legacy(legacy)
+    assert again["ok"] and again["import"]["episode"]["written"] == 0
+    assert again["import"]["episode"]["skipped"] == LEGACY_EPISODES
+    assert again["import"]["working_memory"]["written"] == 0
+    assert {k: v for k, v in state(cfg).items() if k != "queue"} == \
+        {k: v for k, v in after_first.items() if k != "queue"}
+
+    # one corrupted row is caught, named, and the command fails
+    with su(cfg) as conn:
+        conn.execute("UPDATE nexus_memory.zep_episodic_memory AS e SET content = 'tampered' "
+                     "  FROM memory_system.import_rows AS r "
+                     " WHERE r.kind = 'episode' AND r.target_id = e.id "
+                     "   AND r.source_ref = 'legacy/episodic_memory/42'")
+    done = legacy.nexus("import", "legacy", "--pg", legacy.dsn, "--redis", legacy.redis_url)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "VALIDATION FAILED" in done.stdout
+    assert "mismatched: legacy/episodic_memory/42" in done.stdout
+    assert "nexus import rollback" in done.stdout
+
+    # rollback of the first import: the database is as it was before it, exactly
+    done = legacy.nexus("import", "rollback", str(import_id))
+    assert done.returncode == 0, done.stderr
+    assert f"{LEGACY_EPISODES} episodes" in done.stdout
+    assert "1 replaced keys restored" in done.stdout
+    after = state(cfg)
+    assert after == before
+    again = legacy.nexus("import", "rollback", str(import_id))
+    assert again.returncode == 2 and "already rolled back" in again.stderr
+    listing = legacy.nexus("import", "list").stdout
+    assert f"{import_id:>5}  legacy rolled_back" in listing
+
+
+def test_a_bad_row_is_rejected_by_name_and_imported_once_fixed(legacy: Legacy) -> None:
+    bad_id = legacy.legacy_sql("INSERT INTO episodic_memory (agent_id, content, metadata) "
+                               "VALUES ('bob', 'metadata is a list', '[1, 2]') RETURNING id")[0][0]
+    try:
+        report = run_legacy(legacy)
+        ep = report["kinds"]["episode"]
+        assert report["ok"] is False
+        assert ep["rejected"] == 1 and ep["missing"] == 1
+        assert ep["examples"]["rejected"] == [{
+            "source_ref": f"legacy/episodic_memory/{bad_id}", "sqlstate": "NX012",
+            "reason": "metadata must be a JSON object, got array"}]
+        # every other row of the batch is in
+        assert ep["equal"] == ep["source"] - 1
+        legacy.legacy_sql("UPDATE episodic_memory SET metadata = '{\"fixed\": true}' WHERE id = %s",
+                          bad_id)
+        fixed = run_legacy(legacy)
+        assert fixed["ok"] is True and fixed["import"]["episode"]["written"] == 1
+    finally:
+        legacy.legacy_sql("DELETE FROM episodic_memory WHERE id = %s", bad_id)
+    with target_conn(legacy.cfg) as conn:
+        for i in importer.list_imports(conn):
+            if i["state"] != "rolled_back":
+                importer.rollback(conn, i["import_id"])
+
+
+def test_mapping_file_and_rdb_file(legacy: Legacy, tmp_path: Path) -> None:
+    legacy.legacy_sql("""
+        CREATE TABLE memories (memory_id uuid PRIMARY KEY DEFAULT gen_random_uuid(), body text,
+                               labels json, ts timestamp);
+        INSERT INTO memories (body, labels, ts)
+        SELECT 'mapped memory ' || g, '["a", "b"]', timestamp '2024-05-01' + g * interval '1 hour'
+          FROM generate_series(1, 30) AS g""")
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('[episodes]\ntable = "memories"\nid = "memory_id"\ncontent = "body"\n'
+                       'tags = "labels"\ncreated_at = "ts"\n\n[working_memory]\nenabled = false\n\n'
+                       '[redis]\npattern = "wm/{key}"\n')
+    r = legacy.redis()
+    r.select(0)
+    r.set("wm/topic", '{"t": "rdb"}')
+    r.save()
+    rdb = legacy.server.dir / "dump.rdb"
+    r.delete("wm/topic")
+    try:
+        done = legacy.nexus("import", "legacy", "--pg", legacy.dsn, "--mapping", str(mapping),
+                            "--redis-rdb", str(rdb), "--agent", "aria", "--source-name", "old2",
+                            "--json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        report = json.loads(done.stdout)
+        assert report["kinds"]["episode"]["equal"] == 30
+        assert report["kinds"]["working_memory"]["equal"] == 1
+        with su(legacy.cfg) as conn:
+            tags, created, agent = conn.execute(
+                "SELECT tags, created_at::text, agent_id FROM nexus_memory.zep_episodic_memory "
+                " WHERE content = 'mapped memory 3'").fetchone()
+            assert (tags, agent) == (["a", "b"], "aria")
+            assert created.startswith("2024-05-01 03:00:00")
+            assert conn.execute("SELECT value FROM nexus_memory.working_memory_contexts "
+                                "WHERE agent_id = 'aria' AND context_key = 'topic'"
+                                ).fetchone()[0] == {"t": "rdb"}
+        assert legacy.nexus("import", "rollback", str(report["import_id"])).returncode == 0
+    finally:
+        legacy.legacy_sql("DROP TABLE memories")
+
+
+# -- JSONL ---------------------------------------------------------------------------------------
+def fill_agent(cfg: Config, name: str) -> None:
+    with psycopg.connect(agents.dsn(cfg, name), autocommit=True) as conn:
+        for i in range(40):
+            conn.execute("SELECT nexus.record_episode(%s, action_type => 'message', session => %s, "
+                         "metadata => %s::jsonb, tags => %s::text[], importance => %s::real)",
+                         (f"episode {i} with a tab\tand a quote \" and ünïcode", f"s{i % 3}",
+                          json.dumps({"i": i, "nested": {"x": [1, 2]}}), [f"t{i % 4}"], i / 40))
+        eid = conn.execute("SELECT max(id) FROM nexus_memory.zep_episodic_memory").fetchone()[0]
+        conn.execute("SELECT nexus.remember_fact('water boils at 100 C', "
+                     "source_episode_id => %s)", (eid,))
+        conn.execute("SELECT nexus.remember_fact('the sky is blue', tags => ARRAY['sky'])")
+        conn.execute("SELECT nexus.working_memory_set('goal', '{\"g\": 1}')")
+        conn.execute("SELECT nexus.working_memory_set('ttl', '2', ttl => interval '1 day')")
+        conn.execute("SELECT nexus.save_checkpoint('{\"step\": 1}')")
+        conn.execute("SELECT nexus.save_checkpoint('{\"step\": 2}', name => 'other')")
+
+
+def test_jsonl_round_trip_is_identical(stack: Stack, legacy: Legacy, tmp_path: Path) -> None:
+    src = legacy.cfg
+    with su(src) as conn:
+        agents.add(conn, src, "carla", "", None)
+    fill_agent(src, "carla")
+    first = tmp_path / "carla.jsonl"
+    done = legacy.nexus("export", "--agent", "carla", "--out", str(first))
+    assert done.returncode == 0, done.stderr
+    assert "exported 40 episode, 2 semantic, 2 working_memory, 2 checkpoint" in done.stderr
+
+    other = clone_template(stack, "nexus_import_rt")
+    try:
+        with su(other) as conn:
+            agents.add(conn, other, "carla", "", None)
+        with target_conn(other) as conn:
+            report = importer.import_jsonl(conn, first)
+        assert report["ok"], report
+        assert {k: v["equal"] for k, v in report["kinds"].items()} == \
+            {"episode": 40, "semantic": 2, "working_memory": 2, "checkpoint": 2}
+        second = tmp_path / "again.jsonl"
+        with target_conn(other) as conn, second.open("w") as out:
+            importer.export_agent(conn, "carla", out)
+        assert second.read_bytes() == first.read_bytes()
+        # the fact keeps its link to the episode it came from
+        with su(other) as conn:
+            origin = conn.execute(
+                "SELECT e.content FROM nexus_memory.semantic_memories AS m "
+                "  JOIN nexus_memory.zep_episodic_memory AS e ON e.id = m.source_episode_id "
+                " WHERE m.content = 'water boils at 100 C'").fetchone()[0]
+            assert origin.startswith("episode 39")
+        # again: nothing new; and the same file into the database it came from adds nothing
+        before = state(other)
+        with target_conn(other) as conn:
+            again = importer.import_jsonl(conn, first)
+        assert again["ok"] and all(r["written"] == 0 for r in again["import"].values())
+        before_src = state(src)
+        with target_conn(src) as conn:
+            home = importer.import_jsonl(conn, first)
+        assert home["ok"] and home["kinds"]["episode"]["equal"] == 40
+        assert {k: v for k, v in state(src).items() if k != "ledger"} == \
+            {k: v for k, v in before_src.items() if k != "ledger"}
+        # rolling that back deletes nothing it found already there
+        with target_conn(src) as conn:
+            result = importer.rollback(conn, home["import_id"])
+        assert result["episodes_deleted"] == 0 and result["facts_deleted"] == 0
+        assert state(src) == before_src | {"ledger": state(src)["ledger"]}
+        # rolling back the import into the other database empties it again
+        with target_conn(other) as conn:
+            importer.rollback(conn, report["import_id"])
+        left = state(other)
+        assert not any(left[k] for k in ("episodes", "facts", "working_memory", "checkpoints",
+                                         "queue", "postings", "stats", "ledger")), left
+        assert before["episodes"]
+    finally:
+        drop_database(stack, other.database)
+
+
+def test_jsonl_errors(legacy: Legacy, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"type": "nexus-export", "version": 1, "agent": "aria"}\n'
+                   '{"type": "episode", "uuid": "00000000-0000-0000-0000-000000000001", '
+                   '"content": "ok"}\nnot json\n')
+    done = legacy.nexus("import", "jsonl", str(bad))
+    assert done.returncode == 2 and "bad.jsonl:3: not JSON" in done.stderr
+    notours = tmp_path / "other.jsonl"
+    notours.write_text('{"hello": 1}\n')
+    done = legacy.nexus("import", "jsonl", str(notours))
+    assert done.returncode == 2 and "is not a NEXUS export" in done.stderr
+    assert count(legacy.cfg, "SELECT count(*) FROM memory_system.imports WHERE format = 'jsonl' "
+                             "AND source IN ('bad.jsonl', 'other.jsonl')") == 0
+
+
+def test_wait_reports_everything_embedded(legacy: Legacy) -> None:
+    """--wait with the real worker and model: the report shows every imported episode embedded."""
+    cfg = legacy.cfg
+    legacy.legacy_sql("CREATE TABLE small AS SELECT * FROM episodic_memory WHERE id <= 25")
+    mapping = Path(tempfile.mkdtemp()) / "small.toml"
+    mapping.write_text('[episodes]\ntable = "small"\n[working_memory]\nenabled = false\n')
+    worker, _port = start_worker(cfg)
+    try:
+        done = legacy.nexus("import", "legacy", "--pg", legacy.dsn, "--mapping", str(mapping),
+                            "--source-name", "small", "--wait", "600", "--json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        ep = json.loads(done.stdout)["kinds"]["episode"]
+        assert ep["equal"] == 25 and ep["embedded"] == 25
+    finally:
+        stop(worker)
+        legacy.legacy_sql("DROP TABLE small")
