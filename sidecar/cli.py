@@ -298,7 +298,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 pg=args.pg, redis_url=args.redis, agent=args.agent, source_name=args.source_name,
                 redis_rdb=Path(args.redis_rdb) if args.redis_rdb else None,
                 mapping=Path(args.mapping) if args.mapping else None, batch=args.batch,
-                wait=args.wait)
+                wait=args.wait, jobs=args.jobs)
             report = importer.import_legacy(conn, opts, create)
         else:
             report = importer.import_jsonl(conn, Path(args.file), args.agent, create,
@@ -438,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "(docs/import.md)")
     i.add_argument("--source-name", default="legacy",
                    help="names this source in the ledger (two different stores: two names)")
+    i.add_argument("--jobs", type=int, default=2, choices=range(1, 17), metavar="N",
+                   help="parallel writers of episodes, each a session of its own (2)")
     loading(i)
     i = isub.add_parser("jsonl", help="a file written by nexus export")
     i.add_argument("file")

@@ -24,9 +24,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -219,11 +221,17 @@ def _live_filter(tm: TableMap) -> sql.Composable:
     return sql.SQL("({0} IS NULL OR {0} > now())").format(sql.Identifier(tm.columns["expires_at"]))
 
 
-def episode_query(tm: TableMap, source_name: str, agent: str | None) -> sql.Composable:
+def episode_query(tm: TableMap, source_name: str, agent: str | None,
+                  part: int = 0, parts: int = 1) -> sql.Composable:
+    """The source's episodes in staging column order; with parts > 1, one of `parts` disjoint
+    slices (by a hash of the source id), for parallel writers."""
     fields = [_ref_expr(source_name, tm), _agent_expr(tm, agent)]
     fields += [_col(tm, f) for f in STAGE_COLUMNS["episode"][2:]]
-    return sql.SQL("SELECT {} FROM {} ORDER BY {}").format(
-        sql.SQL(", ").join(fields), _table_ident(tm.table), sql.Identifier(tm.columns["id"]))
+    where = sql.SQL("true") if parts == 1 else sql.SQL("abs(hashtext({}) % {}) = {}").format(
+        _col(tm, "id"), sql.Literal(parts), sql.Literal(part))
+    return sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {}").format(
+        sql.SQL(", ").join(fields), _table_ident(tm.table), where,
+        sql.Identifier(tm.columns["id"]))
 
 
 def episode_check_query(tm: TableMap, source_name: str, agent: str | None) -> sql.Composable:
@@ -242,11 +250,12 @@ def working_memory_query(tm: TableMap, source_name: str, agent: str | None) -> s
 
 
 def copy_between(src: psycopg.Connection, query: sql.Composable, dst: psycopg.Connection,
-                 table: str, columns: Iterable[str], progress: Progress | None = None) -> int:
+                 table: str, columns: Iterable[str], progress: Progress | None = None,
+                 schema: str = "pg_temp") -> int:
     """Stream a query's rows from one server into a table of another, without holding them."""
     rows = 0
     copy_in = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier("pg_temp", table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+        sql.Identifier(schema, table), sql.SQL(", ").join(map(sql.Identifier, columns)))
     with src.cursor().copy(sql.SQL("COPY ({}) TO STDOUT").format(query)) as out, \
             dst.cursor().copy(copy_in) as into:
         for data in out:
@@ -387,18 +396,22 @@ def copy_rows(dst: psycopg.Connection, table: str, columns: Iterable[str],
 
 # -- progress on a terminal ----------------------------------------------------------------------
 class Progress:
+    """A progress bar on a terminal (nothing otherwise); several threads may add to it."""
+
     def __init__(self, label: str, total: int | None, stream: IO[str] | None = None) -> None:
         self.label, self.total, self.done = label, total, 0
         self.stream = stream if stream is not None else sys.stderr
         self.tty = self.stream.isatty()
         self.t0 = self.last = time.monotonic()
+        self.lock = threading.Lock()
 
     def add(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.tty and now - self.last >= 0.2:
-            self.last = now
-            self._draw()
+        with self.lock:
+            self.done += n
+            now = time.monotonic()
+            if self.tty and now - self.last >= 0.2:
+                self.last = now
+                self._draw()
 
     def _draw(self, end: str = "") -> None:
         rate = self.done / max(time.monotonic() - self.t0, 1e-6)
@@ -450,24 +463,36 @@ def check_agents(conn: psycopg.Connection, agents_wanted: Iterable[str | None],
 
 
 def write_batches(conn: psycopg.Connection, import_id: int, kind: str,
-                  batch: int = BATCH_ROWS, label: str | None = None) -> dict[str, int]:
-    """Turn the staged rows of one kind into memories, one committed transaction per batch."""
+                  batch: int = BATCH_ROWS, label: str | None = None,
+                  progress: Progress | None = None) -> dict[str, int]:
+    """Turn the staged rows of one kind into memories, one committed transaction per batch
+    (retried when it loses a deadlock to a parallel writer)."""
     row = conn.execute(sql.SQL("SELECT coalesce(min(n), 1), coalesce(max(n), 0), count(*) FROM {}")
                        .format(sql.Identifier("pg_temp", f"nexus_import_{kind}"))).fetchone()
     assert row is not None
     lo, hi, staged = int(row[0]), int(row[1]), int(row[2])
     conn.commit()
-    progress = Progress(label or kind, hi - lo + 1 if hi >= lo else 0)
+    own = progress is None
+    bar = Progress(label or kind, hi - lo + 1 if hi >= lo else 0) if progress is None else progress
     written = rejected = 0
     for start in range(lo, hi + 1, batch):
         end = min(start + batch - 1, hi)
-        w, r = conn.execute(
-            "SELECT written, rejected FROM memory_system.import_batch(%s, %s, %s, %s)",
-            (import_id, kind, start, end)).fetchone()  # type: ignore[misc]
-        conn.commit()
+        for attempt in range(5):
+            try:
+                w, r = conn.execute(
+                    "SELECT written, rejected FROM memory_system.import_batch(%s, %s, %s, %s)",
+                    (import_id, kind, start, end)).fetchone()  # type: ignore[misc]
+                conn.commit()
+                break
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                conn.rollback()
+                if attempt == 4:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
         written, rejected = written + int(w), rejected + int(r)
-        progress.add(end - start + 1)
-    progress.close()
+        bar.add(end - start + 1)
+    if own:
+        bar.close()
     return {"staged": staged, "written": written, "rejected": rejected,
             "skipped": staged - written - rejected}
 
@@ -503,19 +528,21 @@ def validate(conn: psycopg.Connection, import_id: int) -> dict[str, Any]:
 
 
 def wait_embedded(conn: psycopg.Connection, import_id: int, timeout: float) -> dict[str, Any]:
-    """Validate until every imported episode and fact is embedded (or the time is up)."""
+    """Wait until the embedding queue has drained (or the time is up), then validate."""
     deadline = time.monotonic() + timeout
     progress: Progress | None = None
+    first = 0
     while True:
-        report = validate(conn, import_id)
-        total = sum(int(report["kinds"][k]["target"]) for k in ("episode", "semantic"))
-        done = sum(int(report["kinds"][k]["embedded"] or 0) for k in ("episode", "semantic"))
+        row = conn.execute("SELECT count(*) FROM memory_system.embeddings_queue "
+                           "WHERE state IN ('pending', 'processing')").fetchone()
+        conn.commit()
+        depth = int(row[0])  # type: ignore[index]
         if progress is None:
-            progress = Progress("embedding", total)
-        progress.add(done - progress.done)
-        if done >= total or time.monotonic() > deadline:
+            progress, first = Progress("embedding", depth), depth
+        progress.add(max(first - depth - progress.done, 0))
+        if depth == 0 or time.monotonic() > deadline:
             progress.close()
-            return report
+            return validate(conn, import_id)
         time.sleep(1)
 
 
@@ -530,6 +557,32 @@ class LegacyOptions:
     source_name: str = "legacy"
     batch: int = BATCH_ROWS
     wait: float | None = None
+    # parallel writers of episodes: the work is the server's (text index, queue), one core each
+    jobs: int = 2
+
+
+def _episode_writer(target: psycopg.Connection, import_id: int, tm: TableMap, opts: LegacyOptions,
+                    part: int, progress: Progress) -> dict[str, int]:
+    """One parallel writer: its slice of the source, staged in its own session, then written."""
+    with psycopg.connect(target.info.dsn, password=target.info.password) as conn, \
+            connect_source(opts.pg) as src:
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.execute("SELECT memory_system.import_stage()")
+        copy_between(src, episode_query(tm, opts.source_name, opts.agent, part, opts.jobs),
+                     conn, "nexus_import_episode", STAGE_COLUMNS["episode"])
+        conn.commit()
+        return write_batches(conn, import_id, "episode", opts.batch, progress=progress)
+
+
+def import_episodes(target: psycopg.Connection, import_id: int, tm: TableMap,
+                    opts: LegacyOptions, total: int) -> dict[str, int]:
+    """The source's episodes, by `opts.jobs` writers in parallel (each a session of its own)."""
+    progress = Progress("episodes", total)
+    with ThreadPoolExecutor(max_workers=opts.jobs) as pool:
+        parts = list(pool.map(lambda j: _episode_writer(target, import_id, tm, opts, j, progress),
+                              range(opts.jobs)))
+    progress.close()
+    return {k: sum(p[k] for p in parts) for k in parts[0]}
 
 
 def import_legacy(target: psycopg.Connection, opts: LegacyOptions,
@@ -581,12 +634,8 @@ def import_legacy(target: psycopg.Connection, opts: LegacyOptions,
 
         results: dict[str, Any] = {}
         if "episodes" in tables:
-            progress = Progress("reading episodes", counts["episodes"])
-            copy_between(src, episode_query(tables["episodes"], opts.source_name, opts.agent),
-                         target, "nexus_import_episode", STAGE_COLUMNS["episode"], progress)
-            progress.close()
-            target.commit()
-            results["episode"] = write_batches(target, import_id, "episode", opts.batch, "episodes")
+            results["episode"] = import_episodes(target, import_id, tables["episodes"], opts,
+                                                 counts["episodes"])
         superseded = stage_working_memory()
         target.commit()
         results["working_memory"] = write_batches(target, import_id, "working_memory", opts.batch,
@@ -781,12 +830,18 @@ def rollback(conn: psycopg.Connection, import_id: int) -> dict[str, Any]:
 
 
 def list_imports(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    # a running import holds its lock: one whose lock is free was interrupted (run it again, or
+    # roll it back)
     rows = conn.execute(
-        "SELECT i.import_id, i.format, i.source, i.state, i.started_at, i.finished_at, "
+        "SELECT i.import_id, i.format, i.source, "
+        "       CASE WHEN i.state = 'running' AND pg_try_advisory_xact_lock("
+        f"           {LOCK_CLASS}, i.import_id::integer) THEN 'interrupted' ELSE i.state END, "
+        "       i.started_at, i.finished_at, "
         "       (SELECT count(*) FROM memory_system.import_rows AS r "
         "         WHERE r.import_id = i.import_id), "
         "       (i.report ->> 'ok')::boolean "
         "  FROM memory_system.imports AS i ORDER BY i.import_id").fetchall()
+    conn.rollback()
     keys = ("import_id", "format", "source", "state", "started_at", "finished_at", "rows", "ok")
     return [dict(zip(keys, r, strict=True)) for r in rows]
 

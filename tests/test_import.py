@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from sidecar.config import SUPERUSER, Config
 from sidecar.pgserver import free_port
 from sidecar.redisserver import RedisServer
 from sidecar.stack import Stack
-from tests.test_worker import start_worker, stop, su, worker_env
+from tests.test_worker import start_worker, stop, su, wait_for, worker_env
 
 LEGACY_EPISODES = 1200
 
@@ -64,7 +65,8 @@ def make_legacy(conn: psycopg.Connection) -> None:
         INSERT INTO episodic_memory (agent_id, session_id, action_type, content, metadata, tags,
                                      importance, created_at)
         SELECT CASE WHEN g %% 4 = 0 THEN 'bob' ELSE 'aria' END, 's' || (g %% 7), 'observation',
-               'legacy episode ' || g || ': the ' || (ARRAY['cat','moon','river','lamp'])[1 + g %% 4]
+               'legacy episode ' || g || ': the '
+                 || (ARRAY['cat', 'moon', 'river', 'lamp'])[1 + g %% 4]
                  || E' said \\\\ "hello"\\nline two ' || repeat('é', g %% 3),
                jsonb_build_object('n', g), ARRAY['legacy', 't' || (g %% 5)], (g %% 10) / 10.0,
                timestamptz '2025-01-01 00:00+00' + g * interval '1 minute'
@@ -444,3 +446,49 @@ def test_wait_reports_everything_embedded(legacy: Legacy) -> None:
     finally:
         stop(worker)
         legacy.legacy_sql("DROP TABLE small")
+
+
+def test_a_killed_import_is_finished_by_running_it_again(legacy: Legacy, tmp_path: Path) -> None:
+    """kill -9 in the middle of an import: what committed stays, nothing is written twice, and the
+    same command finishes the job; the interrupted import shows as such and can be rolled back."""
+    cfg = legacy.cfg
+    legacy.legacy_sql("CREATE TABLE crash AS SELECT * FROM episodic_memory")
+    for _ in range(3):   # 9,600 rows
+        legacy.legacy_sql("INSERT INTO crash SELECT id + (SELECT max(id) FROM crash), agent_id, "
+                          "session_id, action_type, content || ' again', metadata, tags, "
+                          "importance, created_at FROM crash")
+    total = legacy.legacy_sql("SELECT count(*) FROM crash")[0][0]
+    mapping = tmp_path / "crash.toml"
+    mapping.write_text('[episodes]\ntable = "crash"\n[working_memory]\nenabled = false\n')
+    args = ["import", "legacy", "--pg", legacy.dsn, "--mapping", str(mapping),
+            "--source-name", "crash", "--batch", "200", "--jobs", "1"]
+    before = count(cfg, "SELECT count(*) FROM nexus_memory.zep_episodic_memory")
+    proc = subprocess.Popen([NEXUS, *args], env=worker_env(cfg, free_port()),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: count(cfg, "SELECT count(*) FROM memory_system.import_rows "
+                                    "WHERE source_ref LIKE 'crash/%'") >= 1000, timeout=300)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    first = count(cfg, "SELECT max(import_id) FROM memory_system.imports")
+    written = count(cfg, "SELECT count(*) FROM memory_system.import_rows WHERE import_id = %s",
+                    first)
+    assert 1000 <= written < total
+    # every committed batch is whole: its rows and their ledger entries, nothing else
+    assert count(cfg, "SELECT count(*) FROM nexus_memory.zep_episodic_memory") == before + written
+    listing = legacy.nexus("import", "list").stdout
+    assert f"{first:>5}  legacy interrupted" in listing, listing
+
+    done = legacy.nexus(*args, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["kinds"]["episode"]["equal"] == total
+    assert report["import"]["episode"] == {"staged": total, "written": total - written,
+                                           "rejected": 0, "skipped": written}
+    assert count(cfg, "SELECT count(*) FROM nexus_memory.zep_episodic_memory") == before + total
+    # the two imports undo together to the state before the first
+    for import_id in (report["import_id"], first):
+        assert legacy.nexus("import", "rollback", str(import_id)).returncode == 0
+    assert count(cfg, "SELECT count(*) FROM nexus_memory.zep_episodic_memory") == before
+    legacy.legacy_sql("DROP TABLE crash")

@@ -290,22 +290,29 @@ BEGIN
         EXECUTE v_call INTO written USING p_import_id, p_lo, p_hi;
         RETURN NEXT;
         RETURN;
-    EXCEPTION WHEN OTHERS THEN
-        NULL;   -- one bad row fails the set: find it row by row below
+    EXCEPTION
+        -- a conflict with a parallel writer is not a bad row: the caller retries the batch
+        WHEN deadlock_detected OR serialization_failure OR lock_not_available OR query_canceled THEN
+            RAISE;
+        WHEN OTHERS THEN
+            NULL;   -- one bad row fails the set: find it row by row below
     END;
     FOR v_row IN EXECUTE format('SELECT n FROM pg_temp.nexus_import_%s WHERE n BETWEEN $1 AND $2 ORDER BY n',
                                 p_kind) USING p_lo, p_hi LOOP
         BEGIN
             EXECUTE v_call INTO v_row USING p_import_id, v_row, v_row;
             written := written + v_row;
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
-            EXECUTE format('INSERT INTO memory_system.import_rejects '
-                           '(import_id, kind, agent_id, source_ref, sqlstate, reason) '
-                           'SELECT $1, $2, agent_id, source_ref, $3, $4 FROM pg_temp.nexus_import_%s '
-                           'WHERE n = $5 ON CONFLICT DO NOTHING', p_kind)
-                USING p_import_id, p_kind, v_state, v_msg, v_row;
-            rejected := rejected + 1;
+        EXCEPTION
+            WHEN deadlock_detected OR serialization_failure OR lock_not_available OR query_canceled THEN
+                RAISE;
+            WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+                EXECUTE format('INSERT INTO memory_system.import_rejects '
+                               '(import_id, kind, agent_id, source_ref, sqlstate, reason) '
+                               'SELECT $1, $2, agent_id, source_ref, $3, $4 '
+                               'FROM pg_temp.nexus_import_%s WHERE n = $5 ON CONFLICT DO NOTHING', p_kind)
+                    USING p_import_id, p_kind, v_state, v_msg, v_row;
+                rejected := rejected + 1;
         END;
     END LOOP;
     RETURN NEXT;
