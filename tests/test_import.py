@@ -492,3 +492,26 @@ def test_a_killed_import_is_finished_by_running_it_again(legacy: Legacy, tmp_pat
         assert legacy.nexus("import", "rollback", str(import_id)).returncode == 0
     assert count(cfg, "SELECT count(*) FROM nexus_memory.zep_episodic_memory") == before
     legacy.legacy_sql("DROP TABLE crash")
+
+
+def test_create_agents_registers_missing_agents(legacy: Legacy, tmp_path: Path) -> None:
+    legacy.legacy_sql("CREATE TABLE newcomer (id int, who text, body text)")
+    legacy.legacy_sql("INSERT INTO newcomer VALUES (1, 'dora', 'dora remembers the harbour')")
+    mapping = tmp_path / "newcomer.toml"
+    mapping.write_text('[episodes]\ntable = "newcomer"\nagent_id = "who"\ncontent = "body"\n'
+                       '[working_memory]\nenabled = false\n')
+    args = ["import", "legacy", "--pg", legacy.dsn, "--mapping", str(mapping),
+            "--source-name", "newcomer"]
+    try:
+        refused = legacy.nexus(*args)
+        assert refused.returncode == 2 and "agent(s) not registered: dora" in refused.stderr
+        done = legacy.nexus(*args, "--create-agents")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "created agent dora" in done.stderr
+        # dora logs in with her own role and finds her memory
+        dsn = legacy.nexus("agent", "dsn", "dora").stdout.strip()
+        with psycopg.connect(dsn, autocommit=True) as dora:
+            assert dora.execute("SELECT count(*) FROM nexus.memory_search('harbour')"
+                                ).fetchone()[0] == 1
+    finally:
+        legacy.legacy_sql("DROP TABLE newcomer")
