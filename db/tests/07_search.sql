@@ -3,7 +3,7 @@
 -- agent's exact text and exact vector find nothing of it, in any branch.
 -- (Query plans at a realistic size are in 08_search_plans.sql.)
 BEGIN;
-SELECT plan(172);
+SELECT plan(178);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('alice');
@@ -459,6 +459,50 @@ SELECT throws_ok(format($$SELECT * FROM nexus.memory_similar('episode', %s)$$, p
                  'memory_similar of a rewritten episode: not embedded yet (as get_episode says)');
 RESET ROLE;
 
+
+-- 6b. pruning at scale and small agents in a crowded partition ======================================
+SELECT tests.create_agent('dave');
+-- 5,000 episodes (consecutive ids): every one with zebra, one in two with okapi, one in 100 with quagga
+INSERT INTO nexus_memory.zep_episodic_memory (agent_id, content)
+SELECT 'dave', concat_ws(' ', 'zebra', CASE WHEN g % 2 = 0 THEN 'okapi' END, CASE WHEN g % 100 = 0 THEN 'quagga' END, 'n' || g)
+  FROM generate_series(1, 5000) AS g;
+-- 50 of them with a vector
+INSERT INTO nexus_memory.episode_embeddings (agent_id, episode_id, model, content_sha256, embedding)
+SELECT e.agent_id, e.id, (SELECT value FROM memory_system.settings WHERE name = 'embedding_model'), e.content_sha256,
+       pg_temp.v(1, (e.id % 50)::float8 / 10, (e.id % 7)::float8)
+  FROM nexus_memory.zep_episodic_memory AS e WHERE e.agent_id = 'dave' ORDER BY e.id LIMIT 50;
+CREATE TEMP TABLE dave_part AS
+SELECT x.tableoid AS part,
+       (SELECT i.indexrelid FROM pg_catalog.pg_index AS i
+         WHERE i.indrelid = x.tableoid AND i.indexrelid::regclass::text LIKE '%embedding_idx') AS hnsw
+  FROM nexus_memory.episode_embeddings AS x WHERE x.agent_id = 'dave' LIMIT 1;
+GRANT SELECT ON dave_part TO PUBLIC;
+SET LOCAL ROLE dave;
+SELECT results_eq(
+    $$SELECT kind, id, round(score::numeric, 9) FROM nexus.text_candidates('zebra okapi quagga', df_budget => 100000)$$,
+    $$SELECT kind, id, round(score::numeric, 9) FROM nexus.text_candidates('zebra okapi quagga', df_budget => NULL)$$,
+    'df_budget: a postings list over 1,024 is estimated from where its 1,024th posting falls (exact for evenly spread ids)');
+SELECT is((SELECT count(*) FROM nexus.text_candidates('zebra okapi quagga', candidates => 1000, df_budget => 3000)), 1000::bigint,
+          'df_budget 3,000 prunes zebra (5,000 postings): the kept terms still fill the candidates');
+SELECT is(pg_temp.found($$SELECT kind, id FROM nexus.text_candidates('zebra okapi quagga', candidates => 50, df_budget => 3000)$$),
+          pg_temp.found($$SELECT kind, id FROM nexus.text_candidates('zebra okapi quagga', candidates => 50, df_budget => NULL)$$),
+          'the pruned term (zebra, in every memory) still scores the pool: same ranking as unpruned');
+RESET ROLE;
+SELECT is(pg_get_function_arguments('nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz, text[], jsonb, text, integer, float8, float8, float8, interval, integer, integer)'::regprocedure)
+              ~ 'df_budget integer DEFAULT 10000', true, 'memory_search: df_budget defaults to 10,000');
+-- dave's 50 vectors are a thousandth of a partition of 1,000,000 rows: an exact scan, not HNSW
+UPDATE pg_catalog.pg_class SET reltuples = 1000000 WHERE oid = (SELECT part FROM dave_part);
+CREATE TEMP TABLE hnsw_scans AS SELECT pg_stat_get_xact_numscans(hnsw) AS n FROM dave_part;
+GRANT SELECT ON hnsw_scans TO PUBLIC;
+SET LOCAL ROLE dave;
+SELECT results_eq(
+    $$SELECT id FROM nexus.memory_search(query_embedding => pg_temp.v(1, 2.2, 3), limit_n => 10, kinds => '{episode}')$$,
+    $$SELECT x.episode_id FROM nexus_memory.episode_embeddings AS x
+       ORDER BY x.embedding OPERATOR(public.<=>) pg_temp.v(1, 2.2, 3), x.episode_id LIMIT 10$$,
+    'a small agent in a crowded partition: the exact top 10');
+SELECT is((SELECT pg_stat_get_xact_numscans(hnsw) FROM dave_part), (SELECT n FROM hnsw_scans),
+          'a small agent in a crowded partition: no HNSW scan');
+RESET ROLE;
 
 -- 7. truncate =========================================================================================
 TRUNCATE nexus_memory.semantic_memories CASCADE;

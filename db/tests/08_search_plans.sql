@@ -4,7 +4,7 @@
 -- The queries are those of nexus.memory_search and nexus.text_candidates, with the agent as a text
 -- parameter as in those functions (v_agent), planned both ways PL/pgSQL may plan them (custom, generic).
 BEGIN;
-SELECT plan(26);
+SELECT plan(28);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('planner');
@@ -121,6 +121,13 @@ SELECT x.episode_id, x.embedding OPERATOR(public.<=>) $3 AS dist
            AND ($10 IS NULL OR e.metadata @> $10)))
  ORDER BY x.embedding OPERATOR(public.<=>) $3
  LIMIT $4;
+-- its exact twin, for an agent with a small share of a crowded partition: no HNSW
+PREPARE vector_exact(text, text, public.vector, integer) AS
+SELECT x.episode_id, x.embedding OPERATOR(public.<=>) $3 AS dist
+  FROM nexus_memory.episode_embeddings AS x
+ WHERE x.agent_id = $1 AND x.model = $2
+ ORDER BY (x.embedding OPERATOR(public.<=>) $3) + 0
+ LIMIT $4;
 -- the postings lookups of nexus.text_candidates (document frequency, then the postings read)
 PREPARE postings_df(text, text, "char"[], integer) AS
 SELECT count(*) FROM (SELECT 1 FROM nexus_memory.text_postings AS p
@@ -143,6 +150,10 @@ SELECT 'postings_df custom', pg_temp.plan(format('EXECUTE postings_df(current_us
   FROM facts AS f
 UNION ALL
 SELECT 'postings_read custom', pg_temp.plan(format('EXECUTE postings_read(current_user, %L, %L)', f.lexeme, '{e,s}'))
+  FROM facts AS f
+UNION ALL
+SELECT 'exact vector custom', pg_temp.plan(format('EXECUTE vector_exact(current_user, %L, %L, 100)', f.model,
+                                                   array_fill(0.05::real, ARRAY[384])::public.vector))
   FROM facts AS f;
 SET LOCAL plan_cache_mode = force_generic_plan;
 INSERT INTO plans
@@ -220,5 +231,11 @@ SELECT is((SELECT id FROM nexus.memory_search((SELECT content FROM nexus_memory.
           (SELECT probe_id FROM facts), 'text search ranks the memory with the query''s exact words first, among 20,000');
 RESET ROLE;
 
+-- the exact twin: the agent's partition alone, never the HNSW index
+SELECT is(pg_temp.partitions_in((SELECT plan FROM plans WHERE name = 'exact vector custom')), ARRAY[split_part(f.part, '.', 2)],
+          'exact vector branch: the agent''s partition only')
+  FROM facts AS f;
+SELECT doesnt_match((SELECT plan FROM plans WHERE name = 'exact vector custom'), 'embedding_idx',
+                    'exact vector branch: no HNSW scan');
 SELECT * FROM finish();
 ROLLBACK;
