@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 
+import psycopg
 from psycopg import sql
 
 from bench.harness import BenchDb, Benchmark, Figure, cloned_database, ratio
@@ -36,6 +37,11 @@ LEGACY_DB = "bench_legacy"
 COPY_TARGET = 0.5
 RSS_TARGET_MB = 200
 JOBS = 2
+COLUMNS = ("id", "agent_id", "session_id", "action_type", "content", "metadata", "tags",
+           "importance", "created_at")
+PLAIN_TABLE = ("CREATE TABLE {} (id bigint, agent_id text, session_id text, action_type text, "
+               "content text, metadata jsonb, tags text[], importance real, "
+               "created_at timestamptz)")
 
 IMPORT = """
 import json, sys
@@ -89,19 +95,19 @@ def make_legacy(st: Stack) -> None:
             conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
 
 
+def copy_legacy(src: psycopg.Connection, dst: psycopg.Connection, size: int, table: str) -> None:
+    copy_between(src, sql.SQL("SELECT * FROM {}").format(sql.Identifier(f"episodes_{size}")),
+                 dst, table, COLUMNS, schema="public")
+
+
 def bare_copy(st: Stack, bdb: BenchDb, size: int) -> float:
     """Seconds to COPY the legacy rows into a plain table of the target database."""
     with st.superuser_conn(LEGACY_DB, autocommit=True) as src, \
             st.superuser_conn(bdb.name) as dst:
-        dst.execute("CREATE TABLE IF NOT EXISTS plain_copy (id bigint, agent_id text, "
-                    "session_id text, action_type text, content text, metadata jsonb, "
-                    "tags text[], importance real, created_at timestamptz)")
-        dst.execute("TRUNCATE plain_copy")
+        dst.execute(sql.SQL(PLAIN_TABLE).format(sql.Identifier("plain_copy")))
         dst.commit()
         started = time.perf_counter()
-        copy_between(src, sql.SQL("SELECT * FROM {}").format(sql.Identifier(f"episodes_{size}")),
-                     dst, "plain_copy", ("id", "agent_id", "session_id", "action_type", "content",
-                                         "metadata", "tags", "importance", "created_at"), schema="public")
+        copy_legacy(src, dst, size, "plain_copy")
         dst.commit()
         seconds = time.perf_counter() - started
         dst.execute("DROP TABLE plain_copy")
@@ -158,14 +164,8 @@ def bench_import(st: Stack) -> list[Figure]:
                 if size == SIZES[0]:
                     with st.superuser_conn(LEGACY_DB, autocommit=True) as src, \
                             st.superuser_conn(bdb.name) as dst:
-                        dst.execute("CREATE TABLE plain_src (id bigint, agent_id text, "
-                                    "session_id text, action_type text, content text, "
-                                    "metadata jsonb, tags text[], importance real, "
-                                    "created_at timestamptz)")
-                        copy_between(src, sql.SQL("SELECT * FROM {}").format(
-                            sql.Identifier(f"episodes_{size}")), dst, "plain_src",
-                            ("id", "agent_id", "session_id", "action_type", "content",
-                             "metadata", "tags", "importance", "created_at"), schema="public")
+                        dst.execute(sql.SQL(PLAIN_TABLE).format(sql.Identifier("plain_src")))
+                        copy_legacy(src, dst, size, "plain_src")
                         dst.commit()
                     insert_seconds = table_insert(bdb)
                 runs[size] = run_import(st, bdb, size, str(mapping))
