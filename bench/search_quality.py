@@ -9,8 +9,9 @@ queue items whose checksum is cached are completed from the cache by acting as a
 into the cache. The 300 test claims are embedded with the worker's `Embedder`, cached the same way.
 
 Each claim is searched as the agent (SET ROLE scifact) with limit_n 100 over episodes: vector
-only, text only, hybrid, and text and hybrid with df_budget 20,000. The exact baseline is a brute
-force cosine scan of the agent's vectors (index scans off). Binary relevance from qrels-test.
+only, text only, hybrid (the default df_budget, 10,000), and text and hybrid with df_budget 20,000.
+The exact baseline is a brute force cosine scan of the agent's vectors (index scans off). Binary
+relevance from qrels-test.
 
 `python -m bench.search_quality --build-cache` only fills the cache.
 """
@@ -495,7 +496,8 @@ def figures_of(results: dict[str, ModeResult], errors: dict[str, str], data: Sci
         add("hybrid", metric, best, hnote)
     for mode in ("text", "hybrid"):
         pruned = f"{mode}_pruned"
-        note = f"df_budget => {PRUNED_DF_BUDGET:,}; baseline: {mode} without it"
+        note = (f"df_budget => {PRUNED_DF_BUDGET:,}; baseline: {mode} with the default budget "
+                "(10,000)")
         if {pruned, mode} <= results.keys():
             full, cut = results[mode], results[pruned]
             changed = sum(full.rankings[q] != cut.rankings[q] for q in full.rankings)
