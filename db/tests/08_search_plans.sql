@@ -64,7 +64,7 @@ SELECT e.agent_id, e.id, memory_system._embedding_model(), e.content_sha256,
  WHERE e.agent_id <> 'planner' OR e.id % 5 = 0;
 RESET session_replication_role;
 CREATE INDEX episode_embeddings_embedding_idx ON nexus_memory.episode_embeddings
-    USING hnsw (embedding public.vector_cosine_ops);
+    USING hnsw (embedding public.vector_cosine_ops) WITH (m = 16, ef_construction = 128);
 ANALYZE nexus_memory.zep_episodic_memory, nexus_memory.text_postings, nexus_memory.text_stats,
         nexus_memory.episode_embeddings;
 
