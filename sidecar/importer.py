@@ -343,6 +343,10 @@ def _pattern_regex(pattern: str) -> tuple[str, re.Pattern[str]]:
     return glob, re.compile(rx + r"\Z", re.S)
 
 
+# the Redis types a working-memory key may have (others are skipped)
+REDIS_TYPES = ("string", "hash", "list", "set", "zset")
+
+
 def _redis_value(client: redis.Redis, name: bytes) -> str | None:
     kind = client.type(name).decode()
     if kind == "string":
@@ -356,6 +360,19 @@ def _redis_value(client: redis.Redis, name: bytes) -> str | None:
         items = client.smembers(name) if kind == "set" else client.zrange(name, 0, -1)
         return json.dumps(sorted(v.decode("utf-8", "replace") for v in items))
     return None
+
+
+def redis_agents(clients: list[redis.Redis], pattern: str, agent: str | None) -> set[str]:
+    """The agents of the Redis keys an import would read: key names and types only, no values."""
+    glob, rx = _pattern_regex(pattern)
+    found: set[str] = set()
+    for client in clients:
+        for name in client.scan_iter(match=glob, count=1000):
+            m = rx.match(name.decode("utf-8", "replace"))
+            who = (m.groupdict().get("agent") or agent) if m else None
+            if who is not None and who not in found and client.type(name).decode() in REDIS_TYPES:
+                found.add(who)
+    return found
 
 
 def redis_rows(clients: list[redis.Redis], pattern: str,
@@ -499,17 +516,7 @@ def write_batches(conn: psycopg.Connection, import_id: int, kind: str,
 
 def stage_checks_from(conn: psycopg.Connection, kinds: Iterable[str]) -> None:
     """Source checksums of staged rows (working memory from both sources, JSONL files)."""
-    exprs = {
-        "episode": "sha256(convert_to(content, 'UTF8'))",
-        "semantic": "sha256(convert_to(content, 'UTF8'))",
-        "working_memory": "memory_system._json_sha256(memory_system._import_json(value))",
-        "checkpoint": "memory_system._json_sha256(memory_system._import_json(state))",
-    }
-    for kind in kinds:
-        conn.execute(sql.SQL("INSERT INTO pg_temp.nexus_import_check "
-                             "SELECT {}, agent_id, source_ref, {} FROM {}").format(
-            sql.Literal(kind), sql.SQL(exprs[kind]),
-            sql.Identifier("pg_temp", f"nexus_import_{kind}")))
+    conn.execute("SELECT memory_system.import_check_staged(%s)", (list(kinds),))
 
 
 def finish(conn: psycopg.Connection, import_id: int, report: dict[str, Any]) -> None:
@@ -604,8 +611,7 @@ def import_legacy(target: psycopg.Connection, opts: LegacyOptions,
                 _table_ident(tm.table))).fetchone()[0])  # type: ignore[index]
             agents |= {r[0] for r in src.execute(sql.SQL("SELECT DISTINCT {} FROM {}").format(
                 _agent_expr(tm, opts.agent), _table_ident(tm.table)))}
-        redis_list = list(redis_rows(rds, mapping.redis_pattern, opts.agent))
-        agents |= {r[1] for r in redis_list}
+        agents |= redis_agents(rds, mapping.redis_pattern, opts.agent)
         check_agents(target, agents, create_agent)
         target.commit()
 

@@ -2,7 +2,7 @@
 -- SQLSTATE, the ledger (nothing twice), replaced and adopted working-memory keys, validation, and
 -- rollback to the state before, with its errors; and no agent may touch any of it.
 BEGIN;
-SELECT plan(41);
+SELECT plan(42);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('imp_a');
@@ -84,8 +84,9 @@ SELECT is((SELECT updated_at FROM nexus_memory.working_memory_contexts WHERE age
           (SELECT updated_at FROM wm_before WHERE context_key = 'same'), 'an adopted key is left untouched');
 
 -- validation ------------------------------------------------------------------------------------
-INSERT INTO pg_temp.nexus_import_check
-SELECT 'episode', agent_id, source_ref, sha256(convert_to(content, 'UTF8')) FROM pg_temp.nexus_import_episode;
+SELECT throws_ok($$SELECT memory_system.import_check_staged('{episode,vectors}')$$, 'NX050', NULL,
+                 'checksums of an unknown kind: NX050');
+SELECT memory_system.import_check_staged('{episode}');
 CREATE TEMP TABLE rep AS SELECT memory_system.import_validate((SELECT id FROM imp)) AS r;
 SELECT is((SELECT r -> 'ok' FROM rep), 'false'::jsonb, 'rejected rows make the import invalid');
 SELECT is((SELECT (r #> '{kinds,episode}') - 'examples' - 'embedded' FROM rep),

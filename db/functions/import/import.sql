@@ -40,6 +40,50 @@ COMMENT ON FUNCTION memory_system.import_stage() IS
 'Creates (or empties) this session''s import staging tables: pg_temp.nexus_import_{episode,semantic,
 working_memory,checkpoint} (text columns, filled by COPY) and nexus_import_check (source checksums).';
 
+-- the checksums of staged rows, for sources validation cannot read back (JSONL, Redis)
+CREATE OR REPLACE FUNCTION memory_system.import_check_staged(p_kinds text[])
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    bad text;
+BEGIN
+    SELECT k INTO bad FROM unnest(p_kinds) AS k
+     WHERE k IS NULL OR k NOT IN ('episode', 'semantic', 'working_memory', 'checkpoint') LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'unknown import kind %', coalesce(quote_literal(bad), 'NULL')
+            USING ERRCODE = 'NX050';
+    END IF;
+    IF 'episode' = ANY (p_kinds) THEN
+        INSERT INTO pg_temp.nexus_import_check
+        SELECT 'episode', agent_id, source_ref, sha256(convert_to(content, 'UTF8'))
+          FROM pg_temp.nexus_import_episode;
+    END IF;
+    IF 'semantic' = ANY (p_kinds) THEN
+        INSERT INTO pg_temp.nexus_import_check
+        SELECT 'semantic', agent_id, source_ref, sha256(convert_to(content, 'UTF8'))
+          FROM pg_temp.nexus_import_semantic;
+    END IF;
+    IF 'working_memory' = ANY (p_kinds) THEN
+        INSERT INTO pg_temp.nexus_import_check
+        SELECT 'working_memory', agent_id, source_ref,
+               memory_system._json_sha256(memory_system._import_json(value))
+          FROM pg_temp.nexus_import_working_memory;
+    END IF;
+    IF 'checkpoint' = ANY (p_kinds) THEN
+        INSERT INTO pg_temp.nexus_import_check
+        SELECT 'checkpoint', agent_id, source_ref,
+               memory_system._json_sha256(memory_system._import_json(state))
+          FROM pg_temp.nexus_import_checkpoint;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION memory_system.import_check_staged(text[]) IS
+'Adds the checksums of this session''s staged rows of the given kinds (episode, semantic,
+working_memory, checkpoint) to pg_temp.nexus_import_check: for sources that validation cannot
+read again (JSONL files, Redis). Content as UTF-8, JSON values in their canonical text. NX050 for
+an unknown kind.';
+
 -- JSON text as the importer received it: JSON stays JSON, anything else becomes a JSON string
 CREATE OR REPLACE FUNCTION memory_system._import_json(p_text text)
 RETURNS jsonb
