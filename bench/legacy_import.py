@@ -103,34 +103,25 @@ def copy_legacy(src: psycopg.Connection, dst: psycopg.Connection, size: int, tab
                  dst, table, COLUMNS, schema="public")
 
 
-def bare_copy(st: Stack, bdb: BenchDb, size: int) -> float:
-    """Seconds to COPY the legacy rows into a plain table of the target database."""
-    with st.superuser_conn(LEGACY_DB, autocommit=True) as src, \
-            st.superuser_conn(bdb.name) as dst:
-        dst.execute(sql.SQL(PLAIN_TABLE).format(sql.Identifier("plain_copy")))
-        dst.commit()
-        started = time.perf_counter()
-        copy_legacy(src, dst, size, "plain_copy")
-        dst.commit()
-        seconds = time.perf_counter() - started
-        dst.execute("DROP TABLE plain_copy")
-        dst.commit()
-    return seconds
+# the two COPY baselines: a plain table, and the episodes table's columns with their defaults and
+# generated columns but no index, constraint, trigger or row security
+PLAIN_COPY = sql.SQL(PLAIN_TABLE).format(sql.Identifier("timed_copy"))
+SCHEMA_COPY = sql.SQL("CREATE TABLE timed_copy (LIKE nexus_memory.zep_episodic_memory"
+                      " INCLUDING DEFAULTS INCLUDING GENERATED)")
 
 
-def schema_copy(st: Stack, bdb: BenchDb, size: int) -> float:
-    """Seconds to COPY the legacy rows into a table with the episodes table's columns, defaults
-    and generated columns, and nothing else (no index, constraint, trigger or row security)."""
+def timed_copy(st: Stack, bdb: BenchDb, size: int, create: sql.Composable) -> float:
+    """Seconds to COPY the legacy rows into a table of the target database made by `create`
+    (named timed_copy, dropped afterwards)."""
     with st.superuser_conn(LEGACY_DB, autocommit=True) as src, \
             st.superuser_conn(bdb.name) as dst:
-        dst.execute("CREATE TABLE schema_copy (LIKE nexus_memory.zep_episodic_memory"
-                    " INCLUDING DEFAULTS INCLUDING GENERATED)")
+        dst.execute(create)
         dst.commit()
         started = time.perf_counter()
-        copy_legacy(src, dst, size, "schema_copy")
+        copy_legacy(src, dst, size, "timed_copy")
         dst.commit()
         seconds = time.perf_counter() - started
-        dst.execute("DROP TABLE schema_copy")
+        dst.execute("DROP TABLE timed_copy")
         dst.commit()
     return seconds
 
@@ -180,8 +171,8 @@ def bench_import(st: Stack) -> list[Figure]:
                 with bdb.superuser() as conn:
                     for i in range(10):
                         conn.execute("SELECT memory_system.agent_add(%s)", (f"agent{i}",))
-                copy_seconds = bare_copy(st, bdb, size)
-                schema_seconds = schema_copy(st, bdb, size)
+                copy_seconds = timed_copy(st, bdb, size, PLAIN_COPY)
+                schema_seconds = timed_copy(st, bdb, size, SCHEMA_COPY)
                 if size == SIZES[0]:
                     with st.superuser_conn(LEGACY_DB, autocommit=True) as src, \
                             st.superuser_conn(bdb.name) as dst:

@@ -46,36 +46,28 @@ RETURNS void
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    bad text;
+    bad  text;
+    k    text;
+    expr text;
 BEGIN
-    SELECT k INTO bad FROM unnest(p_kinds) AS k
-     WHERE k IS NULL OR k NOT IN ('episode', 'semantic', 'working_memory', 'checkpoint') LIMIT 1;
+    SELECT x INTO bad FROM unnest(p_kinds) AS x
+     WHERE x IS NULL OR x NOT IN ('episode', 'semantic', 'working_memory', 'checkpoint') LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'unknown import kind %', coalesce(quote_literal(bad), 'NULL')
             USING ERRCODE = 'NX050';
     END IF;
-    IF 'episode' = ANY (p_kinds) THEN
-        INSERT INTO pg_temp.nexus_import_check
-        SELECT 'episode', agent_id, source_ref, sha256(convert_to(content, 'UTF8'))
-          FROM pg_temp.nexus_import_episode;
-    END IF;
-    IF 'semantic' = ANY (p_kinds) THEN
-        INSERT INTO pg_temp.nexus_import_check
-        SELECT 'semantic', agent_id, source_ref, sha256(convert_to(content, 'UTF8'))
-          FROM pg_temp.nexus_import_semantic;
-    END IF;
-    IF 'working_memory' = ANY (p_kinds) THEN
-        INSERT INTO pg_temp.nexus_import_check
-        SELECT 'working_memory', agent_id, source_ref,
-               memory_system._json_sha256(memory_system._import_json(value))
-          FROM pg_temp.nexus_import_working_memory;
-    END IF;
-    IF 'checkpoint' = ANY (p_kinds) THEN
-        INSERT INTO pg_temp.nexus_import_check
-        SELECT 'checkpoint', agent_id, source_ref,
-               memory_system._json_sha256(memory_system._import_json(state))
-          FROM pg_temp.nexus_import_checkpoint;
-    END IF;
+    -- per kind, the checksum of a staged row: content as UTF-8, JSON in its canonical text
+    FOR k, expr IN VALUES
+        ('episode', $e$sha256(convert_to(content, 'UTF8'))$e$),
+        ('semantic', $e$sha256(convert_to(content, 'UTF8'))$e$),
+        ('working_memory', 'memory_system._json_sha256(memory_system._import_json(value))'),
+        ('checkpoint', 'memory_system._json_sha256(memory_system._import_json(state))')
+    LOOP
+        IF k = ANY (p_kinds) THEN
+            EXECUTE format('INSERT INTO pg_temp.nexus_import_check SELECT %L, agent_id, source_ref, %s FROM pg_temp.%I',
+                           k, expr, 'nexus_import_' || k);
+        END IF;
+    END LOOP;
 END
 $$;
 COMMENT ON FUNCTION memory_system.import_check_staged(text[]) IS
