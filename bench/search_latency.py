@@ -486,6 +486,9 @@ CROWDED = ("SELECT a.agent_id FROM memory_system.agents AS a"
            "   WHERE x.agent_id = a.agent_id LIMIT 1) = (SELECT x.tableoid"
            "   FROM nexus_memory.episode_embeddings AS x WHERE x.agent_id = %s LIMIT 1)"
            " ORDER BY 1")
+# how many agents' vectors share each agent's partition (and HNSW graph), solo's included
+SHARERS = ("SELECT a.agent_id, count(*) OVER (PARTITION BY a.part) FROM (SELECT DISTINCT"
+           " x.tableoid AS part, x.agent_id FROM nexus_memory.episode_embeddings AS x) AS a")
 CLIENTS = (1, 8)
 # rounds of every variant (median kept); fewer when time is short
 ROUNDS = int(os.environ.get("NEXUS_BENCH_REPEATS") or 3)
@@ -597,6 +600,9 @@ class Measured:
     crowded: list[str]
     p99_alone: list[float]
     recall_alone: float | None
+    # a100: per number of agents sharing the query's vector partition, the 1-client p50 and p99
+    # of those queries in each round (a filtered HNSW scan reads about that many times the rows)
+    by_share: dict[int, tuple[list[float], list[float]]]
 
 
 def measure(st: Stack, size: str, setting: str) -> Measured:
@@ -621,10 +627,13 @@ def measure(st: Stack, size: str, setting: str) -> Measured:
         exact_recall = statistics.fmean(overlap(ids, q.truth) for ids, q in zip(
             exact_ids, queries, strict=False))
         crowded = [r[0] for r in conn.execute(CROWDED, (SOLO, SOLO))]
+        sharers = dict(conn.execute(SHARERS).fetchall())
     alone = [i for i, q in enumerate(queries) if q.agent not in crowded]
     recall_alone = (statistics.fmean(overlap(vec_ids[i], queries[i].truth) for i in alone)
                     if setting == "a100" and alone else None)
     p99_alone: list[float] = []
+    shares = sorted({sharers[q.agent] for q in queries}) if setting == "a100" else []
+    by_share: dict[int, tuple[list[float], list[float]]] = {n: ([], []) for n in shares}
 
     variants = ["c1", "c1_unpruned", *(f"c{c}" for c in CLIENTS if c > 1)]
     p50: dict[str, list[float]] = {v: [] for v in variants}
@@ -639,6 +648,12 @@ def measure(st: Stack, size: str, setting: str) -> Measured:
                     times, _ = run_serial(conn, stmt, queries)
                 if v == "c1" and setting == "a100" and alone:
                     p99_alone.append(pct([times[i] for i in alone], 99))
+                if v == "c1":
+                    for n in shares:
+                        mine = [t for t, q in zip(times, queries, strict=True)
+                                if sharers[q.agent] == n]
+                        by_share[n][0].append(pct(mine, 50))
+                        by_share[n][1].append(pct(mine, 99))
             else:
                 clients = int(v[1:])
                 times, rate = run_concurrent(connect_fn, clients, HYBRID, queries)
@@ -649,7 +664,7 @@ def measure(st: Stack, size: str, setting: str) -> Measured:
                 f" p99 {p99[v][-1]:.1f} ms")
     return Measured(p50, p99, qps, recall, (pct(vec_times, 50), pct(vec_times, 99)),
                     (pct(exact_times, 50), pct(exact_times, 99)), exact_recall, df_overlap,
-                    time.monotonic() - t_start, crowded, p99_alone, recall_alone)
+                    time.monotonic() - t_start, crowded, p99_alone, recall_alone, by_share)
 
 
 def _runs(values: list[float]) -> str:
@@ -710,6 +725,17 @@ def bench_size(size: str) -> Callable[[Stack], list[Figure]]:
                 f" {m.exact_recall:.3f} of the same top-10 (p50/p99 {e50:.1f}/{e99:.1f} ms)"
                 + (f"; without the agents sharing solo's partition: {m.recall_alone:.3f}"
                    if m.recall_alone is not None else "")))
+        a100 = results["a100"]
+        if 1 in a100.by_share:
+            o99, all99 = statistics.median(a100.by_share[1][1]), statistics.median(a100.p99["c1"])
+            shares = "; ".join(f"{n}: {statistics.median(p50):.1f}/{statistics.median(p99):.1f}"
+                               for n, (p50, p99) in a100.by_share.items())
+            figures.append(Figure(
+                f"search.latency.p99_ms_{size}_a100_own_graph_c1", o99, "ms", all99,
+                ratio(o99, all99),
+                f"{_runs(a100.by_share[1][1])}; 100 agents, one client, hybrid: the queries of"
+                f" the agents whose vectors are alone in their partition (HNSW graph);"
+                f" baseline: every agent's; p50/p99 ms by agents sharing the partition: {shares}"))
         if size == "1m":
             worst = max(SETTINGS, key=lambda s: statistics.median(results[s].p99["c1"]))
             w99 = statistics.median(results[worst].p99["c1"])
@@ -744,6 +770,7 @@ def _names(size: str) -> tuple[str, ...]:
     names = [f"search.latency.{p}_ms_{size}_{s}_c{c}" for s in SETTINGS for c in CLIENTS
              for p in ("p50", "p99")]
     names += [f"search.latency.recall10_{size}_{s}" for s in SETTINGS]
+    names += [f"search.latency.p99_ms_{size}_a100_own_graph_c1"]
     if size == "1m":
         names += ["search.latency.p99_ms_1m_c1", "search.latency.recall10_1m"]
         names += [f"search.latency.{f}_1m_{s}{t}" for s in SETTINGS

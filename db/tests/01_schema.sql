@@ -263,19 +263,45 @@ SELECT ok(pg_temp.has_index_on(a.attrelid, 'hnsw', ARRAY[a.attname], 'vector_cos
  WHERE a.atttypid = 'public.vector'::regtype AND NOT a.attisdropped
  ORDER BY a.attrelid::regclass::text;
 
--- vectors are hash-partitioned by agent_id: 32 partitions each, in nexus_parts, an HNSW graph each
+-- vectors are list-partitioned by agent_id (0010): a partition, and an HNSW graph, per registered
+-- agent in nexus_parts, and a DEFAULT partition
 SELECT is((SELECT p.partstrat::text || ':' || array_to_string(
                       ARRAY(SELECT a.attname FROM unnest(p.partattrs::int2[]) AS k (attnum)
                               JOIN pg_catalog.pg_attribute AS a ON a.attrelid = p.partrelid AND a.attnum = k.attnum), ',')
              FROM pg_catalog.pg_partitioned_table AS p WHERE p.partrelid = t::regclass),
-          'h:agent_id', format('%s is partitioned by hash of agent_id', t))
+          'l:agent_id', format('%s is list-partitioned by agent_id', t))
   FROM unnest(ARRAY['nexus_memory.episode_embeddings', 'nexus_memory.semantic_memory_embeddings']) AS t;
-SELECT is(ARRAY(SELECT c.relnamespace::regnamespace::text || '.' || c.relname
-                  FROM pg_catalog.pg_inherits AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
-                 WHERE i.inhparent = format('nexus_memory.%I', t)::regclass ORDER BY c.relname),
-          ARRAY(SELECT format('nexus_parts.%s_p%s', t, lpad(n::text, 2, '0')) FROM generate_series(0, 31) AS n),
-          format('%s has its 32 partitions in nexus_parts, %s_p00 to _p31', t, t))
+CREATE FUNCTION pg_temp.vector_partitions(p_table text) RETURNS text[] LANGUAGE sql AS $$
+    SELECT ARRAY(SELECT c.relnamespace::regnamespace::text || '.' || c.relname || ' '
+                        || pg_catalog.pg_get_expr(c.relpartbound, c.oid)
+                   FROM pg_catalog.pg_inherits AS i JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
+                  WHERE i.inhparent = format('nexus_memory.%I', p_table)::regclass ORDER BY 1) $$;
+CREATE FUNCTION pg_temp.expected_partitions(p_table text) RETURNS text[] LANGUAGE sql AS $$
+    SELECT ARRAY(SELECT x FROM (
+                  SELECT format('nexus_parts.%s_default DEFAULT', p_table) AS x
+                  UNION ALL
+                  SELECT format('nexus_parts.%s FOR VALUES IN (%L)',
+                                memory_system._vector_partition(p_table, a.agent_id), a.agent_id)
+                    FROM memory_system.agents AS a) AS e ORDER BY 1) $$;
+SELECT is(pg_temp.vector_partitions(t), pg_temp.expected_partitions(t),
+          format('%s has a partition per registered agent and a DEFAULT one, in nexus_parts', t))
   FROM unnest(ARRAY['episode_embeddings', 'semantic_memory_embeddings']) AS t;
+SELECT memory_system.agent_add('partition_probe');
+SELECT is(pg_temp.vector_partitions(t), pg_temp.expected_partitions(t),
+          format('registering an agent gives it a partition of %s', t))
+  FROM unnest(ARRAY['episode_embeddings', 'semantic_memory_embeddings']) AS t;
+SELECT ok(pg_temp.vector_partitions('episode_embeddings') @> ARRAY[format(
+              'nexus_parts.%s FOR VALUES IN (''partition_probe'')',
+              memory_system._vector_partition('episode_embeddings', 'partition_probe'))],
+          'the new agent''s partition holds its rows only');
+SELECT is(obj_description(format('nexus_parts.%I', memory_system._vector_partition('episode_embeddings', 'partition_probe'))::regclass),
+          'Vectors of agent partition_probe', 'the partition''s comment names its agent');
+SELECT memory_system.agent_remove('partition_probe');
+SELECT is(pg_temp.vector_partitions(t), pg_temp.expected_partitions(t),
+          format('removing the agent drops its partition of %s', t))
+  FROM unnest(ARRAY['episode_embeddings', 'semantic_memory_embeddings']) AS t;
+SELECT is(to_regclass(format('nexus_parts.%I', memory_system._vector_partition('episode_embeddings', 'partition_probe'))),
+          NULL, 'no partition is left for a removed agent');
 SELECT is_empty(
     $$SELECT i.inhrelid::regclass FROM pg_catalog.pg_inherits AS i
        WHERE i.inhparent IN ('nexus_memory.episode_embeddings'::regclass,
@@ -299,7 +325,8 @@ SELECT is_empty(
     'schema nexus_parts holds only partitions and their indexes');
 SELECT is((SELECT count(*) FROM pg_catalog.pg_class AS c
             WHERE c.relnamespace = 'nexus_parts'::regnamespace AND c.relkind = 'r'),
-          64::bigint, 'schema nexus_parts holds the 64 vector partitions and no other table');
+          2 * (1 + (SELECT count(*) FROM memory_system.agents)),
+          'schema nexus_parts holds the vector partitions (two per agent, two DEFAULT) and no other table');
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc AS p WHERE p.pronamespace = 'nexus_parts'::regnamespace
       UNION ALL

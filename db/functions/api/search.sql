@@ -279,9 +279,10 @@ BEGIN
         -- many as 400 did, and 200 finds 0.983 (graphs built with ef_construction 128)
         PERFORM set_config('hnsw.ef_search', least(round(greatest(2 * candidates, 200)
                                * greatest(1, 1 + 0.5 * log(coalesce(v_rows, 0) / 100000 + 1e-9))), 1000)::text, true);
-        -- An agent whose rows are a small share of its partition (it hashes to the partition of
-        -- a much larger agent) is scanned exactly: filtered by agent, the HNSW scan would walk the
-        -- whole graph (hundreds of ms at 1% of a million rows), while its own rows are few.
+        -- An agent whose rows are a small share of its partition is scanned exactly: filtered by
+        -- agent, the HNSW scan would walk the whole graph (hundreds of ms at 1% of a million
+        -- rows), while its own rows are few. Since migration 0010 every registered agent has a
+        -- partition of its own, so this is only for rows in the DEFAULT partition.
         IF coalesce(v_rows, 0) <= 20000 AND 'e' = ANY (v_kinds) THEN
             SELECT coalesce(v_rows, 0) * 10 < c.reltuples INTO v_exact_e
               FROM pg_catalog.pg_class AS c
