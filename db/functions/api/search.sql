@@ -172,6 +172,7 @@ DECLARE
     v_rows      float8;
     v_exact_e   boolean;
     v_exact_s   boolean;
+    v_branches  text[] := '{}';
 BEGIN
     -- arguments ---------------------------------------------------------------------------------
     IF nullif(btrim(query), '') IS NULL AND query_embedding IS NULL THEN
@@ -283,99 +284,84 @@ BEGIN
         -- agent, the HNSW scan would walk the whole graph (hundreds of ms at 1% of a million
         -- rows), while its own rows are few. Since migration 0010 every registered agent has a
         -- partition of its own, so this is only for rows in the DEFAULT partition.
+        -- The agent's partition is found by name (a lookup through the partitioned table would
+        -- plan a scan of every agent's partition); an agent without one reads the DEFAULT's.
         IF coalesce(v_rows, 0) <= 20000 AND 'e' = ANY (v_kinds) THEN
             SELECT coalesce(v_rows, 0) * 10 < c.reltuples INTO v_exact_e
               FROM pg_catalog.pg_class AS c
-             WHERE c.oid = (SELECT x.tableoid FROM nexus_memory.episode_embeddings AS x
-                             WHERE x.agent_id = v_agent LIMIT 1);
+             WHERE c.relnamespace = 'nexus_parts'::regnamespace
+               AND c.relname IN ('episode_embeddings_' || left(md5(v_agent), 16), 'episode_embeddings_default')
+             ORDER BY c.relname = 'episode_embeddings_default' LIMIT 1;
         END IF;
         IF coalesce(v_rows, 0) <= 20000 AND 's' = ANY (v_kinds) THEN
             SELECT coalesce(v_rows, 0) * 10 < c.reltuples INTO v_exact_s
               FROM pg_catalog.pg_class AS c
-             WHERE c.oid = (SELECT x.tableoid FROM nexus_memory.semantic_memory_embeddings AS x
-                             WHERE x.agent_id = v_agent LIMIT 1);
+             WHERE c.relnamespace = 'nexus_parts'::regnamespace
+               AND c.relname IN ('semantic_memory_embeddings_' || left(md5(v_agent), 16), 'semantic_memory_embeddings_default')
+             ORDER BY c.relname = 'semantic_memory_embeddings_default' LIMIT 1;
         END IF;
-        v_exact_e := coalesce(v_exact_e, false);
-        v_exact_s := coalesce(v_exact_s, false);
-        SELECT coalesce(array_agg(c.kind ORDER BY c.dist, c.id), '{}'),
-               coalesce(array_agg(c.id ORDER BY c.dist, c.id), '{}'),
-               coalesce(array_agg(c.dist ORDER BY c.dist, c.id), '{}')
-          INTO v_kind, v_id, v_dist
-          FROM (SELECT * FROM (
-                    SELECT * FROM (
-                        SELECT 'e'::"char" AS kind, x.episode_id AS id,
-                               x.embedding OPERATOR(public.<=>) query_embedding AS dist,
-                               x.content_sha256 AS sha
-                          FROM nexus_memory.episode_embeddings AS x
-                         WHERE NOT v_exact_e AND 'e' = ANY (v_kinds) AND x.agent_id = v_agent AND x.model = v_model
-                           AND (NOT v_filtered OR EXISTS (
+        -- The statement is built for this call and planned once (EXECUTE): only the kinds asked
+        -- for, the agent as a constant, the filters only if any. The planner prunes to the agent's
+        -- partition at planning. A cached plan would hold every agent's partition (and lock them
+        -- all at each run) or be planned again at each change of role, as row security requires.
+        -- $1 query vector, $2 model, $3 session, $4 since, $5 until, $6 tags_all,
+        -- $7 metadata_contains, $8 candidates.
+        IF 'e' = ANY (v_kinds) THEN
+            v_branches := v_branches || format($q$
+                SELECT 'e'::"char" AS kind, x.episode_id AS id,
+                       x.embedding OPERATOR(public.<=>) $1 AS dist, x.content_sha256 AS sha
+                  FROM nexus_memory.episode_embeddings AS x
+                 WHERE x.agent_id = %1$L AND x.model = $2 %2$s
+                 ORDER BY %3$s LIMIT $8$q$,
+                v_agent,
+                CASE WHEN v_filtered THEN $q$AND EXISTS (
+                        SELECT FROM nexus_memory.zep_episodic_memory AS e
+                         WHERE e.agent_id = x.agent_id AND e.id = x.episode_id
+                           AND ($3::text IS NULL OR e.session_id = $3)
+                           AND ($4::timestamptz IS NULL OR e.created_at >= $4)
+                           AND ($5::timestamptz IS NULL OR e.created_at < $5)
+                           AND ($6::text[] IS NULL OR e.tags @> $6)
+                           AND ($7::jsonb IS NULL OR e.metadata @> $7))$q$ ELSE '' END,
+                -- exact: an ORDER BY the HNSW index cannot serve
+                CASE WHEN coalesce(v_exact_e, false) THEN '(x.embedding OPERATOR(public.<=>) $1) + 0'
+                     ELSE 'x.embedding OPERATOR(public.<=>) $1' END);
+        END IF;
+        IF 's' = ANY (v_kinds) THEN
+            v_branches := v_branches || format($q$
+                SELECT 's'::"char" AS kind, x.memory_id AS id,
+                       x.embedding OPERATOR(public.<=>) $1 AS dist, x.content_sha256 AS sha
+                  FROM nexus_memory.semantic_memory_embeddings AS x
+                 WHERE x.agent_id = %1$L AND x.model = $2 %2$s
+                 ORDER BY %3$s LIMIT $8$q$,
+                v_agent,
+                CASE WHEN v_filtered THEN $q$AND EXISTS (
+                        SELECT FROM nexus_memory.semantic_memories AS s
+                         WHERE s.agent_id = x.agent_id AND s.id = x.memory_id
+                           AND ($4::timestamptz IS NULL OR s.created_at >= $4)
+                           AND ($5::timestamptz IS NULL OR s.created_at < $5)
+                           AND ($6::text[] IS NULL OR s.tags @> $6)
+                           AND ($7::jsonb IS NULL OR s.metadata @> $7))$q$ ELSE '' END,
+                CASE WHEN coalesce(v_exact_s, false) THEN '(x.embedding OPERATOR(public.<=>) $1) + 0'
+                     ELSE 'x.embedding OPERATOR(public.<=>) $1' END);
+        END IF;
+        EXECUTE format($q$
+            SELECT coalesce(array_agg(c.kind ORDER BY c.dist, c.id), '{}'),
+                   coalesce(array_agg(c.id ORDER BY c.dist, c.id), '{}'),
+                   coalesce(array_agg(c.dist ORDER BY c.dist, c.id), '{}')
+              FROM (SELECT u.* FROM (%2$s) AS u
+                     -- a vector of content since changed is not shown (its re-embedding is
+                     -- queued); checked after the HNSW scans, so that they stay index scans
+                     WHERE (u.kind = 'e' AND EXISTS (
                                 SELECT FROM nexus_memory.zep_episodic_memory AS e
-                                 WHERE e.agent_id = x.agent_id AND e.id = x.episode_id
-                                   AND (session IS NULL OR e.session_id = session)
-                                   AND (since IS NULL OR e.created_at >= since)
-                                   AND (until IS NULL OR e.created_at < until)
-                                   AND (tags_all IS NULL OR e.tags @> tags_all)
-                                   AND (metadata_contains IS NULL OR e.metadata @> metadata_contains)))
-                         ORDER BY x.embedding OPERATOR(public.<=>) query_embedding
-                         LIMIT candidates) AS ve
-                    UNION ALL
-                    -- the same, exact (an ORDER BY the HNSW index cannot serve)
-                    SELECT * FROM (
-                        SELECT 'e'::"char" AS kind, x.episode_id AS id,
-                               x.embedding OPERATOR(public.<=>) query_embedding AS dist,
-                               x.content_sha256 AS sha
-                          FROM nexus_memory.episode_embeddings AS x
-                         WHERE v_exact_e AND 'e' = ANY (v_kinds) AND x.agent_id = v_agent AND x.model = v_model
-                           AND (NOT v_filtered OR EXISTS (
-                                SELECT FROM nexus_memory.zep_episodic_memory AS e
-                                 WHERE e.agent_id = x.agent_id AND e.id = x.episode_id
-                                   AND (session IS NULL OR e.session_id = session)
-                                   AND (since IS NULL OR e.created_at >= since)
-                                   AND (until IS NULL OR e.created_at < until)
-                                   AND (tags_all IS NULL OR e.tags @> tags_all)
-                                   AND (metadata_contains IS NULL OR e.metadata @> metadata_contains)))
-                         ORDER BY (x.embedding OPERATOR(public.<=>) query_embedding) + 0
-                         LIMIT candidates) AS vex
-                    UNION ALL
-                    SELECT * FROM (
-                        SELECT 's'::"char", x.memory_id,
-                               x.embedding OPERATOR(public.<=>) query_embedding, x.content_sha256
-                          FROM nexus_memory.semantic_memory_embeddings AS x
-                         WHERE NOT v_exact_s AND 's' = ANY (v_kinds) AND x.agent_id = v_agent AND x.model = v_model
-                           AND (NOT v_filtered OR EXISTS (
+                                 WHERE e.agent_id = %1$L AND e.id = u.id AND e.content_sha256 = u.sha))
+                        OR (u.kind = 's' AND EXISTS (
                                 SELECT FROM nexus_memory.semantic_memories AS s
-                                 WHERE s.agent_id = x.agent_id AND s.id = x.memory_id
-                                   AND (since IS NULL OR s.created_at >= since)
-                                   AND (until IS NULL OR s.created_at < until)
-                                   AND (tags_all IS NULL OR s.tags @> tags_all)
-                                   AND (metadata_contains IS NULL OR s.metadata @> metadata_contains)))
-                         ORDER BY x.embedding OPERATOR(public.<=>) query_embedding
-                         LIMIT candidates) AS vs
-                    UNION ALL
-                    SELECT * FROM (
-                        SELECT 's'::"char", x.memory_id,
-                               x.embedding OPERATOR(public.<=>) query_embedding, x.content_sha256
-                          FROM nexus_memory.semantic_memory_embeddings AS x
-                         WHERE v_exact_s AND 's' = ANY (v_kinds) AND x.agent_id = v_agent AND x.model = v_model
-                           AND (NOT v_filtered OR EXISTS (
-                                SELECT FROM nexus_memory.semantic_memories AS s
-                                 WHERE s.agent_id = x.agent_id AND s.id = x.memory_id
-                                   AND (since IS NULL OR s.created_at >= since)
-                                   AND (until IS NULL OR s.created_at < until)
-                                   AND (tags_all IS NULL OR s.tags @> tags_all)
-                                   AND (metadata_contains IS NULL OR s.metadata @> metadata_contains)))
-                         ORDER BY (x.embedding OPERATOR(public.<=>) query_embedding) + 0
-                         LIMIT candidates) AS vsx) AS u
-                 -- a vector of content since changed is not shown (its re-embedding is queued);
-                 -- checked after the HNSW scans, so that they stay index scans
-                 WHERE (u.kind = 'e' AND EXISTS (
-                            SELECT FROM nexus_memory.zep_episodic_memory AS e
-                             WHERE e.agent_id = v_agent AND e.id = u.id AND e.content_sha256 = u.sha))
-                    OR (u.kind = 's' AND EXISTS (
-                            SELECT FROM nexus_memory.semantic_memories AS s
-                             WHERE s.agent_id = v_agent AND s.id = u.id AND s.content_sha256 = u.sha))
-                 -- relaxed_order: HNSW may return neighbours slightly out of order; sort again
-                 ORDER BY u.dist, u.id LIMIT candidates) AS c;
+                                 WHERE s.agent_id = %1$L AND s.id = u.id AND s.content_sha256 = u.sha))
+                     -- relaxed_order: HNSW may return neighbours slightly out of order; sort again
+                     ORDER BY u.dist, u.id LIMIT $8) AS c$q$,
+            v_agent, (SELECT string_agg(format('(%s)', b), ' UNION ALL ') FROM unnest(v_branches) AS b))
+           INTO v_kind, v_id, v_dist
+          USING query_embedding, v_model, session, since, until, tags_all, metadata_contains, candidates;
     END IF;
 
     -- fusion ------------------------------------------------------------------------------------
