@@ -711,7 +711,7 @@ def bench_size(size: str) -> Callable[[Stack], list[Figure]]:
                 figures.append(Figure(f"search.latency.p50_ms_{size}_{s}_{v}", v50, "ms", b50,
                                       ratio(v50, b50), f"{_runs(m.p50[v])}; {how}; {setup}"))
                 extra = ""
-                if c == 1 and m.p99_alone:
+                if c == 1 and m.p99_alone and m.crowded:
                     extra = (f"; without the queries of {', '.join(m.crowded)} (whose vectors"
                              f" share solo's partition and HNSW graph): p99"
                              f" {statistics.median(m.p99_alone):.1f} ms")
@@ -724,7 +724,7 @@ def bench_size(size: str) -> Callable[[Stack], list[Figure]]:
                 f" {m.vector_ms[0]:.1f}/{m.vector_ms[1]:.1f} ms; the SQL exact scan finds"
                 f" {m.exact_recall:.3f} of the same top-10 (p50/p99 {e50:.1f}/{e99:.1f} ms)"
                 + (f"; without the agents sharing solo's partition: {m.recall_alone:.3f}"
-                   if m.recall_alone is not None else "")))
+                   if m.recall_alone is not None and m.crowded else "")))
         a100 = results["a100"]
         if 1 in a100.by_share:
             o99, all99 = statistics.median(a100.by_share[1][1]), statistics.median(a100.p99["c1"])
