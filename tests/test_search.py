@@ -106,6 +106,33 @@ def test_intruder_finds_nothing_even_with_the_exact_vector(
     assert run_search(cfg, port, EPISODES[0], "--agent", "intruder") == []
 
 
+def test_search_opens_only_the_agents_own_vector_partitions(
+        searched: tuple[Config, int, dict[str, int]]) -> None:
+    """Every agent has a vector partition (HNSW graph) of its own (migration 0010), and the vector
+    branch is planned with the agent as a constant: a search locks, so plans and reads, the
+    caller's partitions and no other agent's, however many searches the session has run (a
+    cached generic plan would lock every partition at each run)."""
+    cfg, _, ids = searched
+    with su(cfg) as conn:
+        vector = conn.execute("SELECT embedding::text FROM nexus_memory.episode_embeddings "
+                              "WHERE episode_id = %s", (ids[EPISODES[1]],)).fetchone()[0]
+        others = conn.execute("SELECT count(*) FROM pg_catalog.pg_inherits WHERE inhparent ="
+                              " 'nexus_memory.episode_embeddings'::regclass").fetchone()[0]
+    assert others >= 3  # finder's, intruder's and the DEFAULT partition at least
+    with psycopg.connect(agents.dsn(cfg, "finder")) as conn:
+        for text in EPISODES * 2:
+            conn.execute("SELECT count(*) FROM nexus.memory_search(%s, %s::public.vector)",
+                         (text, vector)).fetchone()
+        locked = {r[0] for r in conn.execute(
+            "SELECT c.relname FROM pg_catalog.pg_locks AS l"
+            " JOIN pg_catalog.pg_class AS c ON c.oid = l.relation"
+            " WHERE l.pid = pg_backend_pid() AND c.relkind = 'r'"
+            " AND c.relnamespace = 'nexus_parts'::regnamespace")}
+        mine = conn.execute("SELECT left(md5(current_user), 16)").fetchone()[0]
+        conn.rollback()
+    assert locked == {f"episode_embeddings_{mine}", f"semantic_memory_embeddings_{mine}"}
+
+
 def test_every_api_function_has_a_comment(fresh_db: Config) -> None:
     with su(fresh_db) as conn:
         missing = conn.execute(
