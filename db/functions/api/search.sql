@@ -170,9 +170,9 @@ DECLARE
     v_id        bigint[] := '{}';
     v_dist      float8[] := '{}';
     v_rows      float8;
-    v_exact_e   boolean;
-    v_exact_s   boolean;
+    v_exact     boolean;
     v_branches  text[] := '{}';
+    v_k         record;
 BEGIN
     -- arguments ---------------------------------------------------------------------------------
     IF nullif(btrim(query), '') IS NULL AND query_embedding IS NULL THEN
@@ -286,82 +286,61 @@ BEGIN
         -- agent, the HNSW scan would walk the whole graph (hundreds of ms at 1% of a million
         -- rows), while its own rows are few. Since migration 0010 every registered agent has a
         -- partition of its own, so this is only for rows in the DEFAULT partition.
-        -- The agent's partition is found by name (a lookup through the partitioned table would
-        -- plan a scan of every agent's partition); an agent without one reads the DEFAULT's.
-        IF coalesce(v_rows, 0) <= 20000 AND 'e' = ANY (v_kinds) THEN
-            SELECT coalesce(v_rows, 0) * 10 < c.reltuples INTO v_exact_e
-              FROM pg_catalog.pg_class AS c
-             WHERE c.relnamespace = 'nexus_parts'::regnamespace
-               AND c.relname IN ('episode_embeddings_' || left(md5(v_agent), 16), 'episode_embeddings_default')
-             ORDER BY c.relname = 'episode_embeddings_default' LIMIT 1;
-        END IF;
-        IF coalesce(v_rows, 0) <= 20000 AND 's' = ANY (v_kinds) THEN
-            SELECT coalesce(v_rows, 0) * 10 < c.reltuples INTO v_exact_s
-              FROM pg_catalog.pg_class AS c
-             WHERE c.relnamespace = 'nexus_parts'::regnamespace
-               AND c.relname IN ('semantic_memory_embeddings_' || left(md5(v_agent), 16), 'semantic_memory_embeddings_default')
-             ORDER BY c.relname = 'semantic_memory_embeddings_default' LIMIT 1;
-        END IF;
         -- The statement is built for this call and planned once (EXECUTE): only the kinds asked
         -- for, the agent as a constant, the filters only if any. The planner prunes to the agent's
         -- partition at planning. A cached plan would hold every agent's partition (and lock them
         -- all at each run) or be planned again at each change of role, as row security requires.
         -- $1 query vector, $2 model, $3 session, $4 since, $5 until, $6 tags_all,
         -- $7 metadata_contains, $8 candidates.
-        IF 'e' = ANY (v_kinds) THEN
+        FOR v_k IN SELECT * FROM (VALUES
+                ('e'::"char", 'episode_embeddings', 'episode_id', 'zep_episodic_memory',
+                 'AND ($3::text IS NULL OR m.session_id = $3)'),
+                -- semantic memories belong to no session (kinds drops them when one is given)
+                ('s'::"char", 'semantic_memory_embeddings', 'memory_id', 'semantic_memories', ''))
+                AS v(kind, tbl, idcol, src, session_cond)
+                WHERE v.kind = ANY (v_kinds) ORDER BY v.kind LOOP
+            -- the agent's partition, by name (not through the partitioned table, whose plan
+            -- would scan every agent's); an agent without one has its rows in the DEFAULT
+            v_exact := false;
+            IF coalesce(v_rows, 0) <= 20000 THEN
+                SELECT coalesce(v_rows, 0) * 10 < c.reltuples INTO v_exact
+                  FROM pg_catalog.pg_class AS c
+                 WHERE c.relnamespace = 'nexus_parts'::regnamespace
+                   AND c.relname IN (memory_system._vector_partition(v_k.tbl, v_agent), v_k.tbl || '_default')
+                 ORDER BY c.relname = v_k.tbl || '_default' LIMIT 1;
+            END IF;
+            -- a vector of content since changed is not shown (its re-embedding is queued);
+            -- checked around the scan, so that it stays an index scan
             v_branches := v_branches || format($q$
-                SELECT 'e'::"char" AS kind, x.episode_id AS id,
-                       x.embedding OPERATOR(public.<=>) $1 AS dist, x.content_sha256 AS sha
-                  FROM nexus_memory.episode_embeddings AS x
-                 WHERE x.agent_id = %1$L AND x.model = $2 %2$s
-                 ORDER BY %3$s LIMIT $8$q$,
-                v_agent,
-                CASE WHEN v_filtered THEN $q$AND EXISTS (
-                        SELECT FROM nexus_memory.zep_episodic_memory AS e
-                         WHERE e.agent_id = x.agent_id AND e.id = x.episode_id
-                           AND ($3::text IS NULL OR e.session_id = $3)
-                           AND ($4::timestamptz IS NULL OR e.created_at >= $4)
-                           AND ($5::timestamptz IS NULL OR e.created_at < $5)
-                           AND ($6::text[] IS NULL OR e.tags @> $6)
-                           AND ($7::jsonb IS NULL OR e.metadata @> $7))$q$ ELSE '' END,
+                SELECT b.* FROM (
+                    SELECT %2$L::"char" AS kind, x.%4$I AS id,
+                           x.embedding OPERATOR(public.<=>) $1 AS dist, x.content_sha256 AS sha
+                      FROM nexus_memory.%3$I AS x
+                     WHERE x.agent_id = %1$L AND x.model = $2 %6$s
+                     ORDER BY %7$s LIMIT $8) AS b
+                 WHERE EXISTS (SELECT FROM nexus_memory.%5$I AS m
+                                WHERE m.agent_id = %1$L AND m.id = b.id AND m.content_sha256 = b.sha)$q$,
+                v_agent, v_k.kind, v_k.tbl, v_k.idcol, v_k.src,
+                CASE WHEN v_filtered THEN format($q$AND EXISTS (
+                        SELECT FROM nexus_memory.%1$I AS m
+                         WHERE m.agent_id = x.agent_id AND m.id = x.%2$I %3$s
+                           AND ($4::timestamptz IS NULL OR m.created_at >= $4)
+                           AND ($5::timestamptz IS NULL OR m.created_at < $5)
+                           AND ($6::text[] IS NULL OR m.tags @> $6)
+                           AND ($7::jsonb IS NULL OR m.metadata @> $7))$q$, v_k.src, v_k.idcol, v_k.session_cond)
+                     ELSE '' END,
                 -- exact: an ORDER BY the HNSW index cannot serve
-                CASE WHEN coalesce(v_exact_e, false) THEN '(x.embedding OPERATOR(public.<=>) $1) + 0'
+                CASE WHEN v_exact THEN '(x.embedding OPERATOR(public.<=>) $1) + 0'
                      ELSE 'x.embedding OPERATOR(public.<=>) $1' END);
-        END IF;
-        IF 's' = ANY (v_kinds) THEN
-            v_branches := v_branches || format($q$
-                SELECT 's'::"char" AS kind, x.memory_id AS id,
-                       x.embedding OPERATOR(public.<=>) $1 AS dist, x.content_sha256 AS sha
-                  FROM nexus_memory.semantic_memory_embeddings AS x
-                 WHERE x.agent_id = %1$L AND x.model = $2 %2$s
-                 ORDER BY %3$s LIMIT $8$q$,
-                v_agent,
-                CASE WHEN v_filtered THEN $q$AND EXISTS (
-                        SELECT FROM nexus_memory.semantic_memories AS s
-                         WHERE s.agent_id = x.agent_id AND s.id = x.memory_id
-                           AND ($4::timestamptz IS NULL OR s.created_at >= $4)
-                           AND ($5::timestamptz IS NULL OR s.created_at < $5)
-                           AND ($6::text[] IS NULL OR s.tags @> $6)
-                           AND ($7::jsonb IS NULL OR s.metadata @> $7))$q$ ELSE '' END,
-                CASE WHEN coalesce(v_exact_s, false) THEN '(x.embedding OPERATOR(public.<=>) $1) + 0'
-                     ELSE 'x.embedding OPERATOR(public.<=>) $1' END);
-        END IF;
+        END LOOP;
         EXECUTE format($q$
             SELECT coalesce(array_agg(c.kind ORDER BY c.dist, c.id), '{}'),
                    coalesce(array_agg(c.id ORDER BY c.dist, c.id), '{}'),
                    coalesce(array_agg(c.dist ORDER BY c.dist, c.id), '{}')
-              FROM (SELECT u.* FROM (%2$s) AS u
-                     -- a vector of content since changed is not shown (its re-embedding is
-                     -- queued); checked after the HNSW scans, so that they stay index scans
-                     WHERE (u.kind = 'e' AND EXISTS (
-                                SELECT FROM nexus_memory.zep_episodic_memory AS e
-                                 WHERE e.agent_id = %1$L AND e.id = u.id AND e.content_sha256 = u.sha))
-                        OR (u.kind = 's' AND EXISTS (
-                                SELECT FROM nexus_memory.semantic_memories AS s
-                                 WHERE s.agent_id = %1$L AND s.id = u.id AND s.content_sha256 = u.sha))
+              FROM (SELECT u.* FROM (%s) AS u
                      -- relaxed_order: HNSW may return neighbours slightly out of order; sort again
                      ORDER BY u.dist, u.id LIMIT $8) AS c$q$,
-            v_agent, (SELECT string_agg(format('(%s)', b), ' UNION ALL ') FROM unnest(v_branches) AS b))
+            (SELECT string_agg(format('(%s)', b), ' UNION ALL ') FROM unnest(v_branches) AS b))
            INTO v_kind, v_id, v_dist
           USING query_embedding, v_model, session, since, until, tags_all, metadata_contains, candidates;
     END IF;
