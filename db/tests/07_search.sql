@@ -481,7 +481,7 @@ SET LOCAL ROLE dave;
 SELECT results_eq(
     $$SELECT kind, id, round(score::numeric, 9) FROM nexus.text_candidates('zebra okapi quagga', df_budget => 100000)$$,
     $$SELECT kind, id, round(score::numeric, 9) FROM nexus.text_candidates('zebra okapi quagga', df_budget => NULL)$$,
-    'df_budget: a postings list over 1,024 is estimated from where its 1,024th posting falls (exact for evenly spread ids)');
+    'df_budget: a postings list over 256 is estimated from where its 256th posting falls (exact for evenly spread ids)');
 SELECT is((SELECT count(*) FROM nexus.text_candidates('zebra okapi quagga', candidates => 1000, df_budget => 3000)), 1000::bigint,
           'df_budget 3,000 prunes zebra (5,000 postings): the kept terms still fill the candidates');
 SELECT is(pg_temp.found($$SELECT kind, id FROM nexus.text_candidates('zebra okapi quagga', candidates => 50, df_budget => 3000)$$),

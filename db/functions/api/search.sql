@@ -41,8 +41,12 @@ DECLARE
     v_kinds  "char"[] := nexus._search_kinds(kinds);
     v_docs   float8;
     v_avgdl  float8;
+    -- BM25's term weight is wt * tf / (tf + v_c1 + v_c2 * dl), wt = idf * (k1 + 1): the constants
+    -- once per query, not per posting
+    v_c1     float8;
+    v_c2     float8;
     -- postings counted exactly per term (and kind) when pruning; longer lists are estimated
-    v_cap    bigint := CASE WHEN df_budget IS NULL THEN NULL ELSE 1024 END;
+    v_cap    bigint := CASE WHEN df_budget IS NULL THEN NULL ELSE 256 END;
 BEGIN
     IF candidates IS NULL OR candidates NOT BETWEEN 1 AND 1000 THEN
         RAISE EXCEPTION 'candidates must be between 1 and 1000, got %', candidates USING ERRCODE = 'NX031';
@@ -56,6 +60,8 @@ BEGIN
     IF coalesce(v_docs, 0) <= 0 OR coalesce(v_avgdl, 0) <= 0 THEN
         RETURN;
     END IF;
+    v_c1 := k1 * (1 - b);
+    v_c2 := k1 * b / v_avgdl;
     RETURN QUERY
     WITH terms AS (
         -- the query's distinct lexemes (stemmed, stop words gone): OR semantics
@@ -82,7 +88,7 @@ BEGIN
          GROUP BY t.lexeme
     ), ranked AS MATERIALIZED (
         -- rarest terms first, while their postings fit the budget; the rarest one always
-        SELECT d.lexeme, ln(1 + (v_docs - d.df + 0.5) / (d.df + 0.5)) AS idf,
+        SELECT d.lexeme, ln(1 + (v_docs - d.df + 0.5) / (d.df + 0.5)) * (k1 + 1) AS wt,
                df_budget IS NULL OR d.running <= df_budget OR d.n = 1 AS kept
           FROM (SELECT d.*, sum(d.df) OVER (ORDER BY d.df, d.lexeme) AS running,
                        row_number() OVER (ORDER BY d.df, d.lexeme) AS n
@@ -90,7 +96,7 @@ BEGIN
     ), scored AS MATERIALIZED (
         -- the kept terms find the candidates: index-only scans of their postings
         SELECT p.kind, p.doc_id,
-               sum(k.idf * p.tf * (k1 + 1) / (p.tf + k1 * (1 - b + b * p.dl / v_avgdl))) AS score
+               sum(k.wt * p.tf / (p.tf + v_c1 + v_c2 * p.dl)) AS score
           FROM ranked AS k
           JOIN nexus_memory.text_postings AS p
             ON p.agent_id = v_agent AND p.lexeme = k.lexeme AND p.kind = ANY (v_kinds)
@@ -102,7 +108,7 @@ BEGIN
     ), rescored AS (
         -- the pruned (common) terms still count for the pool: per term one index scan for the
         -- pool's ids (not a read of the term's whole postings, which the planner would choose)
-        SELECT p.kind, p.doc_id, sum(k.idf * p.tf * (k1 + 1) / (p.tf + k1 * (1 - b + b * p.dl / v_avgdl))) AS extra
+        SELECT p.kind, p.doc_id, sum(k.wt * p.tf / (p.tf + v_c1 + v_c2 * p.dl)) AS extra
           FROM ranked AS k
          CROSS JOIN LATERAL (
                 SELECT p.kind, p.doc_id, p.tf, p.dl FROM nexus_memory.text_postings AS p
@@ -123,7 +129,7 @@ COMMENT ON FUNCTION nexus.text_candidates(text, text[], integer, integer, float8
 IDF from the agent''s own corpus at query time. df_budget (default 10,000) bounds the postings read:
 the rarest terms whose postings fit it find the candidates (the rarest term always), and the common
 terms left out only rescore the best 3 x candidates of them; with a budget, a term''s document
-frequency over 1,024 postings is estimated from the spread of its ids. NULL: exact BM25, every
+frequency over 256 postings is estimated from the spread of its ids. NULL: exact BM25, every
 posting read.
 Returns (kind e|s, id, score), best first. Used by nexus.memory_search; errors NX031.';
 
