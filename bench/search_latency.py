@@ -37,6 +37,7 @@ import struct
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -479,16 +480,8 @@ VECTOR = ("SELECT id FROM nexus.memory_search(query_embedding => %s, limit_n => 
 EXACT = ("SELECT episode_id FROM nexus_memory.episode_embeddings"
          " WHERE agent_id = %s"
          " ORDER BY (embedding OPERATOR(public.<=>) %s) + 0, episode_id LIMIT 10")
-# the agents whose rows hash to the same vector partition as solo's
-CROWDED = ("SELECT a.agent_id FROM memory_system.agents AS a"
-           " WHERE a.agent_id <> %s AND (SELECT x.tableoid"
-           "   FROM nexus_memory.episode_embeddings AS x"
-           "   WHERE x.agent_id = a.agent_id LIMIT 1) = (SELECT x.tableoid"
-           "   FROM nexus_memory.episode_embeddings AS x WHERE x.agent_id = %s LIMIT 1)"
-           " ORDER BY 1")
-# how many agents' vectors share each agent's partition (and HNSW graph), solo's included
-SHARERS = ("SELECT a.agent_id, count(*) OVER (PARTITION BY a.part) FROM (SELECT DISTINCT"
-           " x.tableoid AS part, x.agent_id FROM nexus_memory.episode_embeddings AS x) AS a")
+# which vector partition (and HNSW graph) holds each agent's vectors
+PARTS = ("SELECT DISTINCT x.agent_id, x.tableoid FROM nexus_memory.episode_embeddings AS x")
 CLIENTS = (1, 8)
 # rounds of every variant (median kept); fewer when time is short
 ROUNDS = int(os.environ.get("NEXUS_BENCH_REPEATS") or 3)
@@ -626,8 +619,11 @@ def measure(st: Stack, size: str, setting: str) -> Measured:
         exact_times, exact_ids = run_serial(conn, EXACT, queries[:EXACT_QUERIES])
         exact_recall = statistics.fmean(overlap(ids, q.truth) for ids, q in zip(
             exact_ids, queries, strict=False))
-        crowded = [r[0] for r in conn.execute(CROWDED, (SOLO, SOLO))]
-        sharers = dict(conn.execute(SHARERS).fetchall())
+        part = dict(conn.execute(PARTS).fetchall())
+    # the agents whose vectors share solo's partition, and per agent how many share its own
+    crowded = sorted(a for a, p in part.items() if a != SOLO and p == part.get(SOLO))
+    per_part = Counter(part.values())
+    sharers = {a: per_part[p] for a, p in part.items()}
     alone = [i for i, q in enumerate(queries) if q.agent not in crowded]
     recall_alone = (statistics.fmean(overlap(vec_ids[i], queries[i].truth) for i in alone)
                     if setting == "a100" and alone else None)

@@ -15,14 +15,15 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    t text;
+    t    text;
+    part text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['episode_embeddings', 'semantic_memory_embeddings'] LOOP
         IF TG_OP = 'INSERT' THEN
+            part := memory_system._vector_partition(t, NEW.agent_id);
             EXECUTE format('CREATE TABLE IF NOT EXISTS nexus_parts.%I PARTITION OF nexus_memory.%I FOR VALUES IN (%L)',
-                           memory_system._vector_partition(t, NEW.agent_id), t, NEW.agent_id);
-            EXECUTE format('COMMENT ON TABLE nexus_parts.%I IS %L',
-                           memory_system._vector_partition(t, NEW.agent_id), 'Vectors of agent ' || NEW.agent_id);
+                           part, t, NEW.agent_id);
+            EXECUTE format('COMMENT ON TABLE nexus_parts.%I IS %L', part, 'Vectors of agent ' || NEW.agent_id);
         ELSE
             -- empty by now: an agent's memories (and with them their vectors) go before the agent
             EXECUTE format('DROP TABLE IF EXISTS nexus_parts.%I', memory_system._vector_partition(t, OLD.agent_id));

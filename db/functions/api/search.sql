@@ -317,7 +317,7 @@ BEGIN
             END IF;
             -- a vector of content since changed is not shown (its re-embedding is queued);
             -- checked around the scan, so that it stays an index scan
-            v_branches := v_branches || format($q$
+            v_branches := v_branches || format($q$(
                 SELECT b.* FROM (
                     SELECT %2$L::"char" AS kind, x.%4$I AS id,
                            x.embedding OPERATOR(public.<=>) $1 AS dist, x.content_sha256 AS sha
@@ -325,7 +325,7 @@ BEGIN
                      WHERE x.agent_id = %1$L AND x.model = $2 %6$s
                      ORDER BY %7$s LIMIT $8) AS b
                  WHERE EXISTS (SELECT FROM nexus_memory.%5$I AS m
-                                WHERE m.agent_id = %1$L AND m.id = b.id AND m.content_sha256 = b.sha)$q$,
+                                WHERE m.agent_id = %1$L AND m.id = b.id AND m.content_sha256 = b.sha))$q$,
                 v_agent, v_k.kind, v_k.tbl, v_k.idcol, v_k.src,
                 CASE WHEN v_filtered THEN format($q$AND EXISTS (
                         SELECT FROM nexus_memory.%1$I AS m
@@ -346,7 +346,7 @@ BEGIN
               FROM (SELECT u.* FROM (%s) AS u
                      -- relaxed_order: HNSW may return neighbours slightly out of order; sort again
                      ORDER BY u.dist, u.id LIMIT $8) AS c$q$,
-            (SELECT string_agg(format('(%s)', b), ' UNION ALL ') FROM unnest(v_branches) AS b))
+            array_to_string(v_branches, ' UNION ALL '))
            INTO v_kind, v_id, v_dist
           USING query_embedding, v_model, session, since, until, tags_all, metadata_contains, candidates;
     END IF;
