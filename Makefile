@@ -26,7 +26,7 @@ run: setup
 test: setup lint pytest
 
 lint:
-	$(BIN)/ruff check sidecar tests bench conftest.py
+	$(BIN)/ruff check sidecar nexus tests bench conftest.py
 
 pytest:
 	$(BIN)/pytest

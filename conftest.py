@@ -24,10 +24,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from sidecar import config, migrate, secrets
+from nexus import migrate
+from nexus.stack import Stack
+from sidecar import config, secrets
 from sidecar.config import SUPERUSER, Config
-from sidecar.pgserver import free_port
-from sidecar.stack import Stack
+from sidecar.ports import free_port
 
 ROOT = Path(__file__).resolve().parent
 TEMPLATE = "nexus_template"

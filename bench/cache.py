@@ -15,7 +15,7 @@ import sys
 import time
 
 from bench.harness import BenchDb, Benchmark, Figure, cloned_database, ratio
-from sidecar.stack import Stack
+from nexus.stack import Stack
 
 AGENTS = 100
 SIZES = (100_000, 1_000_000)

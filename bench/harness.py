@@ -22,10 +22,11 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from sidecar import config, db, migrate, secrets
+from nexus import migrate
+from nexus.stack import Stack
+from sidecar import config, db, secrets
 from sidecar.config import SUPERUSER, WORKER
-from sidecar.pgserver import free_port
-from sidecar.stack import Stack
+from sidecar.ports import free_port
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # the database the stack migrates; each benchmark works on its own clone of it

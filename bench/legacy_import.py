@@ -30,10 +30,10 @@ import psycopg
 from psycopg import sql
 
 from bench.harness import BenchDb, Benchmark, Figure, cloned_database, ratio
+from nexus.imports import copy_between
+from nexus.stack import Stack
 from sidecar import secrets
 from sidecar.config import SUPERUSER
-from sidecar.importer import copy_between
-from sidecar.stack import Stack
 
 SIZES = (100_000, 1_000_000)
 LEGACY_DB = "bench_legacy"
@@ -50,11 +50,11 @@ IMPORT = """
 import json, sys
 from pathlib import Path
 import psycopg
-from sidecar import importer
-opts = importer.LegacyOptions(pg=sys.argv[1], mapping=Path(sys.argv[2]), source_name="bench",
+from nexus import imports
+opts = imports.LegacyOptions(pg=sys.argv[1], mapping=Path(sys.argv[2]), source_name="bench",
                               jobs=int(sys.argv[4]))
 with psycopg.connect(sys.argv[3]) as conn:
-    report = importer.import_legacy(conn, opts)
+    report = imports.import_legacy(conn, opts)
 peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]
 print(json.dumps({"ok": report["ok"], "episodes": report["kinds"]["episode"]["equal"],
                   "peak_rss_mb": int(peak) / 1024}))

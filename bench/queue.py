@@ -27,7 +27,7 @@ from bench.harness import (
     settle_stats,
     target_note,
 )
-from sidecar.stack import Stack
+from nexus.stack import Stack
 
 AGENT = "bench"
 EPISODES = "nexus_memory.zep_episodic_memory"

@@ -49,10 +49,11 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 
 from bench.harness import Benchmark, Figure, ratio, table, target_note
-from sidecar import config, db, migrate, secrets
+from nexus import migrate
+from nexus.stack import Stack
+from sidecar import config, db, secrets
 from sidecar.config import SUPERUSER
-from sidecar.pgserver import free_port, port_free
-from sidecar.stack import Stack
+from sidecar.ports import free_port, port_free
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = ROOT / ".cache" / "bench" / "search-latency"

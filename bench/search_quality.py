@@ -52,9 +52,9 @@ from bench.harness import (
     target_note,
     throwaway_stack,
 )
+from nexus.stack import Stack
 from sidecar import config
 from sidecar.embedder import Embedder
-from sidecar.stack import Stack
 
 DATA_DIR = Path(os.environ.get("NEXUS_BENCH_SCIFACT", "/work/shared/data/scifact"))
 CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "bench" / "vectors"
@@ -247,7 +247,7 @@ def worker_process(bdb: BenchDb, model: str, version: str) -> Iterator[subproces
                NEXUS_WORKER_THREADS=str(WORKER_THREADS), WORKER_REPLICAS="1")
     logfile = cfg.home / "search_quality_worker.log"
     with open(logfile, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "sidecar.cli", "worker"], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "nexus.cli", "worker"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 240

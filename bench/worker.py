@@ -21,9 +21,9 @@ from pathlib import Path
 
 from bench.harness import BenchDb, Benchmark, Figure, cloned_database, ratio, target_note
 from bench.queue import episode_text
+from nexus.stack import Stack
 from sidecar.embedder import Embedder
-from sidecar.pgserver import free_port
-from sidecar.stack import Stack
+from sidecar.ports import free_port
 
 SHORT_ITEMS = 2000
 LONG_ITEMS = 100
@@ -72,7 +72,7 @@ def start_worker(bdb: BenchDb) -> tuple[subprocess.Popen, int]:
                NEXUS_PG_PORT=str(cfg.pg_port), NEXUS_REDIS_PORT=str(cfg.redis_port),
                NEXUS_HTTP_PORT=str(port), NEXUS_WORKER_BATCH=str(BATCH),
                NEXUS_WORKER_THREADS=str(THREADS), WORKER_REPLICAS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "sidecar.cli", "worker"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "nexus.cli", "worker"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while _get(f"http://127.0.0.1:{port}/health") != 200:

@@ -1,4 +1,4 @@
-"""One sidecar process (embedding worker + HTTP), and the supervisor that runs N of them."""
+"""One sidecar process: the embedding worker, its HTTP endpoints and the cache mirror."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
 import sys
-import time
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -19,7 +17,7 @@ from sidecar.config import Config
 from sidecar.embedder import Embedder, ModelError
 from sidecar.http import Context, make_app
 from sidecar.metrics import Metrics
-from sidecar.pgserver import ServerError, port_free
+from sidecar.ports import ServerError, port_free
 from sidecar.worker import Worker, check_settings, make_pool
 
 log = logging.getLogger("nexus.service")
@@ -35,8 +33,20 @@ async def _database_target(pool) -> tuple[str, int]:  # noqa: ANN001
     return model, dims
 
 
-async def serve(cfg: Config) -> None:
-    """Run one worker with its HTTP endpoints until SIGTERM/SIGINT; then drain and exit."""
+async def _orphaned(stop: asyncio.Event, parent: int) -> None:
+    """A replica whose supervisor is gone (killed) drains and exits rather than run unwatched."""
+    while not stop.is_set():
+        if os.getppid() != parent:
+            log.warning("the supervisor (pid %s) is gone: draining and exiting", parent)
+            stop.set()
+            return
+        await asyncio.sleep(1)
+
+
+async def serve(cfg: Config, supervised: bool = False) -> None:
+    """Run one worker with its HTTP endpoints until SIGTERM/SIGINT (or, `supervised`, until its
+    supervisor is gone); then drain and exit."""
+    parent = os.getppid()
     check_settings(cfg)
     if cfg.http_port and not port_free(cfg.http_host, cfg.http_port):
         raise ServerError(f"HTTP port {cfg.http_port} is already in use: set NEXUS_HTTP_PORT")
@@ -70,9 +80,12 @@ async def serve(cfg: Config) -> None:
                  cfg.http_host, cfg.http_port)
         mirror = MirrorThread(cfg, metrics, cfg.reconcile_seconds)
         mirror.start()
+        watch = asyncio.create_task(_orphaned(stop, parent)) if supervised else None
         try:
             await worker.run(stop)
         finally:
+            if watch is not None:
+                watch.cancel()
             mirror.stop()
             await asyncio.to_thread(mirror.join, 10)
         log.info("worker %s stopped", worker.id)
@@ -83,50 +96,11 @@ async def serve(cfg: Config) -> None:
         await redis.aclose()
 
 
-def run_one(cfg: Config) -> int:
+def run_one(cfg: Config, supervised: bool = False) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        asyncio.run(serve(cfg))
+        asyncio.run(serve(cfg, supervised))
     except (ModelError, ServerError, secrets.SecretError, ValueError) as exc:
         print(f"nexus worker: error: {exc}", file=sys.stderr)
         return 2
     return 0
-
-
-def run_replicas(cfg: Config, replicas: int) -> int:
-    """Run `replicas` worker processes (HTTP on consecutive ports), restarting any that crash,
-    until SIGTERM/SIGINT, which is passed on so each drains."""
-    if replicas == 1:
-        return run_one(cfg)
-    stopping = False
-
-    def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-    def spawn(i: int) -> subprocess.Popen:
-        port = cfg.http_port + i if cfg.http_port else 0
-        env = dict(os.environ, NEXUS_HOME=str(cfg.home), NEXUS_HTTP_PORT=str(port))
-        return subprocess.Popen([sys.executable, "-m", "sidecar.cli", "worker", "--replicas", "1"],
-                                env=env)
-
-    children = {i: spawn(i) for i in range(replicas)}
-    while not stopping:
-        time.sleep(0.5)
-        for i, child in list(children.items()):
-            code = child.poll()
-            if code is not None and not stopping:
-                if code == 2:  # a configuration error: restarting will not help
-                    print(f"nexus worker: replica {i} refused to start", file=sys.stderr)
-                    stopping = True
-                    break
-                print(f"nexus worker: replica {i} exited with {code}; restarting", file=sys.stderr)
-                children[i] = spawn(i)
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    codes = [child.wait() for child in children.values()]
-    return 0 if all(c in (0, -signal.SIGTERM) for c in codes) else 1

@@ -20,12 +20,13 @@ import pytest
 import redis
 
 from conftest import NEXUS, clone_template, drop_database
-from sidecar import agents, cache, client, secrets
+from nexus import agents, client
+from nexus.redisserver import RedisServer
+from nexus.stack import Stack
+from sidecar import cache, secrets
 from sidecar.config import Config
 from sidecar.metrics import Metrics
-from sidecar.pgserver import free_port
-from sidecar.redisserver import RedisServer
-from sidecar.stack import Stack
+from sidecar.ports import free_port
 from tests.test_worker import su, wait_for
 
 

@@ -3,7 +3,7 @@
 The legacy store is built inside the test: plain tables `episodic_memory` and `working_memory` in
 a database of their own on the test PostgreSQL, and working-memory keys in a redis-server of the
 module's own (live, and saved to an RDB file). The import runs through `nexus import` as a user
-runs it, and through sidecar.importer for the finer checks."""
+runs it, and through nexus.imports for the finer checks."""
 
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ import pytest
 import redis
 
 from conftest import NEXUS, clone_template, drop_database
-from sidecar import agents, importer, secrets
+from nexus import agents, imports
+from nexus.redisserver import RedisServer
+from nexus.stack import Stack
+from sidecar import secrets
 from sidecar.config import SUPERUSER, Config
-from sidecar.pgserver import free_port
-from sidecar.redisserver import RedisServer
-from sidecar.stack import Stack
+from sidecar.ports import free_port
 from tests.test_worker import start_worker, stop, su, wait_for, worker_env
 
 LEGACY_EPISODES = 1200
@@ -142,9 +143,9 @@ def target_conn(cfg: Config) -> psycopg.Connection:
 
 
 def run_legacy(lg: Legacy, **kwargs: object) -> dict:
-    opts = importer.LegacyOptions(pg=lg.dsn, redis_url=lg.redis_url, **kwargs)  # type: ignore[arg-type]
+    opts = imports.LegacyOptions(pg=lg.dsn, redis_url=lg.redis_url, **kwargs)  # type: ignore[arg-type]
     with target_conn(lg.cfg) as conn:
-        return importer.import_legacy(conn, opts)
+        return imports.import_legacy(conn, opts)
 
 
 # -- errors before anything is written -----------------------------------------------------------
@@ -296,9 +297,9 @@ def test_a_bad_row_is_rejected_by_name_and_imported_once_fixed(legacy: Legacy) -
     finally:
         legacy.legacy_sql("DELETE FROM episodic_memory WHERE id = %s", bad_id)
     with target_conn(legacy.cfg) as conn:
-        for i in importer.list_imports(conn):
+        for i in imports.list_imports(conn):
             if i["state"] != "rolled_back":
-                importer.rollback(conn, i["import_id"])
+                imports.rollback(conn, i["import_id"])
 
 
 def test_mapping_file_and_rdb_file(legacy: Legacy, tmp_path: Path) -> None:
@@ -373,13 +374,13 @@ def test_jsonl_round_trip_is_identical(stack: Stack, legacy: Legacy, tmp_path: P
         with su(other) as conn:
             agents.add(conn, other, "carla", "", None)
         with target_conn(other) as conn:
-            report = importer.import_jsonl(conn, first)
+            report = imports.import_jsonl(conn, first)
         assert report["ok"], report
         assert {k: v["equal"] for k, v in report["kinds"].items()} == \
             {"episode": 40, "semantic": 2, "working_memory": 2, "checkpoint": 2}
         second = tmp_path / "again.jsonl"
         with target_conn(other) as conn, second.open("w") as out:
-            importer.export_agent(conn, "carla", out)
+            imports.export_agent(conn, "carla", out)
         assert second.read_bytes() == first.read_bytes()
         # the fact keeps its link to the episode it came from
         with su(other) as conn:
@@ -391,22 +392,22 @@ def test_jsonl_round_trip_is_identical(stack: Stack, legacy: Legacy, tmp_path: P
         # again: nothing new; and the same file into the database it came from adds nothing
         before = state(other)
         with target_conn(other) as conn:
-            again = importer.import_jsonl(conn, first)
+            again = imports.import_jsonl(conn, first)
         assert again["ok"] and all(r["written"] == 0 for r in again["import"].values())
         before_src = state(src)
         with target_conn(src) as conn:
-            home = importer.import_jsonl(conn, first)
+            home = imports.import_jsonl(conn, first)
         assert home["ok"] and home["kinds"]["episode"]["equal"] == 40
         assert {k: v for k, v in state(src).items() if k != "ledger"} == \
             {k: v for k, v in before_src.items() if k != "ledger"}
         # rolling that back deletes nothing it found already there
         with target_conn(src) as conn:
-            result = importer.rollback(conn, home["import_id"])
+            result = imports.rollback(conn, home["import_id"])
         assert result["episodes_deleted"] == 0 and result["facts_deleted"] == 0
         assert state(src) == before_src | {"ledger": state(src)["ledger"]}
         # rolling back the import into the other database empties it again
         with target_conn(other) as conn:
-            importer.rollback(conn, report["import_id"])
+            imports.rollback(conn, report["import_id"])
         left = state(other)
         assert not any(left[k] for k in ("episodes", "facts", "working_memory", "checkpoints",
                                          "queue", "postings", "stats", "ledger")), left

@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from conftest import connect_as
-from sidecar import agents, secrets
+from nexus import agents
+from sidecar import secrets
 from sidecar.config import APP, READONLY, SUPERUSER, WORKER, Config
 
 _names = itertools.count(1)

@@ -8,9 +8,9 @@ import subprocess
 from psycopg import sql
 
 from conftest import NEXUS, connect_as, drop_database, superuser_password
-from sidecar import migrate
+from nexus import migrate
+from nexus.stack import Stack
 from sidecar.config import SUPERUSER, Config
-from sidecar.stack import Stack
 
 
 def test_landed_migrations_never_change() -> None:

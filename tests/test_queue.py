@@ -12,7 +12,8 @@ import psycopg
 import pytest
 
 from conftest import connect_as
-from sidecar import agents, secrets
+from nexus import agents
+from sidecar import secrets
 from sidecar.config import SUPERUSER, WORKER, Config
 
 FAKE_VECTOR = "[" + ",".join(["1"] + ["0"] * 383) + "]"

@@ -1,5 +1,5 @@
 """Search end to end with the real model: the worker embeds what an agent records, and the agent
-finds it by text, by vector and by both, from SQL, from `nexus search` and from sidecar.client."""
+finds it by text, by vector and by both, from SQL, from `nexus search` and from nexus.client."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import psycopg
 import pytest
 
 from conftest import NEXUS, clone_template, drop_database
-from sidecar import agents, client
+from nexus import agents, client
+from nexus.stack import Stack
 from sidecar.config import Config
-from sidecar.stack import Stack
 from tests.test_worker import start_worker, stop, su, wait_for, worker_env
 
 EPISODES = [

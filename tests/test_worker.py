@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -17,10 +18,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import NEXUS, connect_as, own_stack_env, process_alive
-from sidecar import agents, config, secrets
+from nexus import agents
+from nexus.stack import Stack
+from sidecar import config, secrets
 from sidecar.config import SUPERUSER, Config
-from sidecar.pgserver import free_port
-from sidecar.stack import Stack
+from sidecar.ports import free_port
 
 WORDS = ["memory", "agent", "river", "planet", "quiet", "signal", "orange", "harbor",
          "lantern", "theory", "garden", "copper", "window", "thunder", "fabric", "mirror"]
@@ -51,8 +53,11 @@ def worker_env(cfg: Config, http_port: int, **extra: str) -> dict[str, str]:
 
 
 def start_worker(cfg: Config, *args: str, **extra: str) -> tuple[subprocess.Popen, int]:
+    """One worker process (`python -m sidecar --replica`, what the supervisor runs), or with
+    `--replicas N` the supervisor and its N replicas."""
     port = free_port()
-    proc = subprocess.Popen([NEXUS, "worker", *args], env=worker_env(cfg, port, **extra),
+    command = [sys.executable, "-m", "sidecar", *(args or ("--replica",))]
+    proc = subprocess.Popen(command, env=worker_env(cfg, port, **extra),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for(lambda: proc.poll() is not None or http(port, "/health")[0] in (200, 503),
              timeout=240)
@@ -295,7 +300,8 @@ def test_a_model_of_the_wrong_dimension_is_refused_at_start(fresh_db: Config) ->
 
 
 def test_up_runs_the_worker_and_health_follows_postgresql_and_redis() -> None:
-    """`nexus up` (what `make run` runs) starts the worker; /health tracks the servers."""
+    """`nexus up` (what `make run` runs) starts the worker; /health tracks the servers, and the
+    stack's watchdog restarts a server that dies."""
     with own_stack_env("nexus-health-", NEXUS_WORKER_POLL_SECONDS="1") as env:
         up_run_and_follow_health(env)
 
@@ -336,13 +342,23 @@ def up_run_and_follow_health(env: dict[str, str]) -> None:
         doctor = subprocess.run([NEXUS, "doctor"], env=env, capture_output=True, text=True)
         assert doctor.returncode == 0, doctor.stdout
         assert doctor.stdout.count("PASS") == 9 and "all checks passed" in doctor.stdout
-        st.redis.stop()
+        redis_pid = st.redis.pid()
+        os.kill(redis_pid, signal.SIGSTOP)  # Redis hangs: degraded, not down
         wait_for(health("degraded", 200), timeout=30)
-        st.redis.start()
+        os.kill(redis_pid, signal.SIGCONT)
         wait_for(health("ok", 200), timeout=30)
+
+        def restarted(name: str) -> Callable[[], bool]:
+            def check() -> bool:
+                """the watchdog of `nexus up --detach` restarting it"""
+                doc = json.loads(subprocess.run([NEXUS, "status", "--json"], env=env,
+                                                capture_output=True, text=True).stdout)
+                return doc[name]["restarts"] == 1 and doc["healthy"]
+            return check
+        os.kill(redis_pid, signal.SIGKILL)
+        wait_for(restarted("redis"), timeout=60)
         st.pg.stop()
-        wait_for(health("down", 503), timeout=30)
-        st.pg.start()
+        wait_for(restarted("postgresql"), timeout=90)
         wait_for(health("ok", 200), timeout=60)
         pids = [st.pg.pid(), st.redis.pid(), st.worker_pid()]
         down = subprocess.run([NEXUS, "down"], env=env, capture_output=True, text=True,

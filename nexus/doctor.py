@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 import yaml
 
-from sidecar import backup, migrate
-from sidecar.stack import Stack
+from nexus import backup, migrate
+from nexus.stack import Stack
 
 ALERTS = migrate.PROJECT_ROOT / "deploy" / "prometheus" / "alerts.yml"
 PROMTOOL = migrate.PROJECT_ROOT / ".cache" / "prometheus" / "usr" / "bin" / "promtool"

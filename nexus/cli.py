@@ -4,30 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import redis
 from psycopg.conninfo import conninfo_to_dict
 
-from sidecar import (
-    agents,
-    backup,
-    cache,
-    client,
-    config,
-    doctor,
-    importer,
-    migrate,
-    secrets,
-    service,
-)
+from nexus import agents, backup, client, doctor, imports, migrate
+from nexus.stack import Stack, apply_role_passwords, process_alive, resolve_home
+from nexus.watch import Watchdog
+from sidecar import cache, config, secrets
 from sidecar.config import SUPERUSER
-from sidecar.pgserver import ServerError
-from sidecar.stack import Stack, apply_role_passwords, resolve_home
+from sidecar.ports import ServerError
+from sidecar.supervisor import Supervisor
 
 
 def _stack(args: argparse.Namespace) -> Stack:
@@ -44,38 +39,84 @@ def _print_connections(stack: Stack) -> None:
     print("Agents: nexus agent add NAME, then: psql \"$(nexus agent dsn NAME)\"")
 
 
-def cmd_up(args: argparse.Namespace) -> int:
-    stack = _stack(args)
+def _watch(stack: Stack, stopping: Callable[[], bool]) -> int:
+    """Keep the stack running until `stopping()`; 1 if a component had to be given up."""
+    dog = Watchdog(stack)
+    while not stopping():
+        dog.step()
+        if dog.failed:
+            print(f"nexus: stopping the stack: {', '.join(dog.failed)} cannot be restarted",
+                  file=sys.stderr, flush=True)
+            stack.down()
+            return 1
+        time.sleep(0.5)
+    return 0
+
+
+def _on_stop_signals() -> Callable[[], bool]:
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
 
-    if not args.detach:
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return lambda: stopping
+
+
+def _watch_pidfile(stack: Stack) -> Path:
+    return stack.cfg.home / "run" / "watch.pid"
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    stack = _stack(args)
+    stopping = _on_stop_signals() if not args.detach else None
     stack.up()
     _print_connections(stack)
     if args.detach:
-        print("Stack running in the background; stop it with: nexus down")
+        _stop_watchdog(stack)
+        env = dict(os.environ, NEXUS_HOME=str(stack.cfg.home), NEXUS_PG_PORT=str(stack.cfg.pg_port),
+                   NEXUS_REDIS_PORT=str(stack.cfg.redis_port))
+        (stack.cfg.home / "log").mkdir(parents=True, exist_ok=True)
+        with (stack.cfg.home / "log" / "watch.log").open("ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "nexus.cli", "watch"], env=env,
+                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        _watch_pidfile(stack).write_text(str(proc.pid))
+        print("Stack running in the background, restarted if a part of it dies; "
+              "stop it with: nexus down")
         return 0
     print("Stack running; Ctrl-C stops it.", flush=True)
-    while not stopping:
-        worker_gone = stack.cfg.worker_replicas > 0 and stack.worker_pid() is None
-        if stack.pg.pid() is None or stack.redis.pid() is None or worker_gone:
-            print("nexus: a server stopped unexpectedly; stopping the stack", file=sys.stderr)
-            stack.down()
-            return 1
-        time.sleep(0.5)
-    print("Stopping...", flush=True)
-    stack.down()
-    print("Stopped.")
-    return 0
+    code = _watch(stack, stopping)  # type: ignore[arg-type]
+    if code == 0:
+        print("Stopping...", flush=True)
+        stack.down()
+        print("Stopped.")
+    return code
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    return _watch(_stack(args), _on_stop_signals())
+
+
+def _stop_watchdog(stack: Stack) -> None:
+    try:
+        pid = int(_watch_pidfile(stack).read_text())
+    except (FileNotFoundError, ValueError):
+        return
+    if process_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while process_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    _watch_pidfile(stack).unlink(missing_ok=True)
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    _stack(args).down()
+    stack = _stack(args)
+    _stop_watchdog(stack)
+    stack.down()
     return 0
 
 
@@ -88,12 +129,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         for name in ("postgresql", "redis"):
             s = status[name]
             state = "healthy" if s["healthy"] else ("running" if s["pid"] else "stopped")
-            print(f"{name:<11} {state} (pid {s['pid']}, port {s['port']})")
+            print(f"{name:<11} {state} (pid {s['pid']}, port {s['port']}, "
+                  f"{s['restarts']} restarts)")
         w = status["worker"]
         if w["replicas"]:
-            state = w["health"] or ("starting" if w["pid"] else "stopped")
-            print(f"{'worker':<11} {state} (pid {w['pid']}, {w['replicas']} replicas, "
-                  f"http {w['http_port']})")
+            state = w["state"] + (f", health {w['health']}" if w["health"] else "")
+            print(f"{'worker':<11} {state} (supervisor pid {w['pid']}, {w['replicas']} replicas, "
+                  f"{w['restarts']} restarts, http {w['http_port']})")
         for role, url in status["dsns"].items():
             print(f"  {role:<16} {url}")
         print(f"redis_url   {status['redis_url']}")
@@ -167,7 +209,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     replicas = cfg.worker_replicas if args.replicas is None else args.replicas
     if not 1 <= replicas <= 16:
         raise ServerError("replicas must be between 1 and 16 (WORKER_REPLICAS or --replicas)")
-    return service.run_replicas(cfg, replicas)
+    return Supervisor(cfg, replicas).run()
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -263,7 +305,7 @@ def _target(args: argparse.Namespace) -> tuple[psycopg.Connection, object]:
 
 
 def _print_report(report: dict, as_json: bool) -> int:
-    print(json.dumps(report, indent=2, default=str) if as_json else importer.summary(report))
+    print(json.dumps(report, indent=2, default=str) if as_json else imports.summary(report))
     return 0 if report["ok"] else 1
 
 
@@ -271,13 +313,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     conn, cfg = _target(args)
     with conn:
         if args.import_cmd == "list":
-            for i in importer.list_imports(conn):
+            for i in imports.list_imports(conn):
                 ok = {True: "valid", False: "INVALID", None: "-"}[i["ok"]]
                 print(f"{i['import_id']:>5}  {i['format']:<6} {i['state']:<11} {ok:<7} "
                       f"{i['rows']:>9} rows  {i['started_at']:%Y-%m-%d %H:%M}  {i['source']}")
             return 0
         if args.import_cmd == "rollback":
-            result = importer.rollback(conn, args.import_id)
+            result = imports.rollback(conn, args.import_id)
             print(f"import {args.import_id} rolled back: {result['episodes_deleted']} episodes, "
                   f"{result['facts_deleted']} facts, {result['checkpoints_deleted']} checkpoints "
                   f"and "
@@ -287,21 +329,21 @@ def cmd_import(args: argparse.Namespace) -> int:
         create = None
         if args.create_agents:
             if cfg is None:
-                raise importer.ImportFailed("--create-agents works on the local stack only "
+                raise imports.ImportFailed("--create-agents works on the local stack only "
                                             "(agents need secret files): nexus agent add NAME")
 
             def create(name: str) -> None:
                 agents.add(conn, cfg, name, "imported")  # type: ignore[arg-type]
                 print(f"nexus: created agent {name}", file=sys.stderr)
         if args.import_cmd == "legacy":
-            opts = importer.LegacyOptions(
+            opts = imports.LegacyOptions(
                 pg=args.pg, redis_url=args.redis, agent=args.agent, source_name=args.source_name,
                 redis_rdb=Path(args.redis_rdb) if args.redis_rdb else None,
                 mapping=Path(args.mapping) if args.mapping else None, batch=args.batch,
                 wait=args.wait, jobs=args.jobs)
-            report = importer.import_legacy(conn, opts, create)
+            report = imports.import_legacy(conn, opts, create)
         else:
-            report = importer.import_jsonl(conn, Path(args.file), args.agent, create,
+            report = imports.import_jsonl(conn, Path(args.file), args.agent, create,
                                            args.batch, args.wait)
     return _print_report(report, args.json)
 
@@ -311,9 +353,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     with conn:
         if args.out:
             with open(args.out, "w", encoding="utf-8") as out:
-                counts = importer.export_agent(conn, args.agent, out)
+                counts = imports.export_agent(conn, args.agent, out)
         else:
-            counts = importer.export_agent(conn, args.agent, sys.stdout)
+            counts = imports.export_agent(conn, args.agent, sys.stdout)
     print("exported " + ", ".join(f"{n} {k}" for k, n in counts.items())
           + (f" to {args.out}" if args.out else ""), file=sys.stderr)
     return 0
@@ -331,6 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detach", action="store_true", help="return once the stack is up")
     ports(p)
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("watch")  # what `nexus up --detach` leaves running: the watchdog
+    ports(p)
+    p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("worker", help="run embedding worker process(es) with /health, /metrics")
     p.add_argument("--replicas", type=int, help="worker processes (WORKER_REPLICAS, 1)")
@@ -423,8 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="register agents that do not exist yet (local stack)")
         p.add_argument("--wait", type=float, metavar="SECONDS", nargs="?", const=3600.0,
                        help="wait for the workers to embed everything imported (default 3600 s)")
-        p.add_argument("--batch", type=int, default=importer.BATCH_ROWS,
-                       help=f"rows per committed batch ({importer.BATCH_ROWS})")
+        p.add_argument("--batch", type=int, default=imports.BATCH_ROWS,
+                       help=f"rows per committed batch ({imports.BATCH_ROWS})")
         p.add_argument("--json", action="store_true", help="the validation report as JSON")
 
     p = sub.add_parser("import", help="import an old memory store or a NEXUS export; roll back")
@@ -465,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ServerError, secrets.SecretError, migrate.MigrationError, backup.BackupError,
             client.EmbedUnavailable, client.EmbedRefused, redis.RedisError,
-            importer.ImportFailed) as exc:
+            imports.ImportFailed) as exc:
         print(f"nexus: error: {exc}", file=sys.stderr)
         return 2
     except psycopg.Error as exc:

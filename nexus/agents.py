@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from sidecar import db, secrets
+from nexus.dsn import role_dsn
+from sidecar import secrets
 from sidecar.config import Config
 
 
@@ -41,4 +42,4 @@ def list_agents(conn: psycopg.Connection) -> list[tuple[str, str, str]]:
 
 
 def dsn(cfg: Config, name: str, show_password: bool = False) -> str:
-    return db.role_dsn(cfg, name, cfg.agent_secret_file(name), show_password)
+    return role_dsn(cfg, name, cfg.agent_secret_file(name), show_password)

@@ -12,7 +12,7 @@ from pathlib import Path
 import redis
 
 from sidecar.config import Config
-from sidecar.pgserver import ServerError, port_free
+from sidecar.ports import ServerError, port_free
 
 
 class RedisServer:

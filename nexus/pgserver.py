@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import time
 from importlib.util import find_spec
 from pathlib import Path
 
 from sidecar.config import SUPERUSER, Config
+from sidecar.ports import ServerError, port_free
 
 PG_VERSION = "18.6.3"
 SERVER_USER = "postgres"
@@ -32,8 +32,6 @@ host    all       all   ::1/128       scram-sha-256
 """
 
 
-class ServerError(RuntimeError):
-    pass
 
 
 def is_root() -> bool:
@@ -58,20 +56,6 @@ def reachable_by_server_user(path: Path) -> bool:
     return subprocess.run(as_server_user(["test", "-x", str(path)])).returncode == 0
 
 
-def port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def memory_mb() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -11,18 +12,31 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from sidecar import db, migrate, secrets
+from nexus import migrate
+from nexus.dsn import role_dsn, set_password
+from nexus.pgserver import PgServer, reachable_by_server_user
+from nexus.redisserver import RedisServer
+from sidecar import db, secrets
 from sidecar.config import APP, LOGIN_ROLES, READONLY, SUPERUSER, WORKER, Config
-from sidecar.pgserver import PgServer, ServerError, reachable_by_server_user
-from sidecar.redisserver import RedisServer
+from sidecar.ports import ServerError
+from sidecar.supervisor import state_file
 
 FALLBACK_HOME = Path("/var/lib/nexus")
+
+
+def process_alive(pid: int) -> bool:
+    """Is `pid` a live process: not gone, and not a zombie waiting to be reaped?"""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError, ProcessLookupError):
+        return False
+    return state != "Z"
 
 
 def resolve_home(cfg: Config) -> Config:
@@ -44,6 +58,8 @@ class Stack:
     cfg: Config
     pg: PgServer
     redis: RedisServer
+    _worker: subprocess.Popen | None = field(default=None, repr=False)
+    _worker_exit: int | None = field(default=None, repr=False)
 
     @classmethod
     def from_config(cls, cfg: Config, **pg_options: object) -> Stack:
@@ -77,18 +93,44 @@ class Stack:
         self.redis.stop()
         self.pg.stop()
 
-    # -- the embedding worker (a supervisor of WORKER_REPLICAS processes) -----------------
+    # -- the embedding worker: its supervisor (python -m sidecar), WORKER_REPLICAS processes --
     @property
     def worker_pidfile(self) -> Path:
         return self.cfg.home / "run" / "worker.pid"
 
     def worker_pid(self) -> int | None:
+        """The supervisor's pid if it is alive (a zombie is not: it is reaped here if ours)."""
+        if self._worker is not None and self._worker.poll() is not None:
+            self._worker_exit = self._worker.returncode
+            self._worker = None
         try:
             pid = int(self.worker_pidfile.read_text())
-            os.kill(pid, 0)
-        except (FileNotFoundError, ValueError, ProcessLookupError):
+        except (FileNotFoundError, ValueError):
             return None
-        return pid
+        return pid if process_alive(pid) else None
+
+    @property
+    def watch_file(self) -> Path:
+        """Where the watchdog (nexus/watch.py) keeps each component's state and restarts."""
+        return self.cfg.home / "run" / "stack.json"
+
+    def restarts(self) -> dict[str, int]:
+        try:
+            doc = json.loads(self.watch_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return {name: part["restarts"] for name, part in doc.items()}
+
+    def worker_exit_code(self) -> int | None:
+        """How the supervisor this process started ended (None: running, or not ours)."""
+        return self._worker_exit
+
+    def worker_state(self) -> dict | None:
+        """What the supervisor last wrote of its replicas (pids, state, restarts)."""
+        try:
+            return json.loads(state_file(self.cfg).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
 
     def worker_health(self) -> dict | None:
         """The worker's /health document, or None if it does not answer."""
@@ -107,14 +149,16 @@ class Stack:
         log_path = self.cfg.home / "log" / "worker.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.worker_pidfile.parent.mkdir(parents=True, exist_ok=True)
+        state_file(self.cfg).unlink(missing_ok=True)
         env = dict(os.environ, NEXUS_HOME=str(self.cfg.home), NEXUS_PG_HOST=self.cfg.pg_host,
                    NEXUS_PG_PORT=str(self.cfg.pg_port), NEXUS_REDIS_PORT=str(self.cfg.redis_port),
                    NEXUS_DB=self.cfg.database, WORKER_REPLICAS=str(self.cfg.worker_replicas),
                    NEXUS_HTTP_PORT=str(self.cfg.http_port))
         with log_path.open("ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "sidecar.cli", "worker"], env=env,
-                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen([sys.executable, "-m", "sidecar"], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
+        self._worker, self._worker_exit = proc, None
         self.worker_pidfile.write_text(str(proc.pid))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -128,16 +172,21 @@ class Stack:
         raise ServerError(f"the embedding worker did not answer within {timeout:.0f} s "
                           f"(see {log_path})")
 
-    def stop_worker(self, timeout: float = 90) -> None:
+    def stop_worker(self, timeout: float = 12) -> None:
+        """SIGTERM to the supervisor, which drains its replicas; after `timeout` seconds the
+        whole process group is killed (leases bring back what was held)."""
         pid = self.worker_pid()
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGTERM)  # it stops claiming, finishes its batch, releases the rest
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.worker_pid() is not None:
-            time.sleep(0.2)
-        if self.worker_pid() is not None:
-            os.kill(pid, signal.SIGKILL)  # leases bring its items back
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.worker_pid() is not None:
+                time.sleep(0.1)
+            if self.worker_pid() is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+        if self._worker is not None:
+            self._worker.wait()
+            self._worker = None
         self.worker_pidfile.unlink(missing_ok=True)
 
     def ensure_database(self) -> None:
@@ -159,8 +208,8 @@ class Stack:
                 "dbname": self.cfg.database, "user": role,
                 "password": secrets.password(self.cfg, role)}
 
-    def dsns(self, show_password: bool = False) -> dict[str, str]:
-        return {role: db.role_dsn(self.cfg, role, self.cfg.secret_file(role), show_password)
+    def dsns(self, show_password: bool = False, write: bool = True) -> dict[str, str]:
+        return {role: role_dsn(self.cfg, role, self.cfg.secret_file(role), show_password, write)
                 for role in LOGIN_ROLES}
 
     def status(self) -> dict[str, object]:
@@ -173,25 +222,48 @@ class Stack:
             except psycopg.Error:
                 pg_ok = False
         redis_ok = redis_pid is not None and self.redis.healthy()
-        worker: dict[str, object] = {"replicas": self.cfg.worker_replicas, "pid": None}
-        worker_ok = True
-        if self.cfg.worker_replicas > 0:
-            worker["pid"] = self.worker_pid()
-            worker["http_port"] = self.cfg.http_port
-            doc = self.worker_health() if worker["pid"] else None
-            worker["health"] = doc["status"] if doc else None
-            worker_ok = doc is not None and doc["status"] != "down"
-        worker["healthy"] = worker_ok
+        worker = self.worker_status()
+        worker_ok = worker["healthy"]
+        restarts = self.restarts()
+        worker["stack_restarts"] = restarts.get("worker", 0)
         return {
             "healthy": pg_ok and redis_ok and worker_ok,
             "home": str(self.cfg.home),
-            "postgresql": {"pid": pg_pid, "port": self.cfg.pg_port, "healthy": pg_ok},
-            "redis": {"pid": redis_pid, "port": self.cfg.redis_port, "healthy": redis_ok},
+            "postgresql": {"pid": pg_pid, "port": self.cfg.pg_port, "healthy": pg_ok,
+                           "restarts": restarts.get("postgresql", 0)},
+            "redis": {"pid": redis_pid, "port": self.cfg.redis_port, "healthy": redis_ok,
+                      "restarts": restarts.get("redis", 0)},
             "worker": worker,
-            "dsns": self.dsns() if pg_ok else {},
+            "dsns": self.dsns(write=False) if pg_ok else {},
             "redis_url": self.redis.url,
             "redis_password_file": str(self.cfg.secret_file("redis")),
         }
+
+    def worker_status(self) -> dict[str, object]:
+        """The worker as it is: running, restarting (with the count), starting or down."""
+        worker: dict[str, object] = {"replicas": self.cfg.worker_replicas, "pid": None,
+                                     "state": "disabled", "restarts": 0, "healthy": True}
+        if self.cfg.worker_replicas <= 0:
+            return worker
+        pid = self.worker_pid()
+        state = self.worker_state() if pid else None
+        replicas = (state or {}).get("replicas", [])
+        live = [r for r in replicas if r["pid"] and process_alive(r["pid"])]
+        doc = self.worker_health() if pid else None
+        if pid is None:
+            name = "down"
+        elif not replicas:
+            name = "starting"
+        elif len(live) == len(replicas):
+            name = "running"
+        else:
+            name = "restarting"
+        worker.update(pid=pid, state=name, http_port=self.cfg.http_port,
+                      restarts=sum(r["restarts"] for r in replicas),
+                      replica_pids=[r["pid"] for r in live],
+                      health=doc["status"] if doc else None,
+                      healthy=name == "running" and doc is not None and doc["status"] != "down")
+        return worker
 
     def wait_healthy(self, timeout: float = 30) -> bool:
         deadline = time.monotonic() + timeout
@@ -208,6 +280,6 @@ def apply_role_passwords(conn: psycopg.Connection, cfg: Config) -> list[str]:
     for role in (APP, WORKER, READONLY):
         path = cfg.secret_file(role)
         if path.exists():
-            db.set_password(conn, role, secrets.read(path))
+            set_password(conn, role, secrets.read(path))
             done.append(role)
     return done

@@ -1,0 +1,24 @@
+"""What every import shares: batch size, kinds, staged columns, the error."""
+
+from __future__ import annotations
+
+BATCH_ROWS = 10_000
+EXPORT_VERSION = 1
+KINDS = ("episode", "semantic", "working_memory", "checkpoint")
+# staged columns per kind, in COPY order (memory_system.import_stage, db/functions/import/)
+STAGE_COLUMNS = {
+    "episode": ("source_ref", "agent_id", "episode_uuid", "session_id", "action_type", "source",
+                "content", "metadata", "tags", "importance", "valid_at", "created_at",
+                "updated_at"),
+    "semantic": ("source_ref", "agent_id", "content", "metadata", "tags", "importance",
+                 "source_episode_uuid", "created_at", "updated_at"),
+    "working_memory": ("source_ref", "agent_id", "context_key", "value", "expires_at",
+                       "created_at", "updated_at", "priority"),
+    "checkpoint": ("source_ref", "agent_id", "checkpoint_name", "state", "metadata", "created_at"),
+}
+
+
+class ImportFailed(RuntimeError):
+    """A problem found before anything is written (bad DSN, table, mapping, RDB), or a refusal."""
+
+

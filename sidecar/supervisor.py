@@ -1,0 +1,135 @@
+"""The supervisor: `python -m sidecar` runs WORKER_REPLICAS worker processes (one at least) and
+restarts any that dies, with backoff (1 s doubling to 30 s, back to 1 s after a minute of health).
+It gives up only when a replica refuses its configuration (exit 2). SIGTERM/SIGINT are passed on,
+each replica drains; one that has not finished within STOP_SECONDS is killed (its lease brings its
+items back).
+
+Its state (replicas, pids, restarts) is written to $NEXUS_HOME/run/worker.json for `nexus status`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sidecar.config import Config
+
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+HEALTHY_AFTER = 60.0
+STOP_SECONDS = 10.0
+CONFIG_ERROR = 2
+
+
+@dataclass
+class Replica:
+    index: int
+    port: int
+    pid: int | None = None
+    state: str = "starting"      # running | restarting | stopped | refused
+    restarts: int = 0
+    last_exit: int | None = None
+    started_at: float = 0.0
+    next_start: float = 0.0
+    delay: float = BACKOFF_FIRST
+
+
+def state_file(cfg: Config) -> Path:
+    return cfg.home / "run" / "worker.json"
+
+
+class Supervisor:
+    def __init__(self, cfg: Config, replicas: int) -> None:
+        self.cfg = cfg
+        self.replicas = [Replica(i, cfg.http_port + i if cfg.http_port else 0)
+                         for i in range(replicas)]
+        self.children: dict[int, subprocess.Popen] = {}
+        self.stopping = False
+
+    def spawn(self, r: Replica) -> None:
+        env = dict(os.environ, NEXUS_HOME=str(self.cfg.home), NEXUS_HTTP_PORT=str(r.port))
+        child = subprocess.Popen([sys.executable, "-m", "sidecar", "--replica", "--supervised"],
+                                 env=env)
+        self.children[r.index] = child
+        r.pid, r.state, r.started_at = child.pid, "running", time.monotonic()
+
+    def reap(self, r: Replica, code: int) -> None:
+        """A replica exited on its own: schedule its restart, or give up on a config error."""
+        del self.children[r.index]
+        r.pid, r.last_exit = None, code
+        if code == CONFIG_ERROR:
+            r.state = "refused"
+            print(f"nexus worker: replica {r.index} refused its configuration (exit 2); "
+                  "not restarting", file=sys.stderr, flush=True)
+            self.stopping = True
+            return
+        now = time.monotonic()
+        if now - r.started_at >= HEALTHY_AFTER:
+            r.delay = BACKOFF_FIRST
+        r.state, r.next_start = "restarting", now + r.delay
+        r.restarts += 1
+        print(f"nexus worker: replica {r.index} exited with {code}; restarting in {r.delay:.0f} s "
+              f"(restart {r.restarts})", file=sys.stderr, flush=True)
+        r.delay = min(r.delay * 2, BACKOFF_MAX)
+
+    def write_state(self) -> None:
+        doc = {"supervisor_pid": os.getpid(), "stopping": self.stopping,
+               "replicas": [asdict(r) | {"restart_in": max(0.0, r.next_start - time.monotonic())}
+                            for r in self.replicas]}
+        path = state_file(self.cfg)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(doc))
+            tmp.replace(path)
+        except OSError:
+            pass  # a read-only home (a container) only costs `nexus status` its details
+
+    def run(self) -> int:
+        def on_signal(signum: int, _frame: object) -> None:
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        for r in self.replicas:
+            self.spawn(r)
+        self.write_state()
+        while not self.stopping:
+            time.sleep(0.2)
+            changed = False
+            for r in self.replicas:
+                child = self.children.get(r.index)
+                if child is not None and (code := child.poll()) is not None:
+                    self.reap(r, code)
+                    changed = True
+                elif (child is None and r.state == "restarting" and not self.stopping
+                      and time.monotonic() >= r.next_start):
+                    self.spawn(r)
+                    changed = True
+            if changed:
+                self.write_state()
+        return self.stop()
+
+    def stop(self) -> int:
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
+        for child in self.children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        for r in self.replicas:
+            r.pid = None
+            r.state = "refused" if r.state == "refused" else "stopped"
+        self.write_state()
+        refused = any(r.state == "refused" for r in self.replicas)
+        return CONFIG_ERROR if refused else 0
