@@ -39,6 +39,13 @@ GRANT SELECT, DELETE ON nexus_memory.working_memory_contexts TO nexus_agent;
 GRANT INSERT (agent_id, context_key, value, expires_at),
       UPDATE (value, expires_at)
     ON nexus_memory.working_memory_contexts TO nexus_agent;
+GRANT SELECT, DELETE ON nexus_memory.store_items TO nexus_agent;
+GRANT INSERT (agent_id, namespace, key, value, created_at, updated_at, ttl, expires_at),
+      UPDATE (value, ttl, expires_at)
+    ON nexus_memory.store_items TO nexus_agent;
+GRANT SELECT, DELETE ON nexus_memory.store_texts TO nexus_agent;
+GRANT INSERT (agent_id, item_id, path, content), UPDATE (content)
+    ON nexus_memory.store_texts TO nexus_agent;
 GRANT SELECT, DELETE ON consciousness.consciousness_checkpoints TO nexus_agent;
 GRANT INSERT (agent_id, checkpoint_name, state, metadata)
     ON consciousness.consciousness_checkpoints TO nexus_agent;
@@ -50,6 +57,7 @@ GRANT SELECT ON memory_system.agents TO nexus_agent;
 
 -- agents read their own vectors and text postings (search); complete_batch and triggers write them
 GRANT SELECT ON nexus_memory.episode_embeddings, nexus_memory.semantic_memory_embeddings,
+                nexus_memory.store_text_embeddings,
                 nexus_memory.text_postings, nexus_memory.text_stats TO nexus_agent;
 -- the embedding model and dimension, checked by search
 GRANT SELECT ON memory_system.settings TO nexus_agent;
@@ -84,7 +92,8 @@ GRANT EXECUTE ON FUNCTION memory_system._embedding_model(),
 GRANT EXECUTE ON FUNCTION memory_system._check_agent(text),
                           memory_system._check_size(text, bigint, bigint),
                           memory_system._check_json_object(text, jsonb, bigint),
-                          memory_system._check_tags(text[])
+                          memory_system._check_tags(text[]),
+                          memory_system._store_check_namespace(text[], text, boolean)
     TO nexus_agent;
 
 -- workers: the queue functions, nothing else
@@ -98,6 +107,7 @@ GRANT EXECUTE ON FUNCTION memory_system.claim_batch(text, integer, interval, tex
                           memory_system.prune_done(interval),
                           memory_system.queue_stats(),
                           memory_system.purge_expired_working_memory(integer),
+                          memory_system.purge_expired_store_items(integer),
                           -- the Redis mirror (sidecar/cache.py): what the cache holds, and checksums
                           memory_system.cache_working_memory(bigint[]),
                           memory_system.cache_working_memory_range(bigint, bigint),

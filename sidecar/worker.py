@@ -129,11 +129,13 @@ class Worker:
                 async with self.pool.connection() as conn:
                     await conn.execute("SELECT memory_system.heartbeat(%s, %s, %s)",
                                        (self.id, self.lease, psycopg.types.json.Jsonb(info)))
-                    # expired working memory is invisible already; this reclaims its rows
-                    cur = await conn.execute("SELECT memory_system.purge_expired_working_memory()")
+                    # expired working memory and store items are invisible already; this
+                    # reclaims their rows
+                    cur = await conn.execute("SELECT memory_system.purge_expired_working_memory()"
+                                             " + memory_system.purge_expired_store_items()")
                     purged = (await cur.fetchone())[0]
                     if purged:
-                        log.info("purged %d expired working-memory keys", purged)
+                        log.info("purged %d expired working-memory keys and store items", purged)
             except (psycopg.Error, OSError) as exc:
                 log.warning("heartbeat failed: %s", exc)
             with contextlib.suppress(TimeoutError):

@@ -52,7 +52,8 @@ CREATE TEMP VIEW data_tables AS
 CREATE TEMP TABLE system_tables_with_agent_id (tbl regclass);
 -- vector tables hang off a memory table by a foreign key on (agent_id, id) instead
 CREATE FUNCTION pg_temp.is_vector_table(p_tbl regclass) RETURNS boolean LANGUAGE sql AS
-$$ SELECT p_tbl IN ('nexus_memory.episode_embeddings'::regclass, 'nexus_memory.semantic_memory_embeddings'::regclass) $$;
+$$ SELECT p_tbl IN ('nexus_memory.episode_embeddings'::regclass, 'nexus_memory.semantic_memory_embeddings'::regclass,
+                   'nexus_memory.store_text_embeddings'::regclass) $$;
 -- the text index is derived from the memory tables by trigger (agents read it, never write it):
 -- no default for agent_id, and no foreign key (its rows follow their memories' through the triggers)
 CREATE FUNCTION pg_temp.is_text_index_table(p_tbl regclass) RETURNS boolean LANGUAGE sql AS
@@ -90,7 +91,8 @@ SELECT is_empty(
 SELECT tables_are('nexus', ARRAY[]::name[], 'schema nexus has no tables');
 SELECT tables_are('nexus_memory',
                   ARRAY['zep_episodic_memory', 'working_memory_contexts', 'semantic_memories',
-                        'episode_embeddings', 'semantic_memory_embeddings', 'text_postings', 'text_stats']);
+                        'episode_embeddings', 'semantic_memory_embeddings', 'text_postings', 'text_stats',
+                        'store_items', 'store_texts', 'store_text_embeddings']);
 SELECT tables_are('memory_system', ARRAY['agents', 'settings', 'embeddings_queue', 'worker_heartbeats',
                                          'imports', 'import_rows', 'import_rejects']);
 SELECT tables_are('consciousness', ARRAY['consciousness_checkpoints', 'distributed_consensus']);
@@ -116,6 +118,20 @@ SELECT fk_ok('nexus_memory', 'episode_embeddings', ARRAY['agent_id', 'episode_id
 SELECT fk_ok('nexus_memory', 'semantic_memory_embeddings', ARRAY['agent_id', 'memory_id'],
              'nexus_memory', 'semantic_memories', ARRAY['agent_id', 'id'],
              'a fact''s vector belongs to the fact (and goes with it)');
+SELECT columns_are('nexus_memory', 'store_items', ARRAY[
+    'id', 'agent_id', 'namespace', 'key', 'value', 'created_at', 'updated_at', 'ttl', 'expires_at']);
+SELECT columns_are('nexus_memory', 'store_texts', ARRAY[
+    'id', 'agent_id', 'item_id', 'path', 'content', 'content_sha256', 'content_tsv']);
+SELECT columns_are('nexus_memory', 'store_text_embeddings', ARRAY[
+    'agent_id', 'text_id', 'model', 'model_version', 'content_sha256', 'embedding', 'embedded_at']);
+SELECT fk_ok('nexus_memory', 'store_texts', ARRAY['agent_id', 'item_id'],
+             'nexus_memory', 'store_items', ARRAY['agent_id', 'id'],
+             'a store text belongs to its item (and goes with it)');
+SELECT fk_ok('nexus_memory', 'store_text_embeddings', ARRAY['agent_id', 'text_id'],
+             'nexus_memory', 'store_texts', ARRAY['agent_id', 'id'],
+             'a store text''s vector belongs to the text (and goes with it)');
+SELECT col_is_unique('nexus_memory', 'store_items', ARRAY['agent_id', 'namespace', 'key'],
+                     'a store item is one per agent, namespace and key');
 SELECT columns_are('nexus_memory', 'text_postings', ARRAY['agent_id', 'lexeme', 'kind', 'doc_id', 'tf', 'dl']);
 SELECT columns_are('nexus_memory', 'text_stats', ARRAY['agent_id', 'slot', 'docs', 'tokens']);
 SELECT col_is_pk('nexus_memory', 'text_postings', ARRAY['agent_id', 'lexeme', 'kind', 'doc_id'],
@@ -214,7 +230,7 @@ SELECT col_type_is(s, t, c, ty, format('%s.%s.%s is %s', s, t, c, ty))
 SELECT is(a.attgenerated, 's', format('%s.%s is a stored generated column', a.attrelid::regclass, a.attname))
   FROM pg_catalog.pg_attribute AS a
  WHERE a.attrelid IN ('nexus_memory.zep_episodic_memory'::regclass,
-                      'nexus_memory.semantic_memories'::regclass)
+                      'nexus_memory.semantic_memories'::regclass, 'nexus_memory.store_texts'::regclass)
    AND a.attname IN ('content_sha256', 'content_tsv')
  ORDER BY a.attrelid, a.attnum;
 
@@ -224,8 +240,9 @@ SELECT set_eq('SELECT tbl::text FROM agent_tables',
                     'nexus_memory.semantic_memories', 'memory_system.agents',
                     'consciousness.consciousness_checkpoints', 'nexus_memory.episode_embeddings',
                     'nexus_memory.semantic_memory_embeddings', 'nexus_memory.text_postings',
-                    'nexus_memory.text_stats'],
-              'the agent-owned tables (with an agent_id column) are the expected nine');
+                    'nexus_memory.text_stats', 'nexus_memory.store_items', 'nexus_memory.store_texts',
+                    'nexus_memory.store_text_embeddings'],
+              'the agent-owned tables (with an agent_id column) are the expected twelve');
 SELECT col_not_null(schema_name, table_name, 'agent_id', format('%s.agent_id is NOT NULL', tbl))
   FROM agent_tables ORDER BY tbl::text;
 SELECT col_default_is(schema_name, table_name, 'agent_id', 'CURRENT_USER'::text,
@@ -252,7 +269,7 @@ SELECT ok(pg_temp.has_index_on(t::regclass, 'gin', ARRAY[c]::name[]),
  CROSS JOIN unnest(ARRAY['content_tsv', 'metadata']) AS c;
 
 -- every embedding column has its HNSW cosine index
-SELECT is(count(*), 2::bigint, 'there are two embedding (vector) columns')
+SELECT is(count(*), 3::bigint, 'there are three embedding (vector) columns')
   FROM pg_catalog.pg_attribute AS a
   JOIN data_tables AS t ON t.tbl = a.attrelid
  WHERE a.atttypid = 'public.vector'::regtype AND NOT a.attisdropped;
@@ -270,7 +287,8 @@ SELECT is((SELECT p.partstrat::text || ':' || array_to_string(
                               JOIN pg_catalog.pg_attribute AS a ON a.attrelid = p.partrelid AND a.attnum = k.attnum), ',')
              FROM pg_catalog.pg_partitioned_table AS p WHERE p.partrelid = t::regclass),
           'l:agent_id', format('%s is list-partitioned by agent_id', t))
-  FROM unnest(ARRAY['nexus_memory.episode_embeddings', 'nexus_memory.semantic_memory_embeddings']) AS t;
+  FROM unnest(ARRAY['nexus_memory.episode_embeddings', 'nexus_memory.semantic_memory_embeddings',
+                    'nexus_memory.store_text_embeddings']) AS t;
 CREATE FUNCTION pg_temp.vector_partitions(p_table text) RETURNS text[] LANGUAGE sql AS $$
     SELECT ARRAY(SELECT c.relnamespace::regnamespace::text || '.' || c.relname || ' '
                         || pg_catalog.pg_get_expr(c.relpartbound, c.oid)
@@ -285,11 +303,11 @@ CREATE FUNCTION pg_temp.expected_partitions(p_table text) RETURNS text[] LANGUAG
                     FROM memory_system.agents AS a) AS e ORDER BY 1) $$;
 SELECT is(pg_temp.vector_partitions(t), pg_temp.expected_partitions(t),
           format('%s has a partition per registered agent and a DEFAULT one, in nexus_parts', t))
-  FROM unnest(ARRAY['episode_embeddings', 'semantic_memory_embeddings']) AS t;
+  FROM unnest(ARRAY['episode_embeddings', 'semantic_memory_embeddings', 'store_text_embeddings']) AS t;
 SELECT memory_system.agent_add('partition_probe');
 SELECT is(pg_temp.vector_partitions(t), pg_temp.expected_partitions(t),
           format('registering an agent gives it a partition of %s', t))
-  FROM unnest(ARRAY['episode_embeddings', 'semantic_memory_embeddings']) AS t;
+  FROM unnest(ARRAY['episode_embeddings', 'semantic_memory_embeddings', 'store_text_embeddings']) AS t;
 SELECT ok(pg_temp.vector_partitions('episode_embeddings') @> ARRAY[format(
               'nexus_parts.%s FOR VALUES IN (''partition_probe'')',
               memory_system._vector_partition('episode_embeddings', 'partition_probe'))],
@@ -299,13 +317,14 @@ SELECT is(obj_description(format('nexus_parts.%I', memory_system._vector_partiti
 SELECT memory_system.agent_remove('partition_probe');
 SELECT is(pg_temp.vector_partitions(t), pg_temp.expected_partitions(t),
           format('removing the agent drops its partition of %s', t))
-  FROM unnest(ARRAY['episode_embeddings', 'semantic_memory_embeddings']) AS t;
+  FROM unnest(ARRAY['episode_embeddings', 'semantic_memory_embeddings', 'store_text_embeddings']) AS t;
 SELECT is(to_regclass(format('nexus_parts.%I', memory_system._vector_partition('episode_embeddings', 'partition_probe'))),
           NULL, 'no partition is left for a removed agent');
 SELECT is_empty(
     $$SELECT i.inhrelid::regclass FROM pg_catalog.pg_inherits AS i
        WHERE i.inhparent IN ('nexus_memory.episode_embeddings'::regclass,
-                             'nexus_memory.semantic_memory_embeddings'::regclass)
+                             'nexus_memory.semantic_memory_embeddings'::regclass,
+                             'nexus_memory.store_text_embeddings'::regclass)
          AND NOT pg_temp.has_index_on(i.inhrelid, 'hnsw', ARRAY['embedding']::name[], 'vector_cosine_ops')$$,
     'every vector partition has its own HNSW index (vector_cosine_ops)');
 -- built denser than pgvector's default (0009): ef_construction 64 leaves recall@10 at 0.93 at 1M
@@ -325,8 +344,8 @@ SELECT is_empty(
     'schema nexus_parts holds only partitions and their indexes');
 SELECT is((SELECT count(*) FROM pg_catalog.pg_class AS c
             WHERE c.relnamespace = 'nexus_parts'::regnamespace AND c.relkind = 'r'),
-          2 * (1 + (SELECT count(*) FROM memory_system.agents)),
-          'schema nexus_parts holds the vector partitions (two per agent, two DEFAULT) and no other table');
+          3 * (1 + (SELECT count(*) FROM memory_system.agents)),
+          'schema nexus_parts holds the vector partitions (three per agent, three DEFAULT) and no other table');
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc AS p WHERE p.pronamespace = 'nexus_parts'::regnamespace
       UNION ALL

@@ -61,7 +61,16 @@ INSERT INTO expected_table_privs VALUES
     ('nexus_memory.text_stats',                 'nexus_agent', 'SELECT'),
     ('memory_system.settings',                  'nexus_agent', 'SELECT'),
     ('nexus_memory.text_postings',              'nexus_ro',    'SELECT'),
-    ('nexus_memory.text_stats',                 'nexus_ro',    'SELECT');
+    ('nexus_memory.text_stats',                 'nexus_ro',    'SELECT'),
+    -- the store (LangGraph BaseStore): agents own their items and texts, read their vectors
+    ('nexus_memory.store_items',                'nexus_agent', 'SELECT'),
+    ('nexus_memory.store_items',                'nexus_agent', 'DELETE'),
+    ('nexus_memory.store_texts',                'nexus_agent', 'SELECT'),
+    ('nexus_memory.store_texts',                'nexus_agent', 'DELETE'),
+    ('nexus_memory.store_text_embeddings',      'nexus_agent', 'SELECT'),
+    ('nexus_memory.store_items',                'nexus_ro',    'SELECT'),
+    ('nexus_memory.store_texts',                'nexus_ro',    'SELECT'),
+    ('nexus_memory.store_text_embeddings',      'nexus_ro',    'SELECT');
 
 -- column-level privileges, on top of the table-level ones (which cover every column)
 CREATE TEMP TABLE expected_column_privs (tbl text, role name, priv text, cols text[]);
@@ -82,6 +91,11 @@ INSERT INTO expected_column_privs VALUES
     ('consciousness.distributed_consensus', 'nexus_agent', 'INSERT',
      '{consensus_key,value,updated_by}'),
     ('consciousness.distributed_consensus', 'nexus_agent', 'UPDATE', '{value,version,updated_by}'),
+    ('nexus_memory.store_items', 'nexus_agent', 'INSERT',
+     '{agent_id,namespace,key,value,created_at,updated_at,ttl,expires_at}'),
+    ('nexus_memory.store_items', 'nexus_agent', 'UPDATE', '{value,ttl,expires_at}'),
+    ('nexus_memory.store_texts', 'nexus_agent', 'INSERT', '{agent_id,item_id,path,content}'),
+    ('nexus_memory.store_texts', 'nexus_agent', 'UPDATE', '{content}'),
     ('consciousness.consciousness_checkpoints', 'nexus_ro', 'SELECT',
      '{id,agent_id,checkpoint_name,metadata,created_at}'),
     -- the state of an agent's own queue items (row-level security), for nexus.memory_stats
@@ -99,6 +113,7 @@ INSERT INTO expected_execute VALUES
     ('nexus_agent', 'memory_system._embedding_model()'),
     ('nexus_agent', 'memory_system._embedded(text,text,bigint,bytea,text)'),
     ('nexus_agent', 'memory_system._vector_partition(text,text)'),
+    ('nexus_agent', 'memory_system._store_check_namespace(text[],text,boolean)'),
     ('nexus_worker', 'memory_system.claim_batch(text,integer,interval,text)'),
     ('nexus_worker', 'memory_system.complete_batch(text,bigint[],vector[],bytea[],text,text)'),
     ('nexus_worker', 'memory_system.skip_batch(text,bigint[],text)'),
@@ -109,6 +124,7 @@ INSERT INTO expected_execute VALUES
     ('nexus_worker', 'memory_system.prune_done(interval)'),
     ('nexus_worker', 'memory_system.queue_stats()'),
     ('nexus_worker', 'memory_system.purge_expired_working_memory(integer)'),
+    ('nexus_worker', 'memory_system.purge_expired_store_items(integer)'),
     -- the Redis mirror (sidecar/cache.py)
     ('nexus_worker', 'memory_system.cache_working_memory(bigint[])'),
     ('nexus_worker', 'memory_system.cache_working_memory_range(bigint,bigint)'),
@@ -139,7 +155,16 @@ INSERT INTO expected_execute VALUES
     ('nexus_agent', 'nexus.memory_search(text,vector,integer,text[],text,timestamp with time zone,timestamp with time zone,text[],jsonb,text,integer,double precision,double precision,double precision,interval,integer,integer)'),
     ('nexus_agent', 'nexus.memory_similar(text,bigint,integer,text[],integer)'),
     ('nexus_agent', 'nexus._search_kinds(text[])'),
-    ('nexus_agent', 'nexus._or_tsquery(text)');
+    ('nexus_agent', 'nexus._or_tsquery(text)'),
+    ('nexus_agent', 'nexus.store_put(text[],text,jsonb,jsonb,interval)'),
+    ('nexus_agent', 'nexus.store_get(text[],text,boolean)'),
+    ('nexus_agent', 'nexus.store_delete(text[],text)'),
+    ('nexus_agent', 'nexus.store_search(text[],text,vector,jsonb,integer,integer,boolean,integer,integer)'),
+    ('nexus_agent', 'nexus.store_list_namespaces(text[],text[],integer,integer,integer)'),
+    ('nexus_agent', 'nexus._store_filter(jsonb)'),
+    ('nexus_agent', 'nexus._store_compare(jsonb,jsonb)'),
+    ('nexus_agent', 'nexus._store_match(jsonb,text[],text[],jsonb[])'),
+    ('nexus_agent', 'nexus._store_prefix_bound(text[])');
 
 -- schema privileges
 CREATE TEMP TABLE expected_schema_privs (schema_name name, role name, priv text);
@@ -243,7 +268,8 @@ SELECT ok(NOT has_any_column_privilege('nexus_worker', format('nexus_memory.%I',
           AND NOT has_table_privilege('nexus_worker', format('nexus_memory.%I', t), 'DELETE'),
           format('nexus_worker has no %s on any column of %s, nor DELETE: vectors go through complete_batch', p, t))
   FROM unnest(ARRAY['zep_episodic_memory', 'semantic_memories', 'episode_embeddings',
-                    'semantic_memory_embeddings']) AS t
+                    'semantic_memory_embeddings', 'store_items', 'store_texts',
+                    'store_text_embeddings']) AS t
  CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE']) AS p;
 SELECT ok(NOT has_column_privilege('nexus_ro', 'consciousness.consciousness_checkpoints', 'state', 'SELECT'),
           'nexus_ro cannot SELECT consciousness_checkpoints.state');
@@ -251,7 +277,8 @@ SELECT ok(has_column_privilege('nexus_ro', 'consciousness.consciousness_checkpoi
           'nexus_ro can SELECT consciousness_checkpoints.agent_id');
 SELECT ok(NOT has_any_column_privilege('nexus_agent', t, p),
           format('agents cannot %s %s', p, t))
-  FROM unnest(ARRAY['nexus_memory.episode_embeddings', 'nexus_memory.semantic_memory_embeddings']) AS t
+  FROM unnest(ARRAY['nexus_memory.episode_embeddings', 'nexus_memory.semantic_memory_embeddings',
+                    'nexus_memory.store_text_embeddings']) AS t
  CROSS JOIN unnest(ARRAY['INSERT', 'UPDATE']) AS p;
 SELECT ok(NOT has_column_privilege('nexus_agent', t.tbl, 'agent_id', 'UPDATE'),
           format('agents cannot UPDATE %s.agent_id', t.tbl))
@@ -308,8 +335,8 @@ SELECT ok(n.nspacl IS NOT NULL
 -- partitions (schema nexus_parts): nobody but the owner; everyone goes through the parent tables
 SELECT is((SELECT count(*) FROM pg_catalog.pg_class AS c
             WHERE c.relnamespace = 'nexus_parts'::regnamespace AND c.relkind = 'r'),
-          2 * (1 + (SELECT count(*) FROM memory_system.agents)),
-          'the partitions checked below are the vector partitions (two per agent, two DEFAULT)');
+          3 * (1 + (SELECT count(*) FROM memory_system.agents)),
+          'the partitions checked below are the vector partitions (three per agent, three DEFAULT)');
 SELECT is_empty(
     $$SELECT c.oid::regclass, r.role, p.priv
         FROM pg_catalog.pg_class AS c
@@ -431,6 +458,7 @@ SELECT throws_ok(format('SELECT count(*) FROM nexus_parts.%I', t), '42501', NULL
                  format('an agent cannot read partition nexus_parts.%s directly', t))
   FROM unnest(ARRAY['episode_embeddings_' || left(md5(current_user), 16),
                     'semantic_memory_embeddings_' || left(md5(current_user), 16),
+                    'store_text_embeddings_' || left(md5(current_user), 16),
                     'episode_embeddings_default']) AS t;
 SELECT throws_ok(s, '42501', NULL, format('an agent cannot write the text index: %s', s))
   FROM unnest(ARRAY[

@@ -457,6 +457,7 @@ SELECT results_eq(
     $$VALUES ('checkpoint', 1::bigint, NULL::bigint, NULL::float8, NULL::bigint, NULL::bigint, NULL::bigint),
              ('episode', 4, 1, 0.25, 0, 1, 1),
              ('semantic', 2, 1, 0.5, 1, 0, 0),
+             ('store_text', 0, 0, NULL, 0, 0, 0),
              ('working_memory', 2, NULL, NULL, NULL, NULL, NULL)$$,
     'memory_stats: rows per kind, vectors of the current content, queue states, live working memory only');
 RESET ROLE;
@@ -466,6 +467,7 @@ SELECT results_eq(
     $$VALUES ('checkpoint', 0::bigint, NULL::bigint, NULL::float8, NULL::bigint, NULL::bigint, NULL::bigint),
              ('episode', 0, 0, NULL, 0, 0, 0),
              ('semantic', 0, 0, NULL, 0, 0, 0),
+             ('store_text', 0, 0, NULL, 0, 0, 0),
              ('working_memory', 0, NULL, NULL, NULL, NULL, NULL)$$,
     'memory_stats of an agent with nothing: zeros, and nothing of the other agents');
 RESET ROLE;

@@ -17,6 +17,7 @@ BEGIN
          + (SELECT count(*) FROM nexus_memory.working_memory_contexts WHERE agent_id = p_agent_id)
          + (SELECT count(*) FROM nexus_memory.semantic_memories WHERE agent_id = p_agent_id)
          + (SELECT count(*) FROM consciousness.consciousness_checkpoints WHERE agent_id = p_agent_id)
+         + (SELECT count(*) FROM nexus_memory.store_items WHERE agent_id = p_agent_id)
       INTO v_count;
     IF v_count > 0 AND NOT p_delete_memories THEN
         RAISE EXCEPTION 'agent % still has % memory rows', p_agent_id, v_count
@@ -30,6 +31,8 @@ BEGIN
     DELETE FROM nexus_memory.working_memory_contexts WHERE agent_id = p_agent_id;
     GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
     DELETE FROM consciousness.consciousness_checkpoints WHERE agent_id = p_agent_id;
+    GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
+    DELETE FROM nexus_memory.store_items WHERE agent_id = p_agent_id;
     GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
     -- the BM25 corpus counters (zero by now) have no foreign key to the agent
     DELETE FROM nexus_memory.text_stats WHERE agent_id = p_agent_id;

@@ -18,7 +18,7 @@ DECLARE
     t    text;
     part text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['episode_embeddings', 'semantic_memory_embeddings'] LOOP
+    FOREACH t IN ARRAY ARRAY['episode_embeddings', 'semantic_memory_embeddings', 'store_text_embeddings'] LOOP
         IF TG_OP = 'INSERT' THEN
             part := memory_system._vector_partition(t, NEW.agent_id);
             EXECUTE format('CREATE TABLE IF NOT EXISTS nexus_parts.%I PARTITION OF nexus_memory.%I FOR VALUES IN (%L)',

@@ -241,7 +241,13 @@ AS $$
                    count(*) FILTER (WHERE memory_system._embedded('semantic_memories', s.agent_id, s.id,
                                           s.content_sha256, memory_system._embedding_model()))
               FROM nexus_memory.semantic_memories AS s
-             WHERE s.agent_id = (current_user::text COLLATE "default")) AS n
+             WHERE s.agent_id = (current_user::text COLLATE "default")
+            UNION ALL
+            SELECT 'store_text', 'store_texts', count(*),
+                   count(*) FILTER (WHERE memory_system._embedded('store_texts', x.agent_id, x.id,
+                                          x.content_sha256, memory_system._embedding_model()))
+              FROM nexus_memory.store_texts AS x
+             WHERE x.agent_id = (current_user::text COLLATE "default")) AS n
       LEFT JOIN memory_system.embeddings_queue AS q
         ON q.agent_id = (current_user::text COLLATE "default") AND q.source_table = n.source_table
      GROUP BY n.kind, n.total, n.embedded
@@ -254,6 +260,6 @@ AS $$
       FROM consciousness.consciousness_checkpoints AS c WHERE c.agent_id = (current_user::text COLLATE "default")
 $$;
 COMMENT ON FUNCTION nexus.memory_stats() IS
-'The calling agent''s memory: rows per kind (episode, semantic, working_memory, checkpoint); for the
+'The calling agent''s memory: rows per kind (episode, semantic, store_text, working_memory, checkpoint); for the
 embedded kinds how many have a vector of their current content, that share, and their queue items
 pending, processing and dead.';

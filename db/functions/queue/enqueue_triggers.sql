@@ -25,6 +25,10 @@ AS $$
             SELECT FROM nexus_memory.semantic_memory_embeddings
              WHERE agent_id = p_agent_id AND memory_id = p_source_id
                AND content_sha256 = p_sha256 AND model = p_model)
+        WHEN 'store_texts' THEN EXISTS (
+            SELECT FROM nexus_memory.store_text_embeddings
+             WHERE agent_id = p_agent_id AND text_id = p_source_id
+               AND content_sha256 = p_sha256 AND model = p_model)
     END
 $$;
 COMMENT ON FUNCTION memory_system._embedded(text, text, bigint, bytea, text) IS
@@ -125,5 +129,18 @@ CREATE OR REPLACE TRIGGER enqueue_updated
     EXECUTE FUNCTION memory_system._enqueue_updated();
 CREATE OR REPLACE TRIGGER dequeue_deleted
     AFTER DELETE ON nexus_memory.semantic_memories
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION memory_system._dequeue_deleted();
+
+CREATE OR REPLACE TRIGGER enqueue_inserted
+    AFTER INSERT ON nexus_memory.store_texts
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION memory_system._enqueue_inserted();
+CREATE OR REPLACE TRIGGER enqueue_updated
+    AFTER UPDATE OF content ON nexus_memory.store_texts
+    FOR EACH ROW WHEN (OLD.content_sha256 IS DISTINCT FROM NEW.content_sha256)
+    EXECUTE FUNCTION memory_system._enqueue_updated();
+CREATE OR REPLACE TRIGGER dequeue_deleted
+    AFTER DELETE ON nexus_memory.store_texts
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION memory_system._dequeue_deleted();

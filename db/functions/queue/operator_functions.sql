@@ -85,6 +85,13 @@ BEGIN
     ON CONFLICT (source_table, source_id) WHERE state = 'pending'
     DO UPDATE SET model = EXCLUDED.model, content_sha256 = EXCLUDED.content_sha256;
     GET DIAGNOSTICS v_rows = ROW_COUNT; v_count := v_count + v_rows;
+    INSERT INTO memory_system.embeddings_queue AS q (agent_id, source_table, source_id, content_sha256, model)
+    SELECT agent_id, 'store_texts', id, content_sha256, p_model
+      FROM nexus_memory.store_texts AS x
+     WHERE NOT memory_system._embedded('store_texts', x.agent_id, x.id, x.content_sha256, p_model)
+    ON CONFLICT (source_table, source_id) WHERE state = 'pending'
+    DO UPDATE SET model = EXCLUDED.model, content_sha256 = EXCLUDED.content_sha256;
+    GET DIAGNOSTICS v_rows = ROW_COUNT; v_count := v_count + v_rows;
     PERFORM pg_notify('nexus_embeddings', '');
     RETURN v_count;
 END

@@ -140,6 +140,9 @@ BEGIN
             UNION ALL
             SELECT s.content, s.content_sha256 FROM nexus_memory.semantic_memories AS s
              WHERE c.source_table = 'semantic_memories' AND s.agent_id = c.agent_id AND s.id = c.source_id
+            UNION ALL
+            SELECT x.content, x.content_sha256 FROM nexus_memory.store_texts AS x
+             WHERE c.source_table = 'store_texts' AND x.agent_id = c.agent_id AND x.id = c.source_id
       ) AS src ON true
      ORDER BY c.id;
 END
@@ -213,10 +216,17 @@ BEGIN
             ON m.agent_id = h.agent_id AND m.id = h.source_id AND m.content_sha256 = h.sha
          WHERE h.source_table = 'semantic_memories'
            FOR SHARE OF m
+    ), locked_t AS (
+        SELECT h.id, h.source_table, h.agent_id, h.source_id, h.embedding, h.sha
+          FROM held AS h
+          JOIN nexus_memory.store_texts AS t
+            ON t.agent_id = h.agent_id AND t.id = h.source_id AND t.content_sha256 = h.sha
+         WHERE h.source_table = 'store_texts'
+           FOR SHARE OF t
     ), fresh AS (
         -- one vector per row even if a batch held two items of it: the newest item wins
         SELECT DISTINCT ON (l.source_table, l.agent_id, l.source_id) l.*
-          FROM (SELECT * FROM locked_e UNION ALL SELECT * FROM locked_s) AS l
+          FROM (SELECT * FROM locked_e UNION ALL SELECT * FROM locked_s UNION ALL SELECT * FROM locked_t) AS l
          ORDER BY l.source_table, l.agent_id, l.source_id, l.id DESC
     ), wrote_e AS (
         INSERT INTO nexus_memory.episode_embeddings AS x
@@ -238,11 +248,21 @@ BEGIN
                content_sha256 = EXCLUDED.content_sha256, embedding = EXCLUDED.embedding,
                embedded_at = now()
         RETURNING x.agent_id, x.memory_id AS source_id, 'semantic_memories'::text AS source_table
+    ), wrote_t AS (
+        INSERT INTO nexus_memory.store_text_embeddings AS x
+               (agent_id, text_id, model, model_version, content_sha256, embedding)
+        SELECT f.agent_id, f.source_id, p_model, coalesce(p_model_version, ''), f.sha, f.embedding
+          FROM fresh AS f WHERE f.source_table = 'store_texts'
+        ON CONFLICT (agent_id, text_id) DO UPDATE
+           SET model = EXCLUDED.model, model_version = EXCLUDED.model_version,
+               content_sha256 = EXCLUDED.content_sha256, embedding = EXCLUDED.embedding,
+               embedded_at = now()
+        RETURNING x.agent_id, x.text_id AS source_id, 'store_texts'::text AS source_table
     ), wrote AS MATERIALIZED (
         -- materialized: joined once per held row below, it must not be recomputed each time
         SELECT f.id
           FROM fresh AS f
-          JOIN (SELECT * FROM wrote_e UNION ALL SELECT * FROM wrote_s) AS w
+          JOIN (SELECT * FROM wrote_e UNION ALL SELECT * FROM wrote_s UNION ALL SELECT * FROM wrote_t) AS w
             ON w.source_table = f.source_table AND w.agent_id = f.agent_id AND w.source_id = f.source_id
     ), finished AS (
         UPDATE memory_system.embeddings_queue AS q
@@ -391,6 +411,10 @@ BEGIN
         DELETE FROM nexus_memory.semantic_memory_embeddings AS x USING held AS h
          WHERE h.source_table = 'semantic_memories' AND x.agent_id = h.agent_id
            AND x.memory_id = h.source_id
+    ), drop_t AS (
+        DELETE FROM nexus_memory.store_text_embeddings AS x USING held AS h
+         WHERE h.source_table = 'store_texts' AND x.agent_id = h.agent_id
+           AND x.text_id = h.source_id
     )
     UPDATE memory_system.embeddings_queue AS q
        SET state = 'done', processed_at = now(), processed_by = p_worker,

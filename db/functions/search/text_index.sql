@@ -1,13 +1,13 @@
 -- The BM25 inverted index (nexus_memory.text_postings) and corpus statistics (text_stats), kept in
--- step with the content of episodes and semantic memories by statement-level triggers.
+-- step with the content of episodes, semantic memories and store texts by statement-level triggers.
 -- They run as the owner: agents read their postings (row-level security) but never write them.
 
 CREATE OR REPLACE FUNCTION memory_system._text_kind(p_table name)
 RETURNS "char"
 LANGUAGE sql IMMUTABLE
-AS $$ SELECT CASE p_table WHEN 'zep_episodic_memory' THEN 'e' ELSE 's' END::"char" $$;
+AS $$ SELECT CASE p_table WHEN 'zep_episodic_memory' THEN 'e' WHEN 'store_texts' THEN 't' ELSE 's' END::"char" $$;
 COMMENT ON FUNCTION memory_system._text_kind(name) IS
-'Internal: the postings kind of a memory table (e: episodes, s: semantic memories).';
+'Internal: the postings kind of a memory table (e: episodes, s: semantic memories, t: store texts).';
 
 CREATE OR REPLACE FUNCTION memory_system._text_terms(p_tsv tsvector)
 RETURNS TABLE (lexeme text, tf integer, dl integer)
@@ -145,7 +145,10 @@ AS $$
               FROM nexus_memory.zep_episodic_memory AS e
             UNION ALL
             SELECT s.agent_id, (SELECT sum(t.tf) FROM memory_system._text_terms(s.content_tsv) AS t)
-              FROM nexus_memory.semantic_memories AS s) AS m
+              FROM nexus_memory.semantic_memories AS s
+            UNION ALL
+            SELECT x.agent_id, (SELECT sum(t.tf) FROM memory_system._text_terms(x.content_tsv) AS t)
+              FROM nexus_memory.store_texts AS x) AS m
      GROUP BY m.agent_id;
 $$;
 COMMENT ON FUNCTION memory_system.text_index_rebuild_stats() IS
@@ -156,7 +159,7 @@ DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['zep_episodic_memory', 'semantic_memories'] LOOP
+    FOREACH t IN ARRAY ARRAY['zep_episodic_memory', 'semantic_memories', 'store_texts'] LOOP
         EXECUTE format('CREATE OR REPLACE TRIGGER text_index_insert AFTER INSERT ON nexus_memory.%I '
                        'REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT '
                        'EXECUTE FUNCTION memory_system._text_index_insert()', t);

@@ -1,0 +1,281 @@
+-- Store search (LangGraph BaseStore search) and namespace listing. SECURITY INVOKER: row-level
+-- security scopes every read to the caller.
+
+CREATE OR REPLACE FUNCTION nexus._store_prefix_bound(p_prefix text[])
+RETURNS text[]
+LANGUAGE sql IMMUTABLE
+AS $$
+    -- the least namespace after every namespace that starts with p_prefix (collation "C"): the
+    -- last label followed by chr(1), the smallest character there is (text holds no NUL)
+    SELECT (p_prefix[1:cardinality(p_prefix) - 1]
+            || (p_prefix[cardinality(p_prefix)] || chr(1))::text) COLLATE "C"
+$$;
+COMMENT ON FUNCTION nexus._store_prefix_bound(text[]) IS
+'Internal: the namespaces under a prefix P are exactly those in [P, _store_prefix_bound(P)) in
+collation "C" (an index range on store_items).';
+
+
+CREATE OR REPLACE FUNCTION nexus.store_search(
+    namespace_prefix  text[] DEFAULT '{}',
+    query             text DEFAULT NULL,
+    query_embedding   public.vector DEFAULT NULL,
+    filter            jsonb DEFAULT NULL,
+    limit_n           integer DEFAULT 10,
+    offset_n          integer DEFAULT 0,
+    refresh_ttl       boolean DEFAULT true,
+    rrf_k             integer DEFAULT 60,
+    candidates        integer DEFAULT 100)
+RETURNS TABLE (namespace text[], key text, value jsonb, created_at timestamptz, updated_at timestamptz,
+               score float8, text_rank integer, text_score float8, vector_rank integer, vector_score float8)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET hnsw.iterative_scan = 'relaxed_order'
+SET hnsw.ef_search = '100'
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_agent   text := current_user;
+    v_now     timestamptz := clock_timestamp();
+    v_all     boolean := cardinality(namespace_prefix) = 0;
+    v_lo      text[] COLLATE "C";
+    v_hi      text[] COLLATE "C";
+    v_f       record;
+    v_text    boolean := nullif(btrim(query), '') IS NOT NULL;
+    v_docs    float8;
+    v_avgdl   float8;
+    v_c1      float8;
+    v_c2      float8;
+    t_id      bigint[] := '{}';
+    t_score   float8[] := '{}';
+    v_id      bigint[] := '{}';
+    v_dist    float8[] := '{}';
+    v_dims    integer;
+    v_ids     bigint[];
+BEGIN
+    PERFORM memory_system._store_check_namespace(namespace_prefix, 'namespace_prefix', true);
+    IF limit_n IS NULL OR limit_n NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'limit_n must be between 1 and 1000, got %', limit_n USING ERRCODE = 'NX060';
+    END IF;
+    IF offset_n IS NULL OR offset_n NOT BETWEEN 0 AND 10000 THEN
+        RAISE EXCEPTION 'offset_n must be between 0 and 10,000, got %', offset_n USING ERRCODE = 'NX060';
+    END IF;
+    IF rrf_k IS NULL OR rrf_k < 1 THEN
+        RAISE EXCEPTION 'rrf_k must be at least 1, got %', rrf_k USING ERRCODE = 'NX060';
+    END IF;
+    IF candidates IS NULL OR candidates NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'candidates must be between 1 and 1000, got %', candidates USING ERRCODE = 'NX060';
+    END IF;
+    IF octet_length(query) > 65536 THEN
+        RAISE EXCEPTION 'query text over 64 KiB' USING ERRCODE = 'NX011';
+    END IF;
+    SELECT * INTO v_f FROM nexus._store_filter(filter);
+    IF NOT v_all THEN
+        v_lo := namespace_prefix;
+        v_hi := nexus._store_prefix_bound(namespace_prefix);
+    END IF;
+
+    -- no query: the newest first --------------------------------------------------------------
+    IF NOT v_text AND query_embedding IS NULL THEN
+        RETURN QUERY
+        WITH hits AS (
+            SELECT i.id, i.namespace, i.key, i.value, i.created_at, i.updated_at
+              FROM nexus_memory.store_items AS i
+             WHERE i.agent_id = v_agent
+               AND (v_all OR (i.namespace >= v_lo AND i.namespace < v_hi))
+               AND (i.expires_at IS NULL OR i.expires_at > v_now)
+               AND (cardinality(v_f.keys) = 0 OR nexus._store_match(i.value, v_f.keys, v_f.ops, v_f.operands))
+             ORDER BY i.updated_at DESC, i.id DESC
+             LIMIT limit_n OFFSET offset_n
+        ), refreshed AS (
+            UPDATE nexus_memory.store_items AS i SET expires_at = v_now + i.ttl
+              FROM hits AS h
+             WHERE refresh_ttl AND i.agent_id = v_agent AND i.id = h.id AND i.ttl IS NOT NULL
+        )
+        SELECT h.namespace::text[], h.key::text, h.value, h.created_at, h.updated_at,
+               NULL::float8, NULL::integer, NULL::float8, NULL::integer, NULL::float8
+          FROM hits AS h
+         ORDER BY h.updated_at DESC, h.id DESC;
+        RETURN;
+    END IF;
+
+    candidates := greatest(candidates, limit_n + offset_n);
+
+    -- text branch: BM25 over the postings of the agent's store texts (kind t), IDF and average
+    -- length from the agent's corpus; an item scores the sum over its texts ----------------------
+    IF v_text THEN
+        SELECT sum(s.docs), sum(s.tokens)::float8 / nullif(sum(s.docs), 0)
+          INTO v_docs, v_avgdl
+          FROM nexus_memory.text_stats AS s WHERE s.agent_id = v_agent;
+        IF coalesce(v_docs, 0) > 0 AND coalesce(v_avgdl, 0) > 0 THEN
+            v_c1 := 1.2 * (1 - 0.75);
+            v_c2 := 1.2 * 0.75 / v_avgdl;
+            WITH terms AS (
+                SELECT DISTINCT l.lexeme FROM unnest(to_tsvector('english'::regconfig, query)) AS l
+            ), weights AS MATERIALIZED (
+                SELECT t.lexeme, ln(1 + (v_docs - d.df + 0.5) / (d.df + 0.5)) * (1.2 + 1) AS wt
+                  FROM terms AS t
+                 CROSS JOIN LATERAL (SELECT count(*) AS df FROM nexus_memory.text_postings AS p
+                                      WHERE p.agent_id = v_agent AND p.lexeme = t.lexeme AND p.kind = 't') AS d
+                 WHERE d.df > 0
+            ), docs AS (
+                SELECT p.doc_id, sum(w.wt * p.tf / (p.tf + v_c1 + v_c2 * p.dl)) AS score
+                  FROM weights AS w
+                  JOIN nexus_memory.text_postings AS p
+                    ON p.agent_id = v_agent AND p.lexeme = w.lexeme AND p.kind = 't'
+                 GROUP BY p.doc_id
+            ), items AS (
+                SELECT x.item_id, sum(d.score) AS score
+                  FROM docs AS d
+                  JOIN nexus_memory.store_texts AS x ON x.agent_id = v_agent AND x.id = d.doc_id
+                 GROUP BY x.item_id
+            ), best AS (
+                SELECT s.item_id, s.score
+                  FROM items AS s
+                  JOIN nexus_memory.store_items AS i ON i.agent_id = v_agent AND i.id = s.item_id
+                 WHERE (v_all OR (i.namespace >= v_lo AND i.namespace < v_hi))
+                   AND (i.expires_at IS NULL OR i.expires_at > v_now)
+                   AND (cardinality(v_f.keys) = 0 OR nexus._store_match(i.value, v_f.keys, v_f.ops, v_f.operands))
+                 ORDER BY s.score DESC, s.item_id
+                 LIMIT candidates
+            )
+            SELECT coalesce(array_agg(b.item_id ORDER BY b.score DESC, b.item_id), '{}'),
+                   coalesce(array_agg(b.score ORDER BY b.score DESC, b.item_id), '{}')
+              INTO t_id, t_score
+              FROM best AS b;
+        END IF;
+    END IF;
+
+    -- vector branch: HNSW over the agent's partition; an item is as near as its nearest text -------
+    IF query_embedding IS NOT NULL THEN
+        SELECT s.value::integer INTO v_dims FROM memory_system.settings AS s WHERE s.name = 'embedding_dimensions';
+        IF public.vector_dims(query_embedding) <> v_dims THEN
+            RAISE EXCEPTION 'query embedding has % dimensions, the model''s vectors have %',
+                public.vector_dims(query_embedding), v_dims USING ERRCODE = 'NX013';
+        END IF;
+        PERFORM set_config('hnsw.ef_search', least(greatest(2 * candidates, 100), 1000)::text, true);
+        -- built per call with the agent as a constant: the planner keeps the agent's partition
+        -- alone (see nexus.memory_search). $1 query vector, $2 model, $3 texts to read, $4 items,
+        -- $5 all namespaces, $6/$7 prefix range, $8 now, $9-$11 filter.
+        -- A vector of content since changed is not used (its re-embedding is queued).
+        EXECUTE format($q$
+            SELECT coalesce(array_agg(n.item_id ORDER BY n.dist, n.item_id), '{}'),
+                   coalesce(array_agg(n.dist ORDER BY n.dist, n.item_id), '{}')
+              FROM (SELECT t.item_id, min(b.dist) AS dist
+                      FROM (SELECT x.text_id, x.embedding OPERATOR(public.<=>) $1 AS dist
+                              FROM nexus_memory.store_text_embeddings AS x
+                             WHERE x.agent_id = %1$L AND x.model = $2
+                               AND EXISTS (
+                                   SELECT FROM nexus_memory.store_texts AS t
+                                     JOIN nexus_memory.store_items AS i ON i.agent_id = t.agent_id AND i.id = t.item_id
+                                    WHERE t.agent_id = %1$L AND t.id = x.text_id
+                                      AND t.content_sha256 = x.content_sha256
+                                      AND ($5 OR (i.namespace >= $6 AND i.namespace < $7))
+                                      AND (i.expires_at IS NULL OR i.expires_at > $8)
+                                      AND (cardinality($9::text[]) = 0
+                                           OR nexus._store_match(i.value, $9, $10, $11)))
+                             ORDER BY x.embedding OPERATOR(public.<=>) $1
+                             LIMIT $3) AS b
+                      JOIN nexus_memory.store_texts AS t ON t.agent_id = %1$L AND t.id = b.text_id
+                     GROUP BY t.item_id
+                     ORDER BY dist, t.item_id
+                     LIMIT $4) AS n$q$, v_agent)
+           INTO v_id, v_dist
+          USING query_embedding, memory_system._embedding_model(), 2 * candidates, candidates,
+                v_all, v_lo, v_hi, v_now, v_f.keys, v_f.ops, v_f.operands;
+    END IF;
+
+    -- fusion: Reciprocal Rank Fusion, as nexus.memory_search -----------------------------------
+    WITH t AS (
+        SELECT x.id, x.score, x.rnk::integer AS rnk FROM unnest(t_id, t_score) WITH ORDINALITY AS x(id, score, rnk)
+    ), v AS (
+        SELECT x.id, 1 - x.dist AS sim, x.rnk::integer AS rnk FROM unnest(v_id, v_dist) WITH ORDINALITY AS x(id, dist, rnk)
+    )
+    SELECT array_agg(f.id ORDER BY f.rrf DESC, f.id)
+      INTO v_ids
+      FROM (SELECT coalesce(t.id, v.id) AS id,
+                   coalesce(1.0 / (rrf_k + t.rnk), 0) + coalesce(1.0 / (rrf_k + v.rnk), 0) AS rrf
+              FROM t FULL JOIN v ON v.id = t.id
+             ORDER BY rrf DESC, id
+             LIMIT limit_n OFFSET offset_n) AS f;
+    IF v_ids IS NULL THEN
+        RETURN;
+    END IF;
+    IF refresh_ttl THEN
+        UPDATE nexus_memory.store_items AS i SET expires_at = v_now + i.ttl
+         WHERE i.agent_id = v_agent AND i.id = ANY (v_ids) AND i.ttl IS NOT NULL;
+    END IF;
+    RETURN QUERY
+    SELECT i.namespace::text[], i.key::text, i.value, i.created_at, i.updated_at,
+           (coalesce(1.0 / (rrf_k + t.rnk), 0) + coalesce(1.0 / (rrf_k + v.rnk), 0))::float8,
+           t.rnk::integer, t.score, v.rnk::integer, 1 - v.dist
+      FROM unnest(v_ids) WITH ORDINALITY AS r(id, ord)
+      JOIN nexus_memory.store_items AS i ON i.agent_id = v_agent AND i.id = r.id
+      LEFT JOIN unnest(t_id, t_score) WITH ORDINALITY AS t(id, score, rnk) ON t.id = r.id
+      LEFT JOIN unnest(v_id, v_dist) WITH ORDINALITY AS v(id, dist, rnk) ON v.id = r.id
+     ORDER BY r.ord;
+END
+$$;
+COMMENT ON FUNCTION nexus.store_search(text[], text, public.vector, jsonb, integer, integer, boolean, integer, integer) IS
+'Searches the calling agent''s store (LangGraph BaseStore search) under namespace_prefix (whole
+labels: {foo} is not {foobar}; {} for all). filter: top-level keys of the value, {"k": v} or
+{"k": {"$op": v}} with $eq $ne $gt $gte $lt $lte (numbers compared as numbers, strings as strings).
+With a query text and/or a query embedding: ranked by the hybrid fusion of nexus.memory_search
+(Reciprocal Rank Fusion of BM25 over the items'' texts, an item scoring the sum over its texts, and
+HNSW over their vectors, an item as near as its nearest text); text only until the vectors exist.
+score is the fused score; text_score the BM25 score, vector_score the best cosine similarity.
+Without either: the newest first (updated_at DESC), score NULL. limit_n (1-1000) and offset_n
+(0-10,000) page the result. refresh_ttl (default true): the items returned expire ttl from now again.
+Errors: NX060 bad namespace prefix, limit, offset, rrf_k or candidates; NX061 bad filter; NX011
+query over 64 KiB; NX013 query embedding of the wrong dimension.';
+
+
+CREATE OR REPLACE FUNCTION nexus.store_list_namespaces(
+    prefix     text[] DEFAULT NULL,
+    suffix     text[] DEFAULT NULL,
+    max_depth  integer DEFAULT NULL,
+    limit_n    integer DEFAULT 100,
+    offset_n   integer DEFAULT 0)
+RETURNS TABLE (namespace text[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_now  timestamptz := clock_timestamp();
+    v_pre  integer := coalesce(cardinality(prefix), 0);
+    v_suf  integer := coalesce(cardinality(suffix), 0);
+BEGIN
+    PERFORM memory_system._store_check_namespace(coalesce(prefix, '{}'), 'prefix', true);
+    PERFORM memory_system._store_check_namespace(coalesce(suffix, '{}'), 'suffix', true);
+    IF max_depth IS NOT NULL AND max_depth < 1 THEN
+        RAISE EXCEPTION 'max_depth must be at least 1, got %', max_depth USING ERRCODE = 'NX060';
+    END IF;
+    IF limit_n IS NULL OR limit_n NOT BETWEEN 1 AND 10000 THEN
+        RAISE EXCEPTION 'limit_n must be between 1 and 10,000, got %', limit_n USING ERRCODE = 'NX060';
+    END IF;
+    IF offset_n IS NULL OR offset_n < 0 THEN
+        RAISE EXCEPTION 'offset_n must not be negative, got %', offset_n USING ERRCODE = 'NX060';
+    END IF;
+    RETURN QUERY
+    SELECT n.ns::text[]
+      FROM (SELECT DISTINCT CASE WHEN max_depth IS NULL THEN i.namespace
+                                 ELSE i.namespace[1:max_depth] END AS ns
+              FROM nexus_memory.store_items AS i
+             WHERE i.agent_id = (current_user::text COLLATE "default")
+               AND (i.expires_at IS NULL OR i.expires_at > v_now)
+               AND cardinality(i.namespace) >= greatest(v_pre, v_suf)
+               -- `*` matches any one label
+               AND NOT EXISTS (SELECT FROM unnest(prefix) WITH ORDINALITY AS p(label, n)
+                                WHERE p.label <> '*' AND p.label <> i.namespace[p.n])
+               AND NOT EXISTS (SELECT FROM unnest(suffix) WITH ORDINALITY AS s(label, n)
+                                WHERE s.label <> '*'
+                                  AND s.label <> i.namespace[cardinality(i.namespace) - v_suf + s.n])) AS n
+     ORDER BY n.ns
+     LIMIT limit_n OFFSET offset_n;
+END
+$$;
+COMMENT ON FUNCTION nexus.store_list_namespaces(text[], text[], integer, integer, integer) IS
+'The namespaces of the calling agent''s live store items (LangGraph list_namespaces), in
+code-point order: those starting with prefix and ending with suffix (a * label matches any one
+label), cut to their first max_depth labels (then distinct). Errors: NX060 bad prefix, suffix,
+max_depth (at least 1), limit_n (1-10,000) or offset_n.';

@@ -1,0 +1,2 @@
+-- Store items (LangGraph BaseStore) belong to their agent, as every memory.
+SELECT memory_system._apply_agent_policies('nexus_memory.store_items');

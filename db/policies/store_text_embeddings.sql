@@ -1,0 +1,2 @@
+-- Agents read their own vectors (search runs with their rights); only complete_batch writes them.
+SELECT memory_system._apply_agent_policies('nexus_memory.store_text_embeddings');

@@ -1,0 +1,2 @@
+-- An item's texts are its agent's own, like the item; the text-index and queue triggers follow them.
+SELECT memory_system._apply_agent_policies('nexus_memory.store_texts');
