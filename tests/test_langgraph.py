@@ -33,7 +33,7 @@ from conftest import clone_template, drop_database
 from nexus import agents
 from nexus.client import embed, vector_literal
 from nexus.dsn import role_dsn
-from nexus.langgraph import AsyncNexusStore, NexusStore, StoreInputError
+from nexus.langgraph import AsyncNexusStore, NexusIndexConfig, NexusStore, StoreInputError
 from nexus.stack import Stack
 from sidecar.config import APP, Config
 from tests.test_worker import start_worker, stop, su, wait_for
@@ -187,9 +187,10 @@ def test_bad_input_is_a_clear_error(agent_db: Config) -> None:
 # -- isolation -------------------------------------------------------------------------------
 def test_two_agents_never_see_each_other(agent_db: Config) -> None:
     app_dsn = role_dsn(agent_db, APP, agent_db.secret_file(APP))
-    with NexusStore(dsn_of(agent_db, "alice"), embed_url=None) as alice, \
+    index: NexusIndexConfig = {"fields": ["text"]}
+    with NexusStore(dsn_of(agent_db, "alice"), index=index, embed_url=None) as alice, \
             ConnectionPool(app_dsn, min_size=1, max_size=1) as pool:
-        bob = NexusStore(pool=pool, agent="bob", embed_url=None)
+        bob = NexusStore(pool=pool, agent="bob", index=index, embed_url=None)
         for store, who in ((alice, "alice"), (bob, "bob")):
             store.put(("users", "u1"), "profile", {"owner": who, "text": f"secret of {who}"})
         assert alice.get(("users", "u1"), "profile").value["owner"] == "alice"
@@ -269,37 +270,42 @@ def paused(proc: subprocess.Popen) -> Iterator[None]:
         os.kill(proc.pid, signal.SIGCONT)
 
 
-def vector_hits(cfg: Config, url: str, query: str) -> list[str]:
+def vector_hits(cfg: Config, vector: list[float]) -> list[str]:
     """The keys the vector branch alone finds under kb, as aria."""
     with psycopg.connect(dsn_of(cfg, "aria"), autocommit=True) as conn:
         rows = conn.execute("SELECT key FROM nexus.store_search('{kb}', query_embedding => "
-                            "%s::public.vector)", (vector_literal(embed(query, url)),)).fetchall()
+                            "%s::public.vector)", (vector_literal(vector),)).fetchall()
     return [r[0] for r in rows]
 
 
 def test_hybrid_rare_word_before_embedding_meaning_after(
         served: tuple[Config, str, subprocess.Popen]) -> None:
     cfg, url, proc = served
-    with NexusStore(dsn_of(cfg, "aria"), index={"fields": ["text"]}, embed_url=url) as store:
+    weather = embed("bad weather at sea", url)
+    index: NexusIndexConfig = {"fields": ["text"]}
+    # the paused worker serves no /embed either: searches meanwhile are by text only
+    with NexusStore(dsn_of(cfg, "aria"), index=index, embed_url=url) as store, \
+            NexusStore(dsn_of(cfg, "aria"), index=index, embed_url=None) as text_only:
         with paused(proc):
             store.put(("kb",), "storm", {"text": "A violent gale sank two fishing boats near "
                                                  "the quay of Zyxwv harbour."})
             store.put(("kb",), "bread", {"text": "Knead the dough for ten minutes, then let it "
                                                  "rise."})
             assert not embedded_all(cfg)
-            hits = store.search(("kb",), query="zyxwv")
+            hits = text_only.search(("kb",), query="zyxwv")
             assert [h.key for h in hits] == ["storm"], "found by the rare word, before any vector"
         wait_for(lambda: embedded_all(cfg))
         # words the item does not contain: only its vector can find it
         hits = store.search(("kb",), query="bad weather at sea", limit=1)
         assert [h.key for h in hits] == ["storm"]
+        assert vector_hits(cfg, weather) == ["storm", "bread"]
         # a re-put replaces the text: until it is embedded again, its old vector is not used
         with paused(proc):
             store.put(("kb",), "storm", {"text": "Sourdough starter needs feeding every day."})
-            assert vector_hits(cfg, url, "bad weather at sea") == ["bread"]
-            assert [h.key for h in store.search(("kb",), query="sourdough")] == ["storm"]
+            assert vector_hits(cfg, weather) == ["bread"]
+            assert [h.key for h in text_only.search(("kb",), query="sourdough")] == ["storm"]
         wait_for(lambda: embedded_all(cfg))
-        assert vector_hits(cfg, url, "feeding a sourdough culture")[0] == "storm"
+        assert vector_hits(cfg, embed("feeding a sourdough culture", url))[0] == "storm"
 
 
 def test_ttl_expiry_refresh_and_sweep(served: tuple[Config, str, subprocess.Popen]) -> None:

@@ -10,18 +10,19 @@ DECLARE
     bad text;
 BEGIN
     IF p_kinds IS NULL OR cardinality(p_kinds) = 0 THEN
-        RAISE EXCEPTION 'kinds must name at least one of episode, semantic' USING ERRCODE = 'NX031';
+        RAISE EXCEPTION 'kinds must name at least one of episode, semantic, store' USING ERRCODE = 'NX031';
     END IF;
-    SELECT k INTO bad FROM unnest(p_kinds) AS k WHERE k IS NULL OR k NOT IN ('episode', 'semantic') LIMIT 1;
+    SELECT k INTO bad FROM unnest(p_kinds) AS k WHERE k IS NULL OR k NOT IN ('episode', 'semantic', 'store') LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'unknown memory kind %, expected episode or semantic', coalesce(quote_literal(bad), 'NULL')
+        RAISE EXCEPTION 'unknown memory kind %, expected episode, semantic or store', coalesce(quote_literal(bad), 'NULL')
             USING ERRCODE = 'NX031';
     END IF;
-    RETURN ARRAY(SELECT DISTINCT CASE k WHEN 'episode' THEN 'e' ELSE 's' END::"char" FROM unnest(p_kinds) AS k);
+    RETURN ARRAY(SELECT DISTINCT CASE k WHEN 'episode' THEN 'e' WHEN 'store' THEN 't' ELSE 's' END::"char"
+                   FROM unnest(p_kinds) AS k);
 END
 $$;
 COMMENT ON FUNCTION nexus._search_kinds(text[]) IS
-'Internal: validates a list of memory kinds (episode, semantic; NX031) and returns their postings codes.';
+'Internal: validates a list of memory kinds (episode, semantic, store; NX031) and returns their postings codes.';
 
 
 CREATE OR REPLACE FUNCTION nexus.text_candidates(
@@ -211,6 +212,10 @@ BEGIN
         -- semantic memories belong to no session
         v_kinds := array_remove(v_kinds, 's'::"char");
     END IF;
+    IF v_filtered OR text_mode = 'websearch' THEN
+        -- store texts have no session, tags or metadata, and no full-text column of their own
+        v_kinds := array_remove(v_kinds, 't'::"char");
+    END IF;
     candidates := greatest(candidates, limit_n);
 
     -- text branch -------------------------------------------------------------------------------
@@ -221,7 +226,8 @@ BEGIN
               INTO t_kind, t_id, t_score
               FROM (SELECT c.*, row_number() OVER (ORDER BY c.score DESC, c.id) AS ord
                       FROM nexus.text_candidates(query,
-                               ARRAY(SELECT CASE k WHEN 'e' THEN 'episode' ELSE 'semantic' END FROM unnest(v_kinds) AS k),
+                               ARRAY(SELECT CASE k WHEN 'e' THEN 'episode' WHEN 't' THEN 'store' ELSE 'semantic' END
+                                       FROM unnest(v_kinds) AS k),
                                CASE WHEN v_filtered THEN 1000 ELSE candidates END, df_budget) AS c) AS c
              WHERE NOT v_filtered
                 OR (c.kind = 'e' AND EXISTS (
@@ -302,7 +308,8 @@ BEGIN
                 ('e'::"char", 'episode_embeddings', 'episode_id', 'zep_episodic_memory',
                  'AND ($3::text IS NULL OR m.session_id = $3)'),
                 -- semantic memories belong to no session (kinds drops them when one is given)
-                ('s'::"char", 'semantic_memory_embeddings', 'memory_id', 'semantic_memories', ''))
+                ('s'::"char", 'semantic_memory_embeddings', 'memory_id', 'semantic_memories', ''),
+                ('t'::"char", 'store_text_embeddings', 'text_id', 'store_texts', ''))
                 AS v(kind, tbl, idcol, src, session_cond)
                 WHERE v.kind = ANY (v_kinds) ORDER BY v.kind LOOP
             -- the agent's partition, by name (not through the partitioned table, whose plan
@@ -378,6 +385,13 @@ BEGIN
         SELECT f.*, 'semantic', s.content, s.created_at, NULL, s.tags, s.metadata
           FROM best AS f JOIN nexus_memory.semantic_memories AS s ON s.agent_id = v_agent AND s.id = f.id
          WHERE f.kind = 's'
+        UNION ALL
+        -- a store item's text (nexus.store_put): its item's namespace, key and the text's path
+        SELECT f.*, 'store', x.content, i.created_at, NULL, NULL,
+               jsonb_build_object('namespace', i.namespace, 'key', i.key, 'path', x.path)
+          FROM best AS f JOIN nexus_memory.store_texts AS x ON x.agent_id = v_agent AND x.id = f.id
+          JOIN nexus_memory.store_items AS i ON i.agent_id = v_agent AND i.id = x.item_id
+         WHERE f.kind = 't' AND (i.expires_at IS NULL OR i.expires_at > clock_timestamp())
     ), ranked AS (
         SELECT m.*,
                m.rrf + CASE WHEN recency_weight > 0
@@ -406,7 +420,9 @@ COMMENT ON FUNCTION nexus.memory_search(text, public.vector, integer, text[], te
 text_mode => ''websearch'' for "quoted phrases", OR and -excluded terms); query_embedding: a vector of
 the configured model (HNSW, iterative scan). Either or both; fused by Reciprocal Rank Fusion
 (sum of weight / (rrf_k + rank) per branch), plus recency_weight * 0.5^(age / recency_half_life) / (rrf_k + 1).
-Filters: kinds (episode, semantic), session (episodes only), since/until (created_at), tags_all
+Filters: kinds (episode, semantic, store: the texts of nexus.store_put items, metadata naming
+the item''s namespace, key and path; without filters and in natural text mode only), session
+(episodes only), since/until (created_at), tags_all
 (carries all of them), metadata_contains (jsonb containment); with filters, the text branch keeps the matches among the best
 1,000 BM25 hits. candidates: rows per branch (default 100); df_budget (default 10,000; NULL: exact
 BM25): see text_candidates. An agent of at most 20,000 memories under a tenth of its vector partition
