@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -117,7 +117,8 @@ class _Planner:
     """What NexusStore and AsyncNexusStore share: the index configuration, texts of a value, and
     the translation of LangGraph ops into SQL calls."""
 
-    def __init__(self, index: NexusIndexConfig | None, embed_url: str | None) -> None:
+    def __init__(self, index: NexusIndexConfig | None, embed_url: str | None,
+                 embed_query: Callable[[str], Sequence[float]] | None) -> None:
         index = dict(index or {})
         if index.get("embed") is not None:
             raise ValueError("NexusStore embeds with NEXUS's own model (its workers and the "
@@ -129,6 +130,7 @@ class _Planner:
         self.fields = [(p, tokenize_path(p) if p != "$" else p)
                        for p in (index.get("fields") or ["$"])]
         self.embed_url = embed_url
+        self.embed_query = embed_query
         self._warned = False
 
     def check_dims(self, model_dims: int) -> None:
@@ -223,6 +225,9 @@ class _Planner:
         vectors: dict[str, list[float] | None] = {}
         for query in dict.fromkeys(queries):
             vectors[query] = None
+            if self.embed_query is not None:
+                vectors[query] = [float(x) for x in self.embed_query(query)]
+                continue
             if self.embed_url is None or not query.strip():
                 continue
             try:
@@ -258,16 +263,18 @@ class NexusStore(BaseStore):
     index: {"fields": [...], "dims": 384}    what to index (default: the whole value)
     ttl: {"default_ttl": minutes, "refresh_on_read": bool}   expiry is swept by NEXUS's workers
     embed_url: the sidecar's base URL for query vectors (None: text-only search)
+    embed_query: a function giving the query vector instead (NEXUS's model run in this process)
     """
 
     supports_ttl = True
 
     def __init__(self, dsn: str | None = None, *, pool: ConnectionPool | None = None,
                  agent: str | None = None, index: NexusIndexConfig | None = None,
-                 ttl: TTLConfig | None = None, embed_url: str | None = DEFAULT_EMBED_URL) -> None:
+                 ttl: TTLConfig | None = None, embed_url: str | None = DEFAULT_EMBED_URL,
+                 embed_query: Callable[[str], Sequence[float]] | None = None) -> None:
         if (dsn is None) == (pool is None) or (pool is not None and not agent):
             raise TypeError("give either an agent's dsn, or pool= and agent=")
-        self._planner = _Planner(index, embed_url)
+        self._planner = _Planner(index, embed_url, embed_query)
         self.ttl_config = ttl
         self._agent = agent
         self._own_pool = pool is None
@@ -337,10 +344,11 @@ class AsyncNexusStore(BaseStore):
 
     def __init__(self, dsn: str | None = None, *, pool: AsyncConnectionPool | None = None,
                  agent: str | None = None, index: NexusIndexConfig | None = None,
-                 ttl: TTLConfig | None = None, embed_url: str | None = DEFAULT_EMBED_URL) -> None:
+                 ttl: TTLConfig | None = None, embed_url: str | None = DEFAULT_EMBED_URL,
+                 embed_query: Callable[[str], Sequence[float]] | None = None) -> None:
         if (dsn is None) == (pool is None) or (pool is not None and not agent):
             raise TypeError("give either an agent's dsn, or pool= and agent=")
-        self._planner = _Planner(index, embed_url)
+        self._planner = _Planner(index, embed_url, embed_query)
         self.ttl_config = ttl
         self._agent = agent
         self._own_pool = pool is None

@@ -14,12 +14,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import random
 import signal
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
+from pathlib import Path
 from typing import Any, TypedDict
 
 import psycopg
@@ -379,3 +381,16 @@ def test_a_langgraph_graph_with_nexus_store(
         assert out["recalled"] == ["The user likes jazz"], "another user's namespace is apart"
         assert store.list_namespaces(prefix=("memories",)) == [("memories", "u7"),
                                                                ("memories", "u8")]
+
+
+def test_the_readme_example_runs(agent_db: Config) -> None:
+    """The README's "Use with LangGraph" block, as a user would paste it (text-only search: no
+    sidecar runs for this database)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Use with LangGraph", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace("NexusStore(dsn, ", "NexusStore(dsn, embed_url=None, ")
+    out = io.StringIO()
+    with redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {"dsn": dsn_of(agent_db, "alice")})  # noqa: S102
+    assert "The user likes green tea" in out.getvalue()
