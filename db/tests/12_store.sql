@@ -2,7 +2,7 @@
 -- the queue and postings following, stale vectors refused, filters, namespace prefixes and listing,
 -- TTL (invisible at once, refresh on read, the sweep), bad input with its SQLSTATE, and isolation.
 BEGIN;
-SELECT plan(75);
+SELECT plan(76);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('alice');
@@ -184,6 +184,21 @@ SELECT is(memory_system.purge_expired_store_items(), 1, 'the sweep removes the e
 SELECT ok(NOT EXISTS (SELECT FROM nexus_memory.store_texts AS t WHERE NOT EXISTS (SELECT FROM nexus_memory.store_items AS i WHERE i.id = t.item_id))
           AND NOT EXISTS (SELECT FROM nexus_memory.text_postings WHERE kind = 't' AND lexeme = 'butterfli'),
           'with its texts and postings');
+
+-- a narrow prefix among many nearer vectors: its item is still found (the scope checked in the scan)
+SET LOCAL ROLE alice;
+SELECT count(nexus.store_put('{bulk}', 'b' || g, '{}', '{"t": "bulk"}')) FROM generate_series(1, 210) AS g;
+SELECT nexus.store_put('{narrow}', 'far', '{}', '{"t": "narrow"}');
+RESET ROLE;
+INSERT INTO nexus_memory.store_text_embeddings (agent_id, text_id, model, content_sha256, embedding)
+SELECT t.agent_id, t.id, memory_system._embedding_model(), t.content_sha256,
+       CASE WHEN i.key = 'far' THEN tests.fake_vector(-1) ELSE tests.fake_vector(1) END
+  FROM nexus_memory.store_texts AS t JOIN nexus_memory.store_items AS i ON i.id = t.item_id
+ WHERE i.namespace IN ('{bulk}', '{narrow}');
+SET LOCAL ROLE alice;
+SELECT is(pg_temp.keys(format($$SELECT * FROM nexus.store_search('{narrow}', query_embedding => %L)$$, tests.fake_vector(1))),
+          '{far}'::text[], 'a vector search of a narrow prefix finds its item behind 210 nearer ones elsewhere');
+RESET ROLE;
 
 -- isolation ------------------------------------------------------------------------------------
 SET LOCAL ROLE bob;

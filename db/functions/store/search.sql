@@ -51,6 +51,8 @@ DECLARE
     v_dist    float8[] := '{}';
     v_dims    integer;
     v_ids     bigint[];
+    v_scope   text;
+    v_read    bigint;
 BEGIN
     PERFORM memory_system._store_check_namespace(namespace_prefix, 'namespace_prefix', true);
     IF limit_n IS NULL OR limit_n NOT BETWEEN 1 AND 1000 THEN
@@ -131,10 +133,13 @@ BEGIN
             ), best AS (
                 SELECT s.item_id, s.score
                   FROM items AS s
-                  JOIN nexus_memory.store_items AS i ON i.agent_id = v_agent AND i.id = s.item_id
-                 WHERE (v_all OR (i.namespace >= v_lo AND i.namespace < v_hi))
-                   AND (i.expires_at IS NULL OR i.expires_at > v_now)
-                   AND (cardinality(v_f.keys) = 0 OR nexus._store_match(i.value, v_f.keys, v_f.ops, v_f.operands))
+                 WHERE EXISTS (
+                       SELECT FROM nexus_memory.store_items AS i
+                        WHERE i.agent_id = v_agent AND i.id = s.item_id
+                          AND (v_all OR (i.namespace >= v_lo AND i.namespace < v_hi))
+                          AND (i.expires_at IS NULL OR i.expires_at > v_now)
+                          AND (cardinality(v_f.keys) = 0
+                               OR nexus._store_match(i.value, v_f.keys, v_f.ops, v_f.operands)))
                  ORDER BY s.score DESC, s.item_id
                  LIMIT candidates
             )
@@ -153,35 +158,68 @@ BEGIN
                 public.vector_dims(query_embedding), v_dims USING ERRCODE = 'NX013';
         END IF;
         PERFORM set_config('hnsw.ef_search', least(greatest(2 * candidates, 100), 1000)::text, true);
-        -- built per call with the agent as a constant: the planner keeps the agent's partition
-        -- alone (see nexus.memory_search). $1 query vector, $2 model, $3 texts to read, $4 items,
-        -- $5 all namespaces, $6/$7 prefix range, $8 now, $9-$11 filter.
-        -- A vector of content since changed is not used (its re-embedding is queued).
+        -- Built per call with the agent as a constant: the planner keeps the agent's partition
+        -- alone (see nexus.memory_search). First the nearest 2 x candidates texts by HNSW, the
+        -- scope (prefix, expiry, filter) and the checksum checked around the scan so that it stays
+        -- an index scan; a vector of content since changed is not used (its re-embedding is
+        -- queued). Only if that leaves too few items while the graph has more does a second
+        -- statement check the scope during the scan.
+        -- $1 query vector, $2 model, $3 texts to read, $4 items, $5 all namespaces, $6/$7 prefix
+        -- range, $8 now, $9-$11 filter.
+        v_scope := format($q$
+            t.agent_id = %1$L AND t.content_sha256 = b.sha
+            AND ($5 OR (i.namespace >= $6 AND i.namespace < $7))
+            AND (i.expires_at IS NULL OR i.expires_at > $8)
+            AND (cardinality($9::text[]) = 0 OR nexus._store_match(i.value, $9, $10, $11))$q$, v_agent);
         EXECUTE format($q$
-            SELECT coalesce(array_agg(n.item_id ORDER BY n.dist, n.item_id), '{}'),
+            WITH b AS MATERIALIZED (
+                SELECT x.text_id, x.content_sha256 AS sha, x.embedding OPERATOR(public.<=>) $1 AS dist
+                  FROM nexus_memory.store_text_embeddings AS x
+                 WHERE x.agent_id = %1$L AND x.model = $2
+                 ORDER BY x.embedding OPERATOR(public.<=>) $1
+                 LIMIT $3)
+            SELECT (SELECT count(*) FROM b),
+                   coalesce(array_agg(n.item_id ORDER BY n.dist, n.item_id), '{}'),
                    coalesce(array_agg(n.dist ORDER BY n.dist, n.item_id), '{}')
               FROM (SELECT t.item_id, min(b.dist) AS dist
-                      FROM (SELECT x.text_id, x.embedding OPERATOR(public.<=>) $1 AS dist
-                              FROM nexus_memory.store_text_embeddings AS x
-                             WHERE x.agent_id = %1$L AND x.model = $2
-                               AND EXISTS (
-                                   SELECT FROM nexus_memory.store_texts AS t
-                                     JOIN nexus_memory.store_items AS i ON i.agent_id = t.agent_id AND i.id = t.item_id
-                                    WHERE t.agent_id = %1$L AND t.id = x.text_id
-                                      AND t.content_sha256 = x.content_sha256
-                                      AND ($5 OR (i.namespace >= $6 AND i.namespace < $7))
-                                      AND (i.expires_at IS NULL OR i.expires_at > $8)
-                                      AND (cardinality($9::text[]) = 0
-                                           OR nexus._store_match(i.value, $9, $10, $11)))
-                             ORDER BY x.embedding OPERATOR(public.<=>) $1
-                             LIMIT $3) AS b
-                      JOIN nexus_memory.store_texts AS t ON t.agent_id = %1$L AND t.id = b.text_id
+                      FROM b
+                      -- per text found, by key (a join could read every item of the agent)
+                      CROSS JOIN LATERAL (
+                            SELECT t.item_id
+                              FROM nexus_memory.store_texts AS t
+                              JOIN nexus_memory.store_items AS i ON i.agent_id = t.agent_id AND i.id = t.item_id
+                             WHERE t.id = b.text_id AND %2$s) AS t
                      GROUP BY t.item_id
                      ORDER BY dist, t.item_id
-                     LIMIT $4) AS n$q$, v_agent)
-           INTO v_id, v_dist
+                     LIMIT $4) AS n$q$, v_agent, v_scope)
+           INTO v_read, v_id, v_dist
           USING query_embedding, memory_system._embedding_model(), 2 * candidates, candidates,
                 v_all, v_lo, v_hi, v_now, v_f.keys, v_f.ops, v_f.operands;
+        IF cardinality(v_id) < candidates AND v_read = 2 * candidates THEN
+            EXECUTE format($q$
+                SELECT coalesce(array_agg(n.item_id ORDER BY n.dist, n.item_id), '{}'),
+                       coalesce(array_agg(n.dist ORDER BY n.dist, n.item_id), '{}')
+                  FROM (SELECT t.item_id, min(b.dist) AS dist
+                          FROM (SELECT x.text_id, x.content_sha256 AS sha,
+                                       x.embedding OPERATOR(public.<=>) $1 AS dist
+                                  FROM nexus_memory.store_text_embeddings AS x
+                                 WHERE x.agent_id = %1$L AND x.model = $2
+                                   AND EXISTS (
+                                       SELECT FROM nexus_memory.store_texts AS t
+                                         JOIN nexus_memory.store_items AS i
+                                           ON i.agent_id = t.agent_id AND i.id = t.item_id
+                                        WHERE t.id = x.text_id
+                                          AND %2$s)
+                                 ORDER BY x.embedding OPERATOR(public.<=>) $1
+                                 LIMIT $3) AS b
+                          JOIN nexus_memory.store_texts AS t ON t.agent_id = %1$L AND t.id = b.text_id
+                         GROUP BY t.item_id
+                         ORDER BY dist, t.item_id
+                         LIMIT $4) AS n$q$, v_agent, replace(v_scope, 'b.sha', 'x.content_sha256'))
+               INTO v_id, v_dist
+              USING query_embedding, memory_system._embedding_model(), 2 * candidates, candidates,
+                    v_all, v_lo, v_hi, v_now, v_f.keys, v_f.ops, v_f.operands;
+        END IF;
     END IF;
 
     -- fusion: Reciprocal Rank Fusion, as nexus.memory_search -----------------------------------
