@@ -103,7 +103,7 @@ BEGIN
     candidates := greatest(candidates, limit_n + offset_n);
 
     -- text branch: BM25 over the postings of the agent's store texts (kind t), IDF and average
-    -- length from the agent's corpus; an item scores the sum over its texts ----------------------
+    -- length from the agent's corpus; an item scores as its best text (as the vector branch) ----
     IF v_text THEN
         SELECT sum(s.docs), sum(s.tokens)::float8 / nullif(sum(s.docs), 0)
           INTO v_docs, v_avgdl
@@ -126,7 +126,7 @@ BEGIN
                     ON p.agent_id = v_agent AND p.lexeme = w.lexeme AND p.kind = 't'
                  GROUP BY p.doc_id
             ), items AS (
-                SELECT x.item_id, sum(d.score) AS score
+                SELECT x.item_id, max(d.score) AS score
                   FROM docs AS d
                   JOIN nexus_memory.store_texts AS x ON x.agent_id = v_agent AND x.id = d.doc_id
                  GROUP BY x.item_id
@@ -258,8 +258,8 @@ COMMENT ON FUNCTION nexus.store_search(text[], text, public.vector, jsonb, integ
 labels: {foo} is not {foobar}; {} for all). filter: top-level keys of the value, {"k": v} or
 {"k": {"$op": v}} with $eq $ne $gt $gte $lt $lte (numbers compared as numbers, strings as strings).
 With a query text and/or a query embedding: ranked by the hybrid fusion of nexus.memory_search
-(Reciprocal Rank Fusion of BM25 over the items'' texts, an item scoring the sum over its texts, and
-HNSW over their vectors, an item as near as its nearest text); text only until the vectors exist.
+(Reciprocal Rank Fusion of BM25 over the items'' texts and HNSW over their vectors, an item
+scoring as its best text in each); text only until the vectors exist.
 score is the fused score; text_score the BM25 score, vector_score the best cosine similarity.
 Without either: the newest first (updated_at DESC), score NULL. limit_n (1-1000) and offset_n
 (0-10,000) page the result. refresh_ttl (default true): the items returned expire ttl from now again.
