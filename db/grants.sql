@@ -94,6 +94,7 @@ GRANT EXECUTE ON FUNCTION memory_system.claim_batch(text, integer, interval, tex
                           memory_system.fail_item(text, bigint, text),
                           memory_system.heartbeat(text, interval, jsonb),
                           memory_system.release(text),
+                          memory_system.expire_leases(text[]),
                           memory_system.reap_expired_leases(),
                           memory_system.prune_done(interval),
                           memory_system.queue_stats(),
@@ -103,7 +104,9 @@ GRANT EXECUTE ON FUNCTION memory_system.claim_batch(text, integer, interval, tex
                           memory_system.cache_working_memory_range(bigint, bigint),
                           memory_system.cache_range_checksums(integer),
                           memory_system.cache_recent_episodes(text[], integer),
-                          memory_system.cache_agents()
+                          memory_system.cache_agents(),
+                          memory_system.cache_outbox_drain(integer),
+                          memory_system.cache_outbox_clear()
     TO nexus_worker;
 -- the queue's own bookkeeping, read by workers for stats; analysts read everything anyway
 GRANT SELECT ON memory_system.embeddings_queue, memory_system.worker_heartbeats, memory_system.settings

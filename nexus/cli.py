@@ -151,18 +151,20 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             params["password"] = secrets.read(cfg.secret_file(SUPERUSER))
         result = migrate.migrate(params)
         with psycopg.connect(**params, autocommit=True) as conn:
-            roles = apply_role_passwords(conn, cfg)
+            result.logins = apply_role_passwords(conn, cfg)
     else:
         stack = _stack(args)
         if stack.pg.pid() is None:
             raise ServerError("the local stack is not running: nexus up --detach (or pass --dsn)")
         result = stack.migrate()
-        roles = ["nexus_app", "nexus_worker", "nexus_ro"]
     applied = ", ".join(result.applied) or "none (already up to date)"
     print(f"migrations applied: {applied}")
     print(f"repeatable files applied: {result.repeatables}")
-    if roles:
-        print(f"login enabled from secret files: {', '.join(roles)}")
+    if result.logins:
+        print(f"login enabled from secret files: {', '.join(result.logins)}")
+    else:
+        print("login enabled for no role: no secret file of nexus_app, nexus_worker or nexus_ro "
+              "(nexus secrets init, or NEXUS_*_PASSWORD_FILE)")
     return 0
 
 

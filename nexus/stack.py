@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -110,6 +111,27 @@ class Stack:
         return pid if process_alive(pid) else None
 
     @property
+    def maintenance_file(self) -> Path:
+        return self.cfg.home / "run" / "maintenance"
+
+    @contextlib.contextmanager
+    def maintenance(self) -> Iterator[None]:
+        """While a command stops parts of the stack on purpose (a restore), the watchdog leaves
+        them alone: it restarts nothing while this process holds the maintenance file."""
+        self.maintenance_file.parent.mkdir(parents=True, exist_ok=True)
+        self.maintenance_file.write_text(str(os.getpid()))
+        try:
+            yield
+        finally:
+            self.maintenance_file.unlink(missing_ok=True)
+
+    def in_maintenance(self) -> bool:
+        try:
+            return process_alive(int(self.maintenance_file.read_text()))
+        except (FileNotFoundError, ValueError):
+            return False
+
+    @property
     def watch_file(self) -> Path:
         """Where the watchdog (nexus/watch.py) keeps each component's state and restarts."""
         return self.cfg.home / "run" / "stack.json"
@@ -200,7 +222,7 @@ class Stack:
     def migrate(self) -> migrate.MigrateResult:
         result = migrate.migrate(self.conninfo(SUPERUSER))
         with self.superuser_conn(autocommit=True) as conn:
-            apply_role_passwords(conn, self.cfg)
+            result.logins = apply_role_passwords(conn, self.cfg)
         return result
 
     def conninfo(self, role: str) -> dict[str, str]:

@@ -62,7 +62,9 @@ class Watchdog:
         tmp.replace(path)
 
     def step(self) -> None:
-        """Look at every component once; start again what is due."""
+        """Look at every component once; start again what is due (nothing during maintenance)."""
+        if self.stack.in_maintenance():
+            return
         now, changed = time.monotonic(), False
         for name, part in self.parts.items():
             alive, start = self.checks[name]

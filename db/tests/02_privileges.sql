@@ -53,6 +53,8 @@ INSERT INTO expected_table_privs VALUES
     ('memory_system.imports',                   'nexus_ro',    'SELECT'),
     ('memory_system.import_rows',               'nexus_ro',    'SELECT'),
     ('memory_system.import_rejects',            'nexus_ro',    'SELECT'),
+    -- the cache's outbox: analysts may read it (ids and agent names, as in the tables they read)
+    ('memory_system.cache_outbox',              'nexus_ro',    'SELECT'),
     ('memory_system.embeddings_queue',          'nexus_worker', 'SELECT'),
     ('memory_system.worker_heartbeats',         'nexus_worker', 'SELECT'),
     ('memory_system.settings',                  'nexus_worker', 'SELECT'),
@@ -105,6 +107,7 @@ INSERT INTO expected_execute VALUES
     ('nexus_worker', 'memory_system.fail_item(text,bigint,text)'),
     ('nexus_worker', 'memory_system.heartbeat(text,interval,jsonb)'),
     ('nexus_worker', 'memory_system.release(text)'),
+    ('nexus_worker', 'memory_system.expire_leases(text[])'),
     ('nexus_worker', 'memory_system.reap_expired_leases()'),
     ('nexus_worker', 'memory_system.prune_done(interval)'),
     ('nexus_worker', 'memory_system.queue_stats()'),
@@ -115,6 +118,8 @@ INSERT INTO expected_execute VALUES
     ('nexus_worker', 'memory_system.cache_range_checksums(integer)'),
     ('nexus_worker', 'memory_system.cache_recent_episodes(text[],integer)'),
     ('nexus_worker', 'memory_system.cache_agents()'),
+    ('nexus_worker', 'memory_system.cache_outbox_drain(integer)'),
+    ('nexus_worker', 'memory_system.cache_outbox_clear()'),
     ('nexus_ro', 'memory_system.queue_stats()'),
     -- the agent API: every function of schema nexus
     ('nexus_agent', 'nexus.record_episode(text,text,jsonb,text[],real,text,text,timestamp with time zone)'),
