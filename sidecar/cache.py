@@ -348,7 +348,10 @@ class MirrorThread(threading.Thread):
             next_reconcile = next_drain = 0.0
             log.info("cache mirror: leading (reconcile every %.0f s)", self.interval)
             while not self.stopping.is_set():
-                woken = bool(list(listener.notifies(timeout=0.2, stop_after=1000)))
+                # wake at the first notification, then take the ones already there with it
+                woken = bool(list(listener.notifies(timeout=0.2, stop_after=1)))
+                if woken:
+                    list(listener.notifies(timeout=0.001, stop_after=10_000))
                 try:
                     if time.monotonic() >= next_reconcile:
                         mirror.reconcile()
