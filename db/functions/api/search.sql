@@ -134,6 +134,199 @@ posting read.
 Returns (kind e|s, id, score), best first. Used by nexus.memory_search; errors NX031.';
 
 
+CREATE OR REPLACE FUNCTION nexus._memory_search_text(
+    p_query              text,
+    p_kinds              "char"[],
+    p_text_mode          text,
+    p_candidates         integer,
+    p_df_budget          integer,
+    p_session            text,
+    p_since              timestamptz,
+    p_until              timestamptz,
+    p_tags_all           text[],
+    p_metadata_contains  jsonb,
+    OUT kinds            "char"[],
+    OUT ids              bigint[],
+    OUT scores           float8[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_agent     text := current_user;
+    v_filtered  boolean := p_session IS NOT NULL OR p_since IS NOT NULL OR p_until IS NOT NULL
+                           OR p_tags_all IS NOT NULL OR p_metadata_contains IS NOT NULL;
+    v_tsq       tsquery;
+BEGIN
+    IF p_text_mode = 'natural' THEN
+        SELECT coalesce(array_agg(c.kind ORDER BY c.ord), '{}'), coalesce(array_agg(c.id ORDER BY c.ord), '{}'),
+               coalesce(array_agg(c.score ORDER BY c.ord), '{}')
+          INTO kinds, ids, scores
+          FROM (SELECT c.*, row_number() OVER (ORDER BY c.score DESC, c.id) AS ord
+                  FROM nexus.text_candidates(p_query,
+                           ARRAY(SELECT CASE k WHEN 'e' THEN 'episode' ELSE 'semantic' END FROM unnest(p_kinds) AS k),
+                           CASE WHEN v_filtered THEN 1000 ELSE p_candidates END, p_df_budget) AS c) AS c
+         WHERE NOT v_filtered
+            OR (c.kind = 'e' AND EXISTS (
+                    SELECT FROM nexus_memory.zep_episodic_memory AS e
+                     WHERE e.agent_id = v_agent AND e.id = c.id
+                       AND (p_session IS NULL OR e.session_id = p_session)
+                       AND (p_since IS NULL OR e.created_at >= p_since)
+                       AND (p_until IS NULL OR e.created_at < p_until)
+                       AND (p_tags_all IS NULL OR e.tags @> p_tags_all)
+                       AND (p_metadata_contains IS NULL OR e.metadata @> p_metadata_contains)))
+            OR (c.kind = 's' AND EXISTS (
+                    SELECT FROM nexus_memory.semantic_memories AS s
+                     WHERE s.agent_id = v_agent AND s.id = c.id
+                       AND (p_since IS NULL OR s.created_at >= p_since)
+                       AND (p_until IS NULL OR s.created_at < p_until)
+                       AND (p_tags_all IS NULL OR s.tags @> p_tags_all)
+                       AND (p_metadata_contains IS NULL OR s.metadata @> p_metadata_contains)));
+        IF cardinality(ids) > p_candidates THEN
+            kinds := kinds[1:p_candidates]; ids := ids[1:p_candidates]; scores := scores[1:p_candidates];
+        END IF;
+    ELSE
+        v_tsq := websearch_to_tsquery('english'::regconfig, p_query);
+        SELECT coalesce(array_agg(c.kind ORDER BY c.score DESC, c.id), '{}'),
+               coalesce(array_agg(c.id ORDER BY c.score DESC, c.id), '{}'),
+               coalesce(array_agg(c.score ORDER BY c.score DESC, c.id), '{}')
+          INTO kinds, ids, scores
+          FROM (SELECT * FROM (
+                  SELECT 'e'::"char" AS kind, e.id, ts_rank(e.content_tsv, v_tsq, 1)::float8 AS score
+                    FROM nexus_memory.zep_episodic_memory AS e
+                   WHERE 'e' = ANY (p_kinds) AND e.agent_id = v_agent AND e.content_tsv @@ v_tsq
+                     AND (p_session IS NULL OR e.session_id = p_session)
+                     AND (p_since IS NULL OR e.created_at >= p_since)
+                     AND (p_until IS NULL OR e.created_at < p_until)
+                     AND (p_tags_all IS NULL OR e.tags @> p_tags_all)
+                     AND (p_metadata_contains IS NULL OR e.metadata @> p_metadata_contains)
+                  UNION ALL
+                  SELECT 's', s.id, ts_rank(s.content_tsv, v_tsq, 1)::float8
+                    FROM nexus_memory.semantic_memories AS s
+                   WHERE 's' = ANY (p_kinds) AND s.agent_id = v_agent AND s.content_tsv @@ v_tsq
+                     AND (p_since IS NULL OR s.created_at >= p_since)
+                     AND (p_until IS NULL OR s.created_at < p_until)
+                     AND (p_tags_all IS NULL OR s.tags @> p_tags_all)
+                     AND (p_metadata_contains IS NULL OR s.metadata @> p_metadata_contains)) AS u
+                 ORDER BY u.score DESC, u.id LIMIT p_candidates) AS c;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION nexus._memory_search_text(text, "char"[], text, integer, integer, text, timestamptz,
+                                              timestamptz, text[], jsonb) IS
+'Internal: the text branch of nexus.memory_search, arguments checked by it. natural: BM25
+(text_candidates), with filters the matches among its best 1,000; websearch: websearch_to_tsquery
+over content_tsv, ranked by ts_rank. Returns the best p_candidates as parallel arrays (kind e|s,
+id, score), best first.';
+
+
+CREATE OR REPLACE FUNCTION nexus._memory_search_vector(
+    p_embedding          public.vector,
+    p_kinds              "char"[],
+    p_candidates         integer,
+    p_session            text,
+    p_since              timestamptz,
+    p_until              timestamptz,
+    p_tags_all           text[],
+    p_metadata_contains  jsonb,
+    OUT kinds            "char"[],
+    OUT ids              bigint[],
+    OUT dists            float8[])
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET hnsw.iterative_scan = 'relaxed_order'
+SET hnsw.ef_search = '100'
+AS $$
+DECLARE
+    v_agent     text := current_user;
+    v_filtered  boolean := p_session IS NOT NULL OR p_since IS NOT NULL OR p_until IS NOT NULL
+                           OR p_tags_all IS NOT NULL OR p_metadata_contains IS NOT NULL;
+    v_rows      float8;
+    v_exact     boolean;
+    v_branches  text[] := '{}';
+    v_k         record;
+BEGIN
+    SELECT sum(s.docs) INTO v_rows FROM nexus_memory.text_stats AS s WHERE s.agent_id = v_agent;
+    -- a branch of N candidates needs ef_search >= N, or HNSW silently returns fewer; beyond
+    -- that, recall needs ef_search to grow with the log of the agent's size: N (at least 100)
+    -- times 1 + log10(memories / 10,000), at most 1,000. With the default 100 candidates, on
+    -- the benchmark's graphs (ef_construction 128), recall@10: 10,000 memories at 100, 0.996
+    -- (0.999 at 200, which took 60% longer); 100,000 at 200, 1.00; 1,000,000 at 300, 0.98-0.996
+    -- (200 finds 0.967-0.983). Set for this function's call only (its SET clause restores it).
+    PERFORM set_config('hnsw.ef_search', least(round(greatest(p_candidates, 100)
+                           * (1 + log(greatest(coalesce(v_rows, 0), 10000) / 10000.0))), 1000)::text, true);
+    -- An agent whose rows are a small share of its partition is scanned exactly: filtered by
+    -- agent, the HNSW scan would walk the whole graph (hundreds of ms at 1% of a million
+    -- rows), while its own rows are few. Since migration 0010 every registered agent has a
+    -- partition of its own, so this is only for rows in the DEFAULT partition.
+    -- The statement is built for this call and planned once (EXECUTE): only the kinds asked
+    -- for, the agent as a constant, the filters only if any. The planner prunes to the agent's
+    -- partition at planning. A cached plan would hold every agent's partition (and lock them
+    -- all at each run) or be planned again at each change of role, as row security requires.
+    -- $1 query vector, $2 model, $3 session, $4 since, $5 until, $6 tags_all,
+    -- $7 metadata_contains, $8 candidates.
+    FOR v_k IN SELECT * FROM (VALUES
+            ('e'::"char", 'episode_embeddings', 'episode_id', 'zep_episodic_memory',
+             'AND ($3::text IS NULL OR m.session_id = $3)'),
+            -- semantic memories belong to no session (kinds drops them when one is given)
+            ('s'::"char", 'semantic_memory_embeddings', 'memory_id', 'semantic_memories', ''))
+            AS v(kind, tbl, idcol, src, session_cond)
+            WHERE v.kind = ANY (p_kinds) ORDER BY v.kind LOOP
+        -- the agent's partition, by name (not through the partitioned table, whose plan
+        -- would scan every agent's); an agent without one has its rows in the DEFAULT
+        v_exact := false;
+        IF coalesce(v_rows, 0) <= 20000 THEN
+            SELECT coalesce(v_rows, 0) * 10 < c.reltuples INTO v_exact
+              FROM pg_catalog.pg_class AS c
+             WHERE c.relnamespace = 'nexus_parts'::regnamespace
+               AND c.relname IN (memory_system._vector_partition(v_k.tbl, v_agent), v_k.tbl || '_default')
+             ORDER BY c.relname = v_k.tbl || '_default' LIMIT 1;
+        END IF;
+        -- a vector of content since changed is not shown (its re-embedding is queued);
+        -- checked around the scan, so that it stays an index scan
+        v_branches := v_branches || format($q$(
+            SELECT b.* FROM (
+                SELECT %2$L::"char" AS kind, x.%4$I AS id,
+                       x.embedding OPERATOR(public.<=>) $1 AS dist, x.content_sha256 AS sha
+                  FROM nexus_memory.%3$I AS x
+                 WHERE x.agent_id = %1$L AND x.model = $2 %6$s
+                 ORDER BY %7$s LIMIT $8) AS b
+             WHERE EXISTS (SELECT FROM nexus_memory.%5$I AS m
+                            WHERE m.agent_id = %1$L AND m.id = b.id AND m.content_sha256 = b.sha))$q$,
+            v_agent, v_k.kind, v_k.tbl, v_k.idcol, v_k.src,
+            CASE WHEN v_filtered THEN format($q$AND EXISTS (
+                    SELECT FROM nexus_memory.%1$I AS m
+                     WHERE m.agent_id = x.agent_id AND m.id = x.%2$I %3$s
+                       AND ($4::timestamptz IS NULL OR m.created_at >= $4)
+                       AND ($5::timestamptz IS NULL OR m.created_at < $5)
+                       AND ($6::text[] IS NULL OR m.tags @> $6)
+                       AND ($7::jsonb IS NULL OR m.metadata @> $7))$q$, v_k.src, v_k.idcol, v_k.session_cond)
+                 ELSE '' END,
+            -- exact: an ORDER BY the HNSW index cannot serve
+            CASE WHEN v_exact THEN '(x.embedding OPERATOR(public.<=>) $1) + 0'
+                 ELSE 'x.embedding OPERATOR(public.<=>) $1' END);
+    END LOOP;
+    EXECUTE format($q$
+        SELECT coalesce(array_agg(c.kind ORDER BY c.dist, c.id), '{}'),
+               coalesce(array_agg(c.id ORDER BY c.dist, c.id), '{}'),
+               coalesce(array_agg(c.dist ORDER BY c.dist, c.id), '{}')
+          FROM (SELECT u.* FROM (%s) AS u
+                 -- relaxed_order: HNSW may return neighbours slightly out of order; sort again
+                 ORDER BY u.dist, u.id LIMIT $8) AS c$q$,
+        array_to_string(v_branches, ' UNION ALL '))
+       INTO kinds, ids, dists
+      USING p_embedding, memory_system._embedding_model(), p_session, p_since, p_until, p_tags_all,
+            p_metadata_contains, p_candidates;
+END
+$$;
+COMMENT ON FUNCTION nexus._memory_search_vector(public.vector, "char"[], integer, text, timestamptz,
+                                                timestamptz, text[], jsonb) IS
+'Internal: the vector branch of nexus.memory_search, arguments checked by it: the p_candidates
+memories of the calling agent nearest to p_embedding (cosine; HNSW over the agent''s own partition,
+iterative scan, ef_search by the agent''s size; an exact scan for a small agent in a shared
+partition), filters applied inside the scan, vectors of outdated content left out. Returns
+parallel arrays (kind e|s, id, cosine distance), nearest first.';
+
+
 CREATE OR REPLACE FUNCTION nexus.memory_search(
     query               text DEFAULT NULL,
     query_embedding     public.vector DEFAULT NULL,
@@ -157,16 +350,11 @@ RETURNS TABLE (kind text, id bigint, content text, snippet text,
                fused_score float8, created_at timestamptz, session_id text, tags text[], metadata jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-SET hnsw.iterative_scan = 'relaxed_order'
-SET hnsw.ef_search = '100'
 AS $$
 #variable_conflict use_variable
 DECLARE
     v_agent     text := current_user;
     v_kinds     "char"[] := nexus._search_kinds(kinds);
-    v_filtered  boolean := session IS NOT NULL OR since IS NOT NULL OR until IS NOT NULL
-                           OR tags_all IS NOT NULL OR metadata_contains IS NOT NULL;
-    v_model     text;
     v_dims      integer;
     v_tsq       tsquery;
     t_kind      "char"[] := '{}';
@@ -175,10 +363,6 @@ DECLARE
     v_kind      "char"[] := '{}';
     v_id        bigint[] := '{}';
     v_dist      float8[] := '{}';
-    v_rows      float8;
-    v_exact     boolean;
-    v_branches  text[] := '{}';
-    v_k         record;
 BEGIN
     -- arguments ---------------------------------------------------------------------------------
     IF nullif(btrim(query), '') IS NULL AND query_embedding IS NULL THEN
@@ -215,63 +399,17 @@ BEGIN
 
     -- text branch -------------------------------------------------------------------------------
     IF nullif(btrim(query), '') IS NOT NULL AND text_weight > 0 AND cardinality(v_kinds) > 0 THEN
-        IF text_mode = 'natural' THEN
-            SELECT coalesce(array_agg(c.kind ORDER BY c.ord), '{}'), coalesce(array_agg(c.id ORDER BY c.ord), '{}'),
-                   coalesce(array_agg(c.score ORDER BY c.ord), '{}')
-              INTO t_kind, t_id, t_score
-              FROM (SELECT c.*, row_number() OVER (ORDER BY c.score DESC, c.id) AS ord
-                      FROM nexus.text_candidates(query,
-                               ARRAY(SELECT CASE k WHEN 'e' THEN 'episode' ELSE 'semantic' END FROM unnest(v_kinds) AS k),
-                               CASE WHEN v_filtered THEN 1000 ELSE candidates END, df_budget) AS c) AS c
-             WHERE NOT v_filtered
-                OR (c.kind = 'e' AND EXISTS (
-                        SELECT FROM nexus_memory.zep_episodic_memory AS e
-                         WHERE e.agent_id = v_agent AND e.id = c.id
-                           AND (session IS NULL OR e.session_id = session)
-                           AND (since IS NULL OR e.created_at >= since)
-                           AND (until IS NULL OR e.created_at < until)
-                           AND (tags_all IS NULL OR e.tags @> tags_all)
-                           AND (metadata_contains IS NULL OR e.metadata @> metadata_contains)))
-                OR (c.kind = 's' AND EXISTS (
-                        SELECT FROM nexus_memory.semantic_memories AS s
-                         WHERE s.agent_id = v_agent AND s.id = c.id
-                           AND (since IS NULL OR s.created_at >= since)
-                           AND (until IS NULL OR s.created_at < until)
-                           AND (tags_all IS NULL OR s.tags @> tags_all)
-                           AND (metadata_contains IS NULL OR s.metadata @> metadata_contains)));
-            IF cardinality(t_id) > candidates THEN
-                t_kind := t_kind[1:candidates]; t_id := t_id[1:candidates]; t_score := t_score[1:candidates];
-            END IF;
-        ELSE
+        SELECT b.kinds, b.ids, b.scores INTO t_kind, t_id, t_score
+          FROM nexus._memory_search_text(query, v_kinds, text_mode, candidates, df_budget, session, since,
+                                         until, tags_all, metadata_contains) AS b;
+        IF text_mode = 'websearch' THEN
+            -- for the snippets
             v_tsq := websearch_to_tsquery('english'::regconfig, query);
-            SELECT coalesce(array_agg(c.kind ORDER BY c.score DESC, c.id), '{}'),
-                   coalesce(array_agg(c.id ORDER BY c.score DESC, c.id), '{}'),
-                   coalesce(array_agg(c.score ORDER BY c.score DESC, c.id), '{}')
-              INTO t_kind, t_id, t_score
-              FROM (SELECT * FROM (
-                      SELECT 'e'::"char" AS kind, e.id, ts_rank(e.content_tsv, v_tsq, 1)::float8 AS score
-                        FROM nexus_memory.zep_episodic_memory AS e
-                       WHERE 'e' = ANY (v_kinds) AND e.agent_id = v_agent AND e.content_tsv @@ v_tsq
-                         AND (session IS NULL OR e.session_id = session)
-                         AND (since IS NULL OR e.created_at >= since)
-                         AND (until IS NULL OR e.created_at < until)
-                         AND (tags_all IS NULL OR e.tags @> tags_all)
-                         AND (metadata_contains IS NULL OR e.metadata @> metadata_contains)
-                      UNION ALL
-                      SELECT 's', s.id, ts_rank(s.content_tsv, v_tsq, 1)::float8
-                        FROM nexus_memory.semantic_memories AS s
-                       WHERE 's' = ANY (v_kinds) AND s.agent_id = v_agent AND s.content_tsv @@ v_tsq
-                         AND (since IS NULL OR s.created_at >= since)
-                         AND (until IS NULL OR s.created_at < until)
-                         AND (tags_all IS NULL OR s.tags @> tags_all)
-                         AND (metadata_contains IS NULL OR s.metadata @> metadata_contains)) AS u
-                     ORDER BY u.score DESC, u.id LIMIT candidates) AS c;
         END IF;
     END IF;
 
     -- vector branch -----------------------------------------------------------------------------
     IF query_embedding IS NOT NULL THEN
-        v_model := memory_system._embedding_model();
         SELECT s.value::integer INTO v_dims FROM memory_system.settings AS s WHERE s.name = 'embedding_dimensions';
         IF public.vector_dims(query_embedding) <> v_dims THEN
             RAISE EXCEPTION 'query embedding has % dimensions, the model''s vectors have %',
@@ -279,76 +417,9 @@ BEGIN
         END IF;
     END IF;
     IF query_embedding IS NOT NULL AND vector_weight > 0 AND cardinality(v_kinds) > 0 THEN
-        SELECT sum(s.docs) INTO v_rows FROM nexus_memory.text_stats AS s WHERE s.agent_id = v_agent;
-        -- a branch of N candidates needs ef_search >= N, or HNSW silently returns fewer; beyond
-        -- that, recall needs ef_search to grow with the log of the agent's size: N (at least 100)
-        -- times 1 + log10(memories / 10,000), at most 1,000. With the default 100 candidates, on
-        -- the benchmark's graphs (ef_construction 128), recall@10: 10,000 memories at 100, 0.996
-        -- (0.999 at 200, which took 60% longer); 100,000 at 200, 1.00; 1,000,000 at 300, 0.98-0.996
-        -- (200 finds 0.967-0.983)
-        PERFORM set_config('hnsw.ef_search', least(round(greatest(candidates, 100)
-                               * (1 + log(greatest(coalesce(v_rows, 0), 10000) / 10000.0))), 1000)::text, true);
-        -- An agent whose rows are a small share of its partition is scanned exactly: filtered by
-        -- agent, the HNSW scan would walk the whole graph (hundreds of ms at 1% of a million
-        -- rows), while its own rows are few. Since migration 0010 every registered agent has a
-        -- partition of its own, so this is only for rows in the DEFAULT partition.
-        -- The statement is built for this call and planned once (EXECUTE): only the kinds asked
-        -- for, the agent as a constant, the filters only if any. The planner prunes to the agent's
-        -- partition at planning. A cached plan would hold every agent's partition (and lock them
-        -- all at each run) or be planned again at each change of role, as row security requires.
-        -- $1 query vector, $2 model, $3 session, $4 since, $5 until, $6 tags_all,
-        -- $7 metadata_contains, $8 candidates.
-        FOR v_k IN SELECT * FROM (VALUES
-                ('e'::"char", 'episode_embeddings', 'episode_id', 'zep_episodic_memory',
-                 'AND ($3::text IS NULL OR m.session_id = $3)'),
-                -- semantic memories belong to no session (kinds drops them when one is given)
-                ('s'::"char", 'semantic_memory_embeddings', 'memory_id', 'semantic_memories', ''))
-                AS v(kind, tbl, idcol, src, session_cond)
-                WHERE v.kind = ANY (v_kinds) ORDER BY v.kind LOOP
-            -- the agent's partition, by name (not through the partitioned table, whose plan
-            -- would scan every agent's); an agent without one has its rows in the DEFAULT
-            v_exact := false;
-            IF coalesce(v_rows, 0) <= 20000 THEN
-                SELECT coalesce(v_rows, 0) * 10 < c.reltuples INTO v_exact
-                  FROM pg_catalog.pg_class AS c
-                 WHERE c.relnamespace = 'nexus_parts'::regnamespace
-                   AND c.relname IN (memory_system._vector_partition(v_k.tbl, v_agent), v_k.tbl || '_default')
-                 ORDER BY c.relname = v_k.tbl || '_default' LIMIT 1;
-            END IF;
-            -- a vector of content since changed is not shown (its re-embedding is queued);
-            -- checked around the scan, so that it stays an index scan
-            v_branches := v_branches || format($q$(
-                SELECT b.* FROM (
-                    SELECT %2$L::"char" AS kind, x.%4$I AS id,
-                           x.embedding OPERATOR(public.<=>) $1 AS dist, x.content_sha256 AS sha
-                      FROM nexus_memory.%3$I AS x
-                     WHERE x.agent_id = %1$L AND x.model = $2 %6$s
-                     ORDER BY %7$s LIMIT $8) AS b
-                 WHERE EXISTS (SELECT FROM nexus_memory.%5$I AS m
-                                WHERE m.agent_id = %1$L AND m.id = b.id AND m.content_sha256 = b.sha))$q$,
-                v_agent, v_k.kind, v_k.tbl, v_k.idcol, v_k.src,
-                CASE WHEN v_filtered THEN format($q$AND EXISTS (
-                        SELECT FROM nexus_memory.%1$I AS m
-                         WHERE m.agent_id = x.agent_id AND m.id = x.%2$I %3$s
-                           AND ($4::timestamptz IS NULL OR m.created_at >= $4)
-                           AND ($5::timestamptz IS NULL OR m.created_at < $5)
-                           AND ($6::text[] IS NULL OR m.tags @> $6)
-                           AND ($7::jsonb IS NULL OR m.metadata @> $7))$q$, v_k.src, v_k.idcol, v_k.session_cond)
-                     ELSE '' END,
-                -- exact: an ORDER BY the HNSW index cannot serve
-                CASE WHEN v_exact THEN '(x.embedding OPERATOR(public.<=>) $1) + 0'
-                     ELSE 'x.embedding OPERATOR(public.<=>) $1' END);
-        END LOOP;
-        EXECUTE format($q$
-            SELECT coalesce(array_agg(c.kind ORDER BY c.dist, c.id), '{}'),
-                   coalesce(array_agg(c.id ORDER BY c.dist, c.id), '{}'),
-                   coalesce(array_agg(c.dist ORDER BY c.dist, c.id), '{}')
-              FROM (SELECT u.* FROM (%s) AS u
-                     -- relaxed_order: HNSW may return neighbours slightly out of order; sort again
-                     ORDER BY u.dist, u.id LIMIT $8) AS c$q$,
-            array_to_string(v_branches, ' UNION ALL '))
-           INTO v_kind, v_id, v_dist
-          USING query_embedding, v_model, session, since, until, tags_all, metadata_contains, candidates;
+        SELECT b.kinds, b.ids, b.dists INTO v_kind, v_id, v_dist
+          FROM nexus._memory_search_vector(query_embedding, v_kinds, candidates, session, since, until,
+                                           tags_all, metadata_contains) AS b;
     END IF;
 
     -- fusion ------------------------------------------------------------------------------------
