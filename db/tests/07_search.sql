@@ -3,7 +3,7 @@
 -- agent's exact text and exact vector find nothing of it, in any branch.
 -- (Query plans at a realistic size are in 08_search_plans.sql.)
 BEGIN;
-SELECT plan(178);
+SELECT plan(179);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('alice');
@@ -276,9 +276,12 @@ SELECT ok((SELECT bool_and((text_rank IS NOT NULL AND vector_rank IS NOT NULL) =
              FROM (SELECT r.*, row_number() OVER (ORDER BY fused_score DESC) AS n
                      FROM nexus.memory_search('walrus', pg_temp.v(0, 1)) AS r) AS r),
           'hybrid: exactly the first three rows have both ranks');
-SELECT ok((SELECT bool_and(abs(fused_score - (coalesce(1.0 / (60 + text_rank), 0) + coalesce(1.0 / (60 + vector_rank), 0))) < 1e-12)
+SELECT ok((SELECT bool_and(abs(fused_score - (coalesce(1.0 / (5 + text_rank), 0) + coalesce(1.0 / (5 + vector_rank), 0))) < 1e-12)
              FROM nexus.memory_search('walrus', pg_temp.v(0, 1))),
-          'hybrid: fused_score is the reciprocal rank fusion of both ranks (k 60)');
+          'hybrid: fused_score is the reciprocal rank fusion of both ranks (k 5 by default)');
+SELECT ok((SELECT bool_and(abs(fused_score - (coalesce(1.0 / (60 + text_rank), 0) + coalesce(1.0 / (60 + vector_rank), 0))) < 1e-12)
+             FROM nexus.memory_search('walrus', pg_temp.v(0, 1), rrf_k => 60)),
+          'hybrid: with rrf_k 60');
 SELECT ok(array_position(pg_temp.found($$SELECT kind, id FROM nexus.memory_search('walrus', pg_temp.v(0.6, 0, 0, 0.8))$$), 'eD')
           < array_position(pg_temp.found($$SELECT kind, id FROM nexus.memory_search('walrus', pg_temp.v(0.6, 0, 0, 0.8))$$), 'eA'),
           'hybrid: text rank 3 with vector rank 1 beats text rank 2 with vector rank 2');

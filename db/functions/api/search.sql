@@ -338,7 +338,7 @@ CREATE OR REPLACE FUNCTION nexus.memory_search(
     tags_all            text[] DEFAULT NULL,
     metadata_contains   jsonb DEFAULT NULL,
     text_mode           text DEFAULT 'natural',
-    rrf_k               integer DEFAULT 60,
+    rrf_k               integer DEFAULT 5,
     text_weight         float8 DEFAULT 1,
     vector_weight       float8 DEFAULT 1,
     recency_weight      float8 DEFAULT 0,
