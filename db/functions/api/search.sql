@@ -134,6 +134,13 @@ posting read.
 Returns (kind e|s, id, score), best first. Used by nexus.memory_search; errors NX031.';
 
 
+-- memory_search before neighbour_weight, context, valid_at and neighbours (a new signature and
+-- result: the old one goes)
+DROP FUNCTION IF EXISTS nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz,
+                                            text[], jsonb, text, integer, float8, float8, float8, interval,
+                                            integer, integer);
+
+
 CREATE OR REPLACE FUNCTION nexus._memory_search_text(
     p_query              text,
     p_kinds              "char"[],
@@ -327,6 +334,42 @@ partition), filters applied inside the scan, vectors of outdated content left ou
 parallel arrays (kind e|s, id, cosine distance), nearest first.';
 
 
+CREATE OR REPLACE FUNCTION nexus._session_neighbours(p_id bigint, p_session text, p_n integer)
+RETURNS TABLE (id bigint, pos integer)
+LANGUAGE sql STABLE
+AS $$
+    -- index-only scans of (agent_id, session_id, id); no SET clause, so that it is inlined
+    SELECT b.id, -(row_number() OVER (ORDER BY b.id DESC))::integer
+      FROM (SELECT e.id FROM nexus_memory.zep_episodic_memory AS e
+             WHERE e.agent_id = (current_user::text COLLATE "default") AND e.session_id = p_session
+               AND e.id < p_id
+             ORDER BY e.id DESC LIMIT p_n) AS b
+    UNION ALL
+    SELECT a.id, (row_number() OVER (ORDER BY a.id))::integer
+      FROM (SELECT e.id FROM nexus_memory.zep_episodic_memory AS e
+             WHERE e.agent_id = (current_user::text COLLATE "default") AND e.session_id = p_session
+               AND e.id > p_id
+             ORDER BY e.id LIMIT p_n) AS a
+$$;
+COMMENT ON FUNCTION nexus._session_neighbours(bigint, text, integer) IS
+'Internal: the calling agent''s episodes of session p_session recorded just before and after
+episode p_id (by id), up to p_n on each side: (id, pos), pos -1 the one just before, 1 just after.';
+
+
+CREATE OR REPLACE FUNCTION nexus._session_context(p_id bigint, p_session text, p_n integer)
+RETURNS jsonb
+LANGUAGE sql STABLE
+AS $$
+    SELECT jsonb_agg(jsonb_build_object('id', n.id, 'offset', n.pos, 'content', e.content) ORDER BY n.pos)
+      FROM nexus._session_neighbours(p_id, p_session, p_n) AS n
+      JOIN nexus_memory.zep_episodic_memory AS e
+        ON e.agent_id = (current_user::text COLLATE "default") AND e.id = n.id
+$$;
+COMMENT ON FUNCTION nexus._session_context(bigint, text, integer) IS
+'Internal: _session_neighbours with their content, as the JSON array memory_search returns in
+neighbours ([{id, offset, content}], in order); NULL if there are none.';
+
+
 CREATE OR REPLACE FUNCTION nexus.memory_search(
     query               text DEFAULT NULL,
     query_embedding     public.vector DEFAULT NULL,
@@ -344,10 +387,13 @@ CREATE OR REPLACE FUNCTION nexus.memory_search(
     recency_weight      float8 DEFAULT 0,
     recency_half_life   interval DEFAULT '7 days',
     candidates          integer DEFAULT 100,
-    df_budget           integer DEFAULT 10000)
+    df_budget           integer DEFAULT 10000,
+    neighbour_weight    float8 DEFAULT 0.4,
+    context             integer DEFAULT 0)
 RETURNS TABLE (kind text, id bigint, content text, snippet text,
                text_rank integer, text_score float8, vector_rank integer, vector_score float8,
-               fused_score float8, created_at timestamptz, session_id text, tags text[], metadata jsonb)
+               fused_score float8, created_at timestamptz, session_id text, tags text[], metadata jsonb,
+               valid_at timestamptz, neighbours jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -363,6 +409,8 @@ DECLARE
     v_kind      "char"[] := '{}';
     v_id        bigint[] := '{}';
     v_dist      float8[] := '{}';
+    c_id        bigint[] := '{}';
+    c_credit    float8[] := '{}';
 BEGIN
     -- arguments ---------------------------------------------------------------------------------
     IF nullif(btrim(query), '') IS NULL AND query_embedding IS NULL THEN
@@ -380,10 +428,13 @@ BEGIN
     IF rrf_k IS NULL OR rrf_k < 1 THEN
         RAISE EXCEPTION 'rrf_k must be at least 1, got %', rrf_k USING ERRCODE = 'NX031';
     END IF;
-    IF text_weight IS NULL OR vector_weight IS NULL OR recency_weight IS NULL
-       OR text_weight < 0 OR vector_weight < 0 OR recency_weight < 0
-       OR 'NaN'::float8 IN (text_weight, vector_weight, recency_weight) THEN
+    IF text_weight IS NULL OR vector_weight IS NULL OR recency_weight IS NULL OR neighbour_weight IS NULL
+       OR text_weight < 0 OR vector_weight < 0 OR recency_weight < 0 OR neighbour_weight < 0
+       OR 'NaN'::float8 IN (text_weight, vector_weight, recency_weight, neighbour_weight) THEN
         RAISE EXCEPTION 'weights must be zero or positive numbers' USING ERRCODE = 'NX031';
+    END IF;
+    IF context IS NULL OR context NOT BETWEEN 0 AND 20 THEN
+        RAISE EXCEPTION 'context must be between 0 and 20, got %', context USING ERRCODE = 'NX031';
     END IF;
     IF recency_half_life IS NULL OR recency_half_life <= interval '0' THEN
         RAISE EXCEPTION 'recency_half_life must be positive, got %', recency_half_life USING ERRCODE = 'NX031';
@@ -422,6 +473,34 @@ BEGIN
                                            tags_all, metadata_contains) AS b;
     END IF;
 
+    -- neighbours: the best 20 episodes found lend a share of their score to the episodes recorded
+    -- just before and after them in their session (an answer often sits in the reply to a hit):
+    -- neighbour_weight at distance 1, half of it at distance 2. Only rows a branch found gain
+    -- (below): spreading reorders what the query matched, it adds nothing it did not. Its own
+    -- statement, planned only when it runs: an agent without sessions skips it (one probe of
+    -- the session index), and the fusion statement stays cheap to plan (it is planned again
+    -- whenever the role changes)
+    IF neighbour_weight > 0 AND 'e' = ANY (v_kinds)
+       AND EXISTS (SELECT FROM nexus_memory.zep_episodic_memory AS e
+                    WHERE e.agent_id = v_agent AND e.session_id IS NOT NULL) THEN
+        SELECT coalesce(array_agg(c.id), '{}'), coalesce(array_agg(c.credit), '{}') INTO c_id, c_credit
+          FROM (SELECT n.id, sum(neighbour_weight / abs(n.pos) * l.rrf) AS credit
+                  FROM (SELECT l.id, l.rrf, e.session_id
+                          FROM (SELECT u.id, u.rrf
+                                  FROM (SELECT coalesce(t.id, v.id) AS id,
+                                               coalesce(text_weight / (rrf_k + t.rnk), 0)
+                                               + coalesce(vector_weight / (rrf_k + v.rnk), 0) AS rrf
+                                          FROM (SELECT x.id, x.rnk FROM unnest(t_kind, t_id) WITH ORDINALITY AS x(kind, id, rnk)
+                                                 WHERE x.kind = 'e') AS t
+                                          FULL JOIN (SELECT x.id, x.rnk FROM unnest(v_kind, v_id) WITH ORDINALITY AS x(kind, id, rnk)
+                                                      WHERE x.kind = 'e') AS v ON v.id = t.id) AS u
+                                 ORDER BY u.rrf DESC, u.id LIMIT 20) AS l
+                          JOIN nexus_memory.zep_episodic_memory AS e ON e.agent_id = v_agent AND e.id = l.id
+                         WHERE e.session_id IS NOT NULL) AS l
+                 CROSS JOIN LATERAL nexus._session_neighbours(l.id, l.session_id, 2) AS n
+                 GROUP BY n.id) AS c;
+    END IF;
+
     -- fusion ------------------------------------------------------------------------------------
     RETURN QUERY
     WITH t AS (
@@ -435,27 +514,32 @@ BEGIN
                t.rnk AS t_rnk, t.score AS t_score, v.rnk AS v_rnk, v.sim AS v_sim,
                coalesce(text_weight / (rrf_k + t.rnk), 0) + coalesce(vector_weight / (rrf_k + v.rnk), 0) AS rrf
           FROM t FULL JOIN v ON v.kind = t.kind AND v.id = t.id
+    ), g AS (
+        SELECT f.kind, f.id, f.t_rnk, f.t_score, f.v_rnk, f.v_sim, f.rrf + coalesce(c.credit, 0) AS score
+          FROM f LEFT JOIN unnest(c_id, c_credit) AS c(id, credit) ON f.kind = 'e' AND c.id = f.id
     ), best AS MATERIALIZED (
         -- without recency the order is known before the memories are read: read only the best
         -- (twice limit_n, in case one was deleted since a branch found it)
-        SELECT f.* FROM f
-         ORDER BY f.rrf DESC, f.kind, f.id
+        SELECT g.* FROM g
+         ORDER BY g.score DESC, g.kind, g.id
          LIMIT CASE WHEN recency_weight > 0 THEN NULL ELSE 2 * limit_n END
     ), m AS (
-        SELECT f.*, 'episode'::text AS kind_name, e.content, e.created_at, e.session_id, e.tags, e.metadata
-          FROM best AS f JOIN nexus_memory.zep_episodic_memory AS e ON e.agent_id = v_agent AND e.id = f.id
-         WHERE f.kind = 'e'
+        SELECT b.*, 'episode'::text AS kind_name, e.content, e.created_at, e.session_id, e.tags, e.metadata,
+               e.valid_at
+          FROM best AS b JOIN nexus_memory.zep_episodic_memory AS e ON e.agent_id = v_agent AND e.id = b.id
+         WHERE b.kind = 'e'
         UNION ALL
-        SELECT f.*, 'semantic', s.content, s.created_at, NULL, s.tags, s.metadata
-          FROM best AS f JOIN nexus_memory.semantic_memories AS s ON s.agent_id = v_agent AND s.id = f.id
-         WHERE f.kind = 's'
+        SELECT b.*, 'semantic', s.content, s.created_at, NULL, s.tags, s.metadata, NULL
+          FROM best AS b JOIN nexus_memory.semantic_memories AS s ON s.agent_id = v_agent AND s.id = b.id
+         WHERE b.kind = 's'
     ), ranked AS (
         SELECT m.*,
-               m.rrf + CASE WHEN recency_weight > 0
-                            THEN recency_weight / (rrf_k + 1)
-                                 * power(0.5, greatest(extract(epoch FROM now() - m.created_at), 0)
-                                              / extract(epoch FROM recency_half_life))
-                            ELSE 0 END AS fused
+               -- the age of what a memory tells is that of the time it is about, when given
+               m.score + CASE WHEN recency_weight > 0
+                              THEN recency_weight / (rrf_k + 1)
+                                   * power(0.5, greatest(extract(epoch FROM now() - coalesce(m.valid_at, m.created_at)), 0)
+                                                / extract(epoch FROM recency_half_life))
+                              ELSE 0 END AS fused
           FROM m
          ORDER BY fused DESC, m.kind, m.id
          LIMIT limit_n
@@ -465,23 +549,32 @@ BEGIN
                                 coalesce(v_tsq, nexus._or_tsquery(nullif(btrim(query), ''))),
                                 'MaxWords=30, MinWords=12, MaxFragments=2, StartSel=**, StopSel=**'),
                     left(r.content, 200)),
-           r.t_rnk, r.t_score, r.v_rnk, r.v_sim, r.fused, r.created_at, r.session_id, r.tags, r.metadata
+           r.t_rnk, r.t_score, r.v_rnk, r.v_sim, r.fused, r.created_at, r.session_id, r.tags, r.metadata,
+           r.valid_at,
+           CASE WHEN context > 0 AND r.session_id IS NOT NULL
+                THEN nexus._session_context(r.id, r.session_id, context) END
       FROM ranked AS r
      ORDER BY r.fused DESC, r.kind, r.id;
 END
 $$;
 COMMENT ON FUNCTION nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz,
                                         text[], jsonb, text, integer, float8, float8, float8, interval,
-                                        integer, integer) IS
+                                        integer, integer, float8, integer) IS
 'Hybrid search over the calling agent''s memories. query: natural-language text (BM25, OR of terms;
 text_mode => ''websearch'' for "quoted phrases", OR and -excluded terms); query_embedding: a vector of
 the configured model (HNSW, iterative scan). Either or both; fused by Reciprocal Rank Fusion
-(sum of weight / (rrf_k + rank) per branch), plus recency_weight * 0.5^(age / recency_half_life) / (rrf_k + 1).
+(sum of weight / (rrf_k + rank) per branch, rrf_k 5 by default). Each of the best 20 episodes that
+has a session lends neighbour_weight (default 0.4) times its score to the episodes recorded just
+before and after it in that session, half of it to those two away, if a branch found them too: the
+reply to a hit rises. Plus recency_weight * 0.5^(age / recency_half_life) / (rrf_k + 1), the age
+of coalesce(valid_at, created_at).
 Filters: kinds (episode, semantic), session (episodes only), since/until (created_at), tags_all
 (carries all of them), metadata_contains (jsonb containment); with filters, the text branch keeps the matches among the best
 1,000 BM25 hits. candidates: rows per branch (default 100); df_budget (default 10,000; NULL: exact
 BM25): see text_candidates. An agent of at most 20,000 memories under a tenth of its vector partition
-is searched exactly instead of by HNSW.
+is searched exactly instead of by HNSW. context => N (0-20): neighbours holds, for each episode
+returned, up to N episodes before and after it in its session, in the order recorded, as a JSON
+array of {id, offset, content} (offset -1 is the one just before); filters do not apply to them.
 Errors: NX030 no query, NX031 bad argument, NX011 query over 64 KiB, NX013 wrong vector dimension.';
 
 
@@ -543,7 +636,7 @@ BEGIN
     SELECT r.kind, r.id, r.content, r.snippet, r.vector_rank, r.vector_score, r.created_at,
            r.session_id, r.tags, r.metadata
       FROM nexus.memory_search(query_embedding => v_vec, limit_n => limit_n + 1, kinds => kinds,
-                               candidates => greatest(candidates, limit_n + 1)) AS r
+                               candidates => greatest(candidates, limit_n + 1), neighbour_weight => 0) AS r
      WHERE NOT (r.kind = memory_similar.memory_kind AND r.id = memory_similar.memory_id)
      ORDER BY r.vector_rank
      LIMIT limit_n;
