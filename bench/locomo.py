@@ -12,7 +12,8 @@ given), and the questions are embedded with the worker's `Embedder`.
 
 Every question of categories 1-4 (multi-hop, temporal, open-domain, single-hop; 5 has no answer
 in the conversation) is searched as its conversation's agent with limit_n 20 over episodes: text
-only, vector only and hybrid (the defaults). Evidence recall@k: the share of the question's
+only, vector only and hybrid (the defaults), and hybrid with context => 1 (a row's neighbours in
+its session count as found with it). Evidence recall@k: the share of the question's
 evidence turns among the first k rows, averaged over questions. Evidence ids that name no turn of
 the conversation (a few typos in the data set) are dropped, and a question left without any.
 
@@ -65,13 +66,15 @@ MODES: dict[str, str] = {
 }
 KS = (5, 10, 20)
 DEPTH = max(KS)
+# hybrid with context => 1: each row's neighbours count as found (what an agent reading them sees)
+CONTEXT = 1
 HYBRID_TARGET = 0.70
 # hybrid must beat the better of its own branches by this much
 MARGIN_TARGET = 0.03
 
 FIGURES = tuple(f"quality.locomo.{mode}_recall{k}" for mode in MODES for k in KS) + tuple(
     f"quality.locomo.{mode}_recall10_{cat}" for mode in MODES for cat in CATEGORIES.values()) + (
-    "quality.locomo.hybrid_p50_ms",)
+    f"quality.locomo.hybrid_context{CONTEXT}_recall10", "quality.locomo.hybrid_p50_ms")
 
 
 def log(message: str) -> None:
@@ -187,27 +190,30 @@ class ModeResult:
                                 if category in (None, c))
 
 
-def search_sql(mode: str) -> str:
-    return (f"SELECT id FROM nexus.memory_search({MODES[mode]}, limit_n => {DEPTH},"
-            " kinds => '{episode}')")
+def search_sql(mode: str, context: int = 0) -> str:
+    return (f"SELECT id, neighbours FROM nexus.memory_search({MODES[mode]}, limit_n => {DEPTH},"
+            f" kinds => '{{episode}}', context => {context})")
 
 
 def search_mode(bdb: BenchDb, mode: str, convs: list[Conversation],
-                vectors: dict[str, np.ndarray], dia_of: dict[str, dict[int, str]]) -> ModeResult:
-    stmt = search_sql(mode)
+                vectors: dict[str, np.ndarray], dia_of: dict[str, dict[int, str]],
+                context: int = 0) -> ModeResult:
+    """Every question searched; with context, a row's neighbours count as found with it."""
+    stmt = search_sql(mode, context)
     result = ModeResult()
     for c in convs:
         with as_agent(bdb, c.agent) as conn:
             for q in c.questions:
                 start = time.perf_counter()
-                ids = [r[0] for r in conn.execute(stmt, {"query": q.text,
-                                                         "embedding": vectors[q.text]})]
+                params = {"query": q.text, "embedding": vectors[q.text]}
+                rows = conn.execute(stmt, params).fetchall()
                 result.seconds.append(time.perf_counter() - start)
-                found = [dia_of[c.agent][i] for i in ids]
+                found = [{dia_of[c.agent][i], *(dia_of[c.agent][n["id"]] for n in near or [])}
+                         for i, near in rows]
                 result.categories.append(q.category)
                 for k in KS:
-                    result.recall[k].append(len(q.evidence.intersection(found[:k]))
-                                            / len(q.evidence))
+                    seen = set().union(*found[:k])
+                    result.recall[k].append(len(q.evidence & seen) / len(q.evidence))
     return result
 
 
@@ -245,6 +251,17 @@ def figures_of(results: dict[str, ModeResult], errors: dict[str, str], setup: st
             count = results[mode].categories.count(n)
             figures.append(Figure(name, results[mode].mean(10, n), "ratio",
                                   note=f"{count} questions"))
+    name = f"quality.locomo.hybrid_context{CONTEXT}_recall10"
+    if "hybrid_context" in results:
+        value = results["hybrid_context"].mean(10)
+        hybrid = results["hybrid"].mean(10) if "hybrid" in results else None
+        figures.append(Figure(name, value, "ratio", hybrid, ratio(value, hybrid),
+                              f"informational: hybrid with context => {CONTEXT}, evidence among "
+                              "the top 10 rows or the episodes just before and after each (what "
+                              "an agent reading the neighbours sees); baseline: hybrid"))
+    else:
+        figures.append(Figure(name, None, "", note=f"FAILED: {errors['hybrid_context']}",
+                              failed=True))
     if "hybrid" in results:
         ms = [s * 1000 for s in results["hybrid"].seconds]
         figures.append(Figure("quality.locomo.hybrid_p50_ms", statistics.median(ms), "ms",
@@ -285,12 +302,13 @@ def bench_locomo(st: Stack) -> list[Figure]:
         log(setup)
         results: dict[str, ModeResult] = {}
         errors: dict[str, str] = {}
-        for mode in MODES:
+        runs = [(mode, mode, 0) for mode in MODES] + [("hybrid_context", "hybrid", CONTEXT)]
+        for name, mode, context in runs:
             try:
-                results[mode] = search_mode(bdb, mode, convs, vectors, dia_of)
+                results[name] = search_mode(bdb, mode, convs, vectors, dia_of, context)
             except psycopg.Error as exc:  # one broken mode must not hide the others' figures
-                errors[mode] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-                log(f"{mode}: {errors[mode]}")
+                errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                log(f"{name}: {errors[name]}")
     return figures_of(results, errors, setup)
 
 
