@@ -141,8 +141,12 @@ INSERT INTO expected_execute VALUES
     ('nexus_agent', 'nexus.consensus_cas(text,bigint,jsonb)'),
     ('nexus_agent', 'nexus.memory_stats()'),
     ('nexus_agent', 'nexus.text_candidates(text,text[],integer,integer,double precision,double precision)'),
-    ('nexus_agent', 'nexus.memory_search(text,vector,integer,text[],text,timestamp with time zone,timestamp with time zone,text[],jsonb,text,integer,double precision,double precision,double precision,interval,integer,integer)'),
+    ('nexus_agent', 'nexus.memory_search(text,vector,integer,text[],text,timestamp with time zone,timestamp with time zone,text[],jsonb,text,integer,double precision,double precision,double precision,interval,integer,integer,double precision,integer)'),
     ('nexus_agent', 'nexus.memory_similar(text,bigint,integer,text[],integer)'),
+    ('nexus_agent', 'nexus._memory_search_text(text,"char"[],text,integer,integer,text,timestamp with time zone,timestamp with time zone,text[],jsonb)'),
+    ('nexus_agent', 'nexus._session_neighbours(bigint,text,integer)'),
+    ('nexus_agent', 'nexus._session_context(bigint,text,integer)'),
+    ('nexus_agent', 'nexus._memory_search_vector(vector,"char"[],integer,text,timestamp with time zone,timestamp with time zone,text[],jsonb)'),
     ('nexus_agent', 'nexus._search_kinds(text[])'),
     ('nexus_agent', 'nexus._or_tsquery(text)');
 
