@@ -54,7 +54,7 @@ from bench.harness import (
     throwaway_stack,
 )
 from bench.search_quality import CACHE_DIR, VectorCache, embed_pending, embed_texts, make_embedder
-from sidecar.stack import Stack
+from nexus.stack import Stack
 
 DATA = "locomo-dev"
 DATABASE = "nexus_bench_locomo"
