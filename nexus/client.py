@@ -15,8 +15,8 @@ is exactly one call of its `nexus.*` function, by name, with named arguments; no
 here. An argument left out is left out of the call (the SQL default applies); None is SQL NULL.
 
 Errors: NX033 raises NotFound, NX035 Conflict (with the key's current version), any other NX0xx
-InvalidInput (its code kept); everything else (connection trouble, PostgreSQL's own codes) is raised
-as psycopg raised it.
+InvalidInput (its code kept), all three psycopg.Error subclasses; everything else (connection
+trouble, PostgreSQL's own codes) is raised as psycopg raised it.
 """
 
 from __future__ import annotations
@@ -68,12 +68,14 @@ class EmbedRefused(ValueError):
     """The sidecar answered but refused the text (empty, too long, not embeddable)."""
 
 
-class NexusError(Exception):
-    """An error NEXUS raised on purpose: its SQLSTATE (NX...), message, detail and hint."""
+class NexusError(psycopg.Error):
+    """An error NEXUS raised on purpose: its SQLSTATE (NX..., also as `sqlstate`), message, detail
+    and hint. A psycopg.Error still: `except psycopg.Error` keeps catching every database error."""
 
     def __init__(self, code: str, message: str, detail: str | None = None,
                  hint: str | None = None) -> None:
         super().__init__(f"{code}: {message}")
+        self.sqlstate = code
         self.code, self.message, self.detail, self.hint = code, message, detail, hint
 
 
