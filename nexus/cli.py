@@ -38,6 +38,9 @@ def _print_connections(stack: Stack) -> None:
         print(f"  {role:<16} {url}")
     print(f"Redis: {stack.redis.url} (password in {stack.cfg.secret_file('redis')})")
     print("Agents: nexus agent add NAME, then: psql \"$(nexus agent dsn NAME)\"")
+    if stack.mcp_url:
+        print(f"MCP: {stack.mcp_url} (bearer tokens: nexus agent token NAME), "
+              "or stdio: nexus mcp --agent NAME")
 
 
 def _watch(stack: Stack, stopping: Callable[[], bool]) -> int:
@@ -140,6 +143,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         for role, url in status["dsns"].items():
             print(f"  {role:<16} {url}")
         print(f"redis_url   {status['redis_url']}")
+        if status["mcp_url"]:
+            health = "healthy" if status["mcp"]["healthy"] else "down"
+            print(f"mcp_url     {status['mcp_url']} ({health}, pid {status['mcp']['pid']})")
     return 0 if status["healthy"] else 1
 
 
