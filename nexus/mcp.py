@@ -317,8 +317,10 @@ async def http_app(conninfo: str, embed_url: str, host: str, port: int,
                    pool_size: int = 16) -> AsyncIterator[Any]:
     """The ASGI app of the HTTP server, with its pool (nexus_app) and its /embed session open."""
     async with AsyncExitStack() as stack:
+        # checked at each checkout: a PostgreSQL restart (watchdog, restore) costs no request
         pool = AsyncConnectionPool(conninfo, min_size=2, max_size=pool_size, open=False,
-                                   kwargs={"autocommit": True})
+                                   kwargs={"autocommit": True},
+                                   check=AsyncConnectionPool.check_connection)
         await pool.open(wait=True, timeout=30)
         stack.push_async_callback(pool.close)
         http = await stack.enter_async_context(aiohttp.ClientSession())
