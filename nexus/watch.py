@@ -42,11 +42,13 @@ class Watchdog:
         self.stack = stack
         now = time.monotonic()
         names = ["postgresql", "redis"] + (["worker"] if stack.cfg.worker_replicas > 0 else [])
+        names += ["mcp"] if stack.mcp_url else []
         self.parts = {n: Component(n, up_since=now) for n in names}
         self.checks: dict[str, tuple[Callable[[], bool], Callable[[], None]]] = {
             "postgresql": (lambda: stack.pg.pid() is not None, self._start_pg),
             "redis": (lambda: stack.redis.pid() is not None, stack.redis.start),
             "worker": (lambda: stack.worker_pid() is not None, stack.start_worker),
+            "mcp": (lambda: stack.mcp_pid() is not None, stack.start_mcp),
         }
         self.write()
 

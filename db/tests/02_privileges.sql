@@ -88,7 +88,10 @@ INSERT INTO expected_column_privs VALUES
      '{id,agent_id,checkpoint_name,metadata,created_at}'),
     -- the state of an agent's own queue items (row-level security), for nexus.memory_stats
     ('memory_system.embeddings_queue', 'nexus_agent', 'SELECT',
-     '{id,agent_id,source_table,source_id,state,retry_count,last_error,enqueued_at,processed_at}');
+     '{id,agent_id,source_table,source_id,state,retry_count,last_error,enqueued_at,processed_at}'),
+    -- agents' bearer tokens: analysts see all but the hash
+    ('memory_system.agent_tokens', 'nexus_ro', 'SELECT',
+     '{token_id,agent_id,label,created_at,expires_at,revoked_at}');
 
 -- functions each role may execute; no other
 CREATE TEMP TABLE expected_execute (role name, sig text);
@@ -121,6 +124,8 @@ INSERT INTO expected_execute VALUES
     ('nexus_worker', 'memory_system.cache_outbox_drain(integer)'),
     ('nexus_worker', 'memory_system.cache_outbox_clear()'),
     ('nexus_ro', 'memory_system.queue_stats()'),
+    -- the MCP server maps a bearer token to its agent
+    ('nexus_app', 'memory_system.token_agent(bytea)'),
     -- the agent API: every function of schema nexus
     ('nexus_agent', 'nexus.record_episode(text,text,jsonb,text[],real,text,text,timestamp with time zone)'),
     ('nexus_agent', 'nexus.get_episode(bigint)'),
@@ -161,7 +166,7 @@ INSERT INTO expected_schema_privs VALUES
     ('consciousness', 'nexus_agent', 'USAGE'),
     ('consciousness', 'nexus_ro', 'USAGE'),
     ('memory_system', 'nexus_agent', 'USAGE'), ('memory_system', 'nexus_worker', 'USAGE'),
-    ('memory_system', 'nexus_ro', 'USAGE');
+    ('memory_system', 'nexus_ro', 'USAGE'), ('memory_system', 'nexus_app', 'USAGE');
 
 -- the expected lists name only objects that exist (a renamed object must not pass silently)
 SELECT is_empty(
