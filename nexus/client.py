@@ -46,7 +46,7 @@ MODES = ("hybrid", "text", "vector")
 SEARCH_OPTIONS = frozenset({
     "limit_n", "kinds", "session", "since", "until", "tags_all", "metadata_contains", "text_mode",
     "rrf_k", "text_weight", "vector_weight", "recency_weight", "recency_half_life", "candidates",
-    "df_budget",
+    "df_budget", "neighbour_weight", "context",
 })
 
 
@@ -159,6 +159,9 @@ class SearchHit:
     session_id: str | None
     tags: list[str]
     metadata: dict[str, Any]
+    valid_at: datetime | None = None
+    # with context => N: up to N episodes before and after the hit in its session
+    neighbours: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -588,7 +591,8 @@ class Memory:
                       text_mode: str = DEFAULT, rrf_k: int = DEFAULT, text_weight: float = DEFAULT,
                       vector_weight: float = DEFAULT, recency_weight: float = DEFAULT,
                       recency_half_life: timedelta | str = DEFAULT, candidates: int = DEFAULT,
-                      df_budget: int | None = DEFAULT) -> list[SearchHit]:
+                      df_budget: int | None = DEFAULT, neighbour_weight: float = DEFAULT,
+                      context: int = DEFAULT) -> list[SearchHit]:
         return self._invoke("memory_search", locals())
 
     def memory_similar(self, memory_kind: str, memory_id: int, limit_n: int = DEFAULT,
@@ -778,7 +782,8 @@ class AsyncMemory:
                             recency_weight: float = DEFAULT,
                             recency_half_life: timedelta | str = DEFAULT,
                             candidates: int = DEFAULT,
-                            df_budget: int | None = DEFAULT) -> list[SearchHit]:
+                            df_budget: int | None = DEFAULT, neighbour_weight: float = DEFAULT,
+                            context: int = DEFAULT) -> list[SearchHit]:
         return await self._invoke("memory_search", locals())
 
     async def memory_similar(self, memory_kind: str, memory_id: int, limit_n: int = DEFAULT,
