@@ -34,12 +34,20 @@ import psycopg
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from bench.harness import BenchDb, Benchmark, Figure, cloned_database
+from bench.harness import (
+    BenchDb,
+    Benchmark,
+    Figure,
+    MissingData,
+    bench_data,
+    cloned_database,
+    skipped_figures,
+)
 from nexus import agents, client, mcp
 from nexus.stack import Stack
 from sidecar.ports import free_port
 
-DATA_DIR = Path(os.environ.get("NEXUS_BENCH_SCIFACT", "/work/shared/data/scifact"))
+FIGURES = ("mcp.recall_p50_ms", "mcp.recall_overhead_ratio", "mcp.calls_per_s_c16")
 AGENT = "mcp_bench"
 EPISODES = 10_000
 QUERIES = 24
@@ -55,11 +63,11 @@ def log(msg: str) -> None:
     print(f"  mcp: {msg}", file=sys.stderr, flush=True)
 
 
-def _texts() -> tuple[list[str], list[str]]:
-    with gzip.open(DATA_DIR / "corpus.jsonl.gz", "rt") as f:
+def _texts(data: Path) -> tuple[list[str], list[str]]:
+    with gzip.open(data / "corpus.jsonl.gz", "rt") as f:
         docs = [json.loads(line) for line in f]
     corpus = [f"{d['title']}\n\n{d['text']}" for d in docs if d["text"]]
-    with (DATA_DIR / "queries.jsonl").open() as f:
+    with (data / "queries.jsonl").open() as f:
         claims = [json.loads(line)["text"] for line in f][:QUERIES]
     return [corpus[i % len(corpus)] for i in range(EPISODES)], claims
 
@@ -159,7 +167,11 @@ async def measure(url: str, token: str, dsn: str, claims: list[str],
 
 
 def run(st: Stack) -> list[Figure]:
-    episodes, claims = _texts()
+    try:
+        data = bench_data("scifact", ("corpus.jsonl.gz", "queries.jsonl"))
+    except MissingData as exc:
+        return skipped_figures(FIGURES, exc)
+    episodes, claims = _texts(data)
     with cloned_database(st, "nexus_bench_mcp") as bdb:
         cfg = replace(st.cfg, database=bdb.name)
         with bdb.superuser() as conn:
@@ -201,5 +213,4 @@ def run(st: Stack) -> list[Figure]:
     ]
 
 
-BENCHMARKS = [Benchmark("mcp over http", ("mcp.recall_p50_ms", "mcp.recall_overhead_ratio",
-                                           "mcp.calls_per_s_c16"), run)]
+BENCHMARKS = [Benchmark("mcp over http", FIGURES, run)]
