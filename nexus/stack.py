@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -52,6 +52,22 @@ def resolve_home(cfg: Config) -> Config:
     os.chmod(FALLBACK_HOME, 0o755)
     os.chmod(home, 0o755)
     return replace(cfg, home=home)
+
+
+def _terminate(pid_of: Callable[[], int | None], timeout: float) -> int | None:
+    """SIGTERM to the process `pid_of()` names (a process group leader), then SIGKILL to its
+    group if it is still alive after `timeout` seconds. Returns the pid it stopped, if any."""
+    pid = pid_of()
+    if pid is None:
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and pid_of() is not None:
+        time.sleep(0.1)
+    if pid_of() is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    return pid
 
 
 @dataclass
@@ -199,15 +215,7 @@ class Stack:
     def stop_worker(self, timeout: float = 12) -> None:
         """SIGTERM to the supervisor, which drains its replicas; after `timeout` seconds the
         whole process group is killed (leases bring back what was held)."""
-        pid = self.worker_pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.worker_pid() is not None:
-                time.sleep(0.1)
-            if self.worker_pid() is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
+        _terminate(self.worker_pid, timeout)
         if self._worker is not None:
             self._worker.wait()
             self._worker = None
@@ -264,15 +272,8 @@ class Stack:
         raise ServerError(f"the MCP server did not answer within {timeout:.0f} s (see {log_path})")
 
     def stop_mcp(self, timeout: float = 10) -> None:
-        pid = self.mcp_pid()
+        pid = _terminate(self.mcp_pid, timeout)
         if pid is not None:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.mcp_pid() is not None:
-                time.sleep(0.1)
-            if self.mcp_pid() is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
         self.mcp_pidfile.unlink(missing_ok=True)
