@@ -1,15 +1,15 @@
 """LangGraph stores on SciFact: NexusStore vs LangGraph's own PostgresStore, same PostgreSQL, same
 model's vectors, same run.
 
-The 5,183 abstracts are store items `value = {"title", "text"}` in namespace ("scifact",), indexed
-on ["title", "text"] (one text, and one vector, per field). NexusStore keeps them as store items of
-agent `scifact` (BM25 postings at put, vectors through the queue); PostgresStore
-(langgraph-checkpoint-postgres, pgvector HNSW, cosine) in a database of its own on the same server.
-Both get the vectors of the project's model (all-MiniLM-L6-v2 through sidecar.embedder, long texts
-chunked and averaged), computed once and kept in the search benchmark's vector cache
-(.cache/bench/vectors): PostgresStore's `embed` and NexusStore's `embed_query` read it, and
-NexusStore's queue items are completed from it by acting as a worker. So the timings are the
-stores' own, with no model in them.
+The 5,183 abstracts (NEXUS_BENCH_DATA/scifact) are store items `value = {"title", "text"}` in
+namespace ("scifact",), indexed on ["title", "text"] (one text, and one vector, per field).
+NexusStore keeps them as store items of agent `scifact` (BM25 postings at put, vectors through the
+queue); PostgresStore (langgraph-checkpoint-postgres, pgvector HNSW, cosine) in a database of its
+own on the same server. Both get the vectors of the project's model (all-MiniLM-L6-v2 through
+sidecar.embedder, long texts chunked and averaged), computed once and kept in the search
+benchmark's vector cache (.cache/bench/vectors): PostgresStore's `embed` and NexusStore's
+`embed_query` read it, and NexusStore's queue items are completed from it by acting as a worker. So
+the timings are the stores' own, with no model in them.
 
 Figures: langgraph.scifact_ndcg10_nexus / _postgresstore (the 300 test claims, `search(("scifact",),
 query=claim, limit=10)`, binary relevance from qrels-test), search p50 of each (the claims searched
@@ -41,9 +41,18 @@ from langgraph.store.base import PutOp
 from langgraph.store.postgres import PostgresStore
 from psycopg import sql
 
-from bench.harness import BenchDb, Benchmark, Figure, cloned_database, ratio
+from bench.harness import (
+    BenchDb,
+    Benchmark,
+    Figure,
+    MissingData,
+    bench_data,
+    cloned_database,
+    ratio,
+    skipped_figures,
+)
 from bench.search_quality import (
-    DATA_DIR,
+    DATA_FILES,
     SciFact,
     VectorCache,
     complete_from_cache,
@@ -80,7 +89,8 @@ def log(message: str) -> None:
 def load_items(data: SciFact, size: int | None) -> list[tuple[str, dict[str, str]]]:
     """The corpus as (doc id, value); with `size`, the documents relevant to a test claim and a
     seeded random sample of the others, `size` in all (in corpus order)."""
-    with gzip.open(DATA_DIR / "corpus.jsonl.gz", "rt", encoding="utf-8") as f:
+    corpus = bench_data("scifact", DATA_FILES) / "corpus.jsonl.gz"
+    with gzip.open(corpus, "rt", encoding="utf-8") as f:
         items = [(d["_id"], {"title": d["title"], "text": d["text"]}) for d in map(json.loads, f)]
     if size is None or size >= len(items):
         return items
@@ -132,7 +142,11 @@ def put_all(store: NexusStore | PostgresStore, items: list[tuple[str, dict[str, 
 
 
 def run(st: Stack) -> list[Figure]:
-    data: SciFact = load_scifact()
+    try:
+        data: SciFact = load_scifact()
+    except MissingData as exc:
+        log(str(exc))
+        return skipped_figures(FIGURES, exc)
     size = os.environ.get("NEXUS_BENCH_LANGGRAPH_DOCS")
     items = load_items(data, int(size) if size else None)
     corpus = f"{len(items):,} of the corpus's documents" if size else "the whole corpus"
@@ -155,7 +169,7 @@ def run(st: Stack) -> list[Figure]:
             nexus_put = put_all(nexus_store, items)
             pg_put = put_all(pg_store, items)
             log(f"put: NexusStore {nexus_put:,.0f}/s, PostgresStore {pg_put:,.0f}/s")
-            written = complete_from_cache(bdb, cache)
+            written, _ = complete_from_cache(bdb, cache)
             open_items = queue_open(bdb)
             if open_items:
                 raise RuntimeError(f"{open_items} store texts have no cached vector")
