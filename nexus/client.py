@@ -654,7 +654,8 @@ class Memory:
                      query_embedding: list[float] | None = DEFAULT,
                      filter: dict[str, Any] | None = DEFAULT, limit_n: int = DEFAULT,
                      offset_n: int = DEFAULT, refresh_ttl: bool = DEFAULT, rrf_k: int = DEFAULT,
-                     candidates: int = DEFAULT) -> list[StoreHit]:
+                     candidates: int = DEFAULT,
+                     df_budget: int | None = DEFAULT) -> list[StoreHit]:
         return self._invoke("store_search", locals())
 
     def store_list_namespaces(self, prefix: list[str] | None = DEFAULT,
@@ -872,7 +873,8 @@ class AsyncMemory:
                            query_embedding: list[float] | None = DEFAULT,
                            filter: dict[str, Any] | None = DEFAULT, limit_n: int = DEFAULT,
                            offset_n: int = DEFAULT, refresh_ttl: bool = DEFAULT,
-                           rrf_k: int = DEFAULT, candidates: int = DEFAULT) -> list[StoreHit]:
+                           rrf_k: int = DEFAULT, candidates: int = DEFAULT,
+                           df_budget: int | None = DEFAULT) -> list[StoreHit]:
         return await self._invoke("store_search", locals())
 
     async def store_list_namespaces(self, prefix: list[str] | None = DEFAULT,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -44,19 +44,22 @@ from langgraph.store.base import (
     validate_op_namespace,
 )
 from psycopg import sql
+from psycopg.adapt import PyFormat
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import TypedDict
 
-from nexus.client import DEFAULT_EMBED_URL, EmbedRefused, EmbedUnavailable, embed, vector_literal
+from nexus.client import DEFAULT_EMBED_URL, EmbedRefused, EmbedUnavailable, embed
 
 log = logging.getLogger("nexus.langgraph")
 
-# how each argument is typed in the SQL call (the rest are left to the function's signature)
+# how each argument is typed in the SQL call (the rest are left to the function's signature);
+# the query vector goes as a binary float8[] (a text literal costs more to write and to read)
 CASTS = {"namespace": "text[]", "namespace_prefix": "text[]", "prefix": "text[]",
          "suffix": "text[]", "value": "jsonb", "texts": "jsonb", "filter": "jsonb",
-         "ttl": "interval", "query_embedding": "public.vector"}
+         "ttl": "interval", "query_embedding": "float8[]::public.vector"}
+BINARY = {"query_embedding"}
 
 
 class NexusIndexConfig(TypedDict, total=False):
@@ -91,7 +94,8 @@ class Call:
 
     def statement(self) -> tuple[sql.Composed, dict[str, Any]]:
         named = sql.SQL(", ").join(
-            sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(name))
+            sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(
+                name, PyFormat.BINARY if name in BINARY else PyFormat.AUTO))
             + (sql.SQL("::" + CASTS[name]) if name in CASTS else sql.SQL(""))
             for name in self.args)
         return sql.SQL("SELECT * FROM nexus.{}({})").format(sql.Identifier(self.function),
@@ -216,7 +220,7 @@ class _Planner:
             vector = vectors.get(call.args.get("query") or "") if call.kind == "search" else None
             if vector is not None:
                 call = Call(call.index, call.function,
-                            {**call.args, "query_embedding": vector_literal(vector)}, call.kind)
+                            {**call.args, "query_embedding": vector}, call.kind)
             out.append(call)
         return out
 
@@ -278,7 +282,8 @@ class NexusStore(BaseStore):
         self.ttl_config = ttl
         self._agent = agent
         self._own_pool = pool is None
-        self._pool = pool or ConnectionPool(dsn, min_size=1, max_size=4, open=True)
+        self._pool = pool or ConnectionPool(dsn, min_size=1, max_size=4,
+                                            kwargs={"autocommit": True}, open=True)
         try:
             with self._session() as conn:
                 row = conn.execute("SELECT nexus.current_agent(), value::integer "
@@ -303,7 +308,7 @@ class NexusStore(BaseStore):
 
     @contextmanager
     def _session(self) -> Iterator[psycopg.Connection]:
-        """A connection acting as the agent, in a transaction committed at the end."""
+        """A connection acting as the agent (the store's own pool's are in autocommit)."""
         with self._pool.connection() as conn:
             if self._agent is None:
                 yield conn
@@ -321,7 +326,8 @@ class NexusStore(BaseStore):
         calls = self._planner.with_vectors(calls, self._planner.embed_queries(queries))
         rows: list[list[dict[str, Any]]] = []
         try:
-            with self._session() as conn, conn.cursor(row_factory=dict_row) as cur:
+            with self._session() as conn, conn.cursor(row_factory=dict_row) as cur, \
+                    conn.transaction() if len(calls) > 1 else nullcontext():
                 for call in calls:
                     rows.append(cur.execute(*call.statement()).fetchall())
         except psycopg.Error as exc:
@@ -353,7 +359,7 @@ class AsyncNexusStore(BaseStore):
         self._agent = agent
         self._own_pool = pool is None
         self._pool = pool or AsyncConnectionPool(dsn, min_size=1, max_size=4,
-                                                                open=False)
+                                                 kwargs={"autocommit": True}, open=False)
         self._ready = False
         self.agent = agent or ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -410,7 +416,8 @@ class AsyncNexusStore(BaseStore):
         calls = self._planner.with_vectors(calls, vectors)
         rows: list[list[dict[str, Any]]] = []
         try:
-            async with self._session() as conn, conn.cursor(row_factory=dict_row) as cur:
+            async with self._session() as conn, conn.cursor(row_factory=dict_row) as cur, \
+                    conn.transaction() if len(calls) > 1 else nullcontext():
                 for call in calls:
                     await cur.execute(*call.statement())
                     rows.append(await cur.fetchall())

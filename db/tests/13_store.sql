@@ -2,7 +2,7 @@
 -- the queue and postings following, stale vectors refused, filters, namespace prefixes and listing,
 -- TTL (invisible at once, refresh on read, the sweep), bad input with its SQLSTATE, and isolation.
 BEGIN;
-SELECT plan(76);
+SELECT plan(78);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('alice');
@@ -160,6 +160,7 @@ SELECT throws_ok(s, e, NULL, format('bad input: %s', s))
                ($$SELECT nexus.store_put('{a}', 'k', '{}', '{"p": 1}')$$, 'NX060'),
                ($$SELECT nexus.store_put('{a}', 'k', '{}', ttl => '-1 minute')$$, 'NX060'),
                ($$SELECT * FROM nexus.store_search('{}', limit_n => 0)$$, 'NX060'),
+               ($$SELECT * FROM nexus.store_search('{}', query => 'x', df_budget => 0)$$, 'NX060'),
                ($$SELECT * FROM nexus.store_list_namespaces(max_depth => 0)$$, 'NX060')) AS b(s, e);
 
 -- TTL ------------------------------------------------------------------------------------------
@@ -198,6 +199,10 @@ SELECT t.agent_id, t.id, memory_system._embedding_model(), t.content_sha256,
 SET LOCAL ROLE alice;
 SELECT is(pg_temp.keys(format($$SELECT * FROM nexus.store_search('{narrow}', query_embedding => %L)$$, tests.fake_vector(1))),
           '{far}'::text[], 'a vector search of a narrow prefix finds its item behind 210 nearer ones elsewhere');
+-- and by text: the 210 better texts elsewhere fill the pruned branch's pool, the exact scan finds it
+SELECT nexus.store_put('{narrow}', 'near', '{}', '{"t": "bulk goods in a narrow place"}');
+SELECT is(pg_temp.keys($$SELECT * FROM nexus.store_search('{narrow}', query => 'bulk')$$),
+          '{near}'::text[], 'a text search of a narrow prefix finds its item behind 210 better matches elsewhere');
 RESET ROLE;
 
 -- isolation ------------------------------------------------------------------------------------
