@@ -111,6 +111,8 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response({
         "worker_id": ctx.worker_id,
         "model": ctx.embedder.info.name, "model_version": ctx.embedder.info.version,
+        "precision": ctx.embedder.info.dtype, "device": ctx.embedder.info.device,
+        "threads": ctx.embedder.info.threads,
         **counts,
         "queue": {k: (str(v) if v is not None and not isinstance(v, int) else v)
                   for k, v in queue.items()},
@@ -138,7 +140,8 @@ async def embed(request: web.Request) -> web.Response:
         return _error(413, f"text is {len(text)} characters; the limit is "
                            f"{ctx.cfg.embed_max_chars} (NEXUS_EMBED_MAX_CHARS)")
     info = ctx.embedder.info
-    key = f"nexus:embed:{info.name}:{hashlib.sha256(text.encode()).hexdigest()}"
+    # the version carries the precision: a vector of another precision is not served from cache
+    key = f"nexus:embed:{info.name}:{info.version}:{hashlib.sha256(text.encode()).hexdigest()}"
     cached = await _cache_get(ctx, key)
     if cached is not None:
         ctx.metrics.embed_cache.labels("hit").inc()

@@ -14,7 +14,7 @@ from aiohttp import web
 from sidecar import secrets
 from sidecar.cache import MirrorThread
 from sidecar.config import Config
-from sidecar.embedder import Embedder, ModelError
+from sidecar.embedder import Embedder, ModelError, auto_threads
 from sidecar.http import Context, make_app
 from sidecar.metrics import Metrics
 from sidecar.ports import ServerError, port_free
@@ -50,7 +50,9 @@ async def serve(cfg: Config, supervised: bool = False) -> None:
     check_settings(cfg)
     if cfg.http_port and not port_free(cfg.http_host, cfg.http_port):
         raise ServerError(f"HTTP port {cfg.http_port} is already in use: set NEXUS_HTTP_PORT")
-    embedder = Embedder(cfg.embed_model, cfg.worker_threads, batch_size=cfg.worker_batch)
+    threads = cfg.worker_threads or auto_threads(cfg.worker_replicas)
+    embedder = Embedder(cfg.embed_model, threads, batch_size=cfg.worker_batch,
+                        dtype=cfg.embed_dtype, device=cfg.embed_device)
     pool = make_pool(cfg)
     await pool.open(wait=True, timeout=60)
     redis = aioredis.Redis(host=cfg.redis_host, port=cfg.redis_port,
@@ -65,8 +67,10 @@ async def serve(cfg: Config, supervised: bool = False) -> None:
                         "nothing until they match", target, embedder.info.name)
         metrics = Metrics()
         worker = Worker(cfg, embedder, pool, metrics)
-        metrics.info.info({"worker_id": worker.id, "model": embedder.info.name,
-                           "model_version": embedder.info.version})
+        model = embedder.info
+        metrics.info.info({"worker_id": worker.id, "model": model.name,
+                           "model_version": model.version, "precision": model.dtype,
+                           "device": model.device, "threads": str(model.threads)})
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -76,8 +80,9 @@ async def serve(cfg: Config, supervised: bool = False) -> None:
             runner = web.AppRunner(make_app(ctx), access_log=None)
             await runner.setup()
             await web.TCPSite(runner, cfg.http_host, cfg.http_port).start()
-        log.info("worker %s ready (model %s, http %s:%s)", worker.id, embedder.info.name,
-                 cfg.http_host, cfg.http_port)
+        log.info("worker %s ready (model %s %s, precision %s (%s), %s, %d torch threads, "
+                 "http %s:%s)", worker.id, model.name, model.version, model.dtype,
+                 model.dtype_reason, model.device, model.threads, cfg.http_host, cfg.http_port)
         mirror = MirrorThread(cfg, metrics, cfg.reconcile_seconds)
         mirror.start()
         watch = asyncio.create_task(_orphaned(stop, parent)) if supervised else None

@@ -1,4 +1,5 @@
-"""The embedding worker: claim a batch, embed it off the event loop, hand the vectors back.
+"""The embedding worker: claim a batch, embed it off the event loop, hand the vectors back,
+the three overlapping (the next batch is claimed and the previous one written while one encodes).
 
 All decisions (leases, retries, dead letters, stale results) are made by the SQL queue functions;
 this loop only moves data between PostgreSQL and the model and reports what happened.
@@ -21,7 +22,7 @@ from pgvector.psycopg import register_vector_async
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from sidecar import secrets
+from sidecar import faults, secrets
 from sidecar.config import WORKER, Config
 from sidecar.embedder import Embedder, EmbedError
 from sidecar.metrics import Metrics
@@ -74,6 +75,7 @@ class Worker:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
         self.wake = asyncio.Event()
         self.lease = timedelta(seconds=cfg.worker_lease_seconds)
+        self.fault_marker = faults.embed_marker()
 
     # -- the loop -------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -81,27 +83,81 @@ class Worker:
         listener = asyncio.create_task(self._listen(stop))
         beater = asyncio.create_task(self._heartbeats(stop))
         try:
-            while not stop.is_set():
-                try:
-                    worked = await self._one_batch()
-                except psycopg.OperationalError as exc:
-                    log.warning("database unavailable (%s); retrying", exc)
-                    worked = False
-                except psycopg.Error:
-                    # an unexpected SQL error must not stop the worker; the batch's lease brings
-                    # its items back, and the error is in the log
-                    log.exception("batch failed; backing off")
-                    worked = False
-                if not worked:
-                    await self._idle(stop)
+            await self._pipeline(stop)
         finally:
             listener.cancel()
             beater.cancel()
             await self._release()
             self.executor.shutdown(wait=True)
 
-    async def _idle(self, stop: asyncio.Event) -> None:
+    async def _pipeline(self, stop: asyncio.Event) -> None:
+        """Claim, encode, complete: three stages that overlap, so that the model never waits on
+        the database. While batch N encodes (in the executor thread), batch N+1 is claimed and
+        batch N-1's vectors are written. At most one batch is written at a time and one is
+        claimed ahead; on stop, the batch being encoded is finished and written, and the one
+        claimed ahead is released (by run) untouched."""
+        loop = asyncio.get_running_loop()
+        ahead: asyncio.Task[list[dict]] | None = None
+        writing: asyncio.Task[None] | None = None
+        try:
+            while not stop.is_set():
+                items = await (ahead if ahead is not None else self._claim())
+                ahead = None
+                if stop.is_set():
+                    break  # claimed but not started: released untouched
+                if not items:
+                    if writing is not None:
+                        await writing
+                        writing = None
+                    await self._idle(stop)
+                    continue
+                if not stop.is_set():
+                    ahead = asyncio.create_task(self._claim())
+                self.metrics.batch_size.observe(len(items))
+                texts = [item["content"] for item in items]
+                results = await loop.run_in_executor(self.executor, self._encode, texts)
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(self._finish(items, results))
+        finally:
+            if writing is not None:
+                await writing
+            if ahead is not None:
+                await ahead
+
+    async def _claim(self) -> list[dict]:
+        """The next batch ([] when there is none, or the database is away: the caller idles)."""
+        # a notification from now on means new work that this claim may not have seen
         self.wake.clear()
+        try:
+            async with self.pool.connection() as conn:
+                cur = conn.cursor(row_factory=dict_row)
+                await cur.execute(
+                    "SELECT * FROM memory_system.claim_batch(%s, %s, %s, %s)",
+                    (self.id, self.cfg.worker_batch, self.lease, self.embedder.info.name))
+                return await cur.fetchall()
+        except psycopg.OperationalError as exc:
+            log.warning("database unavailable (%s); retrying", exc)
+        except psycopg.Error:
+            # an unexpected SQL error must not stop the worker: it backs off, and the error is
+            # in the log
+            log.exception("claim failed; backing off")
+        return []
+
+    def _encode(self, texts: list[str]) -> list[np.ndarray | EmbedError | None]:
+        """The embedder's results for a batch (in the executor thread), through the test-only
+        fault hook of sidecar/faults.py when a test set it."""
+        marker = self.fault_marker
+        if marker is None:
+            return self.embedder.embed(texts)
+        results: list[np.ndarray | EmbedError | None] = [
+            EmbedError(faults.injected_error()) for _ in texts]
+        keep = [i for i, text in enumerate(texts) if marker not in text]
+        for i, result in zip(keep, self.embedder.embed([texts[i] for i in keep]), strict=True):
+            results[i] = result
+        return results
+
+    async def _idle(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(stop.wait())]
         await asyncio.wait(waiters, timeout=self.cfg.worker_poll_seconds,
                            return_when=asyncio.FIRST_COMPLETED)
@@ -122,8 +178,9 @@ class Worker:
             await asyncio.sleep(self.cfg.worker_poll_seconds)
 
     async def _heartbeats(self, stop: asyncio.Event) -> None:
-        info = {"pid": os.getpid(), "model": self.embedder.info.name,
-                "model_version": self.embedder.info.version}
+        model = self.embedder.info
+        info = {"pid": os.getpid(), "model": model.name, "model_version": model.version,
+                "precision": model.dtype, "device": model.device, "threads": model.threads}
         while not stop.is_set():
             try:
                 async with self.pool.connection() as conn:
@@ -149,20 +206,11 @@ class Worker:
         except (psycopg.Error, OSError) as exc:
             log.warning("could not release items (their lease will expire): %s", exc)
 
-    # -- one batch ------------------------------------------------------------------------
-    async def _one_batch(self) -> bool:
-        async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                "SELECT * FROM memory_system.claim_batch(%s, %s, %s, %s)",
-                (self.id, self.cfg.worker_batch, self.lease, self.embedder.info.name))
-            items = await cur.fetchall()
-        if not items:
-            return False
-        self.metrics.batch_size.observe(len(items))
-        texts = [item["content"] for item in items]
-        loop = asyncio.get_running_loop()
-        results = await loop.run_in_executor(self.executor, self.embedder.embed, texts)
+    # -- one batch's results -------------------------------------------------------------
+    async def _finish(self, items: list[dict],
+                      results: list[np.ndarray | EmbedError | None]) -> None:
+        """Write a batch's vectors, close its empty items, record its failures. If the database
+        is away, the batch's lease brings its items back."""
         done, empty, failed = [], [], []
         for item, result in zip(items, results, strict=True):
             if result is None:
@@ -171,15 +219,20 @@ class Worker:
                 failed.append((item, str(result)))
             else:
                 done.append((item, result))
-        async with self.pool.connection() as conn:
-            if empty:
-                await conn.execute("SELECT memory_system.skip_batch(%s, %s, %s)",
-                                   (self.id, [i["item_id"] for i in empty], "empty content"))
-                self.metrics.skipped.inc(len(empty))
-            failed += await self._complete(conn, done)
-            for item, error in failed:
-                await self._fail(conn, item, error)
-        return True
+        try:
+            async with self.pool.connection() as conn:
+                if empty:
+                    await conn.execute("SELECT memory_system.skip_batch(%s, %s, %s)",
+                                       (self.id, [i["item_id"] for i in empty], "empty content"))
+                    self.metrics.skipped.inc(len(empty))
+                failed += await self._complete(conn, done)
+                for item, error in failed:
+                    await self._fail(conn, item, error)
+        except psycopg.OperationalError as exc:
+            log.warning("database unavailable (%s): %d items come back when their lease "
+                        "expires", exc, len(items))
+        except psycopg.Error:
+            log.exception("writing a batch failed: its items come back when their lease expires")
 
     async def _complete(self, conn: psycopg.AsyncConnection,
                         done: list[tuple[dict, np.ndarray]]) -> list[tuple[dict, str]]:
