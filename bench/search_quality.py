@@ -3,7 +3,8 @@
 The 5,183 abstracts (title, blank line, text) are episodes of one agent, `scifact`, embedded by
 the project's own path: the enqueue trigger, the queue, and a real `nexus worker` process.
 Embedding them takes ~30 minutes on 2 cores, so the vectors are kept between runs in
-`.cache/bench/vectors/<model>.npz` (content sha256 -> vector, with the model's name and version):
+`.cache/bench/vectors/<model>_<version>.npz` (content sha256 -> vector; the version carries the
+precision, +bf16):
 queue items whose checksum is cached are completed from the cache by acting as a worker
 (claim_batch -> complete_batch), the rest by the worker process, and what it wrote is read back
 into the cache. The 300 test claims are embedded with the worker's `Embedder`, cached the same way.
@@ -142,7 +143,9 @@ class VectorCache:
 
     def __init__(self, model: str, version: str, directory: Path = CACHE_DIR) -> None:
         self.model, self.version = model, version
-        self.path = directory / (re.sub(r"[^A-Za-z0-9._-]+", "_", model) + ".npz")
+        # one file per model and version: the version carries the precision (+bf16), so the
+        # vectors of both precisions are kept side by side
+        self.path = directory / (re.sub(r"[^A-Za-z0-9._+-]+", "_", f"{model} {version}") + ".npz")
         self.vectors: dict[bytes, np.ndarray] = {}
         self.ignored = ""
         if self.path.exists():
@@ -518,8 +521,10 @@ def figures_of(results: dict[str, ModeResult], errors: dict[str, str], data: Sci
 
 
 def make_embedder() -> Embedder:
-    """The model the worker process will run (same code, same NEXUS_EMBED_MODEL)."""
-    return Embedder(config.load().embed_model, threads=WORKER_THREADS)
+    """The model the worker process will run (same code, same NEXUS_EMBED_MODEL and
+    NEXUS_EMBED_DTYPE: `NEXUS_EMBED_DTYPE=float32 make bench ONLY=search.scifact` measures fp32)."""
+    cfg = config.load()
+    return Embedder(cfg.embed_model, threads=WORKER_THREADS, dtype=cfg.embed_dtype)
 
 
 def build(bdb: BenchDb, data: SciFact) -> tuple[Prepared, dict[str, np.ndarray], str]:

@@ -95,10 +95,11 @@ def available_cores() -> int:
 
 def auto_threads(replicas: int = 1, cores: int | None = None) -> int:
     """Torch threads per worker process when not configured: the cores shared by the replicas,
-    leaving one for PostgreSQL (which writes every vector) when there are more than two."""
+    but one, left to PostgreSQL (which writes every vector: the HNSW insert, the queue). A torch
+    thread that has to share its core stalls the others at every step (they wait for it), so on
+    2 cores one thread embeds as fast as two next to a busy database (bench/README.md)."""
     cores = available_cores() if cores is None else cores
-    usable = cores - 1 if cores > 2 else cores
-    return max(1, usable // max(1, replicas))
+    return max(1, (cores - 1) // max(1, replicas))
 
 
 def _check_device(device: str) -> None:

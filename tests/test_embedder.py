@@ -113,8 +113,8 @@ def test_bad_precision_or_device_is_refused() -> None:
 
 
 def test_threads_follow_the_cores() -> None:
-    assert auto_threads(1, cores=2) == 2
-    assert auto_threads(2, cores=2) == 1
-    assert auto_threads(1, cores=8) == 7, "one core left to PostgreSQL"
+    assert auto_threads(1, cores=2) == 1, "one core left to PostgreSQL"
+    assert auto_threads(1, cores=8) == 7
     assert auto_threads(3, cores=8) == 2
     assert auto_threads(16, cores=4) == 1
+    assert auto_threads(1, cores=1) == 1
