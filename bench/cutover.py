@@ -33,10 +33,11 @@ from pathlib import Path
 from psycopg import sql
 
 from bench.harness import BenchDb, Benchmark, Figure, cloned_database
-from bench.legacy_import import dsn
 from bench.queue import episode_text
 from nexus.redisserver import RedisServer
 from nexus.stack import Stack
+from sidecar import secrets
+from sidecar.config import SUPERUSER
 from sidecar.embedder import BF16_FLAGS, auto_threads, choose_dtype, cpu_flags
 from sidecar.ports import free_port
 
@@ -45,7 +46,7 @@ AGENTS = 10
 WM_KEYS = 1_000
 ODD_METADATA = 100
 LEGACY_DB = "bench_cutover_legacy"
-REPLICAS = 1
+REPLICAS = 2
 TARGET_SECONDS = 300
 WAIT_SECONDS = 3600
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -109,6 +110,11 @@ def make_legacy(st: Stack, redis_url: str) -> None:
         pipe.execute()
 
 
+def target_dsn(st: Stack, dbname: str) -> str:
+    """A DSN of the bench's server without a password."""
+    return f"postgresql://{SUPERUSER}@{st.cfg.pg_host}:{st.cfg.pg_port}/{dbname}"
+
+
 def start_worker(bdb: BenchDb, log: Path) -> subprocess.Popen:
     """`nexus worker` on the clone with its default settings; returns once it heartbeats."""
     cfg = bdb.stack.cfg
@@ -147,12 +153,16 @@ def bench_cutover(st: Stack) -> list[Figure]:
                 load_before = os.getloadavg()[0]
                 started = time.perf_counter()
                 wall_start = time.time()
+                # passwords off the command line: the owner's from its secret file (NEXUS_HOME),
+                # the legacy database's from PGPASSWORD, the legacy Redis's in the URL
                 done = subprocess.run(
                     [sys.executable, "-m", "nexus.cli", "import", "legacy",
-                     "--dsn", dsn(st, bdb.name), "--pg", dsn(st, LEGACY_DB), "--redis", redis_url,
-                     "--adapt", "metadata,oversize", "--wait", str(WAIT_SECONDS), "--json"],
+                     "--dsn", target_dsn(st, bdb.name), "--pg", target_dsn(st, LEGACY_DB),
+                     "--redis", redis_url, "--adapt", "metadata,oversize",
+                     "--wait", str(WAIT_SECONDS), "--json"],
                     capture_output=True, text=True, timeout=WAIT_SECONDS + 600,
-                    env=dict(os.environ, NEXUS_HOME=str(st.cfg.home)))
+                    env=dict(os.environ, NEXUS_HOME=str(st.cfg.home),
+                             PGPASSWORD=secrets.password(st.cfg, SUPERUSER)))
                 seconds = time.perf_counter() - started
             finally:
                 worker.send_signal(signal.SIGTERM)

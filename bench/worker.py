@@ -5,7 +5,8 @@ from the COPY of the episodes to the last vector written. Raw: `model.encode` in
 same model, same precision, same batch size, same torch threads, on the same texts (for long
 texts: on the same chunks, since encoding a 1,500-word text whole would truncate it to 256
 tokens). Every round is raw, worker, raw: a round's ratio is the worker's rate over the mean of
-the raw runs around it, and the median of REPEATS rounds is kept (the machine is shared).
+the raw runs around it, and the median of the rounds is kept (5 for short texts, 3 for long: the
+machine is shared).
 
 The precision the workers run by default (NEXUS_EMBED_DTYPE=auto: bf16 on a CPU with bf16 units)
 gives `worker.short_ratio` / `worker.long_ratio`; float32 is measured the same way (`_fp32`
@@ -31,7 +32,6 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from bench.harness import (
-    REPEATS,
     BenchDb,
     Benchmark,
     Figure,
@@ -52,6 +52,8 @@ BATCH = 32
 # what a single worker on this machine runs by default (NEXUS_WORKER_THREADS=auto)
 THREADS = auto_threads(1)
 TARGET = 0.9
+# rounds of raw/worker/raw per kind: short runs are a few seconds, so more of them
+ROUNDS = {"short": 5, "long": 3}
 SPEEDUP_TARGET = 2.5
 EMBED_QUERIES = 200
 AGENT = "bench_worker"
@@ -200,7 +202,7 @@ def bench_worker(st: Stack) -> list[Figure]:
                 print(f"{dtype} {kind}", file=sys.stderr, flush=True)
                 works, raws, ratios = rounds(
                     lambda k=kind, d=dtype: raw_seconds(embedders[d], chunks[k]),
-                    lambda k=kind, d=dtype: worker_seconds(bdbs[d], texts[k]), REPEATS)
+                    lambda k=kind, d=dtype: worker_seconds(bdbs[d], texts[k]), ROUNDS[kind])
                 r = median(ratios)
                 worker_rate = counts[kind] / median(works)
                 raw_rate = counts[kind] / median(raws)
