@@ -255,9 +255,11 @@ def worker_process(bdb: BenchDb, model: str, version: str) -> Iterator[subproces
     try:
         deadline = time.monotonic() + 240
         with bdb.superuser() as conn:
+            # the heartbeat is the replica's (a child of this supervisor): the clone has no
+            # other worker
             while (info := conn.execute(
                     "SELECT info FROM memory_system.worker_heartbeats"
-                    " WHERE info->>'pid' = %s", (str(proc.pid),)).fetchone()) is None:
+                    " WHERE stopped_at IS NULL").fetchone()) is None:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the worker did not start: {tail(logfile)}")
                 time.sleep(0.5)
