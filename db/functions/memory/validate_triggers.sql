@@ -11,6 +11,10 @@ BEGIN
     IF TG_OP = 'INSERT' OR NEW.agent_id IS DISTINCT FROM OLD.agent_id THEN
         PERFORM memory_system._check_agent(NEW.agent_id);
     END IF;
+    -- nothing to remember, search or embed: refused rather than stored as a memory of nothing
+    IF NEW.content !~ '[^[:space:]]' THEN
+        RAISE EXCEPTION 'content must not be empty or whitespace only' USING ERRCODE = 'NX015';
+    END IF;
     -- an import that keeps oversize content whole (nexus import legacy --adapt oversize) sets its
     -- own limit for its transaction; only the tables' owner may use it (the session's user and the
     -- current one), never an agent, not even through a SECURITY DEFINER function
@@ -38,7 +42,8 @@ $$;
 COMMENT ON FUNCTION memory_system._validate_memory_text() IS
 'Trigger: validates an episode or semantic memory row (agent NX001, sizes NX011: content up to
 256 KiB, or up to an import''s own limit for the tables'' owner during nexus import legacy --adapt
-oversize; metadata NX012, tags and importance NX015) and stamps updated_at.';
+oversize; metadata NX012, empty or whitespace-only content, tags and importance NX015) and stamps
+updated_at.';
 
 -- not on updates of the embedding columns alone: those are the workers' and change no content
 CREATE OR REPLACE TRIGGER validate_row
