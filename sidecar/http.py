@@ -78,8 +78,8 @@ class Health:
     """The background check behind /health: every second, is PostgreSQL reachable through the
     worker's pool (which also keeps the pool trying to reconnect during an outage), and does Redis
     answer; each reported to the process's Outage of that server. The queue statistics (worker
-    liveness, depth) are a scan of the queue: read when /health asks and they are older than
-    STATS_FRESH seconds."""
+    liveness, depth) are a scan of the queue: read when /health asks, and they are older than
+    STATS_FRESH seconds or show a problem."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -122,9 +122,14 @@ class Health:
             self.stats, self.stats_at = stats, time.monotonic()  # type: ignore[assignment]
 
     async def fresh_stats(self) -> None:
-        """Refresh the queue statistics if they are old, waiting STATS_WAIT at most."""
-        if (self.pg_error is not None or self.ctx.pg.since is not None
-                or time.monotonic() - self.stats_at < STATS_FRESH):
+        """Refresh the queue statistics if they are old or show a problem (no live worker, a
+        deep queue: news of a recovery must not wait), waiting STATS_WAIT at most."""
+        if self.pg_error is not None or self.ctx.pg.since is not None:
+            return
+        stats = self.stats
+        fine = (stats is not None and int(stats["live_workers"]) > 0
+                and int(stats["pending"]) < self.ctx.cfg.health_max_queue)
+        if fine and time.monotonic() - self.stats_at < STATS_FRESH:
             return
         if self._refresh is None or self._refresh.done():
             self._refresh = asyncio.create_task(self.read_stats())
