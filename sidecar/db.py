@@ -105,8 +105,8 @@ class Outage:
 
 
 def postgresql_outage(metrics: Metrics | None = None) -> Outage:
-    return Outage("PostgreSQL", log, f"retrying every {RETRY_SECONDS:g} s; logged again when it "
-                  "is back", *_series(metrics, "postgresql"))
+    return Outage("PostgreSQL", log, "retrying every second or two; logged again when it is back",
+                  *_series(metrics, "postgresql"))
 
 
 def redis_outage(metrics: Metrics | None = None) -> Outage:
