@@ -76,14 +76,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     _print_connections(stack)
     if args.detach:
         _stop_watchdog(stack)
-        env = dict(os.environ, NEXUS_HOME=str(stack.cfg.home), NEXUS_PG_PORT=str(stack.cfg.pg_port),
-                   NEXUS_REDIS_PORT=str(stack.cfg.redis_port))
-        (stack.cfg.home / "log").mkdir(parents=True, exist_ok=True)
-        with (stack.cfg.home / "log" / "watch.log").open("ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "nexus.cli", "watch"], env=env,
-                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
-        _watch_pidfile(stack).write_text(str(proc.pid))
+        _start_watchdog(stack)
         print("Stack running in the background, restarted if a part of it dies; "
               "stop it with: nexus down")
         return 0
@@ -98,6 +91,24 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     return _watch(_stack(args), _on_stop_signals())
+
+
+def _start_watchdog(stack: Stack) -> None:
+    env = dict(os.environ, NEXUS_HOME=str(stack.cfg.home), NEXUS_PG_PORT=str(stack.cfg.pg_port),
+               NEXUS_REDIS_PORT=str(stack.cfg.redis_port))
+    (stack.cfg.home / "log").mkdir(parents=True, exist_ok=True)
+    with (stack.cfg.home / "log" / "watch.log").open("ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "nexus.cli", "watch"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    _watch_pidfile(stack).write_text(str(proc.pid))
+
+
+def _watchdog_running(stack: Stack) -> bool:
+    try:
+        return process_alive(int(_watch_pidfile(stack).read_text()))
+    except (FileNotFoundError, ValueError):
+        return False
 
 
 def _stop_watchdog(stack: Stack) -> None:
@@ -232,7 +243,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if not args.yes:
         raise ServerError(f"restore replaces database {stack.cfg.database} and all Redis data "
                           f"with the backup of {manifest['created_at']}: add --yes")
-    backup.restore(stack, Path(args.directory))
+    # the background watchdog would restart Redis and the worker while they are stopped on purpose
+    watched = _watchdog_running(stack)
+    _stop_watchdog(stack)
+    try:
+        backup.restore(stack, Path(args.directory))
+    finally:
+        if watched:
+            _start_watchdog(stack)
     print(f"restored {args.directory}: checksums verified, row counts equal")
     return 0
 
