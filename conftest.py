@@ -207,7 +207,8 @@ def own_stack_env(prefix: str, **settings: str) -> Iterator[dict[str, str]]:
     os.chmod(home, 0o755)
     env = {"PATH": os.environ["PATH"], "NEXUS_HOME": str(home / ".nexus"),
            "NEXUS_PG_PORT": str(free_port()), "NEXUS_REDIS_PORT": str(free_port()),
-           "NEXUS_HTTP_PORT": str(free_port()), "NEXUS_PG_MEMORY_MB": "512", **settings}
+           "NEXUS_HTTP_PORT": str(free_port()), "NEXUS_MCP_PORT": str(free_port()),
+           "NEXUS_PG_MEMORY_MB": "512", **settings}
     try:
         yield env
     finally:

@@ -13,9 +13,15 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
-from bench.harness import BenchDb, Benchmark, Figure, cloned_database, ratio
+import psycopg
+
+from bench.harness import BenchDb, Benchmark, Figure, cloned_database, median, ratio, runs_note
+from nexus import agents
 from nexus.stack import Stack
+from sidecar import secrets
+from sidecar.config import Config
 
 AGENTS = 100
 SIZES = (100_000, 1_000_000)
@@ -115,7 +121,101 @@ def bench_reconcile(st: Stack) -> list[Figure]:
     return figures
 
 
+WRITES = 300
+SET_CALLS = 500
+
+
+def _agent_conn(bdb: BenchDb, name: str) -> psycopg.Connection:
+    cfg = replace(bdb.stack.cfg, database=bdb.name)
+    with bdb.superuser() as conn:
+        agents.add(conn, cfg, name, "cache bench", None)
+    return psycopg.connect(host=cfg.pg_host, port=cfg.pg_port, dbname=bdb.name, user=name,
+                           password=secrets.read(cfg.agent_secret_file(name)), autocommit=True)
+
+
+MIRROR = """
+import signal, threading
+from sidecar import config
+from sidecar.cache import MirrorThread
+from sidecar.metrics import Metrics
+mirror = MirrorThread(config.load(), Metrics(), 3600)
+mirror.start()
+done = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: done.set())
+done.wait()
+mirror.stop()
+mirror.join(15)
+"""
+
+
+def _mirror_process(cfg: Config) -> subprocess.Popen:
+    """The mirror in a process of its own, as in a sidecar."""
+    env = dict(os.environ, NEXUS_HOME=str(cfg.home), NEXUS_DB=cfg.database,
+               NEXUS_PG_PORT=str(cfg.pg_port), NEXUS_REDIS_PORT=str(cfg.redis_port))
+    return subprocess.Popen([sys.executable, "-c", MIRROR], env=env)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def bench_write_through(st: Stack) -> list[Figure]:
+    """An agent's working-memory write, from its commit to Redis holding it (the mirror thread
+    leading, woken by the empty NOTIFY, draining the outbox); and what a write
+    costs while a mirror leads (a row queued in the outbox, a wake-up, the mirror's work on the
+    same server) against none leading. The mirror runs in a process of its own."""
+    with cloned_database(st, "bench_cache_wt") as bdb, _agent_conn(bdb, "wt_agent") as agent:
+        cfg = replace(st.cfg, database=bdb.name)
+        client = st.redis.client()
+        client.flushdb()
+
+        def set_calls() -> float:
+            started = time.perf_counter()
+            for i in range(SET_CALLS):
+                agent.execute("SELECT nexus.working_memory_set(%s, '{\"n\": 1}')", (f"c{i % 50}",))
+            return (time.perf_counter() - started) / SET_CALLS * 1e6
+
+        alone = [set_calls()]
+        mirror = _mirror_process(cfg)
+        try:
+            while not client.exists("nexus:wm:wt_agent:c0"):  # led, reconciled
+                time.sleep(0.05)
+            leading = [set_calls()]
+            delays = []
+            for i in range(WRITES):
+                value = json.dumps({"write": i})
+                agent.execute("SELECT nexus.working_memory_set('probe', %s::jsonb)", (value,))
+                committed = time.perf_counter()
+                while client.hget("nexus:wm:wt_agent:probe", "v") != value.encode():
+                    time.sleep(0.0005)
+                delays.append((time.perf_counter() - committed) * 1000)
+        finally:
+            _stop(mirror)
+        for _ in range(2):
+            alone.append(set_calls())
+        mirror = _mirror_process(cfg)
+        try:
+            time.sleep(3)
+            leading += [set_calls(), set_calls()]
+        finally:
+            _stop(mirror)
+    delays.sort()
+    p50, p95 = delays[len(delays) // 2], delays[int(len(delays) * 0.95)]
+    cost, base = median(leading), median(alone)
+    return [
+        Figure("cache.write_through_p50_ms", p50, "ms",
+               note=f"{WRITES} writes, commit to Redis; p95 {p95:.1f} ms"),
+        Figure("cache.wm_set_mirror_ratio", cost, "us/call", baseline=base,
+               ratio=ratio(cost, base),
+               note=f"working_memory_set with a mirror leading (outbox row) vs none; "
+                    f"{runs_note(leading, label='leading')}, {runs_note(alone, label='none')}"),
+    ]
+
+
 BENCHMARKS = [
+    Benchmark("cache.write_through", ("cache.write_through_p50_ms", "cache.wm_set_mirror_ratio"),
+              bench_write_through),
     Benchmark("cache.reconcile", ("cache.reconcile_peak_rss_mb_100k",
                                   "cache.reconcile_peak_rss_mb_1m", "cache.reconcile_seconds_1m",
                                   "cache.dirty_rows_transferred_ratio"), bench_reconcile),

@@ -29,6 +29,10 @@ from sidecar.config import SUPERUSER, WORKER
 from sidecar.ports import free_port
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# data sets kept outside the repository (SciFact, LoCoMo): NEXUS_BENCH_DATA, by default the
+# folder shared/data beside the repository's root
+DATA_ENV = "NEXUS_BENCH_DATA"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 # the database the stack migrates; each benchmark works on its own clone of it
 TEMPLATE_DB = "nexus_bench"
 # sized like a small production box; durable settings (no fsync=off): write paths are measured
@@ -67,6 +71,28 @@ def failed_figures(bench: Benchmark, done: list[Figure], error: BaseException) -
     reason = f"FAILED: {type(error).__name__}: {error}".splitlines()[0][:300]
     return [Figure(name, None, "", note=reason, failed=True)
             for name in bench.figures if name not in have]
+
+
+class MissingData(Exception):
+    """A benchmark's data set is not where NEXUS_BENCH_DATA says: its figures are skipped."""
+
+
+def bench_data(name: str, required: tuple[str, ...] = ()) -> Path:
+    """The folder of data set `name` under NEXUS_BENCH_DATA (default ../shared/data beside the
+    repository); MissingData if it, or one of the `required` files in it, is absent."""
+    root = Path(os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR)
+    folder = root / name
+    missing = [r for r in required if not (folder / r).exists()] if folder.is_dir() else [""]
+    if missing:
+        what = folder if missing == [""] else ", ".join(str(folder / m) for m in missing)
+        raise MissingData(f"no data: {what} not found (set {DATA_ENV} to the folder that "
+                          f"holds {name}/)")
+    return folder
+
+
+def skipped_figures(names: tuple[str, ...], reason: MissingData) -> list[Figure]:
+    """Every figure of a benchmark whose data is missing: no value, the reason as the note."""
+    return [Figure(name, None, "", note=f"SKIPPED: {reason}") for name in names]
 
 
 def median(values: list[float]) -> float:

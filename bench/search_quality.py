@@ -1,12 +1,14 @@
 """Search quality on BEIR SciFact: nDCG@10 and Recall@100 of `nexus.memory_search`.
 
-The 5,183 abstracts (title, blank line, text) are episodes of one agent, `scifact`, embedded by
-the project's own path: the enqueue trigger, the queue, and a real `nexus worker` process.
-Embedding them takes ~30 minutes on 2 cores, so the vectors are kept between runs in
-`.cache/bench/vectors/<model>.npz` (content sha256 -> vector, with the model's name and version):
-queue items whose checksum is cached are completed from the cache by acting as a worker
-(claim_batch -> complete_batch), the rest by the worker process, and what it wrote is read back
-into the cache. The 300 test claims are embedded with the worker's `Embedder`, cached the same way.
+The data: NEXUS_BENCH_DATA/scifact (default ../shared/data beside the repository; without it
+the figures are reported as skipped). The 5,183 abstracts (title, blank line, text) are episodes
+of one agent, `scifact`, embedded by the project's own path: the enqueue trigger, the queue, and
+a real `nexus worker` process. Embedding them takes ~30 minutes on 2 cores, so the vectors are
+kept between runs in `.cache/bench/vectors/<model>.npz` (sha256 of the text the worker embeds ->
+vector, with the model's name and version): queue items whose checksum is cached are completed
+from the cache by acting as a worker (claim_batch -> complete_batch), the rest by the worker
+process, and what it wrote is read back into the cache. The 300 test claims are embedded with
+the worker's `Embedder`, cached the same way.
 
 Each claim is searched as the agent (SET ROLE scifact) with limit_n 100 over episodes: vector
 only, text only, hybrid (the default df_budget, 10,000), and text and hybrid with df_budget 20,000.
@@ -31,7 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
@@ -46,8 +48,11 @@ from bench.harness import (
     BenchDb,
     Benchmark,
     Figure,
+    MissingData,
+    bench_data,
     cloned_database,
     ratio,
+    skipped_figures,
     table,
     target_note,
     throwaway_stack,
@@ -56,7 +61,7 @@ from nexus.stack import Stack
 from sidecar import config
 from sidecar.embedder import Embedder
 
-DATA_DIR = Path(os.environ.get("NEXUS_BENCH_SCIFACT", "/work/shared/data/scifact"))
+DATA_FILES = ("corpus.jsonl.gz", "qrels-test.tsv", "queries.jsonl")
 CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "bench" / "vectors"
 DATABASE = "nexus_bench_scifact"
 AGENT = "scifact"
@@ -108,9 +113,9 @@ class SciFact:
     qrels: dict[str, set[str]]           # test query id -> relevant doc ids
 
 
-def load_scifact(root: Path = DATA_DIR) -> SciFact:
-    if not (root / "corpus.jsonl.gz").exists():
-        raise FileNotFoundError(f"SciFact not found in {root} (set NEXUS_BENCH_SCIFACT)")
+def load_scifact() -> SciFact:
+    """SciFact from NEXUS_BENCH_DATA/scifact; MissingData if it is not there."""
+    root = bench_data("scifact", DATA_FILES)
     with gzip.open(root / "corpus.jsonl.gz", "rt", encoding="utf-8") as f:
         docs = [(d["_id"], f"{d['title']}\n\n{d['text']}") for d in map(json.loads, f)]
     qrels: dict[str, set[str]] = {}
@@ -179,11 +184,16 @@ class VectorCache:
 
 # -- the episodes and their vectors ------------------------------------------------------------
 @dataclass
-class Prepared:
-    doc_of: dict[int, str]              # episode id -> doc id
+class Embedded:
     from_cache: int
     from_worker: int
     worker_seconds: float
+
+
+@dataclass
+class Prepared:
+    doc_of: dict[int, str]              # episode id -> doc id
+    embedded: Embedded
 
 
 def load_corpus(bdb: BenchDb, data: SciFact) -> None:
@@ -196,17 +206,24 @@ def load_corpus(bdb: BenchDb, data: SciFact) -> None:
         conn.execute(f"ANALYZE {EPISODES}")
 
 
-def complete_from_cache(bdb: BenchDb, cache: VectorCache) -> int:
-    """Act as a worker: claim every pending item, complete those whose content is cached, and
-    release the others (back to pending, no failure counted). Returns the number written."""
+def complete_from_cache(bdb: BenchDb, cache: VectorCache) -> tuple[int, dict[int, bytes]]:
+    """Act as a worker: claim every pending item, complete those whose text is cached, and
+    release the others (back to pending, no failure counted). Returns the number written and,
+    for the others, the checksum of the text claim returned for each episode (the key under
+    which their vector goes into the cache: the text embedded, which may be more than the
+    content)."""
     worker = f"bench-cache:{socket.gethostname()}:{os.getpid()}"
     written = 0
+    missing: dict[int, bytes] = {}
     with bdb.worker() as conn:
         register_vector(conn)
         while rows := conn.execute(
-                "SELECT item_id, content_sha256 FROM memory_system.claim_batch(%s, %s, %s, %s)",
+                "SELECT item_id, source_table, source_id, content_sha256"
+                "  FROM memory_system.claim_batch(%s, %s, %s, %s)",
                 (worker, CACHE_BATCH, "1 hour", cache.model)).fetchall():
-            hits = [(item, sha) for item, sha in rows if sha in cache]
+            hits = [(item, sha) for item, _, _, sha in rows if sha in cache]
+            missing.update((source_id, sha) for _, table_, source_id, sha in rows
+                           if sha not in cache and table_ == "zep_episodic_memory")
             if not hits:
                 continue
             done, stale, lost = conn.execute(
@@ -219,7 +236,7 @@ def complete_from_cache(bdb: BenchDb, cache: VectorCache) -> int:
                                      f"lost {lost} of {len(hits)}")
             written += done
         conn.execute("SELECT memory_system.release(%s)", (worker,))
-    return written
+    return written, missing
 
 
 def queue_counts(conn: psycopg.Connection) -> tuple[int, int, int]:
@@ -271,7 +288,8 @@ def worker_process(bdb: BenchDb, model: str, version: str) -> Iterator[subproces
             proc.wait()
 
 
-def embed_with_worker(bdb: BenchDb, model: str, version: str) -> float:
+def embed_with_worker(bdb: BenchDb, model: str, version: str,
+                      note: Callable[[str], None] = log) -> float:
     """Run the worker until the queue has no open item. Returns the seconds it took."""
     start = time.perf_counter()
     with worker_process(bdb, model, version) as proc, bdb.superuser() as conn:
@@ -286,46 +304,46 @@ def embed_with_worker(bdb: BenchDb, model: str, version: str) -> float:
                 raise RuntimeError(f"the worker exited with {proc.returncode}: "
                                    f"{tail(bdb.stack.cfg.home / 'search_quality_worker.log')}")
             if time.monotonic() - last_report > 60:
-                log(f"worker: {done:,} done, {open_:,} to go "
+                note(f"worker: {done:,} done, {open_:,} to go "
                     f"({time.perf_counter() - start:,.0f} s)")
                 last_report = time.monotonic()
             time.sleep(1)
     return time.perf_counter() - start
 
 
-def harvest(bdb: BenchDb, cache: VectorCache) -> None:
-    """Read the agent's vectors back into the cache (saved if any is new); they must be of the
-    cache's model and version."""
+def harvest(bdb: BenchDb, cache: VectorCache, claimed: dict[int, bytes]) -> None:
+    """Read the vectors the worker wrote for the `claimed` episodes back into the cache, each
+    under the checksum of the text it was claimed with (saved if any is new); they must be of
+    the cache's model and version."""
     with bdb.superuser() as conn:
         register_vector(conn)
-        rows = conn.execute(f"SELECT content_sha256, embedding, model, model_version FROM {VECTORS}"
-                            " WHERE agent_id = %s", (AGENT,)).fetchall()
+        rows = conn.execute(f"SELECT episode_id, embedding, model, model_version FROM {VECTORS}"
+                            " WHERE episode_id = ANY (%s)", (list(claimed),)).fetchall()
     wrong = {(m, v) for _, _, m, v in rows} - {(cache.model, cache.version)}
     if wrong:
         raise RuntimeError(f"vectors of another model: {wrong}")
-    if sum(cache.add(bytes(sha), vec.to_numpy()) for sha, vec, _, _ in rows):
+    if sum(cache.add(claimed[i], vec.to_numpy()) for i, vec, _, _ in rows):
         cache.save()
 
 
-def prepare(bdb: BenchDb, data: SciFact, cache: VectorCache) -> Prepared:
-    """The corpus as episodes of AGENT, every one with its vector; the cache updated."""
-    load_corpus(bdb, data)
+def embed_pending(bdb: BenchDb, cache: VectorCache,
+                  note: Callable[[str], None] = log) -> Embedded:
+    """Every pending episode embedded: from the cache where it holds the text's vector, by a
+    worker process otherwise (whose vectors then go into the cache); progress goes to `note`."""
     with bdb.superuser() as conn:
         target = conn.execute("SELECT memory_system._embedding_model()").fetchone()[0]  # type: ignore[index]
     if target != cache.model:
         raise RuntimeError(f"the database targets model {target}, the embedder is {cache.model}")
-    from_cache = complete_from_cache(bdb, cache)
-    with bdb.superuser() as conn:
-        missing = queue_counts(conn)[0]
+    from_cache, claimed = complete_from_cache(bdb, cache)
     took = 0.0
     try:
-        if missing:
-            log(f"{from_cache:,} vectors from the cache; the worker embeds {missing:,} (slow: "
-                f"~{missing / 3 / 60:.0f} min on 2 cores)")
-            took = embed_with_worker(bdb, cache.model, cache.version)
+        if claimed:
+            note(f"{from_cache:,} vectors from the cache; the worker embeds {len(claimed):,} "
+                 "(SciFact's abstracts: about 3 a second on 2 cores)")
+            took = embed_with_worker(bdb, cache.model, cache.version, note)
     finally:
         # also after an interrupted run: what the worker wrote so far is not embedded again
-        harvest(bdb, cache)
+        harvest(bdb, cache, claimed)
     with bdb.superuser() as conn:
         unembedded, = conn.execute(
             f"SELECT count(*) FROM {EPISODES} AS e LEFT JOIN {VECTORS} AS v"
@@ -334,21 +352,34 @@ def prepare(bdb: BenchDb, data: SciFact, cache: VectorCache) -> Prepared:
         if unembedded:
             raise RuntimeError(f"{unembedded} episodes have no vector of their content")
         conn.execute(f"ANALYZE {VECTORS}")
+    return Embedded(from_cache, len(claimed), took)
+
+
+def prepare(bdb: BenchDb, data: SciFact, cache: VectorCache) -> Prepared:
+    """The corpus as episodes of AGENT, every one with its vector; the cache updated."""
+    load_corpus(bdb, data)
+    embedded = embed_pending(bdb, cache)
+    with bdb.superuser() as conn:
         doc_of = {i: d for i, d in conn.execute(
             f"SELECT id, metadata->>'doc_id' FROM {EPISODES} WHERE agent_id = %s", (AGENT,))}
-    return Prepared(doc_of, from_cache, missing, took)
+    return Prepared(doc_of, embedded)
+
+
+def embed_texts(texts: list[str], embedder: Embedder, cache: VectorCache) -> list[np.ndarray]:
+    """The vectors of `texts` (queries), from the cache or embedded here (then cached)."""
+    missing = list(dict.fromkeys(t for t in texts if sha256(t) not in cache))
+    if missing:
+        for text, vector in zip(missing, embedder.embed(missing), strict=True):
+            if not isinstance(vector, np.ndarray):
+                raise RuntimeError(f"could not embed {text!r}: {vector}")
+            cache.add(sha256(text), vector)
+        cache.save()
+    return [cache[sha256(t)] for t in texts]
 
 
 def query_vectors(data: SciFact, embedder: Embedder, cache: VectorCache) -> dict[str, np.ndarray]:
-    missing = {qid: text for qid, text in data.queries.items() if sha256(text) not in cache}
-    if missing:
-        for text, vector in zip(missing.values(), embedder.embed(list(missing.values())),
-                                strict=True):
-            if not isinstance(vector, np.ndarray):
-                raise RuntimeError(f"could not embed the claim {text!r}: {vector}")
-            cache.add(sha256(text), vector)
-        cache.save()
-    return {qid: cache[sha256(text)] for qid, text in data.queries.items()}
+    return dict(zip(data.queries, embed_texts(list(data.queries.values()), embedder, cache),
+                    strict=True))
 
 
 # -- searching ---------------------------------------------------------------------------------
@@ -530,15 +561,20 @@ def build(bdb: BenchDb, data: SciFact) -> tuple[Prepared, dict[str, np.ndarray],
         log(cache.ignored)
     prepared = prepare(bdb, data, cache)
     vectors = query_vectors(data, embedder, cache)
-    setup = (f"{len(prepared.doc_of):,} docs: {prepared.from_cache:,} vectors from "
-             f"{cache.path.name}, {prepared.from_worker:,} embedded by the worker "
-             f"({prepared.worker_seconds:,.0f} s); setup {time.perf_counter() - start:,.0f} s")
+    done = prepared.embedded
+    setup = (f"{len(prepared.doc_of):,} docs: {done.from_cache:,} vectors from "
+             f"{cache.path.name}, {done.from_worker:,} embedded by the worker "
+             f"({done.worker_seconds:,.0f} s); setup {time.perf_counter() - start:,.0f} s")
     log(setup)
     return prepared, vectors, setup
 
 
 def bench_search_quality(st: Stack) -> list[Figure]:
-    data = load_scifact()
+    try:
+        data = load_scifact()
+    except MissingData as exc:
+        log(str(exc))
+        return skipped_figures(FIGURES, exc)
     with cloned_database(st, DATABASE) as bdb:
         prepared, vectors, setup = build(bdb, data)
         results: dict[str, ModeResult] = {}
@@ -571,10 +607,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
     start = time.perf_counter()
+    if args.build_cache:
+        try:
+            data = load_scifact()
+        except MissingData as exc:
+            log(str(exc))
+            return 1
     with throwaway_stack() as st:
         if args.build_cache:
             with cloned_database(st, DATABASE) as bdb:
-                build(bdb, load_scifact())
+                build(bdb, data)
         else:
             print(table(bench_search_quality(st)))
     log(f"done in {time.perf_counter() - start:,.0f} s")

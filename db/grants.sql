@@ -18,6 +18,8 @@ GRANT USAGE ON SCHEMA public TO nexus_agent, nexus_app, nexus_worker, nexus_ro;
 GRANT USAGE ON SCHEMA nexus TO nexus_agent, nexus_ro;
 GRANT USAGE ON SCHEMA nexus_memory, consciousness TO nexus_agent, nexus_ro;
 GRANT USAGE ON SCHEMA memory_system TO nexus_agent, nexus_worker, nexus_ro;
+-- the orchestrator: only to map a bearer token to its agent (memory_system.token_agent, below)
+GRANT USAGE ON SCHEMA memory_system TO nexus_app;
 
 -- tables -------------------------------------------------------------------------------------
 REVOKE ALL ON ALL TABLES IN SCHEMA nexus, nexus_memory, memory_system, consciousness
@@ -68,6 +70,10 @@ GRANT SELECT ON ALL TABLES IN SCHEMA nexus_memory, memory_system TO nexus_ro;
 GRANT SELECT ON consciousness.distributed_consensus TO nexus_ro;
 GRANT SELECT (id, agent_id, checkpoint_name, metadata, created_at)
     ON consciousness.consciousness_checkpoints TO nexus_ro;
+-- agents' bearer tokens: everything but their hashes
+REVOKE ALL ON memory_system.agent_tokens FROM nexus_ro;
+GRANT SELECT (token_id, agent_id, label, created_at, expires_at, revoked_at)
+    ON memory_system.agent_tokens TO nexus_ro;
 
 -- functions ----------------------------------------------------------------------------------
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA nexus, nexus_memory, memory_system, consciousness
@@ -94,6 +100,7 @@ GRANT EXECUTE ON FUNCTION memory_system.claim_batch(text, integer, interval, tex
                           memory_system.fail_item(text, bigint, text),
                           memory_system.heartbeat(text, interval, jsonb),
                           memory_system.release(text),
+                          memory_system.expire_leases(text[]),
                           memory_system.reap_expired_leases(),
                           memory_system.prune_done(interval),
                           memory_system.queue_stats(),
@@ -103,9 +110,13 @@ GRANT EXECUTE ON FUNCTION memory_system.claim_batch(text, integer, interval, tex
                           memory_system.cache_working_memory_range(bigint, bigint),
                           memory_system.cache_range_checksums(integer),
                           memory_system.cache_recent_episodes(text[], integer),
-                          memory_system.cache_agents()
+                          memory_system.cache_agents(),
+                          memory_system.cache_outbox_drain(integer),
+                          memory_system.cache_outbox_clear()
     TO nexus_worker;
 -- the queue's own bookkeeping, read by workers for stats; analysts read everything anyway
 GRANT SELECT ON memory_system.embeddings_queue, memory_system.worker_heartbeats, memory_system.settings
     TO nexus_worker;
 GRANT EXECUTE ON FUNCTION memory_system.queue_stats() TO nexus_ro;
+-- the MCP server (logged in as nexus_app): which agent a bearer token acts as, nothing else
+GRANT EXECUTE ON FUNCTION memory_system.token_agent(bytea) TO nexus_app;

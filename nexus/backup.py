@@ -59,11 +59,18 @@ def row_counts(stack: Stack) -> dict[str, int]:
 
 
 def _redis_snapshot(stack: Stack, dest: Path) -> None:
+    """BGSAVE, then wait until Redis counts one more successful save (LASTSAVE has a resolution of
+    a second, so a save within the second the server started would go unseen)."""
     client = stack.redis.client()
-    before = client.lastsave()
+    before = client.info("persistence")["rdb_saves"]
     client.bgsave()
     deadline = time.monotonic() + 120
-    while client.lastsave() == before:
+    while True:
+        info = client.info("persistence")
+        if info["rdb_saves"] > before and not info["rdb_bgsave_in_progress"]:
+            break
+        if info["rdb_last_bgsave_status"] != "ok" and not info["rdb_bgsave_in_progress"]:
+            raise BackupError("Redis could not write its snapshot (see its log)")
         if time.monotonic() > deadline:
             raise BackupError("Redis did not finish its snapshot within 120 s")
         time.sleep(0.1)
@@ -117,22 +124,23 @@ def verify(directory: Path) -> dict:
 def restore(stack: Stack, directory: Path) -> dict:
     """Replace the stack's database and Redis data with the backup in `directory`."""
     manifest = verify(directory)
-    stack.stop_worker()
-    with stack.superuser_conn("postgres", autocommit=True) as conn:
-        name = sql.Identifier(stack.cfg.database)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    result = subprocess.run(
-        [stack.pg.bin("pg_restore"), *_pg_args(stack), "-d", stack.cfg.database,
-         "--exit-on-error", str(directory / PG_FILE)],
-        env=_pg_env(stack), capture_output=True, text=True)
-    if result.returncode != 0:
-        raise BackupError(f"pg_restore failed: {result.stderr.strip()}")
-    stack.redis.stop()
-    shutil.copy2(directory / REDIS_FILE, stack.redis.dir / "dump.rdb")
-    stack.redis.start()
-    counts = row_counts(stack)
-    if counts != manifest["row_counts"]:
-        raise BackupError(f"row counts after restore differ from the backup's: {counts}")
-    stack.start_worker()
+    with stack.maintenance():
+        stack.stop_worker()
+        with stack.superuser_conn("postgres", autocommit=True) as conn:
+            name = sql.Identifier(stack.cfg.database)
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+        result = subprocess.run(
+            [stack.pg.bin("pg_restore"), *_pg_args(stack), "-d", stack.cfg.database,
+             "--exit-on-error", str(directory / PG_FILE)],
+            env=_pg_env(stack), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise BackupError(f"pg_restore failed: {result.stderr.strip()}")
+        stack.redis.stop()
+        shutil.copy2(directory / REDIS_FILE, stack.redis.dir / "dump.rdb")
+        stack.redis.start()
+        counts = row_counts(stack)
+        if counts != manifest["row_counts"]:
+            raise BackupError(f"row counts after restore differ from the backup's: {counts}")
+        stack.start_worker()
     return manifest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ from nexus import agents, backup, client, doctor, imports, migrate
 from nexus.stack import Stack, apply_role_passwords, process_alive, resolve_home
 from nexus.watch import Watchdog
 from sidecar import cache, config, secrets
-from sidecar.config import SUPERUSER
+from sidecar.config import APP, SUPERUSER
 from sidecar.ports import ServerError
 from sidecar.supervisor import Supervisor
 
@@ -37,6 +38,9 @@ def _print_connections(stack: Stack) -> None:
         print(f"  {role:<16} {url}")
     print(f"Redis: {stack.redis.url} (password in {stack.cfg.secret_file('redis')})")
     print("Agents: nexus agent add NAME, then: psql \"$(nexus agent dsn NAME)\"")
+    if stack.mcp_url:
+        print(f"MCP: {stack.mcp_url} (bearer tokens: nexus agent token NAME), "
+              "or stdio: nexus mcp --agent NAME")
 
 
 def _watch(stack: Stack, stopping: Callable[[], bool]) -> int:
@@ -76,7 +80,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     _print_connections(stack)
     if args.detach:
         _stop_watchdog(stack)
-        _start_watchdog(stack)
+        env = dict(os.environ, NEXUS_HOME=str(stack.cfg.home), NEXUS_PG_PORT=str(stack.cfg.pg_port),
+                   NEXUS_REDIS_PORT=str(stack.cfg.redis_port))
+        (stack.cfg.home / "log").mkdir(parents=True, exist_ok=True)
+        with (stack.cfg.home / "log" / "watch.log").open("ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "nexus.cli", "watch"], env=env,
+                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        _watch_pidfile(stack).write_text(str(proc.pid))
         print("Stack running in the background, restarted if a part of it dies; "
               "stop it with: nexus down")
         return 0
@@ -91,24 +102,6 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     return _watch(_stack(args), _on_stop_signals())
-
-
-def _start_watchdog(stack: Stack) -> None:
-    env = dict(os.environ, NEXUS_HOME=str(stack.cfg.home), NEXUS_PG_PORT=str(stack.cfg.pg_port),
-               NEXUS_REDIS_PORT=str(stack.cfg.redis_port))
-    (stack.cfg.home / "log").mkdir(parents=True, exist_ok=True)
-    with (stack.cfg.home / "log" / "watch.log").open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "nexus.cli", "watch"], env=env,
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    _watch_pidfile(stack).write_text(str(proc.pid))
-
-
-def _watchdog_running(stack: Stack) -> bool:
-    try:
-        return process_alive(int(_watch_pidfile(stack).read_text()))
-    except (FileNotFoundError, ValueError):
-        return False
 
 
 def _stop_watchdog(stack: Stack) -> None:
@@ -150,6 +143,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         for role, url in status["dsns"].items():
             print(f"  {role:<16} {url}")
         print(f"redis_url   {status['redis_url']}")
+        if status["mcp_url"]:
+            health = "healthy" if status["mcp"]["healthy"] else "down"
+            print(f"mcp_url     {status['mcp_url']} ({health}, pid {status['mcp']['pid']})")
     return 0 if status["healthy"] else 1
 
 
@@ -162,18 +158,20 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             params["password"] = secrets.read(cfg.secret_file(SUPERUSER))
         result = migrate.migrate(params)
         with psycopg.connect(**params, autocommit=True) as conn:
-            roles = apply_role_passwords(conn, cfg)
+            result.logins = apply_role_passwords(conn, cfg)
     else:
         stack = _stack(args)
         if stack.pg.pid() is None:
             raise ServerError("the local stack is not running: nexus up --detach (or pass --dsn)")
         result = stack.migrate()
-        roles = ["nexus_app", "nexus_worker", "nexus_ro"]
     applied = ", ".join(result.applied) or "none (already up to date)"
     print(f"migrations applied: {applied}")
     print(f"repeatable files applied: {result.repeatables}")
-    if roles:
-        print(f"login enabled from secret files: {', '.join(roles)}")
+    if result.logins:
+        print(f"login enabled from secret files: {', '.join(result.logins)}")
+    else:
+        print("login enabled for no role: no secret file of nexus_app, nexus_worker or nexus_ro "
+              "(nexus secrets init, or NEXUS_*_PASSWORD_FILE)")
     return 0
 
 
@@ -206,12 +204,56 @@ def cmd_agent(args: argparse.Namespace) -> int:
         elif args.agent_cmd == "remove":
             deleted = agents.remove(conn, stack.cfg, args.name, args.delete_memories)
             print(f"removed agent {args.name} ({deleted} memory rows deleted)")
+        elif args.agent_cmd == "token":
+            return _agent_token(conn, args)
         elif args.agent_cmd == "grant":
             conn.execute("SELECT memory_system.agent_grant(%s, %s)", (args.name, args.to))
             print(f"{args.to} may now SET ROLE {args.name}")
         else:
             for agent_id, description, created in agents.list_agents(conn):
                 print(f"{agent_id}\t{created}\t{description}")
+    return 0
+
+
+def _agent_token(conn: psycopg.Connection, args: argparse.Namespace) -> int:
+    """nexus agent token NAME | token list NAME | token revoke ID: bearer tokens (MCP over HTTP)."""
+    from nexus import mcp
+
+    words = args.words
+    if words[0] in ("list", "revoke") and len(words) == 2:
+        if words[0] == "list":
+            for row in mcp.list_tokens(conn, words[1]):
+                print("\t".join("-" if v is None else str(v) for v in row))
+        else:
+            done = mcp.revoke_token(conn, int(words[1]))
+            print(f"token {words[1]} " + ("revoked" if done else "was already revoked"))
+        return 0
+    if len(words) != 1:
+        raise ServerError("usage: nexus agent token NAME [--ttl 30d] [--label L] | "
+                          "token list NAME | token revoke ID")
+    token, token_id, expires = mcp.issue_token(conn, words[0], args.ttl, args.label)
+    print(token)
+    print(f"token {token_id} of agent {words[0]}, expires {expires or 'never'}; shown once, "
+          "only its SHA-256 is kept", file=sys.stderr)
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """The MCP server: stdio as one agent, or streamable HTTP with bearer tokens."""
+    from nexus import mcp
+
+    cfg = resolve_home(config.load(mcp_host=args.host, mcp_port=args.port,
+                                   embed_url=args.embed_url))
+    if args.http:
+        conninfo = psycopg.conninfo.make_conninfo(
+            host=cfg.pg_host, port=cfg.pg_port, dbname=cfg.database, user=APP,
+            password=secrets.read(cfg.secret_file(APP)))
+        asyncio.run(mcp.serve_http(conninfo, cfg.sidecar_url, cfg.mcp_host, cfg.mcp_port))
+        return 0
+    dsn = agents.dsn(cfg, args.agent) if args.agent else cfg.agent_dsn
+    if not dsn:
+        raise ServerError("nexus mcp needs --agent NAME or NEXUS_AGENT_DSN (or --http)")
+    asyncio.run(mcp.serve_stdio(dsn, cfg.sidecar_url))
     return 0
 
 
@@ -243,14 +285,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if not args.yes:
         raise ServerError(f"restore replaces database {stack.cfg.database} and all Redis data "
                           f"with the backup of {manifest['created_at']}: add --yes")
-    # the background watchdog would restart Redis and the worker while they are stopped on purpose
-    watched = _watchdog_running(stack)
-    _stop_watchdog(stack)
-    try:
-        backup.restore(stack, Path(args.directory))
-    finally:
-        if watched:
-            _start_watchdog(stack)
+    backup.restore(stack, Path(args.directory))
     print(f"restored {args.directory}: checksums verified, row counts equal")
     return 0
 
@@ -450,10 +485,26 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("name")
     a.add_argument("--delete-memories", action="store_true",
                    help="also delete its memories (refused otherwise while it has any)")
+    a = asub.add_parser("token", help="bearer tokens for the MCP server over HTTP: "
+                                      "token NAME | token list NAME | token revoke ID")
+    a.add_argument("words", nargs="+", metavar="NAME | list NAME | revoke ID")
+    a.add_argument("--ttl", help="lifetime, e.g. 30d, 12h, 90m (default: until revoked)")
+    a.add_argument("--label", default="", help="what the token is for (shown by token list)")
     a = asub.add_parser("grant", help="let an orchestrator role SET ROLE to this agent")
     a.add_argument("name")
     a.add_argument("--to", required=True, help="the orchestrator's role")
     p.set_defaults(func=cmd_agent)
+
+    p = sub.add_parser("mcp", help="the MCP server: stdio as one agent (--agent NAME or "
+                                   "NEXUS_AGENT_DSN), or --http with bearer tokens")
+    p.add_argument("--agent", help="stdio: act as this agent of the local stack")
+    p.add_argument("--http", action="store_true",
+                   help="streamable HTTP at /mcp (logs in as nexus_app; nexus agent token NAME)")
+    p.add_argument("--host", help="HTTP address (NEXUS_MCP_HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="HTTP port (NEXUS_MCP_PORT, 58100)")
+    p.add_argument("--embed-url", help="the sidecar's /embed for recall "
+                                       "(NEXUS_EMBED_URL; default this stack's sidecar)")
+    p.set_defaults(func=cmd_mcp)
 
     p = sub.add_parser("reconcile", help="compare Redis with PostgreSQL by range checksums and "
                                          "repair what differs (once)")

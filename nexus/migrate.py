@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -31,6 +31,8 @@ class MigrationError(RuntimeError):
 class MigrateResult:
     applied: list[str]
     repeatables: int
+    # the fixed roles whose login was enabled from their secret files (set by the caller)
+    logins: list[str] = field(default_factory=list)
 
 
 def repeatable_files() -> list[Path]:

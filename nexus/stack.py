@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -53,6 +54,22 @@ def resolve_home(cfg: Config) -> Config:
     return replace(cfg, home=home)
 
 
+def _terminate(pid_of: Callable[[], int | None], timeout: float) -> int | None:
+    """SIGTERM to the process `pid_of()` names (a process group leader), then SIGKILL to its
+    group if it is still alive after `timeout` seconds. Returns the pid it stopped, if any."""
+    pid = pid_of()
+    if pid is None:
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and pid_of() is not None:
+        time.sleep(0.1)
+    if pid_of() is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    return pid
+
+
 @dataclass
 class Stack:
     cfg: Config
@@ -84,11 +101,13 @@ class Stack:
             self.migrate()
             self.redis.start()
             self.start_worker()
+            self.start_mcp()
         except BaseException:
             self.down()
             raise
 
     def down(self) -> None:
+        self.stop_mcp()
         self.stop_worker()
         self.redis.stop()
         self.pg.stop()
@@ -108,6 +127,27 @@ class Stack:
         except (FileNotFoundError, ValueError):
             return None
         return pid if process_alive(pid) else None
+
+    @property
+    def maintenance_file(self) -> Path:
+        return self.cfg.home / "run" / "maintenance"
+
+    @contextlib.contextmanager
+    def maintenance(self) -> Iterator[None]:
+        """While a command stops parts of the stack on purpose (a restore), the watchdog leaves
+        them alone: it restarts nothing while this process holds the maintenance file."""
+        self.maintenance_file.parent.mkdir(parents=True, exist_ok=True)
+        self.maintenance_file.write_text(str(os.getpid()))
+        try:
+            yield
+        finally:
+            self.maintenance_file.unlink(missing_ok=True)
+
+    def in_maintenance(self) -> bool:
+        try:
+            return process_alive(int(self.maintenance_file.read_text()))
+        except (FileNotFoundError, ValueError):
+            return False
 
     @property
     def watch_file(self) -> Path:
@@ -175,19 +215,68 @@ class Stack:
     def stop_worker(self, timeout: float = 12) -> None:
         """SIGTERM to the supervisor, which drains its replicas; after `timeout` seconds the
         whole process group is killed (leases bring back what was held)."""
-        pid = self.worker_pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.worker_pid() is not None:
-                time.sleep(0.1)
-            if self.worker_pid() is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
+        _terminate(self.worker_pid, timeout)
         if self._worker is not None:
             self._worker.wait()
             self._worker = None
         self.worker_pidfile.unlink(missing_ok=True)
+
+    # -- the MCP server over HTTP (nexus mcp --http), with the worker whose /embed it uses -------
+    @property
+    def mcp_pidfile(self) -> Path:
+        return self.cfg.home / "run" / "mcp.pid"
+
+    @property
+    def mcp_url(self) -> str | None:
+        if self.cfg.mcp_port <= 0 or self.cfg.worker_replicas <= 0:
+            return None
+        return f"http://{self.cfg.mcp_host}:{self.cfg.mcp_port}/mcp"
+
+    def mcp_pid(self) -> int | None:
+        try:
+            pid = int(self.mcp_pidfile.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if process_alive(pid) else None
+
+    def mcp_healthy(self) -> bool:
+        url = f"http://{self.cfg.mcp_host}:{self.cfg.mcp_port}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=3) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def start_mcp(self, timeout: float = 60) -> None:
+        if self.mcp_url is None or self.mcp_pid() is not None:
+            return
+        log_path = self.cfg.home / "log" / "mcp.log"
+        env = dict(os.environ, NEXUS_HOME=str(self.cfg.home), NEXUS_PG_HOST=self.cfg.pg_host,
+                   NEXUS_PG_PORT=str(self.cfg.pg_port), NEXUS_DB=self.cfg.database,
+                   NEXUS_EMBED_URL=self.cfg.sidecar_url, NEXUS_MCP_HOST=self.cfg.mcp_host,
+                   NEXUS_MCP_PORT=str(self.cfg.mcp_port))
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "nexus.cli", "mcp", "--http"], env=env,
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        self.mcp_pidfile.write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                self.mcp_pidfile.unlink(missing_ok=True)
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise ServerError(f"the MCP server did not start:\n{tail}")
+            if self.mcp_healthy():
+                return
+            time.sleep(0.2)
+        raise ServerError(f"the MCP server did not answer within {timeout:.0f} s (see {log_path})")
+
+    def stop_mcp(self, timeout: float = 10) -> None:
+        pid = _terminate(self.mcp_pid, timeout)
+        if pid is not None:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        self.mcp_pidfile.unlink(missing_ok=True)
 
     def ensure_database(self) -> None:
         with self.superuser_conn("postgres", autocommit=True) as conn:
@@ -200,7 +289,7 @@ class Stack:
     def migrate(self) -> migrate.MigrateResult:
         result = migrate.migrate(self.conninfo(SUPERUSER))
         with self.superuser_conn(autocommit=True) as conn:
-            apply_role_passwords(conn, self.cfg)
+            result.logins = apply_role_passwords(conn, self.cfg)
         return result
 
     def conninfo(self, role: str) -> dict[str, str]:
@@ -226,8 +315,9 @@ class Stack:
         worker_ok = worker["healthy"]
         restarts = self.restarts()
         worker["stack_restarts"] = restarts.get("worker", 0)
+        mcp_ok = self.mcp_url is None or self.mcp_healthy()
         return {
-            "healthy": pg_ok and redis_ok and worker_ok,
+            "healthy": pg_ok and redis_ok and worker_ok and mcp_ok,
             "home": str(self.cfg.home),
             "postgresql": {"pid": pg_pid, "port": self.cfg.pg_port, "healthy": pg_ok,
                            "restarts": restarts.get("postgresql", 0)},
@@ -237,6 +327,8 @@ class Stack:
             "dsns": self.dsns(write=False) if pg_ok else {},
             "redis_url": self.redis.url,
             "redis_password_file": str(self.cfg.secret_file("redis")),
+            "mcp_url": self.mcp_url,
+            "mcp": {"pid": self.mcp_pid(), "healthy": mcp_ok},
         }
 
     def worker_status(self) -> dict[str, object]:

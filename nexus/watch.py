@@ -42,11 +42,13 @@ class Watchdog:
         self.stack = stack
         now = time.monotonic()
         names = ["postgresql", "redis"] + (["worker"] if stack.cfg.worker_replicas > 0 else [])
+        names += ["mcp"] if stack.mcp_url else []
         self.parts = {n: Component(n, up_since=now) for n in names}
         self.checks: dict[str, tuple[Callable[[], bool], Callable[[], None]]] = {
             "postgresql": (lambda: stack.pg.pid() is not None, self._start_pg),
             "redis": (lambda: stack.redis.pid() is not None, stack.redis.start),
             "worker": (lambda: stack.worker_pid() is not None, stack.start_worker),
+            "mcp": (lambda: stack.mcp_pid() is not None, stack.start_mcp),
         }
         self.write()
 
@@ -62,7 +64,9 @@ class Watchdog:
         tmp.replace(path)
 
     def step(self) -> None:
-        """Look at every component once; start again what is due."""
+        """Look at every component once; start again what is due (nothing during maintenance)."""
+        if self.stack.in_maintenance():
+            return
         now, changed = time.monotonic(), False
         for name, part in self.parts.items():
             alive, start = self.checks[name]

@@ -1,7 +1,9 @@
 """The Redis mirror of working memory and recent episodes: PostgreSQL first, Redis second.
 
-Triggers NOTIFY `nexus_cache` after commit (db/functions/cache/redis_mirror.sql); the mirror
-reads the changed rows through SECURITY DEFINER functions and writes Redis. A Redis failure never
+Triggers queue what changed in an outbox and wake the mirror with an empty NOTIFY `nexus_cache`
+(db/functions/cache/redis_mirror.sql: a channel is readable by any role, so it carries nothing of an
+agent); the mirror drains the outbox, reads the changed rows through SECURITY DEFINER functions and
+writes Redis, committing the drain only once Redis has them. A Redis failure never
 touches PostgreSQL: it is counted and logged, and reconciliation heals it. Reconciliation compares
 checksums per range of 10,000 ids computed in SQL with the same computed over Redis, and reloads
 only the ranges that differ, streaming (a server-side cursor, batched reads, pipelined writes).
@@ -42,6 +44,8 @@ BATCH = 1_000
 LEADER_LOCK = "nexus_cache_mirror"
 # how often a replica that is not the mirror's leader asks for the lock again
 FOLLOWER_SECONDS = 5.0
+# the outbox is drained on every wake-up, and at least this often (a lost wake-up costs no more)
+DRAIN_SECONDS = 5.0
 SEP = "\x1f"
 
 
@@ -113,23 +117,32 @@ class Mirror:
         self._read_range = client.register_script(READ_RANGE)
 
     # -- write-through ---------------------------------------------------------------------------
-    def apply(self, payloads: Iterable[str]) -> int:
-        """Apply NOTIFY payloads ("u:1,2", "d:3", "r:agent1,agent2"); returns Redis writes."""
-        upserts: set[int] = set()
-        deletes: set[int] = set()
-        agents: set[str] = set()
-        for payload in payloads:
-            kind, _, rest = payload.partition(":")
-            if kind == "u":
-                upserts.update(int(x) for x in rest.split(",") if x)
-            elif kind == "d":
-                deletes.update(int(x) for x in rest.split(",") if x)
-            elif kind == "r":
-                agents.update(x for x in rest.split(",") if x)
+    def drain(self, limit: int = BATCH * 10) -> int:
+        """Apply every change queued in the outbox; returns Redis writes. Each batch is taken in a
+        transaction committed once Redis has it, so a Redis failure leaves it queued."""
         done = 0
-        ids = sorted(upserts | deletes)
-        for start in range(0, len(ids), BATCH):
-            done += self.sync_ids(ids[start:start + BATCH])
+        while True:
+            with self.conn.transaction():
+                changes = self.conn.execute(
+                    "SELECT op, row_id, agent_id FROM memory_system.cache_outbox_drain(%s)",
+                    (limit,)).fetchall()
+                done += self.apply(changes)
+            if len(changes) < limit:
+                return done
+
+    def apply(self, changes: Iterable[tuple[str, int | None, str | None]]) -> int:
+        """Apply outbox entries: (u|d, row id, None) or (r, None, agent); returns Redis writes."""
+        ids: set[int] = set()
+        agents: set[str] = set()
+        for op, row_id, agent in changes:
+            if op == "r":
+                agents.add(agent)  # type: ignore[arg-type]
+            else:
+                ids.add(row_id)  # type: ignore[arg-type]
+        done = 0
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), BATCH):
+            done += self.sync_ids(ordered[start:start + BATCH])
         if agents:
             done += self.refresh_recent(sorted(agents))
         return done
@@ -346,13 +359,18 @@ class MirrorThread(threading.Thread):
             if not got.fetchone()[0]:
                 return
             listener.execute(f"LISTEN {CHANNEL}")
+            # what was queued before this lead is covered by the reconciliation that comes first
+            conn.execute("SELECT memory_system.cache_outbox_clear()")
             client = redis_client(self.cfg)
             mirror = Mirror(conn, client, self.metrics)
-            next_reconcile = next_look = 0.0
+            next_reconcile = next_look = next_drain = 0.0
             run_id = None
             log.info("cache mirror: leading (reconcile every %.0f s)", self.interval)
             while not self.stopping.is_set():
-                payloads = [n.payload for n in listener.notifies(timeout=0.2, stop_after=2000)]
+                # wake at the first notification, then take the ones already there with it
+                woken = bool(list(listener.notifies(timeout=0.2, stop_after=1)))
+                if woken:
+                    list(listener.notifies(timeout=0.001, stop_after=10_000))
                 try:
                     if time.monotonic() >= next_look:
                         # every second: a Redis that restarted (a new run_id) lost the cache,
@@ -362,15 +380,16 @@ class MirrorThread(threading.Thread):
                             run_id, next_reconcile = seen, 0.0
                         next_look = time.monotonic() + RETRY_SECONDS
                         self.redis_state.back()
-                    if payloads:
-                        mirror.apply(payloads)
                     if time.monotonic() >= next_reconcile:
                         mirror.reconcile()
                         next_reconcile = time.monotonic() + self.interval
+                    if woken or time.monotonic() >= next_drain:
+                        mirror.drain()
+                        next_drain = time.monotonic() + DRAIN_SECONDS
                 except (redis.RedisError, OSError) as exc:
                     # PostgreSQL is the truth and has every write: heal once Redis is back
                     if self.metrics is not None:
                         self.metrics.cache_errors.inc()
                     self.redis_state.lost(exc)
-                    next_reconcile = next_look = 0.0
+                    next_reconcile = next_look = next_drain = 0.0
                     self.stopping.wait(RETRY_SECONDS)

@@ -61,6 +61,17 @@ class Config:
     http_port: int = 58080
     health_max_queue: int = 1000
     embed_max_chars: int = 8192
+    # the MCP server over HTTP (nexus mcp --http; nexus up starts it; port 0: not started)
+    mcp_host: str = "127.0.0.1"
+    mcp_port: int = 58100
+    # where the MCP server and the client reach /embed (default: this stack's sidecar)
+    embed_url: str | None = None
+    # nexus mcp (stdio) without --agent: the agent's connection string
+    agent_dsn: str | None = None
+
+    @property
+    def sidecar_url(self) -> str:
+        return self.embed_url or f"http://{self.http_host}:{self.http_port}"
 
     @property
     def secrets_dir(self) -> Path:
@@ -99,6 +110,10 @@ def load(env: dict[str, str] | None = None, **overrides: object) -> Config:
         "http_port": _int(env, "NEXUS_HTTP_PORT", 58080),
         "health_max_queue": _int(env, "NEXUS_HEALTH_MAX_QUEUE", 1000),
         "embed_max_chars": _int(env, "NEXUS_EMBED_MAX_CHARS", 8192),
+        "mcp_host": env.get("NEXUS_MCP_HOST", "127.0.0.1"),
+        "mcp_port": _int(env, "NEXUS_MCP_PORT", 58100),
+        "embed_url": env.get("NEXUS_EMBED_URL") or None,
+        "agent_dsn": env.get("NEXUS_AGENT_DSN") or None,
         "secret_files": secret_files,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -14,6 +14,7 @@ import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -29,6 +30,20 @@ from sidecar.metrics import Metrics
 
 log = logging.getLogger("nexus.worker")
 CHANNEL = "nexus_embeddings"
+
+
+def _local_pid_alive(worker_id: str, host: str) -> bool:
+    """Is the process of `worker_id` (host:pid:tag) alive on this host? Unsure means alive."""
+    if not Path("/proc/self/stat").exists():
+        return True
+    try:
+        pid = int(worker_id[len(host) + 1:].split(":", 1)[0])
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    except (ValueError, IndexError, OSError):
+        return True
+    return state != "Z"
 
 
 class ConfigError(RuntimeError):
@@ -88,6 +103,7 @@ class Worker:
     # -- the loop -------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; then finish the batch in hand and release anything held."""
+        await self._expire_dead_neighbours()
         listener = asyncio.create_task(self._listen(stop))
         beater = asyncio.create_task(self._heartbeats(stop))
         try:
@@ -109,6 +125,23 @@ class Worker:
             beater.cancel()
             await self._release()
             self.executor.shutdown(wait=True)
+
+    async def _expire_dead_neighbours(self) -> None:
+        """A worker of this host whose process is gone (a replica killed, then restarted by the
+        supervisor) holds leases nobody will finish: end them now instead of when they run out."""
+        host = socket.gethostname()
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT worker_id FROM memory_system.worker_heartbeats "
+                    "WHERE stopped_at IS NULL AND starts_with(worker_id, %s)", (host + ":",))
+                dead = [w for (w,) in await cur.fetchall() if not _local_pid_alive(w, host)]
+                if dead:
+                    cur = await conn.execute("SELECT memory_system.expire_leases(%s)", (dead,))
+                    log.info("ended %d leases of %d dead worker(s) of this host: %s",
+                             (await cur.fetchone())[0], len(dead), ", ".join(dead))
+        except psycopg.Error as exc:
+            log.warning("could not check for dead workers of this host: %s", exc)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self.wake.clear()

@@ -227,3 +227,59 @@ def test_fast_path_reads_redis_and_falls_back(env: Env) -> None:
         assert client.working_memory_get(conn, down, "keeper", "k11") == {"i": 11}
         assert client.working_memory_get(conn, None, "keeper", "nope") is None
     env.reconcile()
+
+
+def test_a_listening_agent_learns_nothing_of_others_from_the_channels(env: Env) -> None:
+    """Any role may LISTEN: an agent listening on every channel the product uses, while two other
+    agents write episodes and working memory (mirror leading, worker wake-ups), receives only
+    empty wake-ups: no agent name, no row id, no key."""
+    with su(env.cfg) as conn:
+        agents.add(conn, env.cfg, "eavesdropper", "", None)
+    env.start_mirror()
+    try:
+        r = env.redis()
+        with env.agent("eavesdropper") as spy, env.agent("keeper") as a, \
+                env.agent("other") as b:
+            for channel in ("nexus_cache", "nexus_embeddings"):
+                spy.execute(f"LISTEN {channel}")
+            for i in range(40):
+                for who, conn in (("keeper", a), ("other", b)):
+                    conn.execute("SELECT nexus.record_episode(%s, session => 'secret-session')",
+                                 (f"{who} private note {i}",))
+                    conn.execute("SELECT nexus.working_memory_set(%s, %s::jsonb)",
+                                 (f"secret-key-{i}", json.dumps({"n": i})))
+                    if i % 10 == 9:
+                        conn.execute("SELECT nexus.working_memory_delete(%s)", (f"secret-key-{i}",))
+            heard = list(spy.notifies(timeout=2, stop_after=10_000))
+            wait_for(lambda: r.hget("nexus:wm:other:secret-key-38", "v") == b'{"n": 38}',
+                     timeout=15)
+            wait_for(lambda: not r.exists("nexus:wm:other:secret-key-39"), timeout=15)
+        assert {n.channel for n in heard} == {"nexus_cache", "nexus_embeddings"}
+        assert {n.payload for n in heard} == {""}, "a payload carried something"
+    finally:
+        env.stop_mirror()
+
+
+def test_the_outbox_stays_empty_without_a_mirror_and_is_drained_with_one(env: Env) -> None:
+    """Changes are queued only while a mirror leads (it reconciles when it takes the lead), and
+    the mirror drains what is queued; no agent can read the queue."""
+    def queued() -> int:
+        with su(env.cfg) as conn:
+            return conn.execute("SELECT count(*) FROM memory_system.cache_outbox").fetchone()[0]
+    with env.agent("keeper") as conn:
+        conn.execute("SELECT nexus.working_memory_set('unmirrored', '1')")
+        assert queued() == 0
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM memory_system.cache_outbox")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM memory_system.cache_outbox_drain(10)")
+    env.start_mirror()
+    try:
+        r = env.redis()
+        wait_for(lambda: r.hget("nexus:wm:keeper:unmirrored", "v") == b"1", timeout=15)
+        with env.agent("keeper") as conn:
+            conn.execute("SELECT nexus.working_memory_set('mirrored', '2')")
+        wait_for(lambda: r.hget("nexus:wm:keeper:mirrored", "v") == b"2", timeout=15)
+        wait_for(lambda: queued() == 0, timeout=15)
+    finally:
+        env.stop_mirror()

@@ -120,8 +120,8 @@ def compose() -> dict:
 
 def test_compose_services_and_network() -> None:
     doc = compose()
-    assert set(doc["services"]) == {"postgres", "redis", "migrate", "sidecar", "prometheus",
-                                    "alertmanager", "grafana"}
+    assert set(doc["services"]) == {"postgres", "redis", "migrate", "sidecar", "mcp",
+                                    "prometheus", "alertmanager", "grafana"}
     assert list(doc["networks"]) == ["nexus"]
     for name, service in doc["services"].items():
         assert service["networks"] == ["nexus"], name
@@ -166,6 +166,20 @@ def test_secrets_are_files_never_literals() -> None:
                 assert secret in mounted, f"{name}: {key} points at {value}, not mounted"
     text = (DEPLOY / "docker-compose.yml").read_text()
     assert "requirepass \"$$(cat /run/secrets/redis_password)\"" in text
+
+
+def test_the_mcp_service_serves_http_with_its_own_secret_only() -> None:
+    mcp = compose()["services"]["mcp"]
+    assert mcp["command"][:3] == ["nexus", "mcp", "--http"]
+    port = mcp["command"][mcp["command"].index("--port") + 1]
+    assert mcp["ports"] == [f"${{MCP_PORT:-{port}}}:{port}"]
+    assert f"127.0.0.1:{port}/health" in " ".join(mcp["healthcheck"]["test"])
+    # nexus_app and nothing else: no owner, worker or Redis password
+    assert mcp["secrets"] == ["nexus_app_password"]
+    assert mcp["environment"]["NEXUS_APP_PASSWORD_FILE"] == "/run/secrets/nexus_app_password"
+    assert mcp["environment"]["NEXUS_EMBED_URL"] == "http://sidecar:58080"
+    assert mcp["depends_on"] == {"migrate": {"condition": "service_completed_successfully"},
+                                 "sidecar": {"condition": "service_healthy"}}
 
 
 def test_every_variable_is_documented_in_env_example() -> None:

@@ -76,6 +76,13 @@ def test_migrate_cli_on_an_empty_database(stack: Stack) -> None:
                                 text=True, env=env_file)
         assert second.returncode == 0, second.stderr
         assert "none (already up to date)" in second.stdout
+        # it says what it did: the logins it enabled are those with a secret file, no more
+        assert "login enabled from secret files: nexus_app, nexus_worker, nexus_ro" in second.stdout
+        lone = dict(env_file, NEXUS_HOME=str(stack.cfg.home / "no-such-home"))
+        third = subprocess.run([str(NEXUS), "migrate", "--dsn", bare], capture_output=True,
+                               text=True, env=lone)
+        assert third.returncode == 0, third.stderr
+        assert "login enabled for no role" in third.stdout
         cfg = Config(home=stack.cfg.home, pg_host=stack.cfg.pg_host, pg_port=stack.cfg.pg_port,
                      database=name)
         with connect_as(cfg, SUPERUSER, superuser_password(stack)) as conn:

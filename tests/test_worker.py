@@ -139,7 +139,16 @@ def served(stack) -> Iterator[tuple[Config, int]]:
 def test_an_episode_is_embedded_end_to_end(served) -> None:
     cfg, port = served
     agent = add_agent(cfg, "e2e_agent")
-    insert(cfg, agent, ["The red fox crossed the frozen river at dawn.", "   "])
+    insert(cfg, agent, ["The red fox crossed the frozen river at dawn."])
+    with pytest.raises(psycopg.Error) as refused:
+        insert(cfg, agent, ["   "])
+    assert refused.value.sqlstate == "NX015"
+    # a whitespace-only row from before such content was refused: closed without a vector
+    with su(cfg) as conn, conn.transaction():
+        conn.execute("ALTER TABLE nexus_memory.zep_episodic_memory DISABLE TRIGGER validate_row")
+        conn.execute("INSERT INTO nexus_memory.zep_episodic_memory (agent_id, content) "
+                     "VALUES (%s, '   ')", (agent,))
+        conn.execute("ALTER TABLE nexus_memory.zep_episodic_memory ENABLE TRIGGER validate_row")
     wait_for(all_done(cfg, 2), timeout=60)
     with su(cfg) as conn:
         model, version, vector = conn.execute(

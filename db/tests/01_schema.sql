@@ -60,6 +60,10 @@ $$ SELECT p_tbl IN ('nexus_memory.text_postings'::regclass, 'nexus_memory.text_s
 INSERT INTO system_tables_with_agent_id VALUES ('memory_system.embeddings_queue');
 -- the import ledger and rejects: the owner's bookkeeping of imports (no role reads them)
 INSERT INTO system_tables_with_agent_id VALUES ('memory_system.import_rows'), ('memory_system.import_rejects');
+-- the cache's outbox: changes waiting for the Redis mirror (no role reads it; a function drains it)
+INSERT INTO system_tables_with_agent_id VALUES ('memory_system.cache_outbox');
+-- agents' bearer tokens: the owner's (issued by the CLI, mapped by a SECURITY DEFINER function)
+INSERT INTO system_tables_with_agent_id VALUES ('memory_system.agent_tokens');
 
 CREATE TEMP VIEW agent_tables AS
     SELECT t.*
@@ -92,7 +96,8 @@ SELECT tables_are('nexus_memory',
                   ARRAY['zep_episodic_memory', 'working_memory_contexts', 'semantic_memories',
                         'episode_embeddings', 'semantic_memory_embeddings', 'text_postings', 'text_stats']);
 SELECT tables_are('memory_system', ARRAY['agents', 'settings', 'embeddings_queue', 'worker_heartbeats',
-                                         'imports', 'import_rows', 'import_rejects']);
+                                         'imports', 'import_rows', 'import_rejects', 'cache_outbox',
+                                         'agent_tokens']);
 SELECT tables_are('consciousness', ARRAY['consciousness_checkpoints', 'distributed_consensus']);
 SELECT is_empty($$SELECT tbl, relkind FROM data_tables WHERE relkind NOT IN ('r', 'p')$$,
                 'no views, materialized views or foreign tables in the data schemas');

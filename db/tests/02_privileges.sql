@@ -53,6 +53,8 @@ INSERT INTO expected_table_privs VALUES
     ('memory_system.imports',                   'nexus_ro',    'SELECT'),
     ('memory_system.import_rows',               'nexus_ro',    'SELECT'),
     ('memory_system.import_rejects',            'nexus_ro',    'SELECT'),
+    -- the cache's outbox: analysts may read it (ids and agent names, as in the tables they read)
+    ('memory_system.cache_outbox',              'nexus_ro',    'SELECT'),
     ('memory_system.embeddings_queue',          'nexus_worker', 'SELECT'),
     ('memory_system.worker_heartbeats',         'nexus_worker', 'SELECT'),
     ('memory_system.settings',                  'nexus_worker', 'SELECT'),
@@ -86,7 +88,10 @@ INSERT INTO expected_column_privs VALUES
      '{id,agent_id,checkpoint_name,metadata,created_at}'),
     -- the state of an agent's own queue items (row-level security), for nexus.memory_stats
     ('memory_system.embeddings_queue', 'nexus_agent', 'SELECT',
-     '{id,agent_id,source_table,source_id,state,retry_count,last_error,enqueued_at,processed_at}');
+     '{id,agent_id,source_table,source_id,state,retry_count,last_error,enqueued_at,processed_at}'),
+    -- agents' bearer tokens: analysts see all but the hash
+    ('memory_system.agent_tokens', 'nexus_ro', 'SELECT',
+     '{token_id,agent_id,label,created_at,expires_at,revoked_at}');
 
 -- functions each role may execute; no other
 CREATE TEMP TABLE expected_execute (role name, sig text);
@@ -105,6 +110,7 @@ INSERT INTO expected_execute VALUES
     ('nexus_worker', 'memory_system.fail_item(text,bigint,text)'),
     ('nexus_worker', 'memory_system.heartbeat(text,interval,jsonb)'),
     ('nexus_worker', 'memory_system.release(text)'),
+    ('nexus_worker', 'memory_system.expire_leases(text[])'),
     ('nexus_worker', 'memory_system.reap_expired_leases()'),
     ('nexus_worker', 'memory_system.prune_done(interval)'),
     ('nexus_worker', 'memory_system.queue_stats()'),
@@ -115,7 +121,11 @@ INSERT INTO expected_execute VALUES
     ('nexus_worker', 'memory_system.cache_range_checksums(integer)'),
     ('nexus_worker', 'memory_system.cache_recent_episodes(text[],integer)'),
     ('nexus_worker', 'memory_system.cache_agents()'),
+    ('nexus_worker', 'memory_system.cache_outbox_drain(integer)'),
+    ('nexus_worker', 'memory_system.cache_outbox_clear()'),
     ('nexus_ro', 'memory_system.queue_stats()'),
+    -- the MCP server maps a bearer token to its agent
+    ('nexus_app', 'memory_system.token_agent(bytea)'),
     -- the agent API: every function of schema nexus
     ('nexus_agent', 'nexus.record_episode(text,text,jsonb,text[],real,text,text,timestamp with time zone)'),
     ('nexus_agent', 'nexus.get_episode(bigint)'),
@@ -136,8 +146,12 @@ INSERT INTO expected_execute VALUES
     ('nexus_agent', 'nexus.consensus_cas(text,bigint,jsonb)'),
     ('nexus_agent', 'nexus.memory_stats()'),
     ('nexus_agent', 'nexus.text_candidates(text,text[],integer,integer,double precision,double precision)'),
-    ('nexus_agent', 'nexus.memory_search(text,vector,integer,text[],text,timestamp with time zone,timestamp with time zone,text[],jsonb,text,integer,double precision,double precision,double precision,interval,integer,integer)'),
+    ('nexus_agent', 'nexus.memory_search(text,vector,integer,text[],text,timestamp with time zone,timestamp with time zone,text[],jsonb,text,integer,double precision,double precision,double precision,interval,integer,integer,double precision,integer)'),
     ('nexus_agent', 'nexus.memory_similar(text,bigint,integer,text[],integer)'),
+    ('nexus_agent', 'nexus._memory_search_text(text,"char"[],text,integer,integer,text,timestamp with time zone,timestamp with time zone,text[],jsonb)'),
+    ('nexus_agent', 'nexus._session_neighbours(bigint,text,integer)'),
+    ('nexus_agent', 'nexus._session_context(bigint,text,integer)'),
+    ('nexus_agent', 'nexus._memory_search_vector(vector,"char"[],integer,text,timestamp with time zone,timestamp with time zone,text[],jsonb)'),
     ('nexus_agent', 'nexus._search_kinds(text[])'),
     ('nexus_agent', 'nexus._or_tsquery(text)');
 
@@ -152,7 +166,7 @@ INSERT INTO expected_schema_privs VALUES
     ('consciousness', 'nexus_agent', 'USAGE'),
     ('consciousness', 'nexus_ro', 'USAGE'),
     ('memory_system', 'nexus_agent', 'USAGE'), ('memory_system', 'nexus_worker', 'USAGE'),
-    ('memory_system', 'nexus_ro', 'USAGE');
+    ('memory_system', 'nexus_ro', 'USAGE'), ('memory_system', 'nexus_app', 'USAGE');
 
 -- the expected lists name only objects that exist (a renamed object must not pass silently)
 SELECT is_empty(

@@ -2,7 +2,7 @@
 -- admin functions; valid input goes through. Writes run as the agent where an agent would make
 -- them, so the checks are also proven executable by agents.
 BEGIN;
-SELECT plan(79);
+SELECT plan(85);
 SET LOCAL client_min_messages = warning;
 
 SELECT is(tests.create_agent('alice'), 'alice', 'alice is registered as an agent');
@@ -78,6 +78,14 @@ SELECT throws_ok(format('INSERT INTO nexus_memory.%I (content, tags) VALUES (%L,
     ('an empty tag', ARRAY['ok', '']),
     ('a tag of 65 characters', ARRAY[repeat('t', 65)])
  ) AS v (what, tags);
+-- content with nothing in it: refused by every path (direct DML and the API functions)
+SELECT throws_ok(format('INSERT INTO nexus_memory.%I (content) VALUES (%L)', t, c),
+                 'NX015', NULL, format('%s content %s', t, quote_literal(c)))
+  FROM unnest(ARRAY['zep_episodic_memory', 'semantic_memories']) AS t
+ CROSS JOIN unnest(ARRAY['', E' \n\t ']) AS c;
+SELECT throws_ok($$SELECT nexus.update_episode(nexus.record_episode('soon emptied'), content => '   ')$$,
+                 'NX015', NULL, 'update_episode to whitespace-only content');
+SELECT throws_ok($$SELECT nexus.remember_fact(E'\n')$$, 'NX015', NULL, 'remember_fact of a newline');
 SELECT throws_ok($$INSERT INTO nexus_memory.working_memory_contexts (context_key, value) VALUES ('', '{}')$$,
                  'NX015', NULL, 'an empty working memory context key');
 SELECT throws_ok($$INSERT INTO nexus_memory.working_memory_contexts (context_key, value)

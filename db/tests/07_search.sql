@@ -3,7 +3,7 @@
 -- agent's exact text and exact vector find nothing of it, in any branch.
 -- (Query plans at a realistic size are in 08_search_plans.sql.)
 BEGIN;
-SELECT plan(178);
+SELECT plan(180);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('alice');
@@ -91,9 +91,9 @@ INSERT INTO ids VALUES ('c_e2', 'episode', nexus.record_episode('Otters hold han
 INSERT INTO ids VALUES ('c_f1', 'semantic', nexus.remember_fact('Seals are pinnipeds'));
 INSERT INTO ids VALUES ('c_f2', 'semantic', nexus.remember_fact('Otters use stones as tools'));
 INSERT INTO nexus_memory.zep_episodic_memory (content)
-VALUES ('bulk one about kelp forests'), ('bulk two about kelp and urchins'), (''), ('the and of');
+VALUES ('bulk one about kelp forests'), ('bulk two about kelp and urchins'), ('the and of');
 INSERT INTO ids SELECT 'c_bulk_' || id, 'episode', id FROM nexus_memory.zep_episodic_memory
- WHERE content IN ('bulk one about kelp forests', 'bulk two about kelp and urchins', '', 'the and of');
+ WHERE content IN ('bulk one about kelp forests', 'bulk two about kelp and urchins', 'the and of');
 RESET ROLE;
 SELECT is(pg_temp.postings_drift(), 0::bigint, 'after inserts (API and a multi-row INSERT) the postings equal unnest(content_tsv)');
 SELECT is(pg_temp.stats_drift(), 0::bigint, 'after inserts text_stats docs and tokens equal a recount');
@@ -103,8 +103,8 @@ SELECT results_eq(
     'a posting carries the term frequency and the document length in tokens');
 SELECT results_eq(
     $$SELECT sum(docs), sum(tokens) FROM nexus_memory.text_stats WHERE agent_id = 'carol'$$,
-    $$VALUES (8::numeric, 22::numeric)$$,
-    'memories without indexed words (empty, stop words only) count as documents of length 0');
+    $$VALUES (7::numeric, 22::numeric)$$,
+    'memories without indexed words (stop words only) count as documents of length 0');
 SELECT is((SELECT count(*) FROM nexus_memory.text_postings WHERE agent_id = 'carol'), 20::bigint,
           'carol has one posting per distinct lexeme of each memory');
 
@@ -263,8 +263,11 @@ SELECT is(pg_temp.found($$SELECT kind, id FROM nexus.memory_search(query_embeddi
 SELECT results_eq(
     $$SELECT vector_rank, round(vector_score::numeric, 6), text_rank FROM nexus.memory_search(query_embedding => pg_temp.v(0, 0, 1), limit_n => 1)$$,
     $$VALUES (1, 1.000000::numeric, NULL::integer)$$, 'vector only: rank 1, cosine similarity 1, no text rank');
+SELECT is(pg_temp.found($$SELECT kind, id FROM nexus.memory_search(query_embedding => pg_temp.v(1), limit_n => 3, neighbour_weight => 0)$$),
+          ARRAY['eA', 'fA', 'eD'], 'vector only, neighbour_weight 0: ordered by cosine distance');
 SELECT is(pg_temp.found($$SELECT kind, id FROM nexus.memory_search(query_embedding => pg_temp.v(1), limit_n => 3)$$),
-          ARRAY['eA', 'fA', 'eD'], 'vector only: ordered by cosine distance');
+          ARRAY['eA', 'eD', 'eC'],
+          'vector only, by default: eC (rank 5), recorded next to eA (rank 1) in session s1, rises above fA (rank 2); eD has eB beside it');
 SELECT is(pg_temp.found_set($$SELECT kind, id FROM nexus.memory_search(query_embedding => pg_temp.v(1, 1, 1, 1, 1, 1))$$),
           ARRAY['eA', 'eB', 'eC', 'eD', 'fA', 'fB'], 'vector only: every embedded memory, none without a vector');
 -- hybrid
@@ -276,9 +279,12 @@ SELECT ok((SELECT bool_and((text_rank IS NOT NULL AND vector_rank IS NOT NULL) =
              FROM (SELECT r.*, row_number() OVER (ORDER BY fused_score DESC) AS n
                      FROM nexus.memory_search('walrus', pg_temp.v(0, 1)) AS r) AS r),
           'hybrid: exactly the first three rows have both ranks');
+SELECT ok((SELECT bool_and(abs(fused_score - (coalesce(1.0 / (5 + text_rank), 0) + coalesce(1.0 / (5 + vector_rank), 0))) < 1e-12)
+             FROM nexus.memory_search('walrus', pg_temp.v(0, 1), neighbour_weight => 0)),
+          'hybrid: fused_score is the reciprocal rank fusion of both ranks (k 5 by default)');
 SELECT ok((SELECT bool_and(abs(fused_score - (coalesce(1.0 / (60 + text_rank), 0) + coalesce(1.0 / (60 + vector_rank), 0))) < 1e-12)
-             FROM nexus.memory_search('walrus', pg_temp.v(0, 1))),
-          'hybrid: fused_score is the reciprocal rank fusion of both ranks (k 60)');
+             FROM nexus.memory_search('walrus', pg_temp.v(0, 1), rrf_k => 60, neighbour_weight => 0)),
+          'hybrid: with rrf_k 60');
 SELECT ok(array_position(pg_temp.found($$SELECT kind, id FROM nexus.memory_search('walrus', pg_temp.v(0.6, 0, 0, 0.8))$$), 'eD')
           < array_position(pg_temp.found($$SELECT kind, id FROM nexus.memory_search('walrus', pg_temp.v(0.6, 0, 0, 0.8))$$), 'eA'),
           'hybrid: text rank 3 with vector rank 1 beats text rank 2 with vector rank 2');
@@ -488,7 +494,7 @@ SELECT is(pg_temp.found($$SELECT kind, id FROM nexus.text_candidates('zebra okap
           pg_temp.found($$SELECT kind, id FROM nexus.text_candidates('zebra okapi quagga', candidates => 50, df_budget => NULL)$$),
           'the pruned term (zebra, in every memory) still scores the pool: same ranking as unpruned');
 RESET ROLE;
-SELECT is(pg_get_function_arguments('nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz, text[], jsonb, text, integer, float8, float8, float8, interval, integer, integer)'::regprocedure)
+SELECT is(pg_get_function_arguments('nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz, text[], jsonb, text, integer, float8, float8, float8, interval, integer, integer, float8, integer)'::regprocedure)
               ~ 'df_budget integer DEFAULT 10000', true, 'memory_search: df_budget defaults to 10,000');
 -- dave's 50 vectors are a thousandth of a partition of 1,000,000 rows: an exact scan, not HNSW
 UPDATE pg_catalog.pg_class SET reltuples = 1000000 WHERE oid = (SELECT part FROM dave_part);

@@ -37,7 +37,7 @@ COMMENT ON FUNCTION nexus.record_episode(text, text, jsonb, text[], real, text, 
 'Records an episode (an action, observation or message) of the calling agent and returns its id.
 It is embedded in the background (see nexus.memory_stats). Errors: NX001 not an agent, NX031 no content
 or bad action_type, NX011 content over 256 KiB / metadata over 64 KiB, NX012 metadata not an object,
-NX015 importance outside 0-1 or bad tags.';
+NX015 empty or whitespace-only content, importance outside 0-1 or bad tags.';
 
 
 CREATE OR REPLACE FUNCTION nexus.get_episode(episode_id bigint)

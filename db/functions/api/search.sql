@@ -134,6 +134,242 @@ posting read.
 Returns (kind e|s, id, score), best first. Used by nexus.memory_search; errors NX031.';
 
 
+-- memory_search before neighbour_weight, context, valid_at and neighbours (a new signature and
+-- result: the old one goes)
+DROP FUNCTION IF EXISTS nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz,
+                                            text[], jsonb, text, integer, float8, float8, float8, interval,
+                                            integer, integer);
+
+
+CREATE OR REPLACE FUNCTION nexus._memory_search_text(
+    p_query              text,
+    p_kinds              "char"[],
+    p_text_mode          text,
+    p_candidates         integer,
+    p_df_budget          integer,
+    p_session            text,
+    p_since              timestamptz,
+    p_until              timestamptz,
+    p_tags_all           text[],
+    p_metadata_contains  jsonb,
+    OUT kinds            "char"[],
+    OUT ids              bigint[],
+    OUT scores           float8[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_agent     text := current_user;
+    v_filtered  boolean := p_session IS NOT NULL OR p_since IS NOT NULL OR p_until IS NOT NULL
+                           OR p_tags_all IS NOT NULL OR p_metadata_contains IS NOT NULL;
+    v_tsq       tsquery;
+BEGIN
+    IF p_text_mode = 'natural' THEN
+        SELECT coalesce(array_agg(c.kind ORDER BY c.ord), '{}'), coalesce(array_agg(c.id ORDER BY c.ord), '{}'),
+               coalesce(array_agg(c.score ORDER BY c.ord), '{}')
+          INTO kinds, ids, scores
+          FROM (SELECT c.*, row_number() OVER (ORDER BY c.score DESC, c.id) AS ord
+                  FROM nexus.text_candidates(p_query,
+                           ARRAY(SELECT CASE k WHEN 'e' THEN 'episode' ELSE 'semantic' END FROM unnest(p_kinds) AS k),
+                           CASE WHEN v_filtered THEN 1000 ELSE p_candidates END, p_df_budget) AS c) AS c
+         WHERE NOT v_filtered
+            OR (c.kind = 'e' AND EXISTS (
+                    SELECT FROM nexus_memory.zep_episodic_memory AS e
+                     WHERE e.agent_id = v_agent AND e.id = c.id
+                       AND (p_session IS NULL OR e.session_id = p_session)
+                       AND (p_since IS NULL OR e.created_at >= p_since)
+                       AND (p_until IS NULL OR e.created_at < p_until)
+                       AND (p_tags_all IS NULL OR e.tags @> p_tags_all)
+                       AND (p_metadata_contains IS NULL OR e.metadata @> p_metadata_contains)))
+            OR (c.kind = 's' AND EXISTS (
+                    SELECT FROM nexus_memory.semantic_memories AS s
+                     WHERE s.agent_id = v_agent AND s.id = c.id
+                       AND (p_since IS NULL OR s.created_at >= p_since)
+                       AND (p_until IS NULL OR s.created_at < p_until)
+                       AND (p_tags_all IS NULL OR s.tags @> p_tags_all)
+                       AND (p_metadata_contains IS NULL OR s.metadata @> p_metadata_contains)));
+        IF cardinality(ids) > p_candidates THEN
+            kinds := kinds[1:p_candidates]; ids := ids[1:p_candidates]; scores := scores[1:p_candidates];
+        END IF;
+    ELSE
+        v_tsq := websearch_to_tsquery('english'::regconfig, p_query);
+        SELECT coalesce(array_agg(c.kind ORDER BY c.score DESC, c.id), '{}'),
+               coalesce(array_agg(c.id ORDER BY c.score DESC, c.id), '{}'),
+               coalesce(array_agg(c.score ORDER BY c.score DESC, c.id), '{}')
+          INTO kinds, ids, scores
+          FROM (SELECT * FROM (
+                  SELECT 'e'::"char" AS kind, e.id, ts_rank(e.content_tsv, v_tsq, 1)::float8 AS score
+                    FROM nexus_memory.zep_episodic_memory AS e
+                   WHERE 'e' = ANY (p_kinds) AND e.agent_id = v_agent AND e.content_tsv @@ v_tsq
+                     AND (p_session IS NULL OR e.session_id = p_session)
+                     AND (p_since IS NULL OR e.created_at >= p_since)
+                     AND (p_until IS NULL OR e.created_at < p_until)
+                     AND (p_tags_all IS NULL OR e.tags @> p_tags_all)
+                     AND (p_metadata_contains IS NULL OR e.metadata @> p_metadata_contains)
+                  UNION ALL
+                  SELECT 's', s.id, ts_rank(s.content_tsv, v_tsq, 1)::float8
+                    FROM nexus_memory.semantic_memories AS s
+                   WHERE 's' = ANY (p_kinds) AND s.agent_id = v_agent AND s.content_tsv @@ v_tsq
+                     AND (p_since IS NULL OR s.created_at >= p_since)
+                     AND (p_until IS NULL OR s.created_at < p_until)
+                     AND (p_tags_all IS NULL OR s.tags @> p_tags_all)
+                     AND (p_metadata_contains IS NULL OR s.metadata @> p_metadata_contains)) AS u
+                 ORDER BY u.score DESC, u.id LIMIT p_candidates) AS c;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION nexus._memory_search_text(text, "char"[], text, integer, integer, text, timestamptz,
+                                              timestamptz, text[], jsonb) IS
+'Internal: the text branch of nexus.memory_search, arguments checked by it. natural: BM25
+(text_candidates), with filters the matches among its best 1,000; websearch: websearch_to_tsquery
+over content_tsv, ranked by ts_rank. Returns the best p_candidates as parallel arrays (kind e|s,
+id, score), best first.';
+
+
+CREATE OR REPLACE FUNCTION nexus._memory_search_vector(
+    p_embedding          public.vector,
+    p_kinds              "char"[],
+    p_candidates         integer,
+    p_session            text,
+    p_since              timestamptz,
+    p_until              timestamptz,
+    p_tags_all           text[],
+    p_metadata_contains  jsonb,
+    OUT kinds            "char"[],
+    OUT ids              bigint[],
+    OUT dists            float8[])
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET hnsw.iterative_scan = 'relaxed_order'
+SET hnsw.ef_search = '100'
+AS $$
+DECLARE
+    v_agent     text := current_user;
+    v_filtered  boolean := p_session IS NOT NULL OR p_since IS NOT NULL OR p_until IS NOT NULL
+                           OR p_tags_all IS NOT NULL OR p_metadata_contains IS NOT NULL;
+    v_rows      float8;
+    v_exact     boolean;
+    v_branches  text[] := '{}';
+    v_k         record;
+BEGIN
+    SELECT sum(s.docs) INTO v_rows FROM nexus_memory.text_stats AS s WHERE s.agent_id = v_agent;
+    -- a branch of N candidates needs ef_search >= N, or HNSW silently returns fewer; beyond
+    -- that, recall needs ef_search to grow with the log of the agent's size: N (at least 100)
+    -- times 1 + log10(memories / 10,000), at most 1,000. With the default 100 candidates, on
+    -- the benchmark's graphs (ef_construction 128), recall@10: 10,000 memories at 100, 0.996
+    -- (0.999 at 200, which took 60% longer); 100,000 at 200, 1.00; 1,000,000 at 300, 0.98-0.996
+    -- (200 finds 0.967-0.983). Set for this function's call only (its SET clause restores it).
+    PERFORM set_config('hnsw.ef_search', least(round(greatest(p_candidates, 100)
+                           * (1 + log(greatest(coalesce(v_rows, 0), 10000) / 10000.0))), 1000)::text, true);
+    -- An agent whose rows are a small share of its partition is scanned exactly: filtered by
+    -- agent, the HNSW scan would walk the whole graph (hundreds of ms at 1% of a million
+    -- rows), while its own rows are few. Since migration 0010 every registered agent has a
+    -- partition of its own, so this is only for rows in the DEFAULT partition.
+    -- The statement is built for this call and planned once (EXECUTE): only the kinds asked
+    -- for, the agent as a constant, the filters only if any. The planner prunes to the agent's
+    -- partition at planning. A cached plan would hold every agent's partition (and lock them
+    -- all at each run) or be planned again at each change of role, as row security requires.
+    -- $1 query vector, $2 model, $3 session, $4 since, $5 until, $6 tags_all,
+    -- $7 metadata_contains, $8 candidates.
+    FOR v_k IN SELECT * FROM (VALUES
+            ('e'::"char", 'episode_embeddings', 'episode_id', 'zep_episodic_memory',
+             'AND ($3::text IS NULL OR m.session_id = $3)'),
+            -- semantic memories belong to no session (kinds drops them when one is given)
+            ('s'::"char", 'semantic_memory_embeddings', 'memory_id', 'semantic_memories', ''))
+            AS v(kind, tbl, idcol, src, session_cond)
+            WHERE v.kind = ANY (p_kinds) ORDER BY v.kind LOOP
+        -- the agent's partition, by name (not through the partitioned table, whose plan
+        -- would scan every agent's); an agent without one has its rows in the DEFAULT
+        v_exact := false;
+        IF coalesce(v_rows, 0) <= 20000 THEN
+            SELECT coalesce(v_rows, 0) * 10 < c.reltuples INTO v_exact
+              FROM pg_catalog.pg_class AS c
+             WHERE c.relnamespace = 'nexus_parts'::regnamespace
+               AND c.relname IN (memory_system._vector_partition(v_k.tbl, v_agent), v_k.tbl || '_default')
+             ORDER BY c.relname = v_k.tbl || '_default' LIMIT 1;
+        END IF;
+        -- a vector of content since changed is not shown (its re-embedding is queued);
+        -- checked around the scan, so that it stays an index scan
+        v_branches := v_branches || format($q$(
+            SELECT b.* FROM (
+                SELECT %2$L::"char" AS kind, x.%4$I AS id,
+                       x.embedding OPERATOR(public.<=>) $1 AS dist, x.content_sha256 AS sha
+                  FROM nexus_memory.%3$I AS x
+                 WHERE x.agent_id = %1$L AND x.model = $2 %6$s
+                 ORDER BY %7$s LIMIT $8) AS b
+             WHERE EXISTS (SELECT FROM nexus_memory.%5$I AS m
+                            WHERE m.agent_id = %1$L AND m.id = b.id AND m.content_sha256 = b.sha))$q$,
+            v_agent, v_k.kind, v_k.tbl, v_k.idcol, v_k.src,
+            CASE WHEN v_filtered THEN format($q$AND EXISTS (
+                    SELECT FROM nexus_memory.%1$I AS m
+                     WHERE m.agent_id = x.agent_id AND m.id = x.%2$I %3$s
+                       AND ($4::timestamptz IS NULL OR m.created_at >= $4)
+                       AND ($5::timestamptz IS NULL OR m.created_at < $5)
+                       AND ($6::text[] IS NULL OR m.tags @> $6)
+                       AND ($7::jsonb IS NULL OR m.metadata @> $7))$q$, v_k.src, v_k.idcol, v_k.session_cond)
+                 ELSE '' END,
+            -- exact: an ORDER BY the HNSW index cannot serve
+            CASE WHEN v_exact THEN '(x.embedding OPERATOR(public.<=>) $1) + 0'
+                 ELSE 'x.embedding OPERATOR(public.<=>) $1' END);
+    END LOOP;
+    EXECUTE format($q$
+        SELECT coalesce(array_agg(c.kind ORDER BY c.dist, c.id), '{}'),
+               coalesce(array_agg(c.id ORDER BY c.dist, c.id), '{}'),
+               coalesce(array_agg(c.dist ORDER BY c.dist, c.id), '{}')
+          FROM (SELECT u.* FROM (%s) AS u
+                 -- relaxed_order: HNSW may return neighbours slightly out of order; sort again
+                 ORDER BY u.dist, u.id LIMIT $8) AS c$q$,
+        array_to_string(v_branches, ' UNION ALL '))
+       INTO kinds, ids, dists
+      USING p_embedding, memory_system._embedding_model(), p_session, p_since, p_until, p_tags_all,
+            p_metadata_contains, p_candidates;
+END
+$$;
+COMMENT ON FUNCTION nexus._memory_search_vector(public.vector, "char"[], integer, text, timestamptz,
+                                                timestamptz, text[], jsonb) IS
+'Internal: the vector branch of nexus.memory_search, arguments checked by it: the p_candidates
+memories of the calling agent nearest to p_embedding (cosine; HNSW over the agent''s own partition,
+iterative scan, ef_search by the agent''s size; an exact scan for a small agent in a shared
+partition), filters applied inside the scan, vectors of outdated content left out. Returns
+parallel arrays (kind e|s, id, cosine distance), nearest first.';
+
+
+CREATE OR REPLACE FUNCTION nexus._session_neighbours(p_id bigint, p_session text, p_n integer)
+RETURNS TABLE (id bigint, pos integer)
+LANGUAGE sql STABLE
+AS $$
+    -- index-only scans of (agent_id, session_id, id); no SET clause, so that it is inlined
+    SELECT b.id, -(row_number() OVER (ORDER BY b.id DESC))::integer
+      FROM (SELECT e.id FROM nexus_memory.zep_episodic_memory AS e
+             WHERE e.agent_id = (current_user::text COLLATE "default") AND e.session_id = p_session
+               AND e.id < p_id
+             ORDER BY e.id DESC LIMIT p_n) AS b
+    UNION ALL
+    SELECT a.id, (row_number() OVER (ORDER BY a.id))::integer
+      FROM (SELECT e.id FROM nexus_memory.zep_episodic_memory AS e
+             WHERE e.agent_id = (current_user::text COLLATE "default") AND e.session_id = p_session
+               AND e.id > p_id
+             ORDER BY e.id LIMIT p_n) AS a
+$$;
+COMMENT ON FUNCTION nexus._session_neighbours(bigint, text, integer) IS
+'Internal: the calling agent''s episodes of session p_session recorded just before and after
+episode p_id (by id), up to p_n on each side: (id, pos), pos -1 the one just before, 1 just after.';
+
+
+CREATE OR REPLACE FUNCTION nexus._session_context(p_id bigint, p_session text, p_n integer)
+RETURNS jsonb
+LANGUAGE sql STABLE
+AS $$
+    SELECT jsonb_agg(jsonb_build_object('id', n.id, 'offset', n.pos, 'content', e.content) ORDER BY n.pos)
+      FROM nexus._session_neighbours(p_id, p_session, p_n) AS n
+      JOIN nexus_memory.zep_episodic_memory AS e
+        ON e.agent_id = (current_user::text COLLATE "default") AND e.id = n.id
+$$;
+COMMENT ON FUNCTION nexus._session_context(bigint, text, integer) IS
+'Internal: _session_neighbours with their content, as the JSON array memory_search returns in
+neighbours ([{id, offset, content}], in order); NULL if there are none.';
+
+
 CREATE OR REPLACE FUNCTION nexus.memory_search(
     query               text DEFAULT NULL,
     query_embedding     public.vector DEFAULT NULL,
@@ -145,28 +381,26 @@ CREATE OR REPLACE FUNCTION nexus.memory_search(
     tags_all            text[] DEFAULT NULL,
     metadata_contains   jsonb DEFAULT NULL,
     text_mode           text DEFAULT 'natural',
-    rrf_k               integer DEFAULT 60,
+    rrf_k               integer DEFAULT 5,
     text_weight         float8 DEFAULT 1,
     vector_weight       float8 DEFAULT 1,
     recency_weight      float8 DEFAULT 0,
     recency_half_life   interval DEFAULT '7 days',
     candidates          integer DEFAULT 100,
-    df_budget           integer DEFAULT 10000)
+    df_budget           integer DEFAULT 10000,
+    neighbour_weight    float8 DEFAULT 0.4,
+    context             integer DEFAULT 0)
 RETURNS TABLE (kind text, id bigint, content text, snippet text,
                text_rank integer, text_score float8, vector_rank integer, vector_score float8,
-               fused_score float8, created_at timestamptz, session_id text, tags text[], metadata jsonb)
+               fused_score float8, created_at timestamptz, session_id text, tags text[], metadata jsonb,
+               valid_at timestamptz, neighbours jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-SET hnsw.iterative_scan = 'relaxed_order'
-SET hnsw.ef_search = '100'
 AS $$
 #variable_conflict use_variable
 DECLARE
     v_agent     text := current_user;
     v_kinds     "char"[] := nexus._search_kinds(kinds);
-    v_filtered  boolean := session IS NOT NULL OR since IS NOT NULL OR until IS NOT NULL
-                           OR tags_all IS NOT NULL OR metadata_contains IS NOT NULL;
-    v_model     text;
     v_dims      integer;
     v_tsq       tsquery;
     t_kind      "char"[] := '{}';
@@ -175,10 +409,8 @@ DECLARE
     v_kind      "char"[] := '{}';
     v_id        bigint[] := '{}';
     v_dist      float8[] := '{}';
-    v_rows      float8;
-    v_exact     boolean;
-    v_branches  text[] := '{}';
-    v_k         record;
+    c_id        bigint[] := '{}';
+    c_credit    float8[] := '{}';
 BEGIN
     -- arguments ---------------------------------------------------------------------------------
     IF nullif(btrim(query), '') IS NULL AND query_embedding IS NULL THEN
@@ -196,10 +428,13 @@ BEGIN
     IF rrf_k IS NULL OR rrf_k < 1 THEN
         RAISE EXCEPTION 'rrf_k must be at least 1, got %', rrf_k USING ERRCODE = 'NX031';
     END IF;
-    IF text_weight IS NULL OR vector_weight IS NULL OR recency_weight IS NULL
-       OR text_weight < 0 OR vector_weight < 0 OR recency_weight < 0
-       OR 'NaN'::float8 IN (text_weight, vector_weight, recency_weight) THEN
+    IF text_weight IS NULL OR vector_weight IS NULL OR recency_weight IS NULL OR neighbour_weight IS NULL
+       OR text_weight < 0 OR vector_weight < 0 OR recency_weight < 0 OR neighbour_weight < 0
+       OR 'NaN'::float8 IN (text_weight, vector_weight, recency_weight, neighbour_weight) THEN
         RAISE EXCEPTION 'weights must be zero or positive numbers' USING ERRCODE = 'NX031';
+    END IF;
+    IF context IS NULL OR context NOT BETWEEN 0 AND 20 THEN
+        RAISE EXCEPTION 'context must be between 0 and 20, got %', context USING ERRCODE = 'NX031';
     END IF;
     IF recency_half_life IS NULL OR recency_half_life <= interval '0' THEN
         RAISE EXCEPTION 'recency_half_life must be positive, got %', recency_half_life USING ERRCODE = 'NX031';
@@ -215,63 +450,17 @@ BEGIN
 
     -- text branch -------------------------------------------------------------------------------
     IF nullif(btrim(query), '') IS NOT NULL AND text_weight > 0 AND cardinality(v_kinds) > 0 THEN
-        IF text_mode = 'natural' THEN
-            SELECT coalesce(array_agg(c.kind ORDER BY c.ord), '{}'), coalesce(array_agg(c.id ORDER BY c.ord), '{}'),
-                   coalesce(array_agg(c.score ORDER BY c.ord), '{}')
-              INTO t_kind, t_id, t_score
-              FROM (SELECT c.*, row_number() OVER (ORDER BY c.score DESC, c.id) AS ord
-                      FROM nexus.text_candidates(query,
-                               ARRAY(SELECT CASE k WHEN 'e' THEN 'episode' ELSE 'semantic' END FROM unnest(v_kinds) AS k),
-                               CASE WHEN v_filtered THEN 1000 ELSE candidates END, df_budget) AS c) AS c
-             WHERE NOT v_filtered
-                OR (c.kind = 'e' AND EXISTS (
-                        SELECT FROM nexus_memory.zep_episodic_memory AS e
-                         WHERE e.agent_id = v_agent AND e.id = c.id
-                           AND (session IS NULL OR e.session_id = session)
-                           AND (since IS NULL OR e.created_at >= since)
-                           AND (until IS NULL OR e.created_at < until)
-                           AND (tags_all IS NULL OR e.tags @> tags_all)
-                           AND (metadata_contains IS NULL OR e.metadata @> metadata_contains)))
-                OR (c.kind = 's' AND EXISTS (
-                        SELECT FROM nexus_memory.semantic_memories AS s
-                         WHERE s.agent_id = v_agent AND s.id = c.id
-                           AND (since IS NULL OR s.created_at >= since)
-                           AND (until IS NULL OR s.created_at < until)
-                           AND (tags_all IS NULL OR s.tags @> tags_all)
-                           AND (metadata_contains IS NULL OR s.metadata @> metadata_contains)));
-            IF cardinality(t_id) > candidates THEN
-                t_kind := t_kind[1:candidates]; t_id := t_id[1:candidates]; t_score := t_score[1:candidates];
-            END IF;
-        ELSE
+        SELECT b.kinds, b.ids, b.scores INTO t_kind, t_id, t_score
+          FROM nexus._memory_search_text(query, v_kinds, text_mode, candidates, df_budget, session, since,
+                                         until, tags_all, metadata_contains) AS b;
+        IF text_mode = 'websearch' THEN
+            -- for the snippets
             v_tsq := websearch_to_tsquery('english'::regconfig, query);
-            SELECT coalesce(array_agg(c.kind ORDER BY c.score DESC, c.id), '{}'),
-                   coalesce(array_agg(c.id ORDER BY c.score DESC, c.id), '{}'),
-                   coalesce(array_agg(c.score ORDER BY c.score DESC, c.id), '{}')
-              INTO t_kind, t_id, t_score
-              FROM (SELECT * FROM (
-                      SELECT 'e'::"char" AS kind, e.id, ts_rank(e.content_tsv, v_tsq, 1)::float8 AS score
-                        FROM nexus_memory.zep_episodic_memory AS e
-                       WHERE 'e' = ANY (v_kinds) AND e.agent_id = v_agent AND e.content_tsv @@ v_tsq
-                         AND (session IS NULL OR e.session_id = session)
-                         AND (since IS NULL OR e.created_at >= since)
-                         AND (until IS NULL OR e.created_at < until)
-                         AND (tags_all IS NULL OR e.tags @> tags_all)
-                         AND (metadata_contains IS NULL OR e.metadata @> metadata_contains)
-                      UNION ALL
-                      SELECT 's', s.id, ts_rank(s.content_tsv, v_tsq, 1)::float8
-                        FROM nexus_memory.semantic_memories AS s
-                       WHERE 's' = ANY (v_kinds) AND s.agent_id = v_agent AND s.content_tsv @@ v_tsq
-                         AND (since IS NULL OR s.created_at >= since)
-                         AND (until IS NULL OR s.created_at < until)
-                         AND (tags_all IS NULL OR s.tags @> tags_all)
-                         AND (metadata_contains IS NULL OR s.metadata @> metadata_contains)) AS u
-                     ORDER BY u.score DESC, u.id LIMIT candidates) AS c;
         END IF;
     END IF;
 
     -- vector branch -----------------------------------------------------------------------------
     IF query_embedding IS NOT NULL THEN
-        v_model := memory_system._embedding_model();
         SELECT s.value::integer INTO v_dims FROM memory_system.settings AS s WHERE s.name = 'embedding_dimensions';
         IF public.vector_dims(query_embedding) <> v_dims THEN
             RAISE EXCEPTION 'query embedding has % dimensions, the model''s vectors have %',
@@ -279,76 +468,37 @@ BEGIN
         END IF;
     END IF;
     IF query_embedding IS NOT NULL AND vector_weight > 0 AND cardinality(v_kinds) > 0 THEN
-        SELECT sum(s.docs) INTO v_rows FROM nexus_memory.text_stats AS s WHERE s.agent_id = v_agent;
-        -- a branch of N candidates needs ef_search >= N, or HNSW silently returns fewer; beyond
-        -- that, recall needs ef_search to grow with the log of the agent's size: N (at least 100)
-        -- times 1 + log10(memories / 10,000), at most 1,000. With the default 100 candidates, on
-        -- the benchmark's graphs (ef_construction 128), recall@10: 10,000 memories at 100, 0.996
-        -- (0.999 at 200, which took 60% longer); 100,000 at 200, 1.00; 1,000,000 at 300, 0.98-0.996
-        -- (200 finds 0.967-0.983)
-        PERFORM set_config('hnsw.ef_search', least(round(greatest(candidates, 100)
-                               * (1 + log(greatest(coalesce(v_rows, 0), 10000) / 10000.0))), 1000)::text, true);
-        -- An agent whose rows are a small share of its partition is scanned exactly: filtered by
-        -- agent, the HNSW scan would walk the whole graph (hundreds of ms at 1% of a million
-        -- rows), while its own rows are few. Since migration 0010 every registered agent has a
-        -- partition of its own, so this is only for rows in the DEFAULT partition.
-        -- The statement is built for this call and planned once (EXECUTE): only the kinds asked
-        -- for, the agent as a constant, the filters only if any. The planner prunes to the agent's
-        -- partition at planning. A cached plan would hold every agent's partition (and lock them
-        -- all at each run) or be planned again at each change of role, as row security requires.
-        -- $1 query vector, $2 model, $3 session, $4 since, $5 until, $6 tags_all,
-        -- $7 metadata_contains, $8 candidates.
-        FOR v_k IN SELECT * FROM (VALUES
-                ('e'::"char", 'episode_embeddings', 'episode_id', 'zep_episodic_memory',
-                 'AND ($3::text IS NULL OR m.session_id = $3)'),
-                -- semantic memories belong to no session (kinds drops them when one is given)
-                ('s'::"char", 'semantic_memory_embeddings', 'memory_id', 'semantic_memories', ''))
-                AS v(kind, tbl, idcol, src, session_cond)
-                WHERE v.kind = ANY (v_kinds) ORDER BY v.kind LOOP
-            -- the agent's partition, by name (not through the partitioned table, whose plan
-            -- would scan every agent's); an agent without one has its rows in the DEFAULT
-            v_exact := false;
-            IF coalesce(v_rows, 0) <= 20000 THEN
-                SELECT coalesce(v_rows, 0) * 10 < c.reltuples INTO v_exact
-                  FROM pg_catalog.pg_class AS c
-                 WHERE c.relnamespace = 'nexus_parts'::regnamespace
-                   AND c.relname IN (memory_system._vector_partition(v_k.tbl, v_agent), v_k.tbl || '_default')
-                 ORDER BY c.relname = v_k.tbl || '_default' LIMIT 1;
-            END IF;
-            -- a vector of content since changed is not shown (its re-embedding is queued);
-            -- checked around the scan, so that it stays an index scan
-            v_branches := v_branches || format($q$(
-                SELECT b.* FROM (
-                    SELECT %2$L::"char" AS kind, x.%4$I AS id,
-                           x.embedding OPERATOR(public.<=>) $1 AS dist, x.content_sha256 AS sha
-                      FROM nexus_memory.%3$I AS x
-                     WHERE x.agent_id = %1$L AND x.model = $2 %6$s
-                     ORDER BY %7$s LIMIT $8) AS b
-                 WHERE EXISTS (SELECT FROM nexus_memory.%5$I AS m
-                                WHERE m.agent_id = %1$L AND m.id = b.id AND m.content_sha256 = b.sha))$q$,
-                v_agent, v_k.kind, v_k.tbl, v_k.idcol, v_k.src,
-                CASE WHEN v_filtered THEN format($q$AND EXISTS (
-                        SELECT FROM nexus_memory.%1$I AS m
-                         WHERE m.agent_id = x.agent_id AND m.id = x.%2$I %3$s
-                           AND ($4::timestamptz IS NULL OR m.created_at >= $4)
-                           AND ($5::timestamptz IS NULL OR m.created_at < $5)
-                           AND ($6::text[] IS NULL OR m.tags @> $6)
-                           AND ($7::jsonb IS NULL OR m.metadata @> $7))$q$, v_k.src, v_k.idcol, v_k.session_cond)
-                     ELSE '' END,
-                -- exact: an ORDER BY the HNSW index cannot serve
-                CASE WHEN v_exact THEN '(x.embedding OPERATOR(public.<=>) $1) + 0'
-                     ELSE 'x.embedding OPERATOR(public.<=>) $1' END);
-        END LOOP;
-        EXECUTE format($q$
-            SELECT coalesce(array_agg(c.kind ORDER BY c.dist, c.id), '{}'),
-                   coalesce(array_agg(c.id ORDER BY c.dist, c.id), '{}'),
-                   coalesce(array_agg(c.dist ORDER BY c.dist, c.id), '{}')
-              FROM (SELECT u.* FROM (%s) AS u
-                     -- relaxed_order: HNSW may return neighbours slightly out of order; sort again
-                     ORDER BY u.dist, u.id LIMIT $8) AS c$q$,
-            array_to_string(v_branches, ' UNION ALL '))
-           INTO v_kind, v_id, v_dist
-          USING query_embedding, v_model, session, since, until, tags_all, metadata_contains, candidates;
+        SELECT b.kinds, b.ids, b.dists INTO v_kind, v_id, v_dist
+          FROM nexus._memory_search_vector(query_embedding, v_kinds, candidates, session, since, until,
+                                           tags_all, metadata_contains) AS b;
+    END IF;
+
+    -- neighbours: the best 20 episodes found lend a share of their score to the episodes recorded
+    -- just before and after them in their session (an answer often sits in the reply to a hit):
+    -- neighbour_weight at distance 1, half of it at distance 2. Only rows a branch found gain
+    -- (below): spreading reorders what the query matched, it adds nothing it did not. Its own
+    -- statement, planned only when it runs: an agent without sessions skips it (one probe of
+    -- the session index), and the fusion statement stays cheap to plan (it is planned again
+    -- whenever the role changes)
+    IF neighbour_weight > 0 AND 'e' = ANY (v_kinds)
+       AND EXISTS (SELECT FROM nexus_memory.zep_episodic_memory AS e
+                    WHERE e.agent_id = v_agent AND e.session_id IS NOT NULL) THEN
+        SELECT coalesce(array_agg(c.id), '{}'), coalesce(array_agg(c.credit), '{}') INTO c_id, c_credit
+          FROM (SELECT n.id, sum(neighbour_weight / abs(n.pos) * l.rrf) AS credit
+                  FROM (SELECT l.id, l.rrf, e.session_id
+                          FROM (SELECT u.id, u.rrf
+                                  FROM (SELECT coalesce(t.id, v.id) AS id,
+                                               coalesce(text_weight / (rrf_k + t.rnk), 0)
+                                               + coalesce(vector_weight / (rrf_k + v.rnk), 0) AS rrf
+                                          FROM (SELECT x.id, x.rnk FROM unnest(t_kind, t_id) WITH ORDINALITY AS x(kind, id, rnk)
+                                                 WHERE x.kind = 'e') AS t
+                                          FULL JOIN (SELECT x.id, x.rnk FROM unnest(v_kind, v_id) WITH ORDINALITY AS x(kind, id, rnk)
+                                                      WHERE x.kind = 'e') AS v ON v.id = t.id) AS u
+                                 ORDER BY u.rrf DESC, u.id LIMIT 20) AS l
+                          JOIN nexus_memory.zep_episodic_memory AS e ON e.agent_id = v_agent AND e.id = l.id
+                         WHERE e.session_id IS NOT NULL) AS l
+                 CROSS JOIN LATERAL nexus._session_neighbours(l.id, l.session_id, 2) AS n
+                 GROUP BY n.id) AS c;
     END IF;
 
     -- fusion ------------------------------------------------------------------------------------
@@ -364,27 +514,32 @@ BEGIN
                t.rnk AS t_rnk, t.score AS t_score, v.rnk AS v_rnk, v.sim AS v_sim,
                coalesce(text_weight / (rrf_k + t.rnk), 0) + coalesce(vector_weight / (rrf_k + v.rnk), 0) AS rrf
           FROM t FULL JOIN v ON v.kind = t.kind AND v.id = t.id
+    ), g AS (
+        SELECT f.kind, f.id, f.t_rnk, f.t_score, f.v_rnk, f.v_sim, f.rrf + coalesce(c.credit, 0) AS score
+          FROM f LEFT JOIN unnest(c_id, c_credit) AS c(id, credit) ON f.kind = 'e' AND c.id = f.id
     ), best AS MATERIALIZED (
         -- without recency the order is known before the memories are read: read only the best
         -- (twice limit_n, in case one was deleted since a branch found it)
-        SELECT f.* FROM f
-         ORDER BY f.rrf DESC, f.kind, f.id
+        SELECT g.* FROM g
+         ORDER BY g.score DESC, g.kind, g.id
          LIMIT CASE WHEN recency_weight > 0 THEN NULL ELSE 2 * limit_n END
     ), m AS (
-        SELECT f.*, 'episode'::text AS kind_name, e.content, e.created_at, e.session_id, e.tags, e.metadata
-          FROM best AS f JOIN nexus_memory.zep_episodic_memory AS e ON e.agent_id = v_agent AND e.id = f.id
-         WHERE f.kind = 'e'
+        SELECT b.*, 'episode'::text AS kind_name, e.content, e.created_at, e.session_id, e.tags, e.metadata,
+               e.valid_at
+          FROM best AS b JOIN nexus_memory.zep_episodic_memory AS e ON e.agent_id = v_agent AND e.id = b.id
+         WHERE b.kind = 'e'
         UNION ALL
-        SELECT f.*, 'semantic', s.content, s.created_at, NULL, s.tags, s.metadata
-          FROM best AS f JOIN nexus_memory.semantic_memories AS s ON s.agent_id = v_agent AND s.id = f.id
-         WHERE f.kind = 's'
+        SELECT b.*, 'semantic', s.content, s.created_at, NULL, s.tags, s.metadata, NULL
+          FROM best AS b JOIN nexus_memory.semantic_memories AS s ON s.agent_id = v_agent AND s.id = b.id
+         WHERE b.kind = 's'
     ), ranked AS (
         SELECT m.*,
-               m.rrf + CASE WHEN recency_weight > 0
-                            THEN recency_weight / (rrf_k + 1)
-                                 * power(0.5, greatest(extract(epoch FROM now() - m.created_at), 0)
-                                              / extract(epoch FROM recency_half_life))
-                            ELSE 0 END AS fused
+               -- the age of what a memory tells is that of the time it is about, when given
+               m.score + CASE WHEN recency_weight > 0
+                              THEN recency_weight / (rrf_k + 1)
+                                   * power(0.5, greatest(extract(epoch FROM now() - coalesce(m.valid_at, m.created_at)), 0)
+                                                / extract(epoch FROM recency_half_life))
+                              ELSE 0 END AS fused
           FROM m
          ORDER BY fused DESC, m.kind, m.id
          LIMIT limit_n
@@ -394,23 +549,32 @@ BEGIN
                                 coalesce(v_tsq, nexus._or_tsquery(nullif(btrim(query), ''))),
                                 'MaxWords=30, MinWords=12, MaxFragments=2, StartSel=**, StopSel=**'),
                     left(r.content, 200)),
-           r.t_rnk, r.t_score, r.v_rnk, r.v_sim, r.fused, r.created_at, r.session_id, r.tags, r.metadata
+           r.t_rnk, r.t_score, r.v_rnk, r.v_sim, r.fused, r.created_at, r.session_id, r.tags, r.metadata,
+           r.valid_at,
+           CASE WHEN context > 0 AND r.session_id IS NOT NULL
+                THEN nexus._session_context(r.id, r.session_id, context) END
       FROM ranked AS r
      ORDER BY r.fused DESC, r.kind, r.id;
 END
 $$;
 COMMENT ON FUNCTION nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz,
                                         text[], jsonb, text, integer, float8, float8, float8, interval,
-                                        integer, integer) IS
+                                        integer, integer, float8, integer) IS
 'Hybrid search over the calling agent''s memories. query: natural-language text (BM25, OR of terms;
 text_mode => ''websearch'' for "quoted phrases", OR and -excluded terms); query_embedding: a vector of
 the configured model (HNSW, iterative scan). Either or both; fused by Reciprocal Rank Fusion
-(sum of weight / (rrf_k + rank) per branch), plus recency_weight * 0.5^(age / recency_half_life) / (rrf_k + 1).
+(sum of weight / (rrf_k + rank) per branch, rrf_k 5 by default). Each of the best 20 episodes that
+has a session lends neighbour_weight (default 0.4) times its score to the episodes recorded just
+before and after it in that session, half of it to those two away, if a branch found them too: the
+reply to a hit rises. Plus recency_weight * 0.5^(age / recency_half_life) / (rrf_k + 1), the age
+of coalesce(valid_at, created_at).
 Filters: kinds (episode, semantic), session (episodes only), since/until (created_at), tags_all
 (carries all of them), metadata_contains (jsonb containment); with filters, the text branch keeps the matches among the best
 1,000 BM25 hits. candidates: rows per branch (default 100); df_budget (default 10,000; NULL: exact
 BM25): see text_candidates. An agent of at most 20,000 memories under a tenth of its vector partition
-is searched exactly instead of by HNSW.
+is searched exactly instead of by HNSW. context => N (0-20): neighbours holds, for each episode
+returned, up to N episodes before and after it in its session, in the order recorded, as a JSON
+array of {id, offset, content} (offset -1 is the one just before); filters do not apply to them.
 Errors: NX030 no query, NX031 bad argument, NX011 query over 64 KiB, NX013 wrong vector dimension.';
 
 
@@ -472,7 +636,7 @@ BEGIN
     SELECT r.kind, r.id, r.content, r.snippet, r.vector_rank, r.vector_score, r.created_at,
            r.session_id, r.tags, r.metadata
       FROM nexus.memory_search(query_embedding => v_vec, limit_n => limit_n + 1, kinds => kinds,
-                               candidates => greatest(candidates, limit_n + 1)) AS r
+                               candidates => greatest(candidates, limit_n + 1), neighbour_weight => 0) AS r
      WHERE NOT (r.kind = memory_similar.memory_kind AND r.id = memory_similar.memory_id)
      ORDER BY r.vector_rank
      LIMIT limit_n;

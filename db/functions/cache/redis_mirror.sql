@@ -1,7 +1,8 @@
 -- The Redis mirror of working memory and of each agent's recent episodes: PostgreSQL first, Redis
--- second. Triggers only NOTIFY (delivered at commit, nothing if the transaction rolls back); the
--- sidecar reads the rows through the functions below and writes Redis. A lost notification (the
--- sidecar was down, Redis was down) is healed by reconciliation: range checksums computed here are
+-- second. Triggers queue what changed in memory_system.cache_outbox (in the writer's transaction: a
+-- rollback queues nothing) and send an empty NOTIFY (delivered at commit) to wake the mirror, which
+-- drains the outbox, reads the rows through the functions below and writes Redis. Anything missed
+-- (the sidecar was down, Redis was down) is healed by reconciliation: range checksums computed here are
 -- compared with the same checksums computed over Redis, and only ranges that differ are reloaded.
 -- The sidecar connects as nexus_worker, which has no privilege on memory tables: these functions
 -- are its only way in (SECURITY DEFINER), and they return exactly what the cache holds.
@@ -26,28 +27,43 @@ COMMENT ON FUNCTION memory_system._wm_digest(text, text, text, bigint) IS
 (epoch ms, empty for none), separated by 0x1f. The sidecar computes the same over what Redis holds.';
 
 
+-- is a mirror leading? (the advisory lock sidecar/cache.py takes: hashtext('nexus_cache_mirror'))
+CREATE OR REPLACE FUNCTION memory_system._cache_mirror_leading()
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_locks AS l, (SELECT hashtext('nexus_cache_mirror')::bigint AS k) AS lock
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND l.classid = ((lock.k >> 32) & 4294967295)::oid
+           AND l.objid = (lock.k & 4294967295)::oid)
+$$;
+COMMENT ON FUNCTION memory_system._cache_mirror_leading() IS
+'Internal: true while a sidecar holds the cache mirror''s leader lock. Without one, changes are not
+queued for it: a mirror that takes the lead reconciles Redis with PostgreSQL first.';
+
+
 CREATE OR REPLACE FUNCTION memory_system._cache_notify_wm()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    chunk text;
 BEGIN
-    -- small payloads: "u:" (upserted) or "d:" (deleted) and up to 200 ids per notification
-    FOR chunk IN
-        SELECT string_agg(c.id::text, ',')
-          FROM (SELECT r.id, (row_number() OVER (ORDER BY r.id) - 1) / 200 AS part
-                  FROM (SELECT id FROM changed_rows) AS r) AS c
-         GROUP BY c.part
-    LOOP
-        PERFORM pg_notify('nexus_cache', CASE TG_OP WHEN 'DELETE' THEN 'd:' ELSE 'u:' END || chunk);
-    END LOOP;
+    IF NOT memory_system._cache_mirror_leading() THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO memory_system.cache_outbox (op, row_id)
+    SELECT CASE TG_OP WHEN 'DELETE' THEN 'd' ELSE 'u' END, r.id FROM changed_rows AS r;
+    -- an empty wake-up: channels are readable by any role, so nothing of an agent goes on one
+    PERFORM pg_notify('nexus_cache', '');
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION memory_system._cache_notify_wm() IS
-'Trigger (statement): NOTIFY nexus_cache with the ids of changed working-memory rows (u: upserted, d: deleted).';
+'Trigger (statement): queue the ids of changed working-memory rows in memory_system.cache_outbox
+(u: upserted, d: deleted) and wake the mirror with an empty NOTIFY nexus_cache.';
 
 
 CREATE OR REPLACE FUNCTION memory_system._cache_notify_episodes()
@@ -55,23 +71,47 @@ RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    chunk text;
 BEGIN
-    -- the agents whose recent-episodes list changed: "r:" and up to 100 agent ids
-    FOR chunk IN
-        SELECT string_agg(a.agent_id, ',')
-          FROM (SELECT r.agent_id, (row_number() OVER (ORDER BY r.agent_id) - 1) / 100 AS part
-                  FROM (SELECT DISTINCT agent_id FROM changed_rows) AS r) AS a
-         GROUP BY a.part
-    LOOP
-        PERFORM pg_notify('nexus_cache', 'r:' || chunk);
-    END LOOP;
+    IF NOT memory_system._cache_mirror_leading() THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO memory_system.cache_outbox (op, agent_id)
+    SELECT DISTINCT 'r', r.agent_id FROM changed_rows AS r;
+    PERFORM pg_notify('nexus_cache', '');
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION memory_system._cache_notify_episodes() IS
-'Trigger (statement): NOTIFY nexus_cache with the agents whose recent episodes changed (r:).';
+'Trigger (statement): queue the agents whose recent episodes changed (r) in
+memory_system.cache_outbox and wake the mirror with an empty NOTIFY nexus_cache.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.cache_outbox_drain(p_limit integer DEFAULT 10000)
+RETURNS TABLE (op text, row_id bigint, agent_id text)
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    DELETE FROM memory_system.cache_outbox AS o
+     WHERE o.seq IN (SELECT q.seq FROM memory_system.cache_outbox AS q
+                      ORDER BY q.seq LIMIT greatest(p_limit, 1) FOR UPDATE SKIP LOCKED)
+    RETURNING o.op, o.row_id, o.agent_id
+$$;
+COMMENT ON FUNCTION memory_system.cache_outbox_drain(integer) IS
+'Sidecar (the Redis mirror): take up to p_limit queued changes, oldest first (u/d: a working-memory
+row id, r: an agent whose recent episodes changed). Call it in a transaction and commit once Redis
+has them: a rollback leaves them queued. Executable by nexus_worker only.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.cache_outbox_clear()
+RETURNS bigint
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH gone AS (DELETE FROM memory_system.cache_outbox RETURNING 1) SELECT count(*) FROM gone
+$$;
+COMMENT ON FUNCTION memory_system.cache_outbox_clear() IS
+'Sidecar (the Redis mirror, on taking the lead, before it reconciles): forget what is queued; the
+reconciliation that follows covers it. Returns the number of entries dropped.';
 
 
 DO $$

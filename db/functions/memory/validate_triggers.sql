@@ -8,6 +8,10 @@ BEGIN
     IF TG_OP = 'INSERT' OR NEW.agent_id IS DISTINCT FROM OLD.agent_id THEN
         PERFORM memory_system._check_agent(NEW.agent_id);
     END IF;
+    -- nothing to remember, search or embed: refused rather than stored as a memory of nothing
+    IF NEW.content !~ '[^[:space:]]' THEN
+        RAISE EXCEPTION 'content must not be empty or whitespace only' USING ERRCODE = 'NX015';
+    END IF;
     -- 256 KiB keeps the full-text vector of any content under its 1 MB limit
     PERFORM memory_system._check_size('content', octet_length(NEW.content), 262144);
     PERFORM memory_system._check_json_object('metadata', NEW.metadata, 65536);
@@ -24,7 +28,7 @@ END
 $$;
 COMMENT ON FUNCTION memory_system._validate_memory_text() IS
 'Trigger: validates an episode or semantic memory row (agent NX001, sizes NX011, metadata NX012,
-tags and importance NX015) and stamps updated_at.';
+empty or whitespace-only content, tags and importance NX015) and stamps updated_at.';
 
 -- not on updates of the embedding columns alone: those are the workers' and change no content
 CREATE OR REPLACE TRIGGER validate_row

@@ -127,8 +127,10 @@ SECURITY INVOKER
 AS $$
     SELECT e.total, e.embedded, q.dead, q.expired, q.stuck
       FROM (SELECT count(*) AS total,
-                   -- whitespace-only content needs no vector
-                   count(*) FILTER (WHERE x.episode_id IS NOT NULL OR btrim(m.content) = '') AS embedded
+                   -- content with nothing but whitespace (refused since 0.1: NX015; older rows may
+                   -- hold it) needs no vector
+                   count(*) FILTER (WHERE x.episode_id IS NOT NULL
+                                       OR m.content !~ '[^[:space:]]') AS embedded
               FROM nexus_memory.zep_episodic_memory AS m
               LEFT JOIN nexus_memory.episode_embeddings AS x
                 ON x.agent_id = m.agent_id AND x.episode_id = m.id

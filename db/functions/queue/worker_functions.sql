@@ -364,6 +364,35 @@ COMMENT ON FUNCTION memory_system.release(text) IS
 marks the worker stopped. Returns the number released. Errors: NX020 bad worker id. Callers: nexus_worker.';
 
 
+CREATE OR REPLACE FUNCTION memory_system.expire_leases(p_workers text[])
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    IF p_workers IS NULL OR cardinality(p_workers) > 1000 THEN
+        RAISE EXCEPTION 'give between 0 and 1000 worker ids' USING ERRCODE = 'NX020';
+    END IF;
+    UPDATE memory_system.embeddings_queue
+       SET lease_expires_at = now() - interval '1 microsecond'
+     WHERE state = 'processing' AND lease_owner = ANY (p_workers);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    UPDATE memory_system.worker_heartbeats
+       SET stopped_at = now(), info = info || '{"crashed": true}'
+     WHERE worker_id = ANY (p_workers) AND stopped_at IS NULL;
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION memory_system.expire_leases(text[]) IS
+'For a worker known to be dead (its process is gone; a replica starting on the same host checks):
+ends the leases of the items it held now rather than when they run out, so the next claim reaps
+them, counting a failed try as an expired lease does, and marks the workers stopped. Returns the
+number of leases ended. Errors: NX020 more than 1000 ids. Callers: nexus_worker.';
+
+
 CREATE OR REPLACE FUNCTION memory_system.skip_batch(p_worker text, p_item_ids bigint[], p_reason text)
 RETURNS integer
 LANGUAGE plpgsql

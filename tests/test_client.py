@@ -1,0 +1,209 @@
+"""The Python client (nexus.client): one method per nexus.* function (checked against the catalog),
+typed results and errors, an orchestrator pool whose SET ROLE never outlives a call, and search()
+through the sidecar's /embed with the real model."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Iterator
+from datetime import timedelta
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from conftest import clone_template, drop_database
+from nexus import AsyncMemory, Conflict, InvalidInput, Memory, NotFound, agents, client
+from nexus.stack import Stack
+from sidecar import secrets
+from sidecar.config import APP, Config
+from tests.test_worker import start_worker, stop, su, wait_for
+
+
+def app_conninfo(cfg: Config) -> str:
+    return psycopg.conninfo.make_conninfo(
+        host=cfg.pg_host, port=cfg.pg_port, dbname=cfg.database, user=APP,
+        password=secrets.read(cfg.secret_file(APP)))
+
+
+@pytest.fixture
+def two_agents(fresh_db: Config) -> Config:
+    with su(fresh_db) as conn:
+        agents.add(conn, fresh_db, "ann", "")
+        agents.add(conn, fresh_db, "ben", "")
+    return fresh_db
+
+
+def test_every_api_function_has_a_method(fresh_db: Config) -> None:
+    """A nexus.* function without a method (or with other parameters) fails here."""
+    with su(fresh_db) as conn:
+        catalog = client.read_catalog(conn)
+    assert {"record_episode", "memory_search", "consensus_cas"} <= set(catalog)
+    assert set(client.RESULTS) == set(catalog), "RESULTS must name every API function"
+    for cls in (Memory, AsyncMemory):
+        for name, sig in catalog.items():
+            method = getattr(cls, name, None)
+            assert method is not None, f"{cls.__name__} has no method for nexus.{name}"
+            params = list(inspect.signature(method).parameters.values())[1:]
+            assert [p.name for p in params] == [p.name for p in sig.params], (cls, name)
+            # a parameter with an SQL default is optional, and left out unless given
+            assert [p.default is client.DEFAULT for p in params] == \
+                   [p.has_default for p in sig.params], (cls, name)
+            assert inspect.iscoroutinefunction(method) == (cls is AsyncMemory)
+
+
+def test_typed_results_and_errors(two_agents: Config) -> None:
+    cfg = two_agents
+    with Memory(agents.dsn(cfg, "ben")) as ben:
+        bens = ben.record_episode("ben's secret plan", tags=["plan"])
+    with Memory(agents.dsn(cfg, "ann")) as ann:
+        assert ann.current_agent() == "ann"
+        first = ann.record_episode("The user likes tea", metadata={"mood": "calm"}, tags=["pref"],
+                                   importance=0.75)
+        episode = ann.get_episode(first)
+        assert isinstance(episode, client.Episode)
+        assert (episode.content, episode.metadata, episode.tags) == \
+               ("The user likes tea", {"mood": "calm"}, ["pref"])
+        assert episode.importance == pytest.approx(0.75) and episode.action_type == "observation"
+        ann.update_episode(first, content="The user likes green tea")
+        assert ann.get_episode(first).content == "The user likes green tea"
+        assert [e.id for e in ann.recent_episodes(limit_n=5)] == [first]
+        fact = ann.remember_fact("tea is green", source_episode_id=first)
+        assert ann.get_fact(fact).source_episode_id == first
+
+        assert ann.working_memory_set("goal", {"step": 1}, ttl=timedelta(hours=1)) is not None
+        assert ann.working_memory_set("plain", [1, 2]) is None
+        assert ann.working_memory_get("goal") == {"step": 1}
+        assert [k.key for k in ann.working_memory_keys()] == ["goal", "plain"]
+        assert ann.working_memory_delete("plain") is True
+
+        cp = ann.save_checkpoint({"x": 1}, name="n1")
+        loaded = ann.load_checkpoint("n1")
+        assert loaded is not None and (loaded.id, loaded.state) == (cp, {"x": 1})
+        assert ann.load_checkpoint("nope") is None
+        assert [c.id for c in ann.list_checkpoints()] == [cp]
+
+        assert ann.consensus_cas("leader", 0, "ann") == 1
+        entry = ann.consensus_read("leader")
+        assert entry is not None and (entry.value, entry.version, entry.updated_by) == \
+               ("ann", 1, "ann")
+        with pytest.raises(Conflict) as conflict:
+            ann.consensus_cas("leader", 0, "again")
+        assert conflict.value.code == "NX035" and conflict.value.current_version == 1
+
+        # another agent's id is simply not found
+        with pytest.raises(NotFound) as missing:
+            ann.get_episode(bens)
+        assert missing.value.code == "NX033"
+        assert ann.delete_episode(bens) is False
+        with pytest.raises(InvalidInput) as bad:
+            ann.recent_episodes(limit_n=0)
+        assert bad.value.code == "NX031" and isinstance(bad.value, ValueError)
+        # PostgreSQL's own errors are not wrapped
+        with pytest.raises(psycopg.errors.InvalidDatetimeFormat):
+            ann.working_memory_set("k", 1, ttl="banana")
+        # an argument left out takes the SQL default; None is NULL (here: an exact BM25 search)
+        hits = ann.memory_search(query="green tea", df_budget=None)
+        assert {(h.kind, h.id) for h in hits} == {("episode", first), ("semantic", fact)}
+        stats = {s.kind: s for s in ann.memory_stats()}
+        assert stats["episode"].total == 1 and stats["checkpoint"].total == 1
+        with pytest.raises(TypeError):
+            ann.call("record_episode", content="x", no_such=1)
+        assert ann.delete_fact(fact) is True
+
+
+def test_pooled_set_role_never_leaks(two_agents: Config) -> None:
+    """One pooled connection (nexus_app) serves ann and ben in turns: each call sees only its own
+    agent's rows, and the connection is nexus_app again after every call, failed ones too."""
+    cfg = two_agents
+    with ConnectionPool(app_conninfo(cfg), min_size=1, max_size=1, open=True) as pool:
+        ann, ben = Memory(pool=pool, agent="ann"), Memory(pool=pool, agent="ben")
+        ids: dict[str, list[int]] = {"ann": [], "ben": []}
+        for i in range(10):
+            ids["ben"].append(ben.record_episode(f"ben note {i}"))
+            ids["ann"].append(ann.record_episode(f"ann note {i}"))
+            # right after a call for the other agent, on the same connection
+            assert {e.id for e in ann.recent_episodes(limit_n=100)} == set(ids["ann"])
+            assert {e.id for e in ben.recent_episodes(limit_n=100)} == set(ids["ben"])
+        with pytest.raises(NotFound):
+            ann.get_episode(ids["ben"][0])
+        with pytest.raises(InvalidInput):
+            ben.recent_episodes(limit_n=0)
+        with pool.connection() as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("nexus_app",)
+            # nexus_app itself is no agent and reads nothing
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT count(*) FROM nexus_memory.zep_episodic_memory")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            Memory(pool=pool, agent="nexus_superuser").current_agent()
+
+
+def test_async_client_own_connection_and_pool(two_agents: Config) -> None:
+    cfg = two_agents
+
+    async def main() -> None:
+        async with await AsyncMemory.connect(agents.dsn(cfg, "ann")) as ann:
+            mine = await ann.record_episode("async ann")
+            assert (await ann.get_episode(mine)).content == "async ann"
+        pool = AsyncConnectionPool(app_conninfo(cfg), min_size=1, max_size=1, open=False)
+        await pool.open()
+        try:
+            ann = AsyncMemory(pool=pool, agent="ann")
+            ben = AsyncMemory(pool=pool, agent="ben")
+            theirs = await ben.record_episode("async ben")
+            assert [e.id for e in await ann.recent_episodes()] == [mine]
+            with pytest.raises(NotFound):
+                await ann.get_episode(theirs)
+            with pytest.raises(Conflict):
+                await ann.consensus_cas("k", 5, 1)
+            async with pool.connection() as conn:
+                cur = await conn.execute("SELECT current_user")
+                assert await cur.fetchone() == ("nexus_app",)
+        finally:
+            await pool.close()
+
+    asyncio.run(main())
+
+
+@pytest.fixture(scope="module")
+def embedded(stack: Stack) -> Iterator[tuple[Config, int, list[int]]]:
+    """An agent `reader` with three episodes embedded by a running worker (the real model)."""
+    cfg = clone_template(stack, "nexus_client_e2e")
+    with su(cfg) as conn:
+        agents.add(conn, cfg, "reader", "")
+    proc, port = start_worker(cfg)
+    try:
+        with Memory(agents.dsn(cfg, "reader")) as memory:
+            ids = [memory.record_episode(text) for text in (
+                "A storm sank two fishing boats in the harbour.",
+                "The invoice for ACME is thirty days overdue.",
+                "Knead the bread dough for ten minutes.")]
+            wait_for(lambda: memory.memory_stats()[0].embedded == 3)
+        yield cfg, port, ids
+    finally:
+        stop(proc)
+        drop_database(stack, cfg.database)
+
+
+def test_search_embeds_through_the_sidecar_or_says_text_only(embedded) -> None:
+    cfg, port, ids = embedded
+    url = f"http://127.0.0.1:{port}"
+    with Memory(agents.dsn(cfg, "reader"), embed_url=url) as memory:
+        result = memory.search("bad weather at sea", limit_n=3)
+        assert result.mode == "hybrid" and result.note is None
+        # no word in common: only the vector branch finds the storm
+        assert result.hits[0].id == ids[0] and result.hits[0].vector_rank == 1
+        assert result.hits[0].text_rank is None
+        offline = Memory(agents.dsn(cfg, "reader"), embed_url="http://127.0.0.1:9")
+        with offline:
+            result = offline.search("overdue invoice")
+        assert result.mode == "text" and "not reachable" in (result.note or "")
+        assert [h.id for h in result.hits] == [ids[1]] and result.hits[0].vector_rank is None
+
+    async def main() -> client.SearchResult:
+        async with await AsyncMemory.connect(agents.dsn(cfg, "reader"), embed_url=url) as memory:
+            return await memory.search("bread baking", limit_n=1)
+
+    result = asyncio.run(main())
+    assert result.mode == "hybrid" and result.hits[0].id == ids[2]

@@ -1,0 +1,375 @@
+"""The MCP server (`nexus mcp`) with the real `mcp` client library, over stdio and streamable HTTP,
+against the real PostgreSQL, Redis, worker and model: the tools, remember/recall with hybrid ranks,
+working memory with a TTL, a CAS conflict as a tool error, both protocol eras, bearer tokens, and
+isolation between two agents under 16 concurrent clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp_types.version import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
+
+from conftest import NEXUS, clone_template, drop_database, own_stack_env, process_alive
+from nexus import agents, client, mcp
+from nexus.stack import Stack
+from sidecar import config
+from sidecar.config import Config
+from sidecar.ports import free_port
+from tests.test_worker import start_worker, stop, su, wait_for, worker_env
+
+AGENTS = ("stdio_agent", "http_agent", "alpha", "beta", "gate")
+EPISODES = [
+    "A violent storm with gale-force winds sank two fishing boats in the harbour.",
+    "The quarterly invoice for ACME Corporation is thirty days overdue.",
+    "Knead the bread dough for ten minutes, then let it rise overnight.",
+]
+
+
+@dataclass
+class Served:
+    cfg: Config
+    env: dict[str, str]
+    url: str
+    tokens: dict[str, str]
+    token_ids: dict[str, int]
+
+
+@pytest.fixture(scope="module")
+def served(stack: Stack) -> Iterator[Served]:
+    """A database of this module's own with four agents, a worker (the real model) and
+    `nexus mcp --http` in front of it; a token for each agent."""
+    cfg = clone_template(stack, "nexus_mcp_e2e")
+    tokens, token_ids = {}, {}
+    with su(cfg) as conn:
+        for name in AGENTS:
+            agents.add(conn, cfg, name, "")
+            tokens[name], token_ids[name], _ = mcp.issue_token(conn, name, "1d", "tests")
+    worker, http_port = start_worker(cfg)
+    mcp_port = free_port()
+    env = worker_env(cfg, http_port, NEXUS_MCP_PORT=str(mcp_port))
+    server = subprocess.Popen([NEXUS, "mcp", "--http"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: server.poll() is not None or status(mcp_port, "/health") == 200)
+        assert server.poll() is None, server.stdout.read()
+        yield Served(cfg, env, f"http://127.0.0.1:{mcp_port}/mcp", tokens, token_ids)
+    finally:
+        stop(server)
+        stop(worker)
+        drop_database(stack, cfg.database)
+
+
+def status(port: int, path: str) -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+@asynccontextmanager
+async def http_client(served: Served, agent: str, **kwargs: Any) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {served.tokens[agent]}"}
+    transport = streamable_http_client(served.url, http_client=httpx2.AsyncClient(
+        headers=headers, timeout=httpx2.Timeout(60)))
+    async with Client(transport, **kwargs) as session:
+        yield session
+
+
+@asynccontextmanager
+async def stdio_client(served: Served, agent: str) -> AsyncIterator[Client]:
+    params = StdioServerParameters(command=NEXUS, args=["mcp", "--agent", agent],
+                                   env=served.env)
+    async with Client(params) as session:
+        yield session
+
+
+def connect(served: Served, transport: str, agent: str):  # noqa: ANN201 - a context manager
+    return stdio_client(served, agent) if transport == "stdio" else http_client(served, agent)
+
+
+async def call(session: Client, tool: str, **args: Any) -> Any:
+    result = await session.call_tool(tool, args)
+    assert not result.is_error, result.content
+    return result.structured_content["result"]
+
+
+async def tool_error(session: Client, tool: str, **args: Any) -> dict[str, Any]:
+    result = await session.call_tool(tool, args)
+    assert result.is_error
+    return json.loads(result.content[0].text)["error"]
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_tools_remember_recall_working_memory_and_conflict(served: Served, transport: str) -> None:
+    agent = f"{transport}_agent"
+    with su(served.cfg) as conn:
+        catalog = client.read_catalog(conn)
+
+    async def main() -> None:
+        async with connect(served, transport, agent) as session:
+            tools = {t.name: t for t in (await session.list_tools()).tools}
+            assert set(tools) == {t.name for t in mcp.TOOLS}
+            # descriptions are the SQL functions' COMMENTs; parameters their signatures
+            assert tools["remember"].description == catalog["record_episode"].comment
+            assert tools["remember"].input_schema["required"] == ["content"]
+            assert list(tools["forget"].input_schema["properties"]) == ["episode_id"]
+            recall = tools["recall"].input_schema
+            assert "query_embedding" not in recall["properties"]
+            assert recall["required"] == ["query"]
+            assert tools["recall"].annotations.read_only_hint is True
+            assert tools["forget"].annotations.destructive_hint is True
+            assert tools["remember"].annotations.destructive_hint is False
+
+            ids = [await call(session, "remember", content=text, tags=["t"]) for text in EPISODES]
+            assert all(isinstance(i, int) for i in ids)
+
+            async def embedded() -> bool:
+                stats = await call(session, "memory_stats")
+                return stats[0]["embedded"] == len(EPISODES)
+
+            for _ in range(600):
+                if await embedded():
+                    break
+                await asyncio.sleep(0.5)
+            found = await call(session, "recall", query="storm at sea", limit_n=3)
+            assert found["mode"] == "hybrid"
+            top = found["hits"][0]
+            assert top["id"] == ids[0] and top["text_rank"] == 1 and top["vector_rank"] == 1
+            # only the vector branch knows bread is baking
+            found = await call(session, "recall", query="baking", limit_n=1)
+            assert found["hits"][0]["id"] == ids[2] and found["hits"][0]["text_rank"] is None
+            assert (await call(session, "get", episode_id=ids[1]))["content"] == EPISODES[1]
+            assert [e["id"] for e in await call(session, "recent", limit_n=2)] == ids[:0:-1]
+
+            # working memory round trip, with a TTL that runs out
+            expires = await call(session, "working_memory_set", key="plan",
+                                 value={"step": 2}, ttl="1 hour")
+            assert expires is not None
+            assert await call(session, "working_memory_get", key="plan") == {"step": 2}
+            await call(session, "working_memory_set", key="blink", value=[1], ttl="1 second")
+            keys = [k["key"] for k in await call(session, "working_memory_keys")]
+            assert "plan" in keys
+            for _ in range(100):
+                if await call(session, "working_memory_get", key="blink") is None:
+                    break
+                await asyncio.sleep(0.2)
+            assert await call(session, "working_memory_get", key="blink") is None
+            assert await call(session, "working_memory_delete", key="plan") is True
+
+            # consensus: a lost compare-and-set is a tool error with its code
+            key = f"leader_{transport}"
+            assert await call(session, "consensus_cas", key=key, expected_version=0,
+                              value=agent) == 1
+            error = await tool_error(session, "consensus_cas", key=key, expected_version=0,
+                                     value="usurper")
+            assert error["code"] == "NX035" and "current_version=1" in error["detail"]
+            assert "Traceback" not in json.dumps(error) and "SELECT" not in json.dumps(error)
+            assert (await tool_error(session, "get", episode_id=10**9))["code"] == "NX033"
+            assert (await tool_error(session, "recent", limit_n=0))["code"] == "NX031"
+            assert (await tool_error(session, "remember", content="x", agent="beta"))["code"] \
+                is None
+
+    asyncio.run(main())
+
+
+def test_both_protocol_eras_over_http_and_stdio(served: Served) -> None:
+    """2025-06-18 by its initialize handshake (raw JSON-RPC, as older clients send it), the
+    newest handshake revision and the newest revision (2026-07-28) with the mcp client."""
+    headers = {"Authorization": f"Bearer {served.tokens['alpha']}",
+               "Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                       "clientInfo": {"name": "old-client", "version": "1"}}}
+    answer = httpx2.post(served.url, json=init, headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["result"]["protocolVersion"] == "2025-06-18"
+    listed = httpx2.post(served.url, headers={**headers, "MCP-Protocol-Version": "2025-06-18"},
+                         json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, timeout=30)
+    assert "recall" in {t["name"] for t in listed.json()["result"]["tools"]}
+    called = httpx2.post(served.url, headers={**headers, "MCP-Protocol-Version": "2025-06-18"},
+                         json={"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                               "params": {"name": "working_memory_set",
+                                          "arguments": {"key": "era", "value": "2025-06-18"}}},
+                         timeout=30)
+    assert called.json()["result"]["isError"] is False, called.text
+
+    proc = subprocess.Popen([NEXUS, "mcp", "--agent", "alpha"], env=served.env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdin and proc.stdout
+        proc.stdin.write(json.dumps(init) + "\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["result"]["protocolVersion"] == "2025-06-18"
+        for message in ({"jsonrpc": "2.0", "method": "notifications/initialized"},
+                        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                         "params": {"name": "memory_stats", "arguments": {}}}):
+            proc.stdin.write(json.dumps(message) + "\n")
+        proc.stdin.flush()
+        reply = json.loads(proc.stdout.readline())
+        assert reply["id"] == 2 and reply["result"]["isError"] is False
+    finally:
+        proc.stdin.close()  # type: ignore[union-attr]
+        stop(proc)
+
+    async def versions(transport: str) -> tuple[str, str]:
+        found = []
+        for mode in ("legacy", "auto"):
+            if transport == "http":
+                context = http_client(served, "alpha", mode=mode)
+            else:
+                params = StdioServerParameters(command=NEXUS, args=["mcp", "--agent", "alpha"],
+                                               env=served.env)
+                context = _stdio_mode(params, mode)
+            async with context as session:
+                assert (await session.list_tools()).tools
+                found.append(session.protocol_version)
+        return found[0], found[1]
+
+    for transport in ("http", "stdio"):
+        assert asyncio.run(versions(transport)) == (LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION)
+
+
+@asynccontextmanager
+async def _stdio_mode(params: StdioServerParameters, mode: str) -> AsyncIterator[Client]:
+    async with Client(params, mode=mode) as session:
+        yield session
+
+
+def post(served: Served, authorization: str | None) -> httpx2.Response:
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2025-06-18"}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    call_ = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+             "params": {"name": "remember", "arguments": {"content": "sneaked in"}}}
+    return httpx2.post(served.url, json=call_, headers=headers, timeout=30)
+
+
+def test_bad_tokens_get_401_and_touch_nothing(served: Served) -> None:
+    with su(served.cfg) as conn:
+        # a token of its own for this test, expired by hand, and one revoked
+        expired, expired_id, _ = mcp.issue_token(conn, "gate", "1h", "expired")
+        conn.execute("UPDATE memory_system.agent_tokens SET expires_at = now() - '1 s'::interval "
+                     "WHERE token_id = %s", (expired_id,))
+        revoked, revoked_id, _ = mcp.issue_token(conn, "gate", None, "revoked")
+        before = conn.execute("SELECT count(*) FROM nexus_memory.zep_episodic_memory").fetchone()
+    works = post(served, f"Bearer {revoked}")  # works until revoked
+    assert works.status_code == 200 and works.json()["result"]["isError"] is False, works.text
+    with su(served.cfg) as conn:
+        assert mcp.revoke_token(conn, revoked_id) is True
+        before = conn.execute("SELECT count(*) FROM nexus_memory.zep_episodic_memory").fetchone()
+    for authorization in (None, "Basic YWxpY2U6eA==", "Bearer", "Bearer not-a-token",
+                          "Bearer " + mcp.new_token(), f"Bearer {expired}", f"Bearer {revoked}",
+                          f"Bearer {served.tokens['alpha']}x"):
+        answer = post(served, authorization)
+        assert answer.status_code == 401, (authorization, answer.text)
+        assert answer.headers["WWW-Authenticate"].startswith("Bearer ")
+    with su(served.cfg) as conn:
+        after = conn.execute("SELECT count(*) FROM nexus_memory.zep_episodic_memory").fetchone()
+    assert after == before
+
+
+def test_isolation_under_16_concurrent_clients(served: Served) -> None:
+    """alpha and beta, 8 clients each, interleaving 200 rounds of calls: neither ever sees the
+    other's memory, even recalling the other's exact text; a token of alpha plus any arguments
+    never acts as beta."""
+    clients, rounds = 16, 200
+    secrets_of = {a: [f"{a} secret number {i}: the vault code is {a.upper()}-{i}" for i in range(4)]
+                  for a in ("alpha", "beta")}
+    ids_of: dict[str, list[int]] = {"alpha": [], "beta": []}
+    other = {"alpha": "beta", "beta": "alpha"}
+
+    async def main() -> None:
+        for agent, texts in secrets_of.items():
+            async with http_client(served, agent) as session:
+                ids_of[agent] = [await call(session, "remember", content=t) for t in texts]
+
+        async def worker(n: int) -> int:
+            agent = ("alpha", "beta")[n % 2]
+            theirs, checked = other[agent], 0
+            async with http_client(served, agent) as session:
+                for r in range(n, rounds * clients, clients):
+                    step = (r // clients) % 5
+                    if step == 0:
+                        await call(session, "remember", content=f"{agent} note {r}")
+                    elif step == 1:
+                        found = await call(session, "recall", query=secrets_of[theirs][r % 4])
+                        assert found["hits"], found
+                        assert not any(theirs in h["content"] for h in found["hits"]), found
+                    elif step == 2:
+                        error = await tool_error(session, "get", episode_id=ids_of[theirs][r % 4])
+                        assert error["code"] == "NX033"
+                        assert await call(session, "forget",
+                                          episode_id=ids_of[theirs][r % 4]) is False
+                    elif step == 3:
+                        rows = await call(session, "recent", limit_n=1000)
+                        assert rows and not any(theirs in e["content"] for e in rows)
+                    else:
+                        error = await tool_error(session, "recent", agent=theirs)
+                        assert error["code"] is None and "agent" in error["message"]
+                        error = await tool_error(session, "update", episode_id=ids_of[theirs][0],
+                                                 content="overwritten")
+                        assert error["code"] == "NX033"
+                    checked += 1
+            return checked
+
+        done = await asyncio.gather(*(worker(n) for n in range(clients)))
+        assert sum(done) == rounds * clients
+
+    asyncio.run(main())
+    with su(served.cfg) as conn:
+        rows = conn.execute("SELECT agent_id, content FROM nexus_memory.zep_episodic_memory "
+                            "WHERE agent_id IN ('alpha', 'beta')").fetchall()
+    assert all(agent in content for agent, content in rows)
+    assert sum(1 for agent, _ in rows if agent == "beta") >= 4
+
+
+def test_nexus_up_serves_mcp_and_the_token_commands_work() -> None:
+    """What the README says: nexus up runs the MCP server (mcp_url in status), nexus agent token
+    issues a token an MCP client uses, token list shows it, token revoke ends it."""
+    with own_stack_env("nexus-mcp-up-", NEXUS_WORKER_POLL_SECONDS="1") as env:
+        def nexus(*args: str) -> str:
+            done = subprocess.run([NEXUS, *args], env=env, capture_output=True, text=True,
+                                  timeout=300)
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        nexus("up", "--detach")
+        status_doc = json.loads(nexus("status", "--json"))
+        url = status_doc["mcp_url"]
+        assert url == f"http://127.0.0.1:{env['NEXUS_MCP_PORT']}/mcp"
+        assert status_doc["mcp"]["healthy"] and status_doc["healthy"]
+        nexus("agent", "add", "remote")
+        token = nexus("agent", "token", "remote", "--ttl", "30d", "--label", "ci").strip()
+        assert mcp.TOKEN_FORMAT.fullmatch(token)
+        listed = nexus("agent", "token", "list", "remote").splitlines()
+        assert len(listed) == 1 and "\tactive\t" in listed[0] and listed[0].endswith("ci")
+        token_id = listed[0].split("\t")[0]
+        served = Served(config.load(env=env), env, url, {"remote": token}, {})
+
+        async def remember() -> int:
+            async with http_client(served, "remote") as session:
+                return await call(session, "remember", content="over the stack's own server")
+
+        assert isinstance(asyncio.run(remember()), int)
+        assert "revoked" in nexus("agent", "token", "revoke", token_id)
+        assert post(served, f"Bearer {token}").status_code == 401
+        pid = status_doc["mcp"]["pid"]
+        nexus("down")
+        assert not process_alive(pid)
