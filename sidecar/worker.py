@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from sidecar import faults, secrets
 from sidecar.config import WORKER, Config
+from sidecar.db import POOL_TIMEOUT, RETRY_SECONDS, Outage, postgresql_outage
 from sidecar.embedder import Embedder, EmbedError
 from sidecar.metrics import Metrics
 
@@ -72,20 +73,29 @@ async def _configure(conn: psycopg.AsyncConnection) -> None:
     await conn.set_autocommit(True)
 
 
+# psycopg_pool retries a failed connection with exponential backoff (1, 2, 4, 8 ... s) for as long
+# as reconnect_timeout: the longer the outage, the longer the wait after it (a 3-minute outage
+# cost two more minutes). Bounded instead: a try gives up after 2 s (tries 1 s apart) and the pool
+# shrinks; the next request grows it again at once. Requests keep coming every second or so
+# during an outage (the health check, the worker's LISTEN connection: see Worker._listen).
+RECONNECT_SECONDS = 2.0
+
+
 def make_pool(cfg: Config) -> AsyncConnectionPool:
     # connections are checked on checkout, so a restarted PostgreSQL costs no failed request
     return AsyncConnectionPool(conninfo(cfg), min_size=1, max_size=4, open=False,
                                configure=_configure, check=AsyncConnectionPool.check_connection,
-                               timeout=10, reconnect_timeout=3600)
+                               timeout=POOL_TIMEOUT, reconnect_timeout=RECONNECT_SECONDS)
 
 
 class Worker:
     def __init__(self, cfg: Config, embedder: Embedder, pool: AsyncConnectionPool,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, pg: Outage | None = None) -> None:
         self.cfg = cfg
         self.embedder = embedder
         self.pool = pool
         self.metrics = metrics
+        self.pg = pg or postgresql_outage(metrics)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
         self.wake = asyncio.Event()
@@ -170,7 +180,7 @@ class Worker:
                     (self.id, self.cfg.worker_batch, self.lease, self.embedder.info.name))
                 return await cur.fetchall()
         except psycopg.OperationalError as exc:
-            log.warning("database unavailable (%s); retrying", exc)
+            self.pg.lost(exc)
         except psycopg.Error:
             # an unexpected SQL error must not stop the worker: it backs off, and the error is
             # in the log
@@ -198,32 +208,66 @@ class Worker:
             w.cancel()
 
     async def _listen(self, stop: asyncio.Event) -> None:
-        """LISTEN for new work; on any trouble, polling keeps things moving."""
+        """LISTEN for new work (polling is the fallback). This connection is also the first to
+        know that the database went away (a restart cuts it): it tries again every second, and
+        once connected again wakes the loop and runs `_reconnected`."""
+        lost = False
         while not stop.is_set():
+            wait = RETRY_SECONDS
             try:
                 async with await psycopg.AsyncConnection.connect(conninfo(self.cfg),
                                                                  autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    if lost:
+                        await self._reconnected(conn)
+                    self.pg.back()
+                    self.wake.set()
                     async for _ in conn.notifies():
                         self.wake.set()
+            except psycopg.OperationalError as exc:
+                self.pg.lost(exc)
             except (psycopg.Error, OSError) as exc:
                 log.debug("listener: %s", exc)
-            await asyncio.sleep(self.cfg.worker_poll_seconds)
+                wait = self.cfg.worker_poll_seconds
+            lost = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
 
-    async def _heartbeats(self, stop: asyncio.Event) -> None:
+    async def _reconnected(self, conn: psycopg.AsyncConnection) -> None:
+        """After a lost connection: the batch in hand may have died with it (its write never
+        reached the database, or its failure could not be recorded), and the heartbeats would
+        extend the lease of its items for as long as this process lives. Hand back at once every
+        item this worker holds (no try counted; a batch that still completes finds its items
+        gone and leaves them to the next claim), say it is alive, and drop the pool's connections
+        that died with the server."""
+        await self.pool.check()
+        async with conn.transaction():
+            cur = await conn.execute("SELECT memory_system.release(%s)", (self.id,))
+            released = (await cur.fetchone())[0]
+            await self._beat(conn)
+        if released:
+            log.info("handed back %d items held when the connection was lost", released)
+
+    async def _beat(self, conn: psycopg.AsyncConnection) -> None:
         model = self.embedder.info
         info = {"pid": os.getpid(), "model": model.name, "model_version": model.version,
                 "precision": model.dtype, "device": model.device, "threads": model.threads}
+        await conn.execute("SELECT memory_system.heartbeat(%s, %s, %s)",
+                           (self.id, self.lease, psycopg.types.json.Jsonb(info)))
+
+    async def _heartbeats(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 async with self.pool.connection() as conn:
-                    await conn.execute("SELECT memory_system.heartbeat(%s, %s, %s)",
-                                       (self.id, self.lease, psycopg.types.json.Jsonb(info)))
+                    await self._beat(conn)
                     # expired working memory is invisible already; this reclaims its rows
                     cur = await conn.execute("SELECT memory_system.purge_expired_working_memory()")
                     purged = (await cur.fetchone())[0]
                     if purged:
                         log.info("purged %d expired working-memory keys", purged)
+                self.pg.back()
+            except psycopg.OperationalError as exc:
+                self.pg.lost(exc)
             except (psycopg.Error, OSError) as exc:
                 log.warning("heartbeat failed: %s", exc)
             with contextlib.suppress(TimeoutError):
@@ -262,8 +306,8 @@ class Worker:
                 for item, error in failed:
                     await self._fail(conn, item, error)
         except psycopg.OperationalError as exc:
-            log.warning("database unavailable (%s): %d items come back when their lease "
-                        "expires", exc, len(items))
+            # the batch's items are handed back when the connection is back (_reconnected)
+            self.pg.lost(exc)
         except psycopg.Error:
             log.exception("writing a batch failed: its items come back when their lease expires")
 
