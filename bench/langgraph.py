@@ -6,10 +6,10 @@ namespace ("scifact",), indexed on ["title", "text"] (one text, and one vector, 
 NexusStore keeps them as store items of agent `scifact` (BM25 postings at put, vectors through the
 queue); PostgresStore (langgraph-checkpoint-postgres, pgvector HNSW, cosine) in a database of its
 own on the same server. Both get the vectors of the project's model (all-MiniLM-L6-v2 through
-sidecar.embedder, long texts chunked and averaged), computed once and kept in the search
-benchmark's vector cache (.cache/bench/vectors): PostgresStore's `embed` and NexusStore's
-`embed_query` read it, and NexusStore's queue items are completed from it by acting as a worker. So
-the timings are the stores' own, with no model in them.
+sidecar.embedder in the workers' precision, NEXUS_EMBED_DTYPE; long texts chunked and averaged),
+computed once and kept in the search benchmark's vector cache (.cache/bench/vectors):
+PostgresStore's `embed` and NexusStore's `embed_query` read it, and NexusStore's queue items are
+completed from it by acting as a worker. So the timings are the stores' own, with no model in them.
 
 Figures: langgraph.scifact_ndcg10_nexus / _postgresstore (the 300 test claims, `search(("scifact",),
 query=claim, limit=10)`, binary relevance from qrels-test), search p50 of each (the claims searched
@@ -57,6 +57,7 @@ from bench.search_quality import (
     VectorCache,
     complete_from_cache,
     load_scifact,
+    make_embedder,
     ndcg_at,
     queue_counts,
     sha256,
@@ -151,7 +152,7 @@ def run(st: Stack) -> list[Figure]:
     items = load_items(data, int(size) if size else None)
     corpus = f"{len(items):,} of the corpus's documents" if size else "the whole corpus"
     log(f"{corpus}: {len(items):,} items")
-    embedder = Embedder(threads=2)
+    embedder = make_embedder()  # the workers' model and precision (NEXUS_EMBED_DTYPE)
     cache = VectorCache(embedder.info.name, embedder.info.version)
     fill_cache([v[f] for _, v in items for f in FIELDS] + list(data.queries.values()),
                cache, embedder)

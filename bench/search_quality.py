@@ -4,11 +4,11 @@ The data: NEXUS_BENCH_DATA/scifact (default ../shared/data beside the repository
 the figures are reported as skipped). The 5,183 abstracts (title, blank line, text) are episodes
 of one agent, `scifact`, embedded by the project's own path: the enqueue trigger, the queue, and
 a real `nexus worker` process. Embedding them takes ~30 minutes on 2 cores, so the vectors are
-kept between runs in `.cache/bench/vectors/<model>.npz` (sha256 of the text the worker embeds ->
-vector, with the model's name and version): queue items whose checksum is cached are completed
-from the cache by acting as a worker (claim_batch -> complete_batch), the rest by the worker
-process, and what it wrote is read back into the cache. The 300 test claims are embedded with
-the worker's `Embedder`, cached the same way.
+kept between runs in `.cache/bench/vectors/<model>_<version>.npz` (sha256 of the text the worker
+embeds -> vector; the version carries the precision, +bf16): queue items whose checksum is cached
+are completed from the cache by acting as a worker (claim_batch -> complete_batch), the rest by
+the worker process, and what it wrote is read back into the cache. The 300 test claims are
+embedded with the worker's `Embedder`, cached the same way.
 
 Each claim is searched as the agent (SET ROLE scifact) with limit_n 100 over episodes: vector
 only, text only, hybrid (the default df_budget, 10,000), and text and hybrid with df_budget 20,000.
@@ -147,7 +147,9 @@ class VectorCache:
 
     def __init__(self, model: str, version: str, directory: Path = CACHE_DIR) -> None:
         self.model, self.version = model, version
-        self.path = directory / (re.sub(r"[^A-Za-z0-9._-]+", "_", model) + ".npz")
+        # one file per model and version: the version carries the precision (+bf16), so the
+        # vectors of both precisions are kept side by side
+        self.path = directory / (re.sub(r"[^A-Za-z0-9._+-]+", "_", f"{model} {version}") + ".npz")
         self.vectors: dict[bytes, np.ndarray] = {}
         self.ignored = ""
         if self.path.exists():
@@ -269,9 +271,11 @@ def worker_process(bdb: BenchDb, model: str, version: str) -> Iterator[subproces
     try:
         deadline = time.monotonic() + 240
         with bdb.superuser() as conn:
+            # the heartbeat is the replica's (a child of this supervisor): the clone has no
+            # other worker
             while (info := conn.execute(
                     "SELECT info FROM memory_system.worker_heartbeats"
-                    " WHERE info->>'pid' = %s", (str(proc.pid),)).fetchone()) is None:
+                    " WHERE stopped_at IS NULL").fetchone()) is None:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the worker did not start: {tail(logfile)}")
                 time.sleep(0.5)
@@ -549,8 +553,10 @@ def figures_of(results: dict[str, ModeResult], errors: dict[str, str], data: Sci
 
 
 def make_embedder() -> Embedder:
-    """The model the worker process will run (same code, same NEXUS_EMBED_MODEL)."""
-    return Embedder(config.load().embed_model, threads=WORKER_THREADS)
+    """The model the worker process will run (same code, same NEXUS_EMBED_MODEL and
+    NEXUS_EMBED_DTYPE: `NEXUS_EMBED_DTYPE=float32 make bench ONLY=search.scifact` measures fp32)."""
+    cfg = config.load()
+    return Embedder(cfg.embed_model, threads=WORKER_THREADS, dtype=cfg.embed_dtype)
 
 
 def build(bdb: BenchDb, data: SciFact) -> tuple[Prepared, dict[str, np.ndarray], str]:

@@ -1,37 +1,63 @@
-"""The embedding worker end to end against raw `model.encode` of the same texts.
+"""The embedding worker end to end against raw `model.encode` of the same texts, per precision.
 
-Worker: a `nexus worker` process on a fresh database; the clock runs from the INSERT of the
-episodes to the last vector written. Raw: `model.encode` in this process, same model, same batch
-size, same torch threads, on the same texts (for long texts: on the same chunks, since encoding a
-1,500-word text whole would truncate it to 256 tokens). Raw runs before and after the worker and
-the baseline is their mean, to even out a noisy machine.
+Worker: a `nexus worker` process (supervisor + one replica) on a fresh database; the clock runs
+from the COPY of the episodes to the last vector written. Raw: `model.encode` in this process,
+same model, same precision, same batch size, same torch threads, on the same texts (for long
+texts: on the same chunks, since encoding a 1,500-word text whole would truncate it to 256
+tokens). Every round is raw, worker, raw: a round's ratio is the worker's rate over the mean of
+the raw runs around it, and the median of the rounds is kept (5 for short texts, 3 for long: the
+machine is shared).
+
+The precision the workers run by default (NEXUS_EMBED_DTYPE=auto: bf16 on a CPU with bf16 units)
+gives `worker.short_ratio` / `worker.long_ratio`; float32 is measured the same way (`_fp32`
+figures). Raw bf16 ÷ raw fp32 at the same threads gives the speed-up of the precision alone.
+`/embed` p50: one-sentence queries (each new: no cache hit) sent alternately to a bf16 and an
+fp32 worker, both running.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from bench.harness import BenchDb, Benchmark, Figure, cloned_database, ratio, target_note
+from bench.harness import (
+    BenchDb,
+    Benchmark,
+    Figure,
+    cloned_database,
+    median,
+    runs_note,
+    target_note,
+)
 from bench.queue import episode_text
 from nexus.stack import Stack
-from sidecar.embedder import Embedder
+from sidecar.embedder import BF16_FLAGS, Embedder, auto_threads, choose_dtype, cpu_flags
 from sidecar.ports import free_port
 
 SHORT_ITEMS = 2000
 LONG_ITEMS = 100
 LONG_WORDS = 1500
 BATCH = 32
-THREADS = 1
+# what a single worker on this machine runs by default (NEXUS_WORKER_THREADS=auto)
+THREADS = auto_threads(1)
 TARGET = 0.9
+# rounds of raw/worker/raw per kind: short runs are a few seconds, so more of them
+ROUNDS = {"short": 5, "long": 3}
+SPEEDUP_TARGET = 2.5
+EMBED_QUERIES = 200
 AGENT = "bench_worker"
+SHORT = {"float32": "fp32", "bfloat16": "bf16"}
 
 
 def short_text(rng: random.Random) -> str:
@@ -47,8 +73,7 @@ def long_text(rng: random.Random) -> str:
     return " ".join(words[:LONG_WORDS])
 
 
-def raw_seconds(embedder: Embedder, texts: list[str]) -> float:
-    chunks = [c for t in texts for c in embedder.chunk(t)]
+def raw_seconds(embedder: Embedder, chunks: list[str]) -> float:
     start = time.perf_counter()
     embedder.model.encode(sorted(chunks, key=len), batch_size=BATCH, normalize_embeddings=True,
                           show_progress_bar=False)
@@ -65,25 +90,33 @@ def _get(url: str) -> int:
         return 0
 
 
-def start_worker(bdb: BenchDb) -> tuple[subprocess.Popen, int]:
+@contextmanager
+def worker(bdb: BenchDb, dtype: str) -> Iterator[tuple[subprocess.Popen, int]]:
+    """A `nexus worker` (its supervisor and one replica) in `dtype`, until SIGTERM at the end."""
     cfg = bdb.stack.cfg
     port = free_port()
     env = dict(os.environ, NEXUS_HOME=str(cfg.home), NEXUS_DB=bdb.name,
                NEXUS_PG_PORT=str(cfg.pg_port), NEXUS_REDIS_PORT=str(cfg.redis_port),
                NEXUS_HTTP_PORT=str(port), NEXUS_WORKER_BATCH=str(BATCH),
-               NEXUS_WORKER_THREADS=str(THREADS), WORKER_REPLICAS="1")
+               NEXUS_WORKER_THREADS=str(THREADS), WORKER_REPLICAS="1", NEXUS_EMBED_DTYPE=dtype)
     proc = subprocess.Popen([sys.executable, "-m", "nexus.cli", "worker"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while _get(f"http://127.0.0.1:{port}/health") != 200:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the worker did not start")
-        time.sleep(0.5)
-    return proc, port
+    try:
+        deadline = time.monotonic() + 240
+        while _get(f"http://127.0.0.1:{port}/health") != 200:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the worker did not start")
+            time.sleep(0.5)
+        yield proc, port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+def replica_peak_rss_mb(supervisor: int) -> float:
+    """Peak resident memory (VmHWM) of the supervisor's replica process."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    for line in Path(f"/proc/{children[0]}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
@@ -100,10 +133,42 @@ def worker_seconds(bdb: BenchDb, texts: list[str]) -> float:
                 copy.write_row((AGENT, t))
         while True:
             done = conn.execute("SELECT count(*) FROM memory_system.embeddings_queue "
-                                "WHERE state = 'done'").fetchone()[0]
+                                "WHERE state = 'done'").fetchone()[0]  # type: ignore[index]
             if done == len(texts):
                 return time.perf_counter() - start
-            time.sleep(0.2)
+            time.sleep(0.05)
+
+
+def rounds(raw: Callable[[], float], work: Callable[[], float], count: int
+           ) -> tuple[list[float], list[float], list[float]]:
+    """raw, work, raw, work, ... raw: the work times, the raw times, and per round work's rate
+    over the mean rate of the two raw runs around it."""
+    raws, works, ratios = [raw()], [], []
+    for _ in range(count):
+        works.append(work())
+        raws.append(raw())
+        ratios.append((1 / works[-1]) / ((1 / raws[-2] + 1 / raws[-1]) / 2))
+        print(f"  raw {raws[-2]:.2f} s, worker {works[-1]:.2f} s, raw {raws[-1]:.2f} s: "
+              f"ratio {ratios[-1]:.2f} (load {os.getloadavg()[0]:.1f})", file=sys.stderr,
+              flush=True)
+    return works, raws, ratios
+
+
+def embed_p50s(ports: dict[str, int]) -> dict[str, list[float]]:
+    """Milliseconds per POST /embed of a new one-sentence query, the workers in turn."""
+    rng = random.Random(11)
+    times: dict[str, list[float]] = {d: [] for d in ports}
+    for i in range(EMBED_QUERIES + 10):
+        for dtype, port in ports.items():
+            body = json.dumps({"text": f"{short_text(rng)} ({dtype} {i})"}).encode()
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/embed", data=body,
+                                             headers={"Content-Type": "application/json"})
+            start = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert not json.loads(response.read())["cached"]
+            if i >= 10:  # the first ones warm up
+                times[dtype].append((time.perf_counter() - start) * 1000)
+    return times
 
 
 def bench_worker(st: Stack) -> list[Figure]:
@@ -113,40 +178,73 @@ def bench_worker(st: Stack) -> list[Figure]:
     rng = random.Random(7)
     short = [short_text(rng) for _ in range(SHORT_ITEMS)]
     long = [long_text(rng) for _ in range(LONG_ITEMS)]
-    embedder = Embedder(threads=THREADS, batch_size=BATCH)
-    chunks_long = sum(len(embedder.chunk(t)) for t in long)
+    flags = cpu_flags()
+    auto = choose_dtype("auto", "cpu", flags)[0]
+    dtypes = [auto] + [d for d in ("float32", "bfloat16") if d != auto]
+    embedders = {d: Embedder(threads=THREADS, batch_size=BATCH, dtype=d) for d in dtypes}
+    chunks = {"short": short,
+              "long": [c for t in long for c in embedders[auto].chunk(t)]}
+    texts = {"short": short, "long": long}
+    counts = {"short": SHORT_ITEMS, "long": LONG_ITEMS}
     figures: list[Figure] = []
-    with cloned_database(st, "bench_worker") as bdb:
-        with bdb.superuser() as conn:
-            conn.execute("SELECT memory_system.agent_add(%s)", (AGENT,))
-        raw_before = {"short": raw_seconds(embedder, short), "long": raw_seconds(embedder, long)}
-        proc, _ = start_worker(bdb)
-        try:
-            took = {"short": worker_seconds(bdb, short), "long": worker_seconds(bdb, long)}
-            rss = peak_rss_mb(proc.pid)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=120)
-        raw_after = {"short": raw_seconds(embedder, short), "long": raw_seconds(embedder, long)}
-    for kind, count in (("short", SHORT_ITEMS), ("long", LONG_ITEMS)):
-        raw_rate = count / ((raw_before[kind] + raw_after[kind]) / 2)
-        worker_rate = count / took[kind]
-        r = ratio(worker_rate, raw_rate)
-        extra = f"; {chunks_long} chunks" if kind == "long" else ""
+    raw_rates: dict[tuple[str, str], float] = {}
+    # a database and a worker per precision: both serve /embed, each embeds only its own episodes
+    with ExitStack() as stack:
+        bdbs, procs, ports = {}, {}, {}
+        for dtype in dtypes:
+            bdbs[dtype] = stack.enter_context(cloned_database(st, f"bench_worker_{SHORT[dtype]}"))
+            with bdbs[dtype].superuser() as conn:
+                conn.execute("SELECT memory_system.agent_add(%s)", (AGENT,))
+            procs[dtype], ports[dtype] = stack.enter_context(worker(bdbs[dtype], dtype))
+        times = embed_p50s(ports)
+        for dtype in dtypes:
+            for kind in ("short", "long"):
+                print(f"{dtype} {kind}", file=sys.stderr, flush=True)
+                works, raws, ratios = rounds(
+                    lambda k=kind, d=dtype: raw_seconds(embedders[d], chunks[k]),
+                    lambda k=kind, d=dtype: worker_seconds(bdbs[d], texts[k]), ROUNDS[kind])
+                r = median(ratios)
+                worker_rate = counts[kind] / median(works)
+                raw_rate = counts[kind] / median(raws)
+                raw_rates[(dtype, kind)] = len(chunks[kind]) / median(raws)
+                suffix = "" if dtype == auto else "_" + SHORT[dtype]
+                extra = f"; {len(chunks['long'])} chunks" if kind == "long" else ""
+                figures.append(Figure(
+                    f"worker.{kind}_items_per_s{suffix}", worker_rate, "items/s", raw_rate, r,
+                    f"{SHORT[dtype]}: {counts[kind]} episodes "
+                    f"(~{20 if kind == 'short' else LONG_WORDS} words{extra}), COPY to last "
+                    f"vector written; {runs_note([counts[kind] / w for w in works])}; raw "
+                    f"encode {runs_note([counts[kind] / x for x in raws], label='runs')}; "
+                    f"batch {BATCH}, {THREADS} torch threads"))
+                figures.append(Figure(
+                    f"worker.{kind}_ratio{suffix}", r, "ratio",
+                    note=f"worker / raw model.encode, both {SHORT[dtype]}, median of "
+                         f"{runs_note(ratios, '{:.2f}', 'rounds')}; {target_note(r, TARGET)}"))
+        rss = replica_peak_rss_mb(procs[auto].pid)
+    units = ", ".join(sorted(flags & BF16_FLAGS)) or "none"
+    for kind in ("short", "long"):
+        s = raw_rates[("bfloat16", kind)] / raw_rates[("float32", kind)]
         figures.append(Figure(
-            f"worker.{kind}_items_per_s", worker_rate, "items/s", raw_rate, r,
-            f"{count} episodes (~{20 if kind == 'short' else LONG_WORDS} words{extra}), insert to "
-            f"last vector written; raw encode {count / raw_before[kind]:,.1f} before / "
-            f"{count / raw_after[kind]:,.1f} after; batch {BATCH}, {THREADS} torch thread"))
-        figures.append(Figure(f"worker.{kind}_ratio", r, "ratio",
-                              note=f"worker / raw model.encode; {target_note(r, TARGET)}"))
+            f"worker.raw_bf16_speedup_{kind}", s, "ratio", raw_rates[("float32", kind)], s,
+            f"raw encode texts/s bf16 {raw_rates[('bfloat16', kind)]:,.1f} / fp32 (baseline), "
+            f"{THREADS} torch threads; CPU bf16 flags: {units}; "
+            f"{target_note(s, SPEEDUP_TARGET)}"))
+    for dtype in ("float32", "bfloat16"):
+        figures.append(Figure(
+            f"worker.embed_p50_ms_{SHORT[dtype]}", statistics.median(times[dtype]), "ms",
+            note=f"POST /embed of a new one-sentence query ({EMBED_QUERIES}, the two workers "
+                 f"in turn), p90 {statistics.quantiles(times[dtype], n=10)[-1]:.1f} ms"))
     figures.append(Figure("worker.peak_rss_mb", rss, "MB",
-                          note="peak resident memory (VmHWM) of the worker process"))
+                          note=f"peak resident memory (VmHWM) of the {SHORT[auto]} worker "
+                               "replica"))
     return figures
 
 
 BENCHMARKS = [
-    Benchmark("embedding worker", ("worker.short_items_per_s", "worker.short_ratio",
-                                   "worker.long_items_per_s", "worker.long_ratio",
-                                   "worker.peak_rss_mb"), bench_worker),
+    Benchmark("embedding worker", (
+        "worker.short_items_per_s", "worker.short_ratio", "worker.long_items_per_s",
+        "worker.long_ratio", "worker.short_items_per_s_fp32", "worker.short_ratio_fp32",
+        "worker.long_items_per_s_fp32", "worker.long_ratio_fp32", "worker.raw_bf16_speedup_short",
+        "worker.raw_bf16_speedup_long", "worker.embed_p50_ms_fp32", "worker.embed_p50_ms_bf16",
+        "worker.peak_rss_mb"), bench_worker),
 ]

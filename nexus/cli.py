@@ -393,7 +393,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                 pg=args.pg, redis_url=args.redis, agent=args.agent, source_name=args.source_name,
                 redis_rdb=Path(args.redis_rdb) if args.redis_rdb else None,
                 mapping=Path(args.mapping) if args.mapping else None, batch=args.batch,
-                wait=args.wait, jobs=args.jobs)
+                wait=args.wait, jobs=args.jobs,
+                adapt=frozenset(w.strip() for a in args.adapt or () for w in a.split(",")),
+                max_content_bytes=args.max_content_bytes)
             report = imports.import_legacy(conn, opts, create)
         else:
             report = imports.import_jsonl(conn, Path(args.file), args.agent, create,
@@ -555,6 +557,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="names this source in the ledger (two different stores: two names)")
     i.add_argument("--jobs", type=int, default=2, choices=range(1, 17), metavar="N",
                    help="parallel writers of episodes, each a session of its own (2)")
+    i.add_argument("--adapt", action="append", metavar="WHAT[,WHAT]",
+                   help="adapt instead of rejecting, each row counted and listed in the report: "
+                        "metadata (not a JSON object: kept as {\"legacy_metadata\": text}), "
+                        "oversize (content over 256 KiB kept whole, up to --max-content-bytes)")
+    i.add_argument("--max-content-bytes", type=int, default=imports.IMPORT_MAX_CONTENT_BYTES,
+                   metavar="N", help="the import's own content limit with --adapt oversize "
+                                     f"({imports.IMPORT_MAX_CONTENT_BYTES})")
     loading(i)
     i = isub.add_parser("jsonl", help="a file written by nexus export")
     i.add_argument("file")

@@ -228,6 +228,8 @@ class KindStats:
     pending: int | None
     processing: int | None
     dead: int | None
+    # current vectors per model version (the version carries the precision: "+bf16")
+    model_versions: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,12 @@ from dataclasses import dataclass, field
 
 import psycopg
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from sidecar import db, secrets
 from sidecar.config import WORKER, Config
+from sidecar.db import RETRY_SECONDS, Outage, postgresql_outage, redis_outage
 
 log = logging.getLogger("nexus.cache")
 
@@ -39,6 +42,8 @@ RANGE_SIZE = 10_000
 RECENT_LIMIT = 50
 BATCH = 1_000
 LEADER_LOCK = "nexus_cache_mirror"
+# how often a replica that is not the mirror's leader asks for the lock again
+FOLLOWER_SECONDS = 5.0
 # the outbox is drained on every wake-up, and at least this often (a lost wake-up costs no more)
 DRAIN_SECONDS = 5.0
 SEP = "\x1f"
@@ -307,21 +312,29 @@ def worker_conn(cfg: Config, **kwargs: object) -> psycopg.Connection:
 
 
 def redis_client(cfg: Config) -> redis.Redis:
+    # one immediate retry (a connection Redis dropped when it restarted), not redis-py's default
+    # of ten with backoff: a Redis that is down fails a call at once, and is tried again later
     return redis.Redis(host=cfg.redis_host, port=cfg.redis_port,
                        password=secrets.password(cfg, "redis"), socket_timeout=5,
-                       socket_connect_timeout=2)
+                       socket_connect_timeout=2, retry=Retry(NoBackoff(), 1))
 
 
 class MirrorThread(threading.Thread):
     """In each sidecar process: the replica holding the leader lock listens to nexus_cache,
-    writes Redis after every commit, and reconciles at start, every `interval` seconds and soon
-    after any Redis failure. The others wait for the lock (a dead leader's session releases it)."""
+    writes Redis after every commit, and reconciles at start, every `interval` seconds, and as
+    soon as Redis answers again after a failure or a restart (a restarted Redis is empty). The
+    others wait for the lock (a dead leader's session releases it). A lost database or Redis is
+    tried again every second, and logged once when it goes and once when it is back (`pg` and
+    `redis_state`: the process's Outage of each)."""
 
-    def __init__(self, cfg: Config, metrics: object, interval: float) -> None:
+    def __init__(self, cfg: Config, metrics: object, interval: float, pg: Outage | None = None,
+                 redis_state: Outage | None = None) -> None:
         super().__init__(name="cache-mirror", daemon=True)
         self.cfg = cfg
         self.metrics = metrics
         self.interval = interval
+        self.pg = pg or postgresql_outage()
+        self.redis_state = redis_state or redis_outage()
         self.stopping = threading.Event()
 
     def stop(self) -> None:
@@ -329,14 +342,19 @@ class MirrorThread(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.is_set():
+            wait = FOLLOWER_SECONDS
             try:
                 self._lead()
+            except psycopg.OperationalError as exc:
+                self.pg.lost(exc)
+                wait = RETRY_SECONDS
             except (psycopg.Error, OSError) as exc:
                 log.warning("cache mirror: database: %s", exc)
-            self.stopping.wait(5)
+            self.stopping.wait(wait)
 
     def _lead(self) -> None:
         with worker_conn(self.cfg) as conn, worker_conn(self.cfg) as listener:
+            self.pg.back()
             got = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (LEADER_LOCK,))
             if not got.fetchone()[0]:
                 return
@@ -345,7 +363,8 @@ class MirrorThread(threading.Thread):
             conn.execute("SELECT memory_system.cache_outbox_clear()")
             client = redis_client(self.cfg)
             mirror = Mirror(conn, client, self.metrics)
-            next_reconcile = next_drain = 0.0
+            next_reconcile = next_look = next_drain = 0.0
+            run_id = None
             log.info("cache mirror: leading (reconcile every %.0f s)", self.interval)
             while not self.stopping.is_set():
                 # wake at the first notification, then take the ones already there with it
@@ -353,6 +372,14 @@ class MirrorThread(threading.Thread):
                 if woken:
                     list(listener.notifies(timeout=0.001, stop_after=10_000))
                 try:
+                    if time.monotonic() >= next_look:
+                        # every second: a Redis that restarted (a new run_id) lost the cache,
+                        # and one that failed a write may have missed some: reconcile at once
+                        seen = client.info("server")["run_id"]
+                        if seen != run_id:
+                            run_id, next_reconcile = seen, 0.0
+                        next_look = time.monotonic() + RETRY_SECONDS
+                        self.redis_state.back()
                     if time.monotonic() >= next_reconcile:
                         mirror.reconcile()
                         next_reconcile = time.monotonic() + self.interval
@@ -363,6 +390,6 @@ class MirrorThread(threading.Thread):
                     # PostgreSQL is the truth and has every write: heal once Redis is back
                     if self.metrics is not None:
                         self.metrics.cache_errors.inc()
-                    log.warning("cache mirror: redis: %s (reconciling when it is back)", exc)
-                    next_reconcile = time.monotonic() + 5
-                    self.stopping.wait(1)
+                    self.redis_state.lost(exc)
+                    next_reconcile = next_look = next_drain = 0.0
+                    self.stopping.wait(RETRY_SECONDS)

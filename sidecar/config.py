@@ -37,6 +37,16 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _threads(env: dict[str, str], name: str) -> int | None:
+    """A thread count, or None for `auto` (or unset): follow the machine's cores."""
+    if (env.get(name) or "auto") == "auto":
+        return None
+    value = _int(env, name, 1)
+    if value < 1:
+        raise SystemExit(f"{name} must be a positive integer or auto, got {env[name]!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Config:
     home: Path
@@ -55,8 +65,11 @@ class Config:
     worker_heartbeat_seconds: int = 30
     reconcile_seconds: int = 300
     worker_poll_seconds: float = 5.0
-    worker_threads: int = 1
+    # torch threads per worker process; None: follow the cores (sidecar.embedder.auto_threads)
+    worker_threads: int | None = None
     embed_model: str | None = None
+    embed_dtype: str = "auto"       # auto | float32 | bfloat16
+    embed_device: str = "cpu"       # cpu | cuda
     http_host: str = "127.0.0.1"
     http_port: int = 58080
     health_max_queue: int = 1000
@@ -104,8 +117,10 @@ def load(env: dict[str, str] | None = None, **overrides: object) -> Config:
         "worker_heartbeat_seconds": _int(env, "NEXUS_WORKER_HEARTBEAT_SECONDS", 30),
         "reconcile_seconds": _int(env, "NEXUS_RECONCILE_SECONDS", 300),
         "worker_poll_seconds": float(_int(env, "NEXUS_WORKER_POLL_SECONDS", 5)),
-        "worker_threads": _int(env, "NEXUS_WORKER_THREADS", 1),
+        "worker_threads": _threads(env, "NEXUS_WORKER_THREADS"),
         "embed_model": env.get("NEXUS_EMBED_MODEL") or None,
+        "embed_dtype": env.get("NEXUS_EMBED_DTYPE") or "auto",
+        "embed_device": env.get("NEXUS_EMBED_DEVICE") or "cpu",
         "http_host": env.get("NEXUS_HTTP_HOST", "127.0.0.1"),
         "http_port": _int(env, "NEXUS_HTTP_PORT", 58080),
         "health_max_queue": _int(env, "NEXUS_HEALTH_MAX_QUEUE", 1000),

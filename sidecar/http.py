@@ -1,6 +1,7 @@
 """HTTP endpoints of a sidecar process: /health, /metrics, /embed, /stats.
 
-/health answers a load balancer and a person alike (docs/operations.md):
+/health answers a load balancer and a person alike (docs/operations.md), at once in every state:
+it reads what a background check (`Health`) found at most a second or two ago.
   ok        200  PostgreSQL reachable, a live worker, Redis up, queue under its threshold
   degraded  200  only Redis is down (the cache is best effort) or the queue is deep
   down      503  PostgreSQL unreachable, or no worker has sent a heartbeat in the last minute
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
@@ -24,11 +26,18 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from sidecar.config import Config
+from sidecar.db import RETRY_SECONDS, Outage, describe, iso
 from sidecar.embedder import Embedder, EmbedError
 from sidecar.metrics import Metrics
 
 EMBED_CACHE_TTL = 24 * 3600
 CHECK_TIMEOUT = 3.0
+# queue statistics (a scan of the queue) younger than this are served as they are; older ones
+# are refreshed, /health waiting at most STATS_WAIT for the new figures
+STATS_FRESH = 5.0
+STATS_WAIT = 0.5
+# a background check that has not completed for this long is itself a failure: down
+STALE_AFTER = 10.0
 
 
 @dataclass
@@ -40,6 +49,8 @@ class Context:
     metrics: Metrics
     worker_id: str
     embed_lock: asyncio.Lock
+    pg: Outage
+    redis_state: Outage
 
 
 async def _queue_stats(ctx: Context) -> dict:
@@ -49,58 +60,152 @@ async def _queue_stats(ctx: Context) -> dict:
         return await cur.fetchone()
 
 
-async def _check(coro: Awaitable[object]) -> tuple[bool, object]:
+async def _ping_postgresql(ctx: Context) -> None:
+    async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
+        await conn.execute("SELECT 1")
+
+
+async def _check(coro: Awaitable[object]) -> tuple[object, BaseException | None]:
     try:
-        return True, await asyncio.wait_for(coro, CHECK_TIMEOUT)
-    except (psycopg.Error, aioredis.RedisError, OSError, TimeoutError) as exc:
-        return False, f"{type(exc).__name__}: {exc}".strip()
+        return await asyncio.wait_for(coro, CHECK_TIMEOUT), None
+    except TimeoutError:
+        return None, TimeoutError(f"no answer within {CHECK_TIMEOUT:g} s")
+    except (psycopg.Error, aioredis.RedisError, OSError) as exc:
+        return None, exc
+
+
+class Health:
+    """The background check behind /health: every second, is PostgreSQL reachable through the
+    worker's pool (which also keeps the pool trying to reconnect during an outage), and does Redis
+    answer; each reported to the process's Outage of that server. The queue statistics (worker
+    liveness, depth) are a scan of the queue: read when /health asks, and they are older than
+    STATS_FRESH seconds or show a problem."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.checked_at: float | None = None         # monotonic, of the last completed check
+        self.checked_wall = 0.0
+        self.pg_error: str | None = None
+        self.redis_error: str | None = None
+        self.stats: dict | None = None
+        self.stats_at = 0.0
+        self._refresh: asyncio.Task | None = None
+        self.status: str | None = None
+        self.since = time.time()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.check()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RETRY_SECONDS)
+
+    async def check(self) -> None:
+        ctx = self.ctx
+        (_, pg_exc), (_, redis_exc) = await asyncio.gather(
+            _check(_ping_postgresql(ctx)), _check(ctx.redis.ping()))
+        if pg_exc is None:
+            ctx.pg.back()
+        else:
+            ctx.pg.lost(pg_exc)
+        if redis_exc is None:
+            ctx.redis_state.back()
+        else:
+            ctx.redis_state.lost(redis_exc)
+        self.pg_error = None if pg_exc is None else describe(pg_exc)
+        self.redis_error = None if redis_exc is None else describe(redis_exc)
+        self.checked_at, self.checked_wall = time.monotonic(), time.time()
+        self.document()  # keeps `since` (when the status began) true to the second
+
+    async def read_stats(self) -> None:
+        stats, exc = await _check(_queue_stats(self.ctx))
+        if exc is None:
+            self.stats, self.stats_at = stats, time.monotonic()  # type: ignore[assignment]
+
+    async def fresh_stats(self) -> None:
+        """Refresh the queue statistics if they are old or show a problem (no live worker, a
+        deep queue: news of a recovery must not wait), waiting STATS_WAIT at most."""
+        if self.pg_error is not None or self.ctx.pg.since is not None:
+            return
+        stats = self.stats
+        fine = (stats is not None and int(stats["live_workers"]) > 0
+                and int(stats["pending"]) < self.ctx.cfg.health_max_queue)
+        if fine and time.monotonic() - self.stats_at < STATS_FRESH:
+            return
+        if self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.create_task(self.read_stats())
+        await asyncio.wait({self._refresh}, timeout=STATS_WAIT)
+
+    def document(self) -> tuple[dict, int]:
+        cfg, now = self.ctx.cfg, time.monotonic()
+        # a connection of this process that lost the server says so before the next check does
+        lost = "a connection of this process lost it"
+        pg_since, redis_since = self.ctx.pg.since, self.ctx.redis_state.since
+        pg_error = self.pg_error or (lost if pg_since else None)
+        redis_error = self.redis_error or (lost if redis_since else None)
+        if self.checked_at is None or now - self.checked_at > STALE_AFTER:
+            pg_error = f"no health check completed in the last {STALE_AFTER:.0f} s"
+        checks = {"postgresql": _server_check(pg_error, pg_since),
+                  "redis": _server_check(redis_error, redis_since)}
+        stats = self.stats
+        if pg_error is None and stats is not None:
+            live, pending = int(stats["live_workers"]), int(stats["pending"])
+            age = round(now - self.stats_at, 1)
+            checks["worker"] = {"ok": live > 0, "live_workers": live, "age_s": age}
+            checks["queue"] = {"ok": pending < cfg.health_max_queue, "pending": pending,
+                               "threshold": cfg.health_max_queue, "dead": int(stats["dead"]),
+                               "age_s": age}
+        else:
+            why = "PostgreSQL unreachable" if pg_error is not None else "not read yet"
+            checks["worker"] = {"ok": False, "error": f"unknown: {why}"}
+            checks["queue"] = {"ok": False, "error": f"unknown: {why}"}
+        if pg_error is not None or not checks["worker"]["ok"]:
+            status, code = "down", 503
+        elif redis_error is not None or not checks["queue"]["ok"]:
+            status, code = "degraded", 200
+        else:
+            status, code = "ok", 200
+        if status != self.status:
+            self.status, self.since = status, time.time()
+        doc = {"status": status, "since": iso(self.since),
+               "checked_at": iso(self.checked_wall) if self.checked_at else None,
+               "checks": checks, "worker_id": self.ctx.worker_id}
+        return doc, code
+
+
+def _server_check(error: str | None, since: float | None) -> dict:
+    if error is None:
+        return {"ok": True}
+    return {"ok": False, "error": error, **({"since": iso(since)} if since else {})}
 
 
 async def health(request: web.Request) -> web.Response:
-    ctx: Context = request.app["ctx"]
-    pg_ok, stats = await _check(_queue_stats(ctx))
-    redis_ok, redis_detail = await _check(ctx.redis.ping())
-    checks: dict[str, dict] = {
-        "postgresql": {"ok": pg_ok, **({} if pg_ok else {"error": stats})},
-        "redis": {"ok": redis_ok, **({} if redis_ok else {"error": redis_detail})},
-    }
-    if pg_ok:
-        assert isinstance(stats, dict)
-        live = int(stats["live_workers"])
-        pending = int(stats["pending"])
-        checks["worker"] = {"ok": live > 0, "live_workers": live}
-        checks["queue"] = {"ok": pending < ctx.cfg.health_max_queue, "pending": pending,
-                           "threshold": ctx.cfg.health_max_queue, "dead": int(stats["dead"])}
-    else:
-        checks["worker"] = {"ok": False, "error": "unknown: PostgreSQL unreachable"}
-        checks["queue"] = {"ok": False, "error": "unknown: PostgreSQL unreachable"}
-    if not pg_ok or not checks["worker"]["ok"]:
-        status, code = "down", 503
-    elif not redis_ok or not checks["queue"]["ok"]:
-        status, code = "degraded", 200
-    else:
-        status, code = "ok", 200
-    return web.json_response({"status": status, "checks": checks, "worker_id": ctx.worker_id},
-                             status=code)
+    probe: Health = request.app["health"]
+    await probe.fresh_stats()
+    doc, code = probe.document()
+    return web.json_response(doc, status=code)
 
 
 async def metrics(request: web.Request) -> web.Response:
     ctx: Context = request.app["ctx"]
-    try:
-        stats = await _queue_stats(ctx)
-        for state in ("pending", "processing", "done", "dead"):
-            ctx.metrics.queue_depth.labels(state).set(stats[state])
-        async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
-            cur = await conn.execute(
-                "SELECT funcname, calls, total_time / 1000.0 FROM pg_stat_user_functions "
-                "WHERE schemaname = 'nexus'")
-            for name, calls, seconds in await cur.fetchall():
-                ctx.metrics.sql_calls.labels(name).set(calls)
-                ctx.metrics.sql_seconds.labels(name).set(seconds)
-    except (psycopg.Error, OSError):
-        pass  # the process metrics are still worth serving while the database is away
+    # while PostgreSQL is away the process's own metrics are served at once, without its gauges
+    if ctx.pg.since is None:
+        with contextlib.suppress(psycopg.Error, OSError):
+            await _database_gauges(ctx)
     body = generate_latest(ctx.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _database_gauges(ctx: Context) -> None:
+    stats = await _queue_stats(ctx)
+    for state in ("pending", "processing", "done", "dead"):
+        ctx.metrics.queue_depth.labels(state).set(stats[state])
+    async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
+        cur = await conn.execute(
+            "SELECT funcname, calls, total_time / 1000.0 FROM pg_stat_user_functions "
+            "WHERE schemaname = 'nexus'")
+        for name, calls, seconds in await cur.fetchall():
+            ctx.metrics.sql_calls.labels(name).set(calls)
+            ctx.metrics.sql_seconds.labels(name).set(seconds)
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -111,6 +216,8 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response({
         "worker_id": ctx.worker_id,
         "model": ctx.embedder.info.name, "model_version": ctx.embedder.info.version,
+        "precision": ctx.embedder.info.dtype, "device": ctx.embedder.info.device,
+        "threads": ctx.embedder.info.threads,
         **counts,
         "queue": {k: (str(v) if v is not None and not isinstance(v, int) else v)
                   for k, v in queue.items()},
@@ -138,7 +245,8 @@ async def embed(request: web.Request) -> web.Response:
         return _error(413, f"text is {len(text)} characters; the limit is "
                            f"{ctx.cfg.embed_max_chars} (NEXUS_EMBED_MAX_CHARS)")
     info = ctx.embedder.info
-    key = f"nexus:embed:{info.name}:{hashlib.sha256(text.encode()).hexdigest()}"
+    # the version carries the precision: a vector of another precision is not served from cache
+    key = f"nexus:embed:{info.name}:{info.version}:{hashlib.sha256(text.encode()).hexdigest()}"
     cached = await _cache_get(ctx, key)
     if cached is not None:
         ctx.metrics.embed_cache.labels("hit").inc()
@@ -194,9 +302,10 @@ async def instrument(request: web.Request, handler: Handler) -> web.StreamRespon
         ctx.metrics.api_latency.labels(endpoint).observe(time.perf_counter() - started)
 
 
-def make_app(ctx: Context) -> web.Application:
+def make_app(ctx: Context, probe: Health) -> web.Application:
     app = web.Application(middlewares=[instrument], client_max_size=1024 * 1024)
     app["ctx"] = ctx
+    app["health"] = probe
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/stats", stats)

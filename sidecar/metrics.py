@@ -48,4 +48,8 @@ class Metrics:
                                "(pg_stat_user_functions)", ["function"], registry=r)
         self.sql_seconds = Gauge("nexus_sql_function_seconds", "Total time in each nexus.* SQL "
                                  "function (pg_stat_user_functions)", ["function"], registry=r)
+        self.server_up = Gauge("nexus_server_up", "1 while this process reaches the server "
+                               "(postgresql, redis), 0 during an outage", ["server"], registry=r)
+        self.outages = Counter("nexus_server_outages", "Outages of each server this process "
+                               "went through", ["server"], registry=r)
         self.info = Info("nexus_worker", "Worker identity and model", registry=r)

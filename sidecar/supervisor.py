@@ -53,7 +53,9 @@ class Supervisor:
         self.stopping = False
 
     def spawn(self, r: Replica) -> None:
-        env = dict(os.environ, NEXUS_HOME=str(self.cfg.home), NEXUS_HTTP_PORT=str(r.port))
+        # WORKER_REPLICAS: each replica sizes its torch threads to its share of the cores
+        env = dict(os.environ, NEXUS_HOME=str(self.cfg.home), NEXUS_HTTP_PORT=str(r.port),
+                   WORKER_REPLICAS=str(len(self.replicas)))
         child = subprocess.Popen([sys.executable, "-m", "sidecar", "--replica", "--supervised"],
                                  env=env)
         self.children[r.index] = child

@@ -1,4 +1,5 @@
-"""The embedding worker: claim a batch, embed it off the event loop, hand the vectors back.
+"""The embedding worker: claim a batch, embed it off the event loop, hand the vectors back,
+the three overlapping (the next batch is claimed and the previous one written while one encodes).
 
 All decisions (leases, retries, dead letters, stale results) are made by the SQL queue functions;
 this loop only moves data between PostgreSQL and the model and reports what happened.
@@ -22,8 +23,9 @@ from pgvector.psycopg import register_vector_async
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from sidecar import secrets
+from sidecar import faults, secrets
 from sidecar.config import WORKER, Config
+from sidecar.db import POOL_TIMEOUT, RETRY_SECONDS, Outage, postgresql_outage
 from sidecar.embedder import Embedder, EmbedError
 from sidecar.metrics import Metrics
 
@@ -71,24 +73,34 @@ async def _configure(conn: psycopg.AsyncConnection) -> None:
     await conn.set_autocommit(True)
 
 
+# psycopg_pool retries a failed connection with exponential backoff (1, 2, 4, 8 ... s) for as long
+# as reconnect_timeout: the longer the outage, the longer the wait after it (a 3-minute outage
+# cost two more minutes). Bounded instead: a try gives up after 2 s (tries 1 s apart) and the pool
+# shrinks; the next request grows it again at once. Requests keep coming every second or so
+# during an outage (the health check, the worker's LISTEN connection: see Worker._listen).
+RECONNECT_SECONDS = 2.0
+
+
 def make_pool(cfg: Config) -> AsyncConnectionPool:
     # connections are checked on checkout, so a restarted PostgreSQL costs no failed request
     return AsyncConnectionPool(conninfo(cfg), min_size=1, max_size=4, open=False,
                                configure=_configure, check=AsyncConnectionPool.check_connection,
-                               timeout=10, reconnect_timeout=3600)
+                               timeout=POOL_TIMEOUT, reconnect_timeout=RECONNECT_SECONDS)
 
 
 class Worker:
     def __init__(self, cfg: Config, embedder: Embedder, pool: AsyncConnectionPool,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, pg: Outage | None = None) -> None:
         self.cfg = cfg
         self.embedder = embedder
         self.pool = pool
         self.metrics = metrics
+        self.pg = pg or postgresql_outage(metrics)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
         self.wake = asyncio.Event()
         self.lease = timedelta(seconds=cfg.worker_lease_seconds)
+        self.fault_marker = faults.embed_marker()
 
     # -- the loop -------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -97,19 +109,7 @@ class Worker:
         listener = asyncio.create_task(self._listen(stop))
         beater = asyncio.create_task(self._heartbeats(stop))
         try:
-            while not stop.is_set():
-                try:
-                    worked = await self._one_batch()
-                except psycopg.OperationalError as exc:
-                    log.warning("database unavailable (%s); retrying", exc)
-                    worked = False
-                except psycopg.Error:
-                    # an unexpected SQL error must not stop the worker; the batch's lease brings
-                    # its items back, and the error is in the log
-                    log.exception("batch failed; backing off")
-                    worked = False
-                if not worked:
-                    await self._idle(stop)
+            await self._pipeline(stop)
         finally:
             listener.cancel()
             beater.cancel()
@@ -133,8 +133,74 @@ class Worker:
         except psycopg.Error as exc:
             log.warning("could not check for dead workers of this host: %s", exc)
 
-    async def _idle(self, stop: asyncio.Event) -> None:
+    async def _pipeline(self, stop: asyncio.Event) -> None:
+        """Claim, encode, complete: three stages that overlap, so that the model never waits on
+        the database. While batch N encodes (in the executor thread), batch N+1 is claimed and
+        batch N-1's vectors are written. At most one batch is written at a time and one is
+        claimed ahead; on stop, the batch being encoded is finished and written, and the one
+        claimed ahead is released (by run) untouched."""
+        loop = asyncio.get_running_loop()
+        ahead: asyncio.Task[list[dict]] | None = None
+        writing: asyncio.Task[None] | None = None
+        try:
+            while not stop.is_set():
+                items = await (ahead if ahead is not None else self._claim())
+                ahead = None
+                if stop.is_set():
+                    break  # claimed but not started: released untouched
+                if not items:
+                    if writing is not None:
+                        await writing
+                        writing = None
+                    await self._idle(stop)
+                    continue
+                if not stop.is_set():
+                    ahead = asyncio.create_task(self._claim())
+                self.metrics.batch_size.observe(len(items))
+                texts = [item["content"] for item in items]
+                results = await loop.run_in_executor(self.executor, self._encode, texts)
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(self._finish(items, results))
+        finally:
+            if writing is not None:
+                await writing
+            if ahead is not None:
+                await ahead
+
+    async def _claim(self) -> list[dict]:
+        """The next batch ([] when there is none, or the database is away: the caller idles)."""
+        # a notification from now on means new work that this claim may not have seen
         self.wake.clear()
+        try:
+            async with self.pool.connection() as conn:
+                cur = conn.cursor(row_factory=dict_row)
+                await cur.execute(
+                    "SELECT * FROM memory_system.claim_batch(%s, %s, %s, %s)",
+                    (self.id, self.cfg.worker_batch, self.lease, self.embedder.info.name))
+                return await cur.fetchall()
+        except psycopg.OperationalError as exc:
+            self.pg.lost(exc)
+        except psycopg.Error:
+            # an unexpected SQL error must not stop the worker: it backs off, and the error is
+            # in the log
+            log.exception("claim failed; backing off")
+        return []
+
+    def _encode(self, texts: list[str]) -> list[np.ndarray | EmbedError | None]:
+        """The embedder's results for a batch (in the executor thread), through the test-only
+        fault hook of sidecar/faults.py when a test set it."""
+        marker = self.fault_marker
+        if marker is None:
+            return self.embedder.embed(texts)
+        results: list[np.ndarray | EmbedError | None] = [
+            EmbedError(faults.injected_error()) for _ in texts]
+        keep = [i for i, text in enumerate(texts) if marker not in text]
+        for i, result in zip(keep, self.embedder.embed([texts[i] for i in keep]), strict=True):
+            results[i] = result
+        return results
+
+    async def _idle(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(stop.wait())]
         await asyncio.wait(waiters, timeout=self.cfg.worker_poll_seconds,
                            return_when=asyncio.FIRST_COMPLETED)
@@ -142,26 +208,58 @@ class Worker:
             w.cancel()
 
     async def _listen(self, stop: asyncio.Event) -> None:
-        """LISTEN for new work; on any trouble, polling keeps things moving."""
+        """LISTEN for new work (polling is the fallback). This connection is also the first to
+        know that the database went away (a restart cuts it): it tries again every second, and
+        once connected again wakes the loop and runs `_reconnected`."""
+        lost = False
         while not stop.is_set():
+            wait = RETRY_SECONDS
             try:
                 async with await psycopg.AsyncConnection.connect(conninfo(self.cfg),
                                                                  autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    if lost:
+                        await self._reconnected(conn)
+                    self.pg.back()
+                    self.wake.set()
                     async for _ in conn.notifies():
                         self.wake.set()
+            except psycopg.OperationalError as exc:
+                self.pg.lost(exc)
             except (psycopg.Error, OSError) as exc:
                 log.debug("listener: %s", exc)
-            await asyncio.sleep(self.cfg.worker_poll_seconds)
+                wait = self.cfg.worker_poll_seconds
+            lost = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+
+    async def _reconnected(self, conn: psycopg.AsyncConnection) -> None:
+        """After a lost connection: the batch in hand may have died with it (its write never
+        reached the database, or its failure could not be recorded), and the heartbeats would
+        extend the lease of its items for as long as this process lives. Hand back at once every
+        item this worker holds (no try counted; a batch that still completes finds its items
+        gone and leaves them to the next claim), say it is alive, and drop the pool's connections
+        that died with the server."""
+        await self.pool.check()
+        async with conn.transaction():
+            cur = await conn.execute("SELECT memory_system.release(%s)", (self.id,))
+            released = (await cur.fetchone())[0]
+            await self._beat(conn)
+        if released:
+            log.info("handed back %d items held when the connection was lost", released)
+
+    async def _beat(self, conn: psycopg.AsyncConnection) -> None:
+        model = self.embedder.info
+        info = {"pid": os.getpid(), "model": model.name, "model_version": model.version,
+                "precision": model.dtype, "device": model.device, "threads": model.threads}
+        await conn.execute("SELECT memory_system.heartbeat(%s, %s, %s)",
+                           (self.id, self.lease, psycopg.types.json.Jsonb(info)))
 
     async def _heartbeats(self, stop: asyncio.Event) -> None:
-        info = {"pid": os.getpid(), "model": self.embedder.info.name,
-                "model_version": self.embedder.info.version}
         while not stop.is_set():
             try:
                 async with self.pool.connection() as conn:
-                    await conn.execute("SELECT memory_system.heartbeat(%s, %s, %s)",
-                                       (self.id, self.lease, psycopg.types.json.Jsonb(info)))
+                    await self._beat(conn)
                     # expired working memory and store items are invisible already; this
                     # reclaims their rows
                     cur = await conn.execute("SELECT memory_system.purge_expired_working_memory()"
@@ -169,6 +267,9 @@ class Worker:
                     purged = (await cur.fetchone())[0]
                     if purged:
                         log.info("purged %d expired working-memory keys and store items", purged)
+                self.pg.back()
+            except psycopg.OperationalError as exc:
+                self.pg.lost(exc)
             except (psycopg.Error, OSError) as exc:
                 log.warning("heartbeat failed: %s", exc)
             with contextlib.suppress(TimeoutError):
@@ -184,20 +285,11 @@ class Worker:
         except (psycopg.Error, OSError) as exc:
             log.warning("could not release items (their lease will expire): %s", exc)
 
-    # -- one batch ------------------------------------------------------------------------
-    async def _one_batch(self) -> bool:
-        async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                "SELECT * FROM memory_system.claim_batch(%s, %s, %s, %s)",
-                (self.id, self.cfg.worker_batch, self.lease, self.embedder.info.name))
-            items = await cur.fetchall()
-        if not items:
-            return False
-        self.metrics.batch_size.observe(len(items))
-        texts = [item["content"] for item in items]
-        loop = asyncio.get_running_loop()
-        results = await loop.run_in_executor(self.executor, self.embedder.embed, texts)
+    # -- one batch's results -------------------------------------------------------------
+    async def _finish(self, items: list[dict],
+                      results: list[np.ndarray | EmbedError | None]) -> None:
+        """Write a batch's vectors, close its empty items, record its failures. If the database
+        is away, the batch's lease brings its items back."""
         done, empty, failed = [], [], []
         for item, result in zip(items, results, strict=True):
             if result is None:
@@ -206,15 +298,20 @@ class Worker:
                 failed.append((item, str(result)))
             else:
                 done.append((item, result))
-        async with self.pool.connection() as conn:
-            if empty:
-                await conn.execute("SELECT memory_system.skip_batch(%s, %s, %s)",
-                                   (self.id, [i["item_id"] for i in empty], "empty content"))
-                self.metrics.skipped.inc(len(empty))
-            failed += await self._complete(conn, done)
-            for item, error in failed:
-                await self._fail(conn, item, error)
-        return True
+        try:
+            async with self.pool.connection() as conn:
+                if empty:
+                    await conn.execute("SELECT memory_system.skip_batch(%s, %s, %s)",
+                                       (self.id, [i["item_id"] for i in empty], "empty content"))
+                    self.metrics.skipped.inc(len(empty))
+                failed += await self._complete(conn, done)
+                for item, error in failed:
+                    await self._fail(conn, item, error)
+        except psycopg.OperationalError as exc:
+            # the batch's items are handed back when the connection is back (_reconnected)
+            self.pg.lost(exc)
+        except psycopg.Error:
+            log.exception("writing a batch failed: its items come back when their lease expires")
 
     async def _complete(self, conn: psycopg.AsyncConnection,
                         done: list[tuple[dict, np.ndarray]]) -> list[tuple[dict, str]]:

@@ -1,16 +1,29 @@
-"""Chunking and embedding with the real model: nothing is truncated, batching changes nothing."""
+"""Chunking and embedding with the real model, in both precisions: nothing is truncated,
+batching changes nothing; the precision follows the CPU's bf16 units and is in the version."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
-from sidecar.embedder import Embedder
+from sidecar.embedder import (
+    Embedder,
+    ModelError,
+    auto_threads,
+    choose_dtype,
+    cpu_flags,
+)
+
+# bf16 rounds differently with another padding (another batch): vectors move by < 1e-4 there
+SAME = {"float32": 0.99999, "bfloat16": 0.9999}
 
 
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    return Embedder()
+@pytest.fixture(scope="module", params=["float32", "bfloat16"])
+def embedder(request: pytest.FixtureRequest) -> Embedder:
+    return Embedder(dtype=request.param)
 
 
 def long_text(words: int = 5000) -> str:
@@ -52,9 +65,56 @@ def test_batching_across_texts_changes_no_vector(embedder: Embedder) -> None:
     alone = [embedder.embed([t])[0] for t in texts]
     assert together[3] is None and alone[3] is None, "empty text gets no vector"
     for x, y in zip(together[:3], alone[:3], strict=True):
-        assert float(x @ y) > 0.99999
+        assert float(x @ y) > SAME[embedder.info.dtype]
 
 
 def test_whitespace_only_text_has_no_chunks(embedder: Embedder) -> None:
     assert embedder.chunk(" \n\t ") == []
     assert embedder.chunk("one short sentence") == ["one short sentence"]
+
+
+def test_the_precision_is_in_the_version_and_bf16_vectors_stay_close(embedder: Embedder) -> None:
+    assert next(embedder.model.parameters()).dtype == getattr(torch, embedder.info.dtype)
+    assert embedder.info.version.endswith("+bf16") == (embedder.info.dtype == "bfloat16")
+    texts = ["The red fox crossed the frozen river at dawn.", long_text(600)]
+    reference = Embedder(dtype="float32", threads=1).embed(texts)
+    for x, y in zip(embedder.embed(texts), reference, strict=True):
+        assert float(x @ y) > 0.9998, "bf16 moves a vector by less than 2e-4 in cosine"
+
+
+def test_auto_picks_float32_on_a_cpu_without_bf16_units() -> None:
+    """The no-bf16 path of `auto`, forced: the flags of an AVX2-only CPU (e.g. an AMD EPYC)."""
+    flags = frozenset({"fpu", "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni"})
+    embedder = Embedder(dtype="auto", flags=flags, threads=1)
+    assert embedder.info.dtype == "float32" and "no bf16" in embedder.info.dtype_reason
+    assert next(embedder.model.parameters()).dtype == torch.float32
+    assert not embedder.info.version.endswith("+bf16")
+    assert choose_dtype("auto", "cpu", flags | {"amx_bf16"})[0] == "bfloat16"
+    assert choose_dtype("auto", "cpu", flags | {"avx512_bf16"})[0] == "bfloat16"
+    assert choose_dtype("float32", "cpu", frozenset({"amx_bf16"}))[0] == "float32"
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 amx_bf16 avx512_bf16\n\n"
+                    "processor\t: 1\nflags\t\t: fpu avx2 amx_bf16 avx512_bf16\n")
+    assert cpu_flags(info) == {"fpu", "avx2", "amx_bf16", "avx512_bf16"}
+    assert cpu_flags(tmp_path / "missing") == frozenset()
+
+
+def test_bad_precision_or_device_is_refused() -> None:
+    with pytest.raises(ModelError, match="NEXUS_EMBED_DTYPE"):
+        choose_dtype("fp8", "cpu", frozenset())
+    with pytest.raises(ModelError, match="NEXUS_EMBED_DEVICE"):
+        Embedder(device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match="no CUDA device"):
+            Embedder(device="cuda")
+
+
+def test_threads_follow_the_cores() -> None:
+    assert auto_threads(1, cores=2) == 1, "one core left to PostgreSQL"
+    assert auto_threads(1, cores=8) == 7
+    assert auto_threads(3, cores=8) == 2
+    assert auto_threads(16, cores=4) == 1
+    assert auto_threads(1, cores=1) == 1

@@ -302,6 +302,85 @@ def test_a_bad_row_is_rejected_by_name_and_imported_once_fixed(legacy: Legacy) -
                 imports.rollback(conn, i["import_id"])
 
 
+def test_adapt_keeps_odd_metadata_and_oversize_content_and_validates_them(
+        legacy: Legacy, tmp_path: Path) -> None:
+    """--adapt metadata,oversize: rows that would be rejected are written adapted, each counted,
+    listed and compared with its source; what still does not fit is rejected by name."""
+    words = " ".join(f"word{i % 5000}" for i in range(60_000))          # ~500 KB
+    legacy.legacy_sql("CREATE TABLE odd (id int PRIMARY KEY, agent_id text, content text, "
+                      "metadata text)")
+    legacy.legacy_sql(
+        "INSERT INTO odd VALUES (1, 'bob', 'a plain row', '{\"ok\": 1}'), "
+        "(2, 'bob', 'metadata that is not JSON', 'source=crm; id=7 {'), "
+        "(3, 'bob', 'metadata that is a JSON array', '[1, 2]'), "
+        "(4, 'bob', %s, NULL), (5, 'bob', %s, '\"a JSON string\"')",
+        words[:300_000], words)
+    mapping = tmp_path / "odd.toml"
+    mapping.write_text('[episodes]\ntable = "odd"\n[working_memory]\nenabled = false\n')
+    common = ["import", "legacy", "--pg", legacy.dsn, "--mapping", str(mapping),
+              "--source-name", "odd", "--json"]
+    try:
+        plain = legacy.nexus(*common)
+        assert plain.returncode == 1
+        ep = json.loads(plain.stdout)["kinds"]["episode"]
+        assert (ep["equal"], ep["rejected"], ep["adapted"]) == (1, 4, 0)
+        assert sorted(r["sqlstate"] for r in ep["examples"]["rejected"]) == \
+            ["NX011", "NX011", "NX012", "NX012"]
+
+        adapted = legacy.nexus(*common, "--adapt", "metadata", "--adapt", "oversize",
+                               "--max-content-bytes", "400000")
+        assert adapted.returncode == 1, "row 5's content is over the import's own limit too"
+        report = json.loads(adapted.stdout)
+        ep = report["kinds"]["episode"]
+        assert report["import"]["episode"]["written"] == 3
+        assert (ep["source"], ep["equal"], ep["mismatched"], ep["adapted"]) == (5, 4, 0, 3)
+        assert ep["adapted_by"] == {"metadata": 2, "oversize": 1}
+        assert ep["examples"]["adapted"] == [
+            {"source_ref": "odd/odd/2", "adapted": ["metadata"]},
+            {"source_ref": "odd/odd/3", "adapted": ["metadata"]},
+            {"source_ref": "odd/odd/4", "adapted": ["oversize"]}]
+        assert [(r["source_ref"], r["sqlstate"]) for r in ep["examples"]["rejected"]] == \
+            [("odd/odd/5", "NX011")]
+        with su(legacy.cfg) as conn:
+            kept = dict(conn.execute(
+                "SELECT r.source_ref, e.metadata FROM nexus_memory.zep_episodic_memory AS e "
+                "  JOIN memory_system.import_rows AS r ON r.kind = 'episode' "
+                "   AND r.target_id = e.id WHERE r.source_ref IN ('odd/odd/2', 'odd/odd/3')"))
+            assert kept == {"odd/odd/2": {"legacy_metadata": "source=crm; id=7 {"},
+                            "odd/odd/3": {"legacy_metadata": "[1, 2]"}}
+            whole = conn.execute(
+                "SELECT octet_length(e.content) FROM nexus_memory.zep_episodic_memory AS e "
+                "  JOIN memory_system.import_rows AS r ON r.kind = 'episode' "
+                "   AND r.target_id = e.id WHERE r.source_ref = 'odd/odd/4'").fetchone()[0]
+            assert whole == 300_000, "the oversize content is kept whole"
+            # kept metadata that no longer matches the source is a mismatch, named
+            conn.execute("UPDATE nexus_memory.zep_episodic_memory AS e "
+                         "   SET metadata = '{\"legacy_metadata\": \"edited\"}' "
+                         "  FROM memory_system.import_rows AS r WHERE r.kind = 'episode' "
+                         "   AND r.target_id = e.id AND r.source_ref = 'odd/odd/2'")
+        again = json.loads(legacy.nexus(*common, "--adapt", "metadata,oversize").stdout)
+        ep = again["kinds"]["episode"]
+        assert ep["examples"]["mismatched"] == ["odd/odd/2"]
+        assert ep["rejected"] == 0 and ep["equal"] == 4, "4 MiB by default: row 5 is in"
+
+        # the import's limit is not an agent's: setting it in an agent's session changes nothing
+        with psycopg.connect(agents.dsn(legacy.cfg, "bob"), autocommit=True) as bob:
+            bob.execute("SET nexus.import_max_content_bytes = '100000000'")
+            for statement in ("SELECT nexus.record_episode(%s)",
+                              "INSERT INTO nexus_memory.zep_episodic_memory (content) VALUES (%s)"):
+                with pytest.raises(psycopg.Error) as refused:
+                    bob.execute(statement, (words[:300_000],))
+                assert refused.value.sqlstate == "NX011"
+        bad = legacy.nexus(*common, "--adapt", "everything")
+        assert bad.returncode == 2 and "can adapt metadata, oversize" in bad.stderr
+    finally:
+        legacy.legacy_sql("DROP TABLE odd")
+        with target_conn(legacy.cfg) as conn:
+            for i in imports.list_imports(conn):
+                if i["state"] != "rolled_back":
+                    imports.rollback(conn, i["import_id"])
+
+
 def test_mapping_file_and_rdb_file(legacy: Legacy, tmp_path: Path) -> None:
     legacy.legacy_sql("""
         CREATE TABLE memories (memory_id uuid PRIMARY KEY DEFAULT gen_random_uuid(), body text,

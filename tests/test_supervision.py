@@ -15,8 +15,10 @@ import psycopg
 from conftest import NEXUS, own_stack_env, process_alive
 from tests.test_worker import wait_for
 
-EPISODES = 600
 KILLS = 3
+# written before each kill: enough that the kill lands mid-stream at bf16 speed (~150 a second)
+PER_KILL = 800
+EPISODES = KILLS * PER_KILL
 
 
 def status(env: dict[str, str]) -> dict:
@@ -40,15 +42,16 @@ def test_kill_9_of_the_only_replica_loses_nothing_and_status_tells_the_truth() -
                 return su.execute("SELECT count(*) FROM nexus_memory.episode_embeddings"
                                   ).fetchone()[0]
 
-            agent.cursor().executemany(
-                "SELECT nexus.record_episode(%s)",
-                [(f"Episode {i}: the courier left parcel {i} at door {i % 37} on floor "
-                  f"{i % 9}, and the customer confirmed it by message.",) for i in range(EPISODES)])
             killed = []
-            for _ in range(KILLS):
-                before = embedded()
-                wait_for(lambda b=before: embedded() > b + 16, timeout=120)  # mid-stream
+            for round_ in range(KILLS):
                 pid = status(env)["worker"]["replica_pids"][0]
+                before = embedded()
+                agent.cursor().executemany(
+                    "SELECT nexus.record_episode(%s)",
+                    [(f"Episode {i}: the courier left parcel {i} at door {i % 37} on floor "
+                      f"{i % 9}, and the customer confirmed it by message.",)
+                     for i in range(round_ * PER_KILL, (round_ + 1) * PER_KILL)])
+                wait_for(lambda b=before: embedded() > b + 16, timeout=120)  # mid-stream
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
                 seen = status(env)["worker"]

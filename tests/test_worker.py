@@ -47,9 +47,20 @@ def wait_for(what: Callable[[], object], timeout: float = 180, interval: float =
 
 
 def worker_env(cfg: Config, http_port: int, **extra: str) -> dict[str, str]:
+    # the precision of the `precision` fixture, when a test runs in both (default: auto)
+    dtype = {"NEXUS_EMBED_DTYPE": os.environ["NEXUS_EMBED_DTYPE"]} \
+        if os.environ.get("NEXUS_EMBED_DTYPE") else {}
     return {"PATH": os.environ["PATH"], "NEXUS_HOME": str(cfg.home), "NEXUS_DB": cfg.database,
             "NEXUS_PG_PORT": str(cfg.pg_port), "NEXUS_REDIS_PORT": str(cfg.redis_port),
-            "NEXUS_HTTP_PORT": str(http_port), "NEXUS_WORKER_POLL_SECONDS": "1", **extra}
+            "NEXUS_HTTP_PORT": str(http_port), "NEXUS_WORKER_POLL_SECONDS": "1", **dtype,
+            **extra}
+
+
+@pytest.fixture(params=["float32", "bfloat16"])
+def precision(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a worker test with the workers in each precision (NEXUS_EMBED_DTYPE)."""
+    monkeypatch.setenv("NEXUS_EMBED_DTYPE", request.param)
+    return request.param
 
 
 def start_worker(cfg: Config, *args: str, **extra: str) -> tuple[subprocess.Popen, int]:
@@ -200,6 +211,7 @@ def test_embed_endpoint_rejects_bad_input_and_caches(served) -> None:
     assert first["embedding"] == pytest.approx(second["embedding"], abs=1e-6)
 
 
+@pytest.mark.usefixtures("precision")
 def test_kill_9_mid_batch_then_restart_loses_nothing(fresh_db: Config) -> None:
     cfg = fresh_db
     agent = add_agent(cfg, "crash_agent")
@@ -228,6 +240,7 @@ def test_kill_9_mid_batch_then_restart_loses_nothing(fresh_db: Config) -> None:
     assert reaped > 0, "the killed worker's items came back through their expired leases"
 
 
+@pytest.mark.usefixtures("precision")
 def test_three_replicas_share_the_work_each_item_once(fresh_db: Config) -> None:
     cfg = fresh_db
     agent = add_agent(cfg, "replica_agent")
@@ -248,6 +261,7 @@ def test_three_replicas_share_the_work_each_item_once(fresh_db: Config) -> None:
     assert stopped == 3, "each replica drained and said so"
 
 
+@pytest.mark.usefixtures("precision")
 def test_sigterm_drains(fresh_db: Config) -> None:
     cfg = fresh_db
     agent = add_agent(cfg, "drain_agent")
@@ -268,6 +282,7 @@ def test_sigterm_drains(fresh_db: Config) -> None:
     assert retried == 0, "a clean shutdown counts no failure"
 
 
+@pytest.mark.usefixtures("precision")
 def test_a_poison_item_goes_dead_alone(fresh_db: Config) -> None:
     cfg = fresh_db
     agent = add_agent(cfg, "poison_agent")
@@ -306,6 +321,39 @@ def test_a_model_of_the_wrong_dimension_is_refused_at_start(fresh_db: Config) ->
                             capture_output=True, text=True, timeout=240)
     assert result.returncode == 2
     assert "384-dimensional" in result.stderr and "stores 512" in result.stderr
+
+
+def test_cuda_asked_without_a_gpu_is_refused_at_start(fresh_db: Config) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    result = subprocess.run([NEXUS, "worker"], env=worker_env(fresh_db, free_port(),
+                                                              NEXUS_EMBED_DEVICE="cuda"),
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 2
+    assert "NEXUS_EMBED_DEVICE=cuda" in result.stderr and "no CUDA device" in result.stderr
+
+
+def test_the_precision_is_reported_and_stored_with_each_vector(served) -> None:
+    cfg, port = served
+    stats = json.loads(http(port, "/stats")[1])
+    assert stats["precision"] in ("float32", "bfloat16") and stats["threads"] >= 1
+    assert stats["model_version"].endswith("+bf16") == (stats["precision"] == "bfloat16")
+    agent = add_agent(cfg, "precision_agent")
+    insert(cfg, agent, ["stored with the precision of the worker that embedded it"])
+    with su(cfg) as conn:
+        def embedded() -> bool:
+            """the episode's vector"""
+            return conn.execute("SELECT count(*) FROM nexus_memory.episode_embeddings "
+                                "WHERE agent_id = %s", (agent,)).fetchone()[0] == 1
+        wait_for(embedded, timeout=60)
+        version = conn.execute("SELECT model_version FROM nexus_memory.episode_embeddings "
+                               "WHERE agent_id = %s", (agent,)).fetchone()[0]
+        info = conn.execute("SELECT info FROM memory_system.worker_heartbeats "
+                            "WHERE stopped_at IS NULL").fetchone()[0]
+    assert version == stats["model_version"]
+    assert info["precision"] == stats["precision"] and info["model_version"] == version
 
 
 def test_up_runs_the_worker_and_health_follows_postgresql_and_redis() -> None:

@@ -90,7 +90,8 @@ SELECT memory_system.import_check_staged('{episode}');
 CREATE TEMP TABLE rep AS SELECT memory_system.import_validate((SELECT id FROM imp)) AS r;
 SELECT is((SELECT r -> 'ok' FROM rep), 'false'::jsonb, 'rejected rows make the import invalid');
 SELECT is((SELECT (r #> '{kinds,episode}') - 'examples' - 'embedded' FROM rep),
-          '{"source": 4, "target": 2, "equal": 2, "missing": 2, "mismatched": 0, "rejected": 2}'::jsonb,
+          '{"source": 4, "target": 2, "equal": 2, "missing": 2, "mismatched": 0, "rejected": 2,
+            "adapted": 0, "adapted_by": {}}'::jsonb,
           'counts per kind');
 SELECT is((SELECT r #> '{kinds,episode,examples,missing}' FROM rep), '["t/2", "t/3"]'::jsonb, 'the missing rows are named');
 SELECT is((SELECT report FROM memory_system.imports WHERE import_id = (SELECT id FROM imp)), (SELECT r FROM rep),

@@ -15,13 +15,14 @@ Memory stays flat as the source grows: rows go from one COPY to another without 
 """
 
 
-from nexus.imports.common import BATCH_ROWS, KINDS, ImportFailed
+from nexus.imports.common import BATCH_ROWS, IMPORT_MAX_CONTENT_BYTES, KINDS, ImportFailed
 from nexus.imports.jsonl import export_agent, import_jsonl, read_jsonl
 from nexus.imports.ledger import list_imports, rollback, validate, wait_embedded
 from nexus.imports.legacy import LegacyOptions, import_legacy
 from nexus.imports.report import summary
 from nexus.imports.staging import copy_between, copy_rows
 
-__all__ = ["BATCH_ROWS", "KINDS", "ImportFailed", "LegacyOptions", "copy_between", "copy_rows",
+__all__ = ["BATCH_ROWS", "IMPORT_MAX_CONTENT_BYTES", "KINDS", "ImportFailed", "LegacyOptions",
+           "copy_between", "copy_rows",
            "export_agent", "import_jsonl", "import_legacy", "list_imports", "read_jsonl",
            "rollback", "summary", "validate", "wait_embedded"]

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 BATCH_ROWS = 10_000
+# what `nexus import legacy --adapt` may adapt instead of rejecting (docs/import.md)
+ADAPTATIONS = ("metadata", "oversize")
+# the API's content limit (validation trigger), and an import's own with --adapt oversize
+API_MAX_CONTENT_BYTES = 256 * 1024
+IMPORT_MAX_CONTENT_BYTES = 4 * 1024 * 1024
 EXPORT_VERSION = 1
 KINDS = ("episode", "semantic", "working_memory", "checkpoint")
 # staged columns per kind, in COPY order (memory_system.import_stage, db/functions/import/)

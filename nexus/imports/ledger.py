@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -16,11 +17,14 @@ from nexus.imports.staging import Progress
 LOCK_CLASS = "hashtext('nexus_import')"
 
 
-def begin_import(conn: psycopg.Connection, fmt: str, source: str) -> int:
-    """Register an import and hold its lock (rollback refuses while it is held)."""
+def begin_import(conn: psycopg.Connection, fmt: str, source: str,
+                 adapt: dict[str, Any] | None = None) -> int:
+    """Register an import (with what it may adapt instead of rejecting, memory_system.imports.adapt)
+    and hold its lock (rollback refuses while it is held)."""
     conn.execute("SET TIME ZONE 'UTC'")
-    row = conn.execute("INSERT INTO memory_system.imports (format, source) VALUES (%s, %s) "
-                       "RETURNING import_id", (fmt, source)).fetchone()
+    row = conn.execute("INSERT INTO memory_system.imports (format, source, adapt) "
+                       "VALUES (%s, %s, %s) RETURNING import_id",
+                       (fmt, source, json.dumps(adapt) if adapt else None)).fetchone()
     assert row is not None
     import_id = int(row[0])
     conn.commit()

@@ -12,7 +12,14 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from nexus.imports.common import BATCH_ROWS, STAGE_COLUMNS, ImportFailed
+from nexus.imports.common import (
+    ADAPTATIONS,
+    API_MAX_CONTENT_BYTES,
+    BATCH_ROWS,
+    IMPORT_MAX_CONTENT_BYTES,
+    STAGE_COLUMNS,
+    ImportFailed,
+)
 from nexus.imports.ledger import (
     begin_import,
     check_agents,
@@ -52,6 +59,27 @@ class LegacyOptions:
     wait: float | None = None
     # parallel writers of episodes: the work is the server's (text index, queue), one core each
     jobs: int = 2
+    # what to adapt instead of rejecting (ADAPTATIONS): metadata that is not a JSON object is
+    # kept as {"legacy_metadata": text}; content over the API's limit is kept whole up to
+    # max_content_bytes. Each adapted row is counted and listed in the report.
+    adapt: frozenset[str] = frozenset()
+    max_content_bytes: int = IMPORT_MAX_CONTENT_BYTES
+
+    def adapt_options(self) -> dict[str, Any] | None:
+        """What memory_system.imports.adapt records for the SQL that writes the rows."""
+        unknown = sorted(self.adapt - set(ADAPTATIONS))
+        if unknown:
+            raise ImportFailed(f"--adapt {', '.join(unknown)}: can adapt "
+                               f"{', '.join(ADAPTATIONS)}")
+        if self.max_content_bytes < API_MAX_CONTENT_BYTES:
+            raise ImportFailed(f"--max-content-bytes must be at least the API's limit, "
+                               f"{API_MAX_CONTENT_BYTES}")
+        options: dict[str, Any] = {}
+        if "metadata" in self.adapt:
+            options["metadata"] = True
+        if "oversize" in self.adapt:
+            options["max_content_bytes"] = self.max_content_bytes
+        return options or None
 
 
 def _episode_writer(target: psycopg.Connection, import_id: int, tm: TableMap, opts: LegacyOptions,
@@ -82,6 +110,7 @@ def import_legacy(target: psycopg.Connection, opts: LegacyOptions,
                   create_agent: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The whole legacy import: checks, staging, batches, validation. Returns the report."""
     mapping = load_mapping(opts.mapping)
+    adapt = opts.adapt_options()
     if opts.redis_url and opts.redis_rdb:
         raise ImportFailed("give --redis or --redis-rdb, not both")
     source = describe_dsn(opts.pg)
@@ -101,7 +130,7 @@ def import_legacy(target: psycopg.Connection, opts: LegacyOptions,
         check_agents(target, agents, create_agent)
         target.commit()
 
-        import_id = begin_import(target, "legacy", source + (" + redis" if rds else ""))
+        import_id = begin_import(target, "legacy", source + (" + redis" if rds else ""), adapt)
 
         def stage_working_memory() -> int:
             target.execute("TRUNCATE pg_temp.nexus_import_working_memory")
@@ -119,7 +148,7 @@ def import_legacy(target: psycopg.Connection, opts: LegacyOptions,
             if "episodes" in tables:
                 query = episode_check_query(tables["episodes"], opts.source_name, opts.agent)
                 copy_between(src, query, target, "nexus_import_check",
-                             ("kind", "agent_id", "source_ref", "sha256"))
+                             ("kind", "agent_id", "source_ref", "sha256", "meta_sha256"))
             stage_working_memory()
             stage_checks_from(target, ["working_memory"])
             target.commit()

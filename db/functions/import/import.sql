@@ -31,14 +31,17 @@ BEGIN
         checkpoint_name text, state text, metadata text, created_at text);
     -- what validation reads back from the source: identity and checksum of each row
     CREATE TEMP TABLE IF NOT EXISTS nexus_import_check (
-        kind text, agent_id text, source_ref text, sha256 bytea);
+        kind text, agent_id text, source_ref text, sha256 bytea,
+        -- sha256 of the source's metadata text: compared with what an adapted row kept
+        meta_sha256 bytea);
     TRUNCATE nexus_import_episode, nexus_import_semantic, nexus_import_working_memory,
              nexus_import_checkpoint, nexus_import_check;
 END
 $$;
 COMMENT ON FUNCTION memory_system.import_stage() IS
 'Creates (or empties) this session''s import staging tables: pg_temp.nexus_import_{episode,semantic,
-working_memory,checkpoint} (text columns, filled by COPY) and nexus_import_check (source checksums).';
+working_memory,checkpoint} (text columns, filled by COPY) and nexus_import_check (source checksums,
+and of the source metadata for validating adapted rows).';
 
 -- the checksums of staged rows, for sources validation cannot read back (JSONL, Redis)
 CREATE OR REPLACE FUNCTION memory_system.import_check_staged(p_kinds text[])
@@ -95,6 +98,29 @@ $$;
 COMMENT ON FUNCTION memory_system._import_json(text) IS
 'Imported text to jsonb: valid JSON as is, any other text as a JSON string. Internal.';
 
+-- whether imported text is a JSON object (what the metadata columns accept)
+CREATE OR REPLACE FUNCTION memory_system._import_is_object(p_text text)
+RETURNS boolean
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+BEGIN
+    RETURN pg_input_is_valid(p_text, 'jsonb') AND jsonb_typeof(p_text::jsonb) = 'object';
+END
+$$;
+COMMENT ON FUNCTION memory_system._import_is_object(text) IS
+'Whether imported text is a JSON object (NULL for NULL). Internal.';
+
+-- what an import may adapt (memory_system.imports.adapt), for the row functions
+CREATE OR REPLACE FUNCTION memory_system._import_adapts_metadata(p_import_id bigint)
+RETURNS boolean
+LANGUAGE sql
+STABLE
+AS $$ SELECT coalesce((SELECT (adapt ->> 'metadata')::boolean FROM memory_system.imports
+                         WHERE import_id = p_import_id), false) $$;
+COMMENT ON FUNCTION memory_system._import_adapts_metadata(bigint) IS
+'Whether an import keeps metadata that is not a JSON object under {"legacy_metadata": text}. Internal.';
+
 -- the checksum of a value as stored: sha256 of the jsonb's text (its canonical form)
 CREATE OR REPLACE FUNCTION memory_system._json_sha256(p_value jsonb)
 RETURNS bytea
@@ -130,9 +156,19 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     v_rows bigint;
+    v_meta boolean := memory_system._import_adapts_metadata(p_import_id);
+    v_max_content text := (SELECT adapt ->> 'max_content_bytes' FROM memory_system.imports
+                            WHERE import_id = p_import_id);
 BEGIN
+    -- content over the API's limit, up to the import's own limit: the validation trigger reads
+    -- this (for the tables' owner only), until the end of the transaction
+    IF v_max_content IS NOT NULL THEN
+        PERFORM set_config('nexus.import_max_content_bytes', v_max_content, true);
+    END IF;
     WITH src AS MATERIALIZED (
-        SELECT s.*, coalesce(s.episode_uuid::uuid, gen_random_uuid()) AS uuid
+        SELECT s.*, coalesce(s.episode_uuid::uuid, gen_random_uuid()) AS uuid,
+               v_meta AND s.metadata IS NOT NULL AND NOT memory_system._import_is_object(s.metadata)
+                   AS meta_adapted
           FROM pg_temp.nexus_import_episode AS s
          WHERE s.n BETWEEN p_lo AND p_hi
            AND NOT EXISTS (SELECT FROM memory_system.import_rows AS r
@@ -144,7 +180,8 @@ BEGIN
                 importance, valid_at, created_at, updated_at)
         SELECT s.agent_id, s.uuid, s.session_id, coalesce(s.action_type, 'observation'),
                coalesce(s.source, 'text'), s.content,
-               coalesce(memory_system._import_json(s.metadata), '{}'),
+               CASE WHEN s.meta_adapted THEN jsonb_build_object('legacy_metadata', s.metadata)
+                    ELSE coalesce(memory_system._import_json(s.metadata), '{}') END,
                memory_system._import_tags(s.tags), coalesce(s.importance::real, 0.5),
                s.valid_at::timestamptz, coalesce(s.created_at::timestamptz, s.updated_at::timestamptz, now()),
                coalesce(s.updated_at::timestamptz, s.created_at::timestamptz, now())
@@ -153,9 +190,12 @@ BEGIN
         RETURNING agent_id, episode_uuid, id, content_sha256)
     -- an episode already there with the same uuid (an export imported back) is adopted, not copied
     INSERT INTO memory_system.import_rows
-           (import_id, kind, agent_id, source_ref, target_id, source_sha256, adopted)
+           (import_id, kind, agent_id, source_ref, target_id, source_sha256, adopted, adapted)
     SELECT p_import_id, 'episode', s.agent_id, s.source_ref, coalesce(i.id, e.id),
-           coalesce(i.content_sha256, sha256(convert_to(s.content, 'UTF8'))), i.id IS NULL
+           coalesce(i.content_sha256, sha256(convert_to(s.content, 'UTF8'))), i.id IS NULL,
+           nullif(array_remove(ARRAY[CASE WHEN s.meta_adapted THEN 'metadata' END,
+                                     CASE WHEN octet_length(s.content) > 262144 THEN 'oversize' END],
+                               NULL), '{}')
       FROM src AS s
       LEFT JOIN ins AS i ON i.agent_id = s.agent_id AND i.episode_uuid = s.uuid
       LEFT JOIN nexus_memory.zep_episodic_memory AS e
@@ -166,7 +206,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memory_system._import_episode_rows(bigint, bigint, bigint) IS
-'Writes staged episodes (an episode already there with the same uuid is adopted) of rows p_lo..p_hi and records them in the ledger; returns how many. Internal: called by import_batch.';
+'Writes staged episodes (an episode already there with the same uuid is adopted) of rows p_lo..p_hi and records them in the ledger; returns how many. What the import''s adapt options allow is adapted and recorded (import_rows.adapted): metadata that is not a JSON object kept as {"legacy_metadata": text}; content over 256 KiB kept whole up to max_content_bytes. Internal: called by import_batch.';
 
 CREATE OR REPLACE FUNCTION memory_system._import_semantic_rows(p_import_id bigint, p_lo bigint, p_hi bigint)
 RETURNS bigint
@@ -395,6 +435,14 @@ BEGIN
     FOR v_kind IN SELECT unnest(ARRAY['episode', 'semantic', 'working_memory', 'checkpoint']) LOOP
         WITH chk AS (
             SELECT c.agent_id, c.source_ref, c.sha256 AS src_sha, r.target_id, r.source_sha256 AS led_sha,
+                   r.adapted,
+                   -- metadata kept under "legacy_metadata" must be the source's text, unchanged
+                   CASE WHEN v_kind = 'episode' AND 'metadata' = ANY (r.adapted) THEN
+                       (SELECT sha256(convert_to(e.metadata ->> 'legacy_metadata', 'UTF8'))
+                               IS NOT DISTINCT FROM c.meta_sha256
+                          FROM nexus_memory.zep_episodic_memory AS e
+                         WHERE e.agent_id = r.agent_id AND e.id = r.target_id)
+                   END AS meta_ok,
                    CASE v_kind
                        WHEN 'episode' THEN (SELECT e.content_sha256 FROM nexus_memory.zep_episodic_memory AS e
                                              WHERE e.agent_id = r.agent_id AND e.id = r.target_id)
@@ -417,11 +465,20 @@ BEGIN
         SELECT jsonb_build_object(
                    'source', count(*),
                    'target', count(*) FILTER (WHERE tgt_sha IS NOT NULL),
-                   'equal', count(*) FILTER (WHERE tgt_sha = src_sha AND led_sha = src_sha),
+                   'equal', count(*) FILTER (WHERE tgt_sha = src_sha AND led_sha = src_sha
+                                                AND meta_ok IS NOT FALSE),
                    'missing', count(*) FILTER (WHERE tgt_sha IS NULL),
-                   'mismatched', count(*) FILTER (WHERE tgt_sha IS DISTINCT FROM src_sha AND tgt_sha IS NOT NULL
-                                                     OR led_sha IS DISTINCT FROM src_sha AND tgt_sha IS NOT NULL),
+                   'mismatched', count(*) FILTER (WHERE tgt_sha IS NOT NULL
+                                                    AND (tgt_sha IS DISTINCT FROM src_sha
+                                                         OR led_sha IS DISTINCT FROM src_sha
+                                                         OR meta_ok IS FALSE)),
                    'rejected', (SELECT count(*) FROM rej),
+                   -- rows written adapted (nexus import legacy --adapt): counted and listed, and
+                   -- compared with the source like the others (content checksum; kept metadata)
+                   'adapted', count(*) FILTER (WHERE tgt_sha IS NOT NULL AND adapted IS NOT NULL),
+                   'adapted_by', (SELECT coalesce(jsonb_object_agg(a.what, a.n), '{}') FROM
+                                   (SELECT w AS what, count(*) AS n FROM chk, unnest(chk.adapted) AS w
+                                     WHERE chk.tgt_sha IS NOT NULL GROUP BY w) AS a),
                    'embedded', CASE WHEN v_kind IN ('episode', 'semantic') THEN
                                    count(*) FILTER (WHERE tgt_sha IS NOT NULL AND memory_system._embedded(
                                        CASE v_kind WHEN 'episode' THEN 'zep_episodic_memory' ELSE 'semantic_memories' END,
@@ -433,8 +490,14 @@ BEGIN
                        'mismatched', coalesce((SELECT jsonb_agg(x.source_ref) FROM
                                                (SELECT source_ref FROM chk
                                                  WHERE tgt_sha IS NOT NULL
-                                                   AND (tgt_sha IS DISTINCT FROM src_sha OR led_sha IS DISTINCT FROM src_sha)
+                                                   AND (tgt_sha IS DISTINCT FROM src_sha OR led_sha IS DISTINCT FROM src_sha
+                                                        OR meta_ok IS FALSE)
                                                  ORDER BY source_ref LIMIT 10) AS x), '[]'),
+                       'adapted', coalesce((SELECT jsonb_agg(jsonb_build_object('source_ref', x.source_ref,
+                                                                                'adapted', to_jsonb(x.adapted))) FROM
+                                            (SELECT source_ref, adapted FROM chk
+                                              WHERE tgt_sha IS NOT NULL AND adapted IS NOT NULL
+                                              ORDER BY source_ref LIMIT 10) AS x), '[]'),
                        'rejected', coalesce((SELECT jsonb_agg(jsonb_build_object('source_ref', x.source_ref,
                                                  'sqlstate', x.sqlstate, 'reason', x.reason)) FROM
                                              (SELECT * FROM rej ORDER BY source_ref LIMIT 10) AS x), '[]')))
@@ -454,8 +517,11 @@ $$;
 COMMENT ON FUNCTION memory_system.import_validate(bigint) IS
 'Compares the source rows read back into pg_temp.nexus_import_check with the target, through the
 ledger: per kind the source and target counts, rows with equal checksums, missing, mismatched and
-rejected rows (with examples) and how many are embedded. ok is true only if every source row is
-there with an equal checksum and nothing was rejected. Stores the report on the import.';
+rejected rows (with examples), rows written adapted (count, by what, examples) and how many are
+embedded. An adapted row is equal only if its content checksum is the source''s and, for kept
+metadata, {"legacy_metadata": text} holds the source''s metadata text. ok is true only if every
+source row is there and equal and nothing was rejected (adapted rows may be). Stores the report on
+the import.';
 
 
 CREATE OR REPLACE FUNCTION memory_system.import_rollback(p_import_id bigint)

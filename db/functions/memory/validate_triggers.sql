@@ -4,6 +4,9 @@ CREATE OR REPLACE FUNCTION memory_system._validate_memory_text()
 RETURNS trigger
 LANGUAGE plpgsql
 AS $$
+DECLARE
+    -- 256 KiB keeps the full-text vector of any content under its 1 MB limit
+    v_limit bigint := 262144;
 BEGIN
     IF TG_OP = 'INSERT' OR NEW.agent_id IS DISTINCT FROM OLD.agent_id THEN
         PERFORM memory_system._check_agent(NEW.agent_id);
@@ -12,8 +15,18 @@ BEGIN
     IF NEW.content !~ '[^[:space:]]' THEN
         RAISE EXCEPTION 'content must not be empty or whitespace only' USING ERRCODE = 'NX015';
     END IF;
-    -- 256 KiB keeps the full-text vector of any content under its 1 MB limit
-    PERFORM memory_system._check_size('content', octet_length(NEW.content), 262144);
+    -- an import that keeps oversize content whole (nexus import legacy --adapt oversize) sets its
+    -- own limit for its transaction; only the tables' owner may use it (the session's user and the
+    -- current one), never an agent, not even through a SECURITY DEFINER function
+    IF octet_length(NEW.content) > v_limit
+       AND coalesce(current_setting('nexus.import_max_content_bytes', true), '') <> ''
+       AND pg_has_role(current_user, (SELECT c.relowner FROM pg_catalog.pg_class AS c
+                                       WHERE c.oid = TG_RELID), 'USAGE')
+       AND pg_has_role(session_user, (SELECT c.relowner FROM pg_catalog.pg_class AS c
+                                       WHERE c.oid = TG_RELID), 'USAGE') THEN
+        v_limit := current_setting('nexus.import_max_content_bytes')::bigint;
+    END IF;
+    PERFORM memory_system._check_size('content', octet_length(NEW.content), v_limit);
     PERFORM memory_system._check_json_object('metadata', NEW.metadata, 65536);
     PERFORM memory_system._check_tags(NEW.tags);
     IF NEW.importance IS NULL OR NOT NEW.importance BETWEEN 0 AND 1 THEN
@@ -27,8 +40,10 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memory_system._validate_memory_text() IS
-'Trigger: validates an episode or semantic memory row (agent NX001, sizes NX011, metadata NX012,
-empty or whitespace-only content, tags and importance NX015) and stamps updated_at.';
+'Trigger: validates an episode or semantic memory row (agent NX001, sizes NX011: content up to
+256 KiB, or up to an import''s own limit for the tables'' owner during nexus import legacy --adapt
+oversize; metadata NX012, empty or whitespace-only content, tags and importance NX015) and stamps
+updated_at.';
 
 -- not on updates of the embedding columns alone: those are the workers' and change no content
 CREATE OR REPLACE TRIGGER validate_row

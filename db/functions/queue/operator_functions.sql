@@ -56,7 +56,7 @@ COMMENT ON FUNCTION memory_system.queue_stats() IS
 (the sidecar''s /metrics and /health), nexus_ro.';
 
 
-CREATE OR REPLACE FUNCTION memory_system.reembed_all(p_model text)
+CREATE OR REPLACE FUNCTION memory_system.reembed_all(p_model text, p_model_version text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SECURITY INVOKER
@@ -68,13 +68,21 @@ BEGIN
     IF p_model IS NULL OR btrim(p_model) = '' THEN
         RAISE EXCEPTION 'model name is required' USING ERRCODE = 'NX020';
     END IF;
+    IF p_model_version IS NOT NULL AND btrim(p_model_version) = '' THEN
+        RAISE EXCEPTION 'model version must not be empty (NULL: any version)' USING ERRCODE = 'NX020';
+    END IF;
     UPDATE memory_system.settings SET value = p_model, updated_at = now()
      WHERE name = 'embedding_model';
-    -- every row not embedded by p_model gets (or keeps, retargeted) one pending item
+    -- every row not embedded by p_model (or, with a version, by that version of it: another
+    -- precision) gets (or keeps, retargeted) one pending item
     INSERT INTO memory_system.embeddings_queue AS q (agent_id, source_table, source_id, content_sha256, model)
     SELECT agent_id, 'zep_episodic_memory', id, content_sha256, p_model
       FROM nexus_memory.zep_episodic_memory AS e
      WHERE NOT memory_system._embedded('zep_episodic_memory', e.agent_id, e.id, e.content_sha256, p_model)
+        OR p_model_version IS NOT NULL AND EXISTS (
+               SELECT FROM nexus_memory.episode_embeddings AS x
+                WHERE x.agent_id = e.agent_id AND x.episode_id = e.id
+                  AND x.model_version <> p_model_version)
     ON CONFLICT (source_table, source_id) WHERE state = 'pending'
     DO UPDATE SET model = EXCLUDED.model, content_sha256 = EXCLUDED.content_sha256;
     GET DIAGNOSTICS v_rows = ROW_COUNT; v_count := v_count + v_rows;
@@ -82,6 +90,10 @@ BEGIN
     SELECT agent_id, 'semantic_memories', id, content_sha256, p_model
       FROM nexus_memory.semantic_memories AS m
      WHERE NOT memory_system._embedded('semantic_memories', m.agent_id, m.id, m.content_sha256, p_model)
+        OR p_model_version IS NOT NULL AND EXISTS (
+               SELECT FROM nexus_memory.semantic_memory_embeddings AS x
+                WHERE x.agent_id = m.agent_id AND x.memory_id = m.id
+                  AND x.model_version <> p_model_version)
     ON CONFLICT (source_table, source_id) WHERE state = 'pending'
     DO UPDATE SET model = EXCLUDED.model, content_sha256 = EXCLUDED.content_sha256;
     GET DIAGNOSTICS v_rows = ROW_COUNT; v_count := v_count + v_rows;
@@ -89,6 +101,10 @@ BEGIN
     SELECT agent_id, 'store_texts', id, content_sha256, p_model
       FROM nexus_memory.store_texts AS x
      WHERE NOT memory_system._embedded('store_texts', x.agent_id, x.id, x.content_sha256, p_model)
+        OR p_model_version IS NOT NULL AND EXISTS (
+               SELECT FROM nexus_memory.store_text_embeddings AS v
+                WHERE v.agent_id = x.agent_id AND v.text_id = x.id
+                  AND v.model_version <> p_model_version)
     ON CONFLICT (source_table, source_id) WHERE state = 'pending'
     DO UPDATE SET model = EXCLUDED.model, content_sha256 = EXCLUDED.content_sha256;
     GET DIAGNOSTICS v_rows = ROW_COUNT; v_count := v_count + v_rows;
@@ -96,10 +112,13 @@ BEGIN
     RETURN v_count;
 END
 $$;
-COMMENT ON FUNCTION memory_system.reembed_all(text) IS
+COMMENT ON FUNCTION memory_system.reembed_all(text, text) IS
 'Switches the embedding model (memory_system.settings) and queues every row not yet embedded by it.
-Old vectors stay searchable until replaced. Returns the number of rows queued.
-Errors: NX020 no model name. Callers: operators.';
+With p_model_version, also the rows whose vector is of another version of it: a database holding
+vectors of two precisions (versions ''... 0.1.0'' and ''... 0.1.0+bf16'', see nexus.memory_stats)
+is unified by running this with the version of the workers'' precision (NEXUS_EMBED_DTYPE); workers
+of another precision would write theirs again. Old vectors stay searchable until replaced.
+Returns the number of rows queued. Errors: NX020 no model name, or an empty version. Callers: operators.';
 
 
 CREATE OR REPLACE FUNCTION memory_system.prune_done(p_older_than interval DEFAULT interval '7 days')
