@@ -89,10 +89,12 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA nexus, nexus_memory, memory_system, consci
 
 -- the agent API: every function of schema nexus (each scoped to its caller by row-level security)
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA nexus TO nexus_agent;
--- read by the API as the agent: the configured model, whether a memory has a current vector,
+-- read by the API as the agent: the configured model, whether a memory has a current vector
+-- (and of which version),
 -- and the name of the agent's vector partition (search)
 GRANT EXECUTE ON FUNCTION memory_system._embedding_model(),
                           memory_system._embedded(text, text, bigint, bytea, text),
+                          memory_system._embedded_version(text, text, bigint, bytea, text),
                           memory_system._vector_partition(text, text) TO nexus_agent;
 -- used by the validation triggers, which run as the writing agent
 GRANT EXECUTE ON FUNCTION memory_system._check_agent(text),

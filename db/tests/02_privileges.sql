@@ -117,6 +117,7 @@ INSERT INTO expected_execute VALUES
     ('nexus_agent', 'memory_system._check_tags(text[])'),
     ('nexus_agent', 'memory_system._embedding_model()'),
     ('nexus_agent', 'memory_system._embedded(text,text,bigint,bytea,text)'),
+    ('nexus_agent', 'memory_system._embedded_version(text,text,bigint,bytea,text)'),
     ('nexus_agent', 'memory_system._vector_partition(text,text)'),
     ('nexus_agent', 'memory_system._store_check_namespace(text[],text,boolean)'),
     ('nexus_worker', 'memory_system.claim_batch(text,integer,interval,text)'),

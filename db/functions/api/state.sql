@@ -226,59 +226,44 @@ RETURNS TABLE (kind text, total bigint, embedded bigint, embedded_share float8,
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    -- the embedded kinds: rows, rows with a vector of their current content, and their queue
-    -- items by state (row-level security shows an agent its own queue items only)
+    -- the embedded kinds: rows, rows with a vector of their current content and its model
+    -- version (so its precision), and their queue items by state (row-level security shows an
+    -- agent its own queue items only)
+    (WITH kinds (ord, kind, source_table) AS (
+        VALUES (1, 'episode', 'zep_episodic_memory'), (2, 'semantic', 'semantic_memories'),
+               (3, 'store_text', 'store_texts')),
+    versions AS (
+        SELECT m.source_table, r.version, count(*) AS n
+          FROM (SELECT 'zep_episodic_memory' AS source_table, e.agent_id, e.id, e.content_sha256
+                  FROM nexus_memory.zep_episodic_memory AS e
+                 WHERE e.agent_id = (current_user::text COLLATE "default")
+                UNION ALL
+                SELECT 'semantic_memories', s.agent_id, s.id, s.content_sha256
+                  FROM nexus_memory.semantic_memories AS s
+                 WHERE s.agent_id = (current_user::text COLLATE "default")
+                UNION ALL
+                SELECT 'store_texts', t.agent_id, t.id, t.content_sha256
+                  FROM nexus_memory.store_texts AS t
+                 WHERE t.agent_id = (current_user::text COLLATE "default")) AS m
+         CROSS JOIN LATERAL (SELECT memory_system._embedded_version(
+                                 m.source_table, m.agent_id, m.id, m.content_sha256,
+                                 memory_system._embedding_model()) AS version) AS r
+         GROUP BY m.source_table, r.version),
+    n AS (
+        SELECT k.ord, k.kind, k.source_table, coalesce(sum(v.n), 0)::bigint AS total,
+               coalesce(sum(v.n) FILTER (WHERE v.version IS NOT NULL), 0)::bigint AS embedded,
+               coalesce(jsonb_object_agg(v.version, v.n) FILTER (WHERE v.version IS NOT NULL),
+                        '{}') AS versions
+          FROM kinds AS k LEFT JOIN versions AS v ON v.source_table = k.source_table
+         GROUP BY k.ord, k.kind, k.source_table)
     SELECT n.kind, n.total, n.embedded, CASE WHEN n.total > 0 THEN n.embedded::float8 / n.total END,
            count(*) FILTER (WHERE q.state = 'pending'), count(*) FILTER (WHERE q.state = 'processing'),
            count(*) FILTER (WHERE q.state = 'dead'), n.versions
-      FROM (SELECT 'episode' AS kind, 'zep_episodic_memory' AS source_table, count(*) AS total,
-                   count(*) FILTER (WHERE memory_system._embedded('zep_episodic_memory', e.agent_id, e.id,
-                                          e.content_sha256, memory_system._embedding_model())) AS embedded,
-                   -- the versions (so the precisions) of the current vectors, with their counts
-                   (SELECT coalesce(jsonb_object_agg(v.model_version, v.n), '{}')
-                      FROM (SELECT x.model_version, count(*) AS n
-                              FROM nexus_memory.episode_embeddings AS x
-                              JOIN nexus_memory.zep_episodic_memory AS c
-                                ON c.agent_id = x.agent_id AND c.id = x.episode_id
-                               AND c.content_sha256 = x.content_sha256
-                             WHERE x.agent_id = (current_user::text COLLATE "default")
-                               AND x.model = memory_system._embedding_model()
-                             GROUP BY x.model_version) AS v) AS versions
-              FROM nexus_memory.zep_episodic_memory AS e
-             WHERE e.agent_id = (current_user::text COLLATE "default")
-            UNION ALL
-            SELECT 'semantic', 'semantic_memories', count(*),
-                   count(*) FILTER (WHERE memory_system._embedded('semantic_memories', s.agent_id, s.id,
-                                          s.content_sha256, memory_system._embedding_model())),
-                   (SELECT coalesce(jsonb_object_agg(v.model_version, v.n), '{}')
-                      FROM (SELECT x.model_version, count(*) AS n
-                              FROM nexus_memory.semantic_memory_embeddings AS x
-                              JOIN nexus_memory.semantic_memories AS c
-                                ON c.agent_id = x.agent_id AND c.id = x.memory_id
-                               AND c.content_sha256 = x.content_sha256
-                             WHERE x.agent_id = (current_user::text COLLATE "default")
-                               AND x.model = memory_system._embedding_model()
-                             GROUP BY x.model_version) AS v)
-              FROM nexus_memory.semantic_memories AS s
-             WHERE s.agent_id = (current_user::text COLLATE "default")
-            UNION ALL
-            SELECT 'store_text', 'store_texts', count(*),
-                   count(*) FILTER (WHERE memory_system._embedded('store_texts', t.agent_id, t.id,
-                                          t.content_sha256, memory_system._embedding_model())),
-                   (SELECT coalesce(jsonb_object_agg(v.model_version, v.n), '{}')
-                      FROM (SELECT x.model_version, count(*) AS n
-                              FROM nexus_memory.store_text_embeddings AS x
-                              JOIN nexus_memory.store_texts AS c
-                                ON c.agent_id = x.agent_id AND c.id = x.text_id
-                               AND c.content_sha256 = x.content_sha256
-                             WHERE x.agent_id = (current_user::text COLLATE "default")
-                               AND x.model = memory_system._embedding_model()
-                             GROUP BY x.model_version) AS v)
-              FROM nexus_memory.store_texts AS t
-             WHERE t.agent_id = (current_user::text COLLATE "default")) AS n
+      FROM n
       LEFT JOIN memory_system.embeddings_queue AS q
         ON q.agent_id = (current_user::text COLLATE "default") AND q.source_table = n.source_table
-     GROUP BY n.kind, n.total, n.embedded, n.versions
+     GROUP BY n.ord, n.kind, n.total, n.embedded, n.versions
+     ORDER BY n.ord)
     UNION ALL
     SELECT 'working_memory', count(*), NULL, NULL, NULL, NULL, NULL, NULL
       FROM nexus_memory.working_memory_contexts AS w

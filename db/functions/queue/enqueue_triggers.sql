@@ -10,26 +10,40 @@ AS $$ SELECT value FROM memory_system.settings WHERE name = 'embedding_model' $$
 COMMENT ON FUNCTION memory_system._embedding_model() IS
 'The model new embedding work targets (memory_system.settings). Internal.';
 
+CREATE OR REPLACE FUNCTION memory_system._embedded_version(p_source_table text, p_agent_id text,
+                                                           p_source_id bigint, p_sha256 bytea,
+                                                           p_model text)
+RETURNS text
+LANGUAGE sql
+STABLE
+AS $$
+    SELECT CASE p_source_table
+        WHEN 'zep_episodic_memory' THEN (
+            SELECT model_version FROM nexus_memory.episode_embeddings
+             WHERE agent_id = p_agent_id AND episode_id = p_source_id
+               AND content_sha256 = p_sha256 AND model = p_model)
+        WHEN 'semantic_memories' THEN (
+            SELECT model_version FROM nexus_memory.semantic_memory_embeddings
+             WHERE agent_id = p_agent_id AND memory_id = p_source_id
+               AND content_sha256 = p_sha256 AND model = p_model)
+        WHEN 'store_texts' THEN (
+            SELECT model_version FROM nexus_memory.store_text_embeddings
+             WHERE agent_id = p_agent_id AND text_id = p_source_id
+               AND content_sha256 = p_sha256 AND model = p_model)
+    END
+$$;
+COMMENT ON FUNCTION memory_system._embedded_version(text, text, bigint, bytea, text) IS
+'The model version (so the precision) of a memory''s vector of p_model for the content with
+checksum p_sha256; NULL if it has none. Internal.';
+
 CREATE OR REPLACE FUNCTION memory_system._embedded(p_source_table text, p_agent_id text,
                                                    p_source_id bigint, p_sha256 bytea, p_model text)
 RETURNS boolean
 LANGUAGE sql
 STABLE
 AS $$
-    SELECT CASE p_source_table
-        WHEN 'zep_episodic_memory' THEN EXISTS (
-            SELECT FROM nexus_memory.episode_embeddings
-             WHERE agent_id = p_agent_id AND episode_id = p_source_id
-               AND content_sha256 = p_sha256 AND model = p_model)
-        WHEN 'semantic_memories' THEN EXISTS (
-            SELECT FROM nexus_memory.semantic_memory_embeddings
-             WHERE agent_id = p_agent_id AND memory_id = p_source_id
-               AND content_sha256 = p_sha256 AND model = p_model)
-        WHEN 'store_texts' THEN EXISTS (
-            SELECT FROM nexus_memory.store_text_embeddings
-             WHERE agent_id = p_agent_id AND text_id = p_source_id
-               AND content_sha256 = p_sha256 AND model = p_model)
-    END
+    SELECT memory_system._embedded_version(p_source_table, p_agent_id, p_source_id, p_sha256,
+                                           p_model) IS NOT NULL
 $$;
 COMMENT ON FUNCTION memory_system._embedded(text, text, bigint, bytea, text) IS
 'Whether a memory already has a vector of p_model for the content with checksum p_sha256. Internal.';

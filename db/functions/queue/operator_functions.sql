@@ -62,8 +62,7 @@ LANGUAGE plpgsql
 SECURITY INVOKER
 AS $$
 DECLARE
-    v_count bigint := 0;
-    v_rows bigint;
+    v_count bigint;
 BEGIN
     IF p_model IS NULL OR btrim(p_model) = '' THEN
         RAISE EXCEPTION 'model name is required' USING ERRCODE = 'NX020';
@@ -76,38 +75,21 @@ BEGIN
     -- every row not embedded by p_model (or, with a version, by that version of it: another
     -- precision) gets (or keeps, retargeted) one pending item
     INSERT INTO memory_system.embeddings_queue AS q (agent_id, source_table, source_id, content_sha256, model)
-    SELECT agent_id, 'zep_episodic_memory', id, content_sha256, p_model
-      FROM nexus_memory.zep_episodic_memory AS e
-     WHERE NOT memory_system._embedded('zep_episodic_memory', e.agent_id, e.id, e.content_sha256, p_model)
-        OR p_model_version IS NOT NULL AND EXISTS (
-               SELECT FROM nexus_memory.episode_embeddings AS x
-                WHERE x.agent_id = e.agent_id AND x.episode_id = e.id
-                  AND x.model_version <> p_model_version)
+    SELECT m.agent_id, m.source_table, m.id, m.content_sha256, p_model
+      FROM (SELECT 'zep_episodic_memory' AS source_table, e.agent_id, e.id, e.content_sha256
+              FROM nexus_memory.zep_episodic_memory AS e
+            UNION ALL
+            SELECT 'semantic_memories', s.agent_id, s.id, s.content_sha256
+              FROM nexus_memory.semantic_memories AS s
+            UNION ALL
+            SELECT 'store_texts', t.agent_id, t.id, t.content_sha256
+              FROM nexus_memory.store_texts AS t) AS m
+     CROSS JOIN LATERAL (SELECT memory_system._embedded_version(
+                             m.source_table, m.agent_id, m.id, m.content_sha256, p_model) AS version) AS v
+     WHERE v.version IS NULL OR v.version <> p_model_version
     ON CONFLICT (source_table, source_id) WHERE state = 'pending'
     DO UPDATE SET model = EXCLUDED.model, content_sha256 = EXCLUDED.content_sha256;
-    GET DIAGNOSTICS v_rows = ROW_COUNT; v_count := v_count + v_rows;
-    INSERT INTO memory_system.embeddings_queue AS q (agent_id, source_table, source_id, content_sha256, model)
-    SELECT agent_id, 'semantic_memories', id, content_sha256, p_model
-      FROM nexus_memory.semantic_memories AS m
-     WHERE NOT memory_system._embedded('semantic_memories', m.agent_id, m.id, m.content_sha256, p_model)
-        OR p_model_version IS NOT NULL AND EXISTS (
-               SELECT FROM nexus_memory.semantic_memory_embeddings AS x
-                WHERE x.agent_id = m.agent_id AND x.memory_id = m.id
-                  AND x.model_version <> p_model_version)
-    ON CONFLICT (source_table, source_id) WHERE state = 'pending'
-    DO UPDATE SET model = EXCLUDED.model, content_sha256 = EXCLUDED.content_sha256;
-    GET DIAGNOSTICS v_rows = ROW_COUNT; v_count := v_count + v_rows;
-    INSERT INTO memory_system.embeddings_queue AS q (agent_id, source_table, source_id, content_sha256, model)
-    SELECT agent_id, 'store_texts', id, content_sha256, p_model
-      FROM nexus_memory.store_texts AS x
-     WHERE NOT memory_system._embedded('store_texts', x.agent_id, x.id, x.content_sha256, p_model)
-        OR p_model_version IS NOT NULL AND EXISTS (
-               SELECT FROM nexus_memory.store_text_embeddings AS v
-                WHERE v.agent_id = x.agent_id AND v.text_id = x.id
-                  AND v.model_version <> p_model_version)
-    ON CONFLICT (source_table, source_id) WHERE state = 'pending'
-    DO UPDATE SET model = EXCLUDED.model, content_sha256 = EXCLUDED.content_sha256;
-    GET DIAGNOSTICS v_rows = ROW_COUNT; v_count := v_count + v_rows;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
     PERFORM pg_notify('nexus_embeddings', '');
     RETURN v_count;
 END
