@@ -27,7 +27,6 @@ from yoyo.backends import DatabaseBackend
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
-DB_DIR = PROJECT_ROOT / "db"
 META_SCHEMA = "nexus_migrations"
 MIN_SERVER_VERSION = 160000
 
