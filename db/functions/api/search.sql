@@ -135,13 +135,6 @@ posting read.
 Returns (kind e|s|t (store texts), id, score), best first. Used by nexus.memory_search; errors NX031.';
 
 
--- memory_search before neighbour_weight, context, valid_at and neighbours (a new signature and
--- result: the old one goes)
-DROP FUNCTION IF EXISTS nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz,
-                                            text[], jsonb, text, integer, float8, float8, float8, interval,
-                                            integer, integer);
-
-
 CREATE OR REPLACE FUNCTION nexus._memory_search_text(
     p_query              text,
     p_kinds              "char"[],
