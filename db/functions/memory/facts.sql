@@ -1,0 +1,93 @@
+-- Internal helpers of the fact functions (db/functions/api/episodes.sql; the model: docs/facts.md).
+
+-- the same normalisation as the generated column semantic_memories.content_norm_sha256
+-- (migrations/0017_fact_validity.sql); pgTAP 14_facts checks that the two agree
+CREATE OR REPLACE FUNCTION memory_system._fact_text_sha256(p_content text)
+RETURNS bytea
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT sha256(decode(replace(coalesce(nullif(
+        regexp_replace(regexp_replace(lower(p_content), '[[:space:]]+', ' ', 'g'),
+                       '^[[:space:][:punct:]]+|[[:space:][:punct:]]+$', '', 'g'), ''), p_content),
+        '\', '\\'), 'escape'))
+$$;
+COMMENT ON FUNCTION memory_system._fact_text_sha256(text) IS
+'sha256 of a fact''s normalised text (lower case, runs of whitespace as one space, no surrounding
+punctuation or whitespace): what deduplication compares, as semantic_memories.content_norm_sha256
+stores it. Internal.';
+
+
+CREATE OR REPLACE FUNCTION memory_system._fact_lock(p_agent_id text, p_what text)
+RETURNS void
+LANGUAGE sql
+AS $$
+    SELECT pg_advisory_xact_lock(hashtextextended('nexus.fact' || chr(10) || p_agent_id || chr(10) || p_what, 0))
+$$;
+COMMENT ON FUNCTION memory_system._fact_lock(text, text) IS
+'Serialises the writes of one agent to one key (or, for unkeyed facts, to one normalised text)
+until the end of the transaction: the second writer waits, then reads what the first committed.
+The exclusion constraint on semantic_memories is the backstop. Internal.';
+
+
+CREATE OR REPLACE FUNCTION memory_system._fact_rows(p_key text, p_ids bigint[])
+RETURNS TABLE (id bigint, content text, metadata jsonb, tags text[], importance real,
+               source_episode_id bigint, created_at timestamptz, updated_at timestamptz,
+               embedded boolean, fact_key text, valid_from timestamptz, valid_to timestamptz,
+               ended_by text, ended_at timestamptz, superseded_by bigint, is_current boolean)
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.id, s.content, s.metadata, s.tags, s.importance, s.source_episode_id, s.created_at,
+           s.updated_at,
+           memory_system._embedded('semantic_memories', s.agent_id, s.id, s.content_sha256,
+                                   memory_system._embedding_model()),
+           s.fact_key, s.valid_from, s.valid_to, s.ended_by, s.ended_at, s.superseded_by,
+           s.valid_from <= now() AND (s.valid_to IS NULL OR s.valid_to > now())
+      FROM nexus_memory.semantic_memories AS s
+     WHERE s.agent_id = (current_user::text COLLATE "default")
+       AND (s.fact_key = p_key OR s.id = ANY (p_ids))
+$$;
+COMMENT ON FUNCTION memory_system._fact_rows(text, bigint[]) IS
+'The calling agent''s facts of key p_key and those of ids p_ids, as get_fact and fact_history return
+them (is_current: it holds now). Unordered. Internal.';
+
+
+-- the fact an API call ends (remember_fact's supersedes, invalidate_fact), locked
+CREATE OR REPLACE FUNCTION memory_system._fact_to_end(p_fact_id bigint, p_at timestamptz)
+RETURNS nexus_memory.semantic_memories
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_agent text := current_user;
+    v_key   text;
+    v_fact  nexus_memory.semantic_memories;
+BEGIN
+    SELECT s.fact_key INTO v_key FROM nexus_memory.semantic_memories AS s
+     WHERE s.agent_id = v_agent AND s.id = p_fact_id;
+    IF v_key IS NOT NULL THEN
+        PERFORM memory_system._fact_lock(v_agent, v_key);
+    END IF;
+    SELECT * INTO v_fact FROM nexus_memory.semantic_memories AS s
+     WHERE s.agent_id = v_agent AND s.id = p_fact_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'fact % not found', p_fact_id USING ERRCODE = 'NX033';
+    END IF;
+    IF v_fact.valid_to IS NOT NULL THEN
+        RAISE EXCEPTION 'fact % has already ended', p_fact_id USING ERRCODE = 'NX072',
+            DETAIL = format('%s at %s%s', v_fact.ended_by, v_fact.valid_to, ' by fact ' || v_fact.superseded_by),
+            HINT = 'Only a fact that has not ended can be superseded or invalidated (fact_history lists them).';
+    END IF;
+    IF p_at < v_fact.valid_from THEN
+        RAISE EXCEPTION 'fact % would stop holding before it began', p_fact_id USING ERRCODE = 'NX071',
+            DETAIL = format('it holds from %s, not before %s', v_fact.valid_from, p_at);
+    END IF;
+    RETURN v_fact;
+END
+$$;
+COMMENT ON FUNCTION memory_system._fact_to_end(bigint, timestamptz) IS
+'The calling agent''s fact p_fact_id, locked (its key, then its row), that is to end at p_at. NX033
+if the agent has no such fact (another agent''s included), NX072 if it has ended already, NX071 if
+p_at is before its valid_from. Internal: remember_fact (supersedes) and invalidate_fact.';
