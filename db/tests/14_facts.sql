@@ -3,7 +3,7 @@
 -- text, bad input with its SQLSTATE (and nothing changed), the constraints behind the functions, and
 -- isolation around every fact function. Two sessions writing one key: tests/test_facts.py.
 BEGIN;
-SELECT plan(127);
+SELECT plan(128);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('alice');
@@ -172,7 +172,7 @@ SELECT results_eq($$SELECT content FROM nexus.get_fact(key => 'user.city')$$, $$
 
 -- into a fact that was invalidated: the new one takes over its end
 INSERT INTO ids VALUES ('acme', nexus.remember_fact('Works at Acme', key => 'user.job', valid_from => pg_temp.t(10)));
-SELECT nexus.invalidate_fact(pg_temp.id('acme'), at => pg_temp.t(30));
+SELECT is(nexus.invalidate_fact(pg_temp.id('acme'), at => pg_temp.t(30)), pg_temp.t(30), 'a job that ended');
 INSERT INTO ids VALUES ('beta', nexus.remember_fact('Works at Beta', key => 'user.job', valid_from => pg_temp.t(20)));
 SELECT results_eq($$SELECT * FROM pg_temp.chain('user.job')$$,
     $$VALUES ('Works at Acme', 10::float8, 20::float8, 'superseded', 'Works at Beta'),
@@ -199,8 +199,8 @@ SELECT results_eq(format('SELECT id FROM nexus.get_fact(%s)', pg_temp.id('tea'))
                   'a fact superseded from tomorrow on still holds today');
 SELECT is_empty(format('SELECT * FROM nexus.get_fact(%s)', pg_temp.id('coffee')), 'and its successor does not yet');
 SELECT results_eq(format('SELECT id FROM nexus.fact_history(%s)', f), format('VALUES (%s::bigint), (%s)', pg_temp.id('tea'), pg_temp.id('coffee')),
-                  'fact_history of an unkeyed fact: its chain, from either end')
-  FROM (VALUES (pg_temp.id('tea')), (pg_temp.id('coffee'))) AS v (f);
+                  format('fact_history of an unkeyed fact, from its %s: the chain', e))
+  FROM (VALUES (pg_temp.id('tea'), 'first'), (pg_temp.id('coffee'), 'last')) AS v (f, e);
 INSERT INTO ids VALUES ('juice', nexus.remember_fact('Likes juice', supersedes => pg_temp.id('coffee'), valid_from => now() + interval '2 days'));
 SELECT results_eq(format('SELECT content FROM nexus.fact_history(%s)', pg_temp.id('coffee')),
                   $$VALUES ('Likes green tea'), ('Likes coffee'), ('Likes juice')$$, 'a chain of three, oldest first');
