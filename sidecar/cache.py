@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 
 import psycopg
 import redis
+from psycopg import sql
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from sidecar import db, secrets
+from sidecar import db
 from sidecar.config import WORKER, Config
 from sidecar.db import RETRY_SECONDS, Outage, postgresql_outage, redis_outage
 
@@ -308,14 +309,14 @@ class Mirror:
 
 
 def worker_conn(cfg: Config, **kwargs: object) -> psycopg.Connection:
-    return db.connect(cfg, WORKER, secrets.read(cfg.secret_file(WORKER)), autocommit=True, **kwargs)
+    return db.connect(cfg, WORKER, cfg.password(WORKER), autocommit=True, **kwargs)
 
 
 def redis_client(cfg: Config) -> redis.Redis:
     # one immediate retry (a connection Redis dropped when it restarted), not redis-py's default
     # of ten with backoff: a Redis that is down fails a call at once, and is tried again later
     return redis.Redis(host=cfg.redis_host, port=cfg.redis_port,
-                       password=secrets.password(cfg, "redis"), socket_timeout=5,
+                       password=cfg.password("redis"), socket_timeout=5,
                        socket_connect_timeout=2, retry=Retry(NoBackoff(), 1))
 
 
@@ -358,7 +359,7 @@ class MirrorThread(threading.Thread):
             got = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (LEADER_LOCK,))
             if not got.fetchone()[0]:
                 return
-            listener.execute(f"LISTEN {CHANNEL}")
+            listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
             # what was queued before this lead is covered by the reconciliation that comes first
             conn.execute("SELECT memory_system.cache_outbox_clear()")
             client = redis_client(self.cfg)

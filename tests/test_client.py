@@ -14,10 +14,9 @@ import pytest
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from conftest import clone_template, drop_database
-from nexus import AsyncMemory, Conflict, InvalidInput, Memory, NotFound, agents, client
+from nexus import AsyncMemory, Conflict, InvalidInput, Memory, NotFound, agents, client, secrets
+from nexus.config import APP, Config
 from nexus.stack import Stack
-from sidecar import secrets
-from sidecar.config import APP, Config
 from tests.test_worker import start_worker, stop, su, wait_for
 
 
