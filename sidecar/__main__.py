@@ -10,9 +10,12 @@ PostgreSQL did not answer at start. To run several replicas with restarts: `nexu
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import sys
 
 from sidecar import config, service
+from sidecar.embedder import ModelError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,12 +27,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int,
                         help=f"HTTP port ({config.describe('http_port')}; 0 for none)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # an outage is logged once each way by sidecar.db.Outage; the pool would log every try
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
-        cfg = config.load(http_port=args.http_port)
-    except config.ConfigError as exc:
+        asyncio.run(service.serve(config.load(http_port=args.http_port)))
+    except (ModelError, ValueError) as exc:  # a ConfigError is a ValueError
         print(f"nexus worker: error: {exc}", file=sys.stderr)
         return config.CONFIG_ERROR
-    return service.run_one(cfg)
+    except service.DatabaseUnavailable as exc:
+        print(f"nexus worker: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -7,13 +7,7 @@ writes Redis, committing the drain only once Redis has them. A Redis failure nev
 touches PostgreSQL: it is counted and logged, and reconciliation heals it. Reconciliation compares
 checksums per range of 10,000 ids computed in SQL with the same computed over Redis, and reloads
 only the ranges that differ, streaming (a server-side cursor, batched reads, pipelined writes).
-
-Key layout (documented in docs/cache.md):
-  nexus:wm:<agent>:<key>    hash {id, a, k, v, x}: agent, key, value as JSON text, expiry in epoch
-                            ms ("" for none); Redis expires it at the same moment (PEXPIREAT)
-  nexus:wm:idx:<range>      hash id -> key name, for the ids of range id // 10000
-  nexus:recent:<agent>      JSON array of the agent's latest 50 episodes, newest first
-  nexus:embed:<model>:<sha> the /embed query cache (sidecar/http.py)
+The keys (wm_key, idx_key, recent_key below, and /embed's cache) are described in docs/cache.md.
 """
 
 from __future__ import annotations

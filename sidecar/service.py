@@ -6,7 +6,6 @@ import asyncio
 import logging
 import signal
 import socket
-import sys
 import time
 
 import psycopg
@@ -17,9 +16,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from sidecar.cache import MirrorThread
-from sidecar.config import CONFIG_ERROR, Config, ConfigError
+from sidecar.config import Config, ConfigError
 from sidecar.db import RETRY_SECONDS, Outage, postgresql_outage, redis_outage
-from sidecar.embedder import Embedder, ModelError, auto_threads
+from sidecar.embedder import Embedder, auto_threads
 from sidecar.http import Context, Health, make_app
 from sidecar.metrics import Metrics
 from sidecar.worker import RECONNECT_SECONDS, Worker, check_settings, make_pool
@@ -128,18 +127,3 @@ async def serve(cfg: Config) -> None:
             sock.close()
         await pool.close()
         await redis.aclose()
-
-
-def run_one(cfg: Config) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    # an outage is logged once each way by sidecar.db.Outage; the pool would log every try
-    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-    try:
-        asyncio.run(serve(cfg))
-    except (ModelError, ValueError) as exc:  # ConfigError is a ValueError
-        print(f"nexus worker: error: {exc}", file=sys.stderr)
-        return CONFIG_ERROR
-    except DatabaseUnavailable as exc:
-        print(f"nexus worker: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
