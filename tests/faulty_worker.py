@@ -13,7 +13,6 @@ import numpy as np
 from sidecar import __main__ as runtime
 from sidecar.embedder import Embedder, EmbedError
 
-MARKER = os.environ["NEXUS_FAULT_EMBED_MARKER"]
 embed = Embedder.embed
 
 
@@ -21,7 +20,8 @@ def embed_failing_on_the_marker(self: Embedder,
                                 texts: list[str]) -> list[np.ndarray | EmbedError | None]:
     results: list[np.ndarray | EmbedError | None] = [
         EmbedError("fault injected (NEXUS_FAULT_EMBED_MARKER)") for _ in texts]
-    keep = [i for i, text in enumerate(texts) if MARKER not in text]
+    marker = os.environ["NEXUS_FAULT_EMBED_MARKER"]
+    keep = [i for i, text in enumerate(texts) if marker not in text]
     for i, result in zip(keep, embed(self, [texts[i] for i in keep]), strict=True):
         results[i] = result
     return results
