@@ -37,7 +37,8 @@ def _print_connections(stack: Stack) -> None:
     for role, url in stack.dsns().items():
         print(f"  {role:<16} {url}")
     print(f"Redis: {stack.redis.url} (password in {stack.cfg.secret_file('redis')})")
-    print("Agents: nexus agent add NAME, then: psql \"$(nexus agent dsn NAME)\"")
+    print("Agents: nexus agent add NAME, then: nexus psql NAME "
+          "(any other client: nexus agent dsn NAME)")
     if stack.mcp_url:
         print(f"MCP: {stack.mcp_url} (bearer tokens: nexus agent token NAME), "
               "or stdio: nexus mcp --agent NAME")
