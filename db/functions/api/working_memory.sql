@@ -28,7 +28,14 @@ $$;
 COMMENT ON FUNCTION nexus.working_memory_set(text, jsonb, interval) IS
 'Sets a working-memory key of the calling agent to a JSON value, with an optional time to live;
 returns the expiry (NULL: none). An expired key reads as absent and is purged. Errors: NX031 NULL value
-or ttl not positive, NX015 key empty or over 256 characters, NX011 value over 256 KiB.';
+or ttl not positive, NX015 key empty or over 256 characters, NX011 value over 256 KiB.
+
+MCP: Keep a value under a key in your working memory (a scratchpad of keys and JSON values), replacing
+what the key held, for good or for a while. Returns when it expires (null: never).
+- key: The name to keep it under, 1 to 256 characters. Example: "current_task".
+- value: Any JSON value up to 256 KiB, not null (to remove a key, use working_memory_delete).
+  Example: {"goal": "chase ACME", "step": 2}.
+- ttl: How long to keep it, a positive duration (default: until deleted). Example: "2 hours".';
 
 
 CREATE OR REPLACE FUNCTION nexus.working_memory_get(key text)
@@ -41,7 +48,10 @@ AS $$
        AND (w.expires_at IS NULL OR w.expires_at > clock_timestamp())
 $$;
 COMMENT ON FUNCTION nexus.working_memory_get(text) IS
-'The value of a working-memory key of the calling agent, or NULL when it is absent or expired.';
+'The value of a working-memory key of the calling agent, or NULL when it is absent or expired.
+
+MCP: Read the value kept under a key in your working memory; null when there is none or it expired.
+- key: The key, as given to working_memory_set. Example: "current_task".';
 
 
 CREATE OR REPLACE FUNCTION nexus.working_memory_delete(key text)
@@ -56,7 +66,10 @@ AS $$
     SELECT EXISTS (SELECT FROM d WHERE d.expires_at IS NULL OR d.expires_at > clock_timestamp())
 $$;
 COMMENT ON FUNCTION nexus.working_memory_delete(text) IS
-'Deletes a working-memory key of the calling agent; true if it existed and had not expired.';
+'Deletes a working-memory key of the calling agent; true if it existed and had not expired.
+
+MCP: Remove a key from your working memory. Returns true if it was there, false if not (or expired).
+- key: The key to remove. Example: "current_task".';
 
 
 CREATE OR REPLACE FUNCTION nexus.working_memory_keys(prefix text DEFAULT NULL)
@@ -73,7 +86,10 @@ AS $$
      ORDER BY w.context_key
 $$;
 COMMENT ON FUNCTION nexus.working_memory_keys(text) IS
-'The calling agent''s live working-memory keys (optionally those starting with prefix), in key order.';
+'The calling agent''s live working-memory keys (optionally those starting with prefix), in key order.
+
+MCP: List the keys of your working memory, in key order, with when each expires and was last set.
+- prefix: Only keys starting with this text (default: all keys). Example: "task_".';
 
 
 CREATE OR REPLACE FUNCTION memory_system.purge_expired_working_memory(p_limit integer DEFAULT 10000)
