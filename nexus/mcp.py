@@ -13,13 +13,16 @@ message. Two transports:
               carries `Authorization: Bearer <token>` (nexus agent token NAME); the server logs in
               as nexus_app and runs each call in a transaction under SET LOCAL ROLE to the token's
               agent. A missing, malformed, unknown, expired or revoked token gets 401 with a
-              WWW-Authenticate header and reaches no API function.
+              WWW-Authenticate header and reaches no API function. A body over 17 MiB gets 413,
+              headers over 16 KiB 431.
 Both serve the initialize handshake (2024-11-05 to 2025-11-25, 2025-06-18 included) and the newest
 revision the package speaks (2026-07-28).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -35,6 +38,7 @@ from typing import Any
 from uuid import UUID
 
 import aiohttp
+import h11
 import mcp_types as types
 import psycopg
 import uvicorn
@@ -48,6 +52,8 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http import h11_impl as uvicorn_h11
 
 from nexus.client import (
     AsyncMemory,
@@ -431,6 +437,88 @@ async def serve_stdio(dsn: str, embed_url: str) -> None:
 
 
 # -- streamable HTTP ------------------------------------------------------------------------------
+# A request body holds at most the largest value a tool takes (a checkpoint state of 16 MiB) and
+# the JSON-RPC around it; the request line and headers 16 KiB, uvicorn's default (a bearer token is
+# 47 characters). What a client sends past an early answer (401, 413, 431) is read and dropped, up
+# to DRAIN_BYTES or DRAIN_SECONDS, before the connection closes: closing a socket with unread data
+# resets it, and the client would never read the answer.
+MAX_BODY_BYTES = 17 * 2**20
+MAX_HEADER_BYTES = 16 * 2**10
+DRAIN_BYTES = 64 * 2**20
+DRAIN_SECONDS = 10.0
+
+
+class ReadBodyBeforeAnswering:
+    """ASGI middleware: a response is completed only once the request body has been read (what
+    the app left unread is dropped, within the drain limits)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = {"read": False, "done": False}
+
+        async def tracked_receive() -> Message:
+            message = await receive()
+            state["read"] = True
+            state["done"] = message["type"] != "http.request" or not message.get("more_body")
+            return message
+
+        async def drain() -> None:
+            # a client waiting for 100-continue sends no body unless asked to
+            if not state["read"] and any(
+                    k == b"expect" and v.lower() == b"100-continue" for k, v in scope["headers"]):
+                return
+            dropped = 0
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DRAIN_SECONDS):
+                    while not state["done"] and dropped <= DRAIN_BYTES:
+                        dropped += len((await tracked_receive()).get("body", b""))
+
+        async def answer(message: Message) -> None:
+            if (message["type"] == "http.response.body" and not message.get("more_body")
+                    and not state["done"]):
+                await drain()
+            await send(message)
+
+        await self.app(scope, tracked_receive, answer)
+
+
+class H11Protocol(uvicorn_h11.H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, but a request whose line and headers are over
+    MAX_HEADER_BYTES gets 431 (uvicorn says 400 and closes at once), and what the client still
+    sends is dropped before the connection closes."""
+
+    dropped: int | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.dropped is None:
+            super().data_received(data)
+            return
+        self.dropped += len(data)
+        if self.dropped > DRAIN_BYTES:
+            self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        buffered = self.conn.trailing_data[0]
+        if len(buffered) <= MAX_HEADER_BYTES or b"\r\n\r\n" in buffered:
+            super().send_400_response(msg)
+            return
+        body = json.dumps({"error": f"request line and headers over {MAX_HEADER_BYTES} bytes"})
+        headers = [(b"content-type", b"application/json"),
+                   (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+        for event in (h11.Response(status_code=431, headers=headers),
+                      h11.Data(data=body.encode()), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))
+        self.dropped = 0
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(DRAIN_SECONDS, self.transport.close)
+
+
 class TokenVerifier:
     """Bearer token -> agent, by memory_system.token_agent (nexus_app may execute nothing else).
     A token that is not of our format never reaches the database."""
@@ -489,15 +577,17 @@ async def http_app(conninfo: str, embed_url: str, host: str, port: int,
         url = f"http://{host}:{port}"
         app = nexus.server.streamable_http_app(
             streamable_http_path=MCP_PATH, stateless_http=True, json_response=True, host=host,
+            max_request_body_size=MAX_BODY_BYTES,
             auth=AuthSettings(issuer_url=url, resource_server_url=None),
             token_verifier=TokenVerifier(pool),
             custom_starlette_routes=[Route("/health", health, methods=["GET"])])
-        yield app
+        yield ReadBodyBeforeAnswering(app)
 
 
 async def serve_http(conninfo: str, embed_url: str, host: str, port: int) -> None:
     async with http_app(conninfo, embed_url, host, port) as app:
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                lifespan="on", access_log=False)
+                                lifespan="on", access_log=False, http=H11Protocol,
+                                h11_max_incomplete_event_size=MAX_HEADER_BYTES)
         print(f"nexus mcp: serving http://{host}:{port}{MCP_PATH}", file=sys.stderr, flush=True)
         await uvicorn.Server(config).serve()

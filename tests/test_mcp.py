@@ -1,8 +1,8 @@
 """The MCP server (`nexus mcp`) with the real `mcp` client library, over stdio and streamable HTTP,
 against the real PostgreSQL, Redis, worker and model: the tools and their descriptions,
 remember/recall with hybrid ranks, working memory with a TTL, a CAS conflict as a tool error, bad
-arguments refused with a code before any SQL, both protocol eras, bearer tokens, and isolation
-between two agents under 16 concurrent clients."""
+arguments refused with a code before any SQL, oversized HTTP requests answered 413/431, both
+protocol eras, bearer tokens, and isolation between two agents under 16 concurrent clients."""
 
 from __future__ import annotations
 
@@ -252,6 +252,49 @@ def test_bad_arguments_get_a_code_and_a_plain_message_before_any_sql(served: Ser
             " + (SELECT count(*) FROM nexus_memory.working_memory_contexts WHERE agent_id = %s)",
             ("newcomer", "newcomer")).fetchone()
     assert written == (0,)
+
+
+def raw_post(url: str, body: bytes, headers: dict[str, str], client_: str) -> int:
+    """The status of a POST by httpx2 (keep-alive) or urllib (Connection: close); an exception
+    (a reset connection) fails the test."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2025-06-18", **headers}
+    if client_ == "httpx2":
+        return httpx2.post(url, content=body, headers=headers, timeout=60).status_code
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def tools_call(tool: str, **arguments: Any) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": tool, "arguments": arguments}}).encode()
+
+
+@pytest.mark.parametrize("client_", ["httpx2", "urllib"])
+def test_oversized_http_requests_get_413_and_431_not_a_reset(served: Served, client_: str) -> None:
+    """A 20 MB body and a 1 MB Authorization header are answered 413 and 431, and the client
+    reads the answer (the server reads what it was sent before closing); the server serves the
+    next request. A checkpoint over the mcp package's default limit (4 MiB) fits."""
+    auth = {"Authorization": f"Bearer {served.tokens['gate']}"}
+    big = tools_call("remember", content="x" * 20_000_000)
+    assert raw_post(served.url, big, auth, client_) == 413
+    huge_auth = {"Authorization": "Bearer " + "a" * 1_000_000}
+    assert raw_post(served.url, tools_call("memory_stats"), huge_auth, client_) == 431
+    state = {"blob": "y" * (5 * 2**20)}
+    answer = httpx2.post(served.url, content=tools_call("save_checkpoint", state=state,
+                                                        name=f"big_{client_}"),
+                         headers={"Content-Type": "application/json", **auth,
+                                  "Accept": "application/json, text/event-stream",
+                                  "MCP-Protocol-Version": "2025-06-18"}, timeout=60)
+    assert answer.status_code == 200 and answer.json()["result"]["isError"] is False, answer.text
+    with su(served.cfg) as conn:
+        assert conn.execute("SELECT count(*) FROM consciousness.consciousness_checkpoints "
+                            "WHERE agent_id = 'gate' AND checkpoint_name = %s",
+                            (f"big_{client_}",)).fetchone() == (1,)
 
 
 def test_both_protocol_eras_over_http_and_stdio(served: Served) -> None:
