@@ -49,10 +49,9 @@ from starlette.routing import Route
 from nexus.client import (
     AsyncMemory,
     EmbedRefused,
-    EmbedUnavailable,
     NexusError,
     Signature,
-    embed_async,
+    query_vector_async,
     read_catalog_async,
     shaped,
 )
@@ -261,15 +260,11 @@ class NexusMCP:
             return _error(None, "internal error")
 
     async def recall(self, memory: AsyncMemory, args: dict[str, Any]) -> dict[str, Any]:
-        note = None
-        try:
-            args["query_embedding"] = await embed_async(self.http, args["query"], self.embed_url)
-        except EmbedUnavailable as exc:
-            note = str(exc)
-        hits = shaped("memory_search", await memory.call("memory_search", **args))
-        doc: dict[str, Any] = {"mode": "text" if note else "hybrid", "hits": hits}
-        if note:
-            doc["note"] = note
+        vector = await query_vector_async(self.http, args["query"], self.embed_url)
+        hits = shaped("memory_search", await memory.call("memory_search", **args, **vector.args()))
+        doc: dict[str, Any] = {"mode": vector.mode, "hits": hits}
+        if vector.note:
+            doc["note"] = vector.note
         return doc
 
 
