@@ -7,12 +7,13 @@
         for hit in memory.search("how does the user want invoices?").hits:
             print(hit.kind, hit.id, hit.fused_score, hit.snippet)
 
-A client is built from an agent's connection string (or an open connection of the agent), or from
-an orchestrator's pool (logged in as `nexus_app`) plus an agent name: then every call runs in a
-transaction of its own under `SET LOCAL ROLE <agent>`, so the role ends with the call, before the
-connection goes back to the pool. Either way the database decides what the agent sees: each method
-is exactly one call of its `nexus.*` function, by name, with named arguments; no row is filtered
-here. An argument left out is left out of the call (the SQL default applies); None is SQL NULL.
+A client is built from an agent's connection string (or an open connection of the agent, or a pool
+of them), or from an orchestrator's pool (logged in as `nexus_app`) plus an agent name: then every
+call runs in a transaction of its own under `SET LOCAL ROLE <agent>`, so the role ends with the
+call, before the connection goes back to the pool. Either way the database decides what the agent
+sees: each method is exactly one call of its `nexus.*` function, by name, with named arguments; no
+row is filtered here. An argument left out is left out of the call (the SQL default applies); None
+is SQL NULL. `calls()` runs several calls in one transaction (nexus.langgraph's batches).
 
 Errors: NX033 raises NotFound, NX035 Conflict (with the key's current version), any other NX0xx
 InvalidInput (its code kept), all three psycopg.Error subclasses; everything else (connection
@@ -361,7 +362,7 @@ def statement(sig: Signature, args: Mapping[str, Any]) -> tuple[sql.Composed, di
                                                          sql.SQL(", ").join(parts)), values)
 
 
-def signature(catalog: Mapping[str, Signature], function: str) -> Signature:
+def _signature(catalog: Mapping[str, Signature], function: str) -> Signature:
     sig = catalog.get(function)
     if sig is None:
         raise TypeError(f"nexus.{function} is not an API function")
@@ -373,7 +374,7 @@ def _set_role(agent: str) -> sql.Composed:
 
 
 @contextmanager
-def translated() -> Iterator[None]:
+def _translated() -> Iterator[None]:
     """Raise a NEXUS SQLSTATE as our typed exception (translate); anything else as it is."""
     try:
         yield
@@ -573,9 +574,9 @@ class Memory:
 
     @contextmanager
     def session(self, calls: int = 1) -> Iterator[psycopg.Connection]:
-        """A connection acting as the agent, for `calls` calls: the agent's own (in a transaction
-        if more than one call), or a pooled one of nexus_app in a transaction under SET LOCAL ROLE
-        (which ends with the transaction, before the pool has the connection back)."""
+        """A connection acting as the agent, for `calls` calls (or SQL of one's own): the agent's
+        own (in a transaction if more than one call), or a pooled one of nexus_app in a transaction
+        under SET LOCAL ROLE (which ends with the transaction, before the pool has it back)."""
         with (nullcontext(self._conn) if self._pool is None else self._pool.connection()) as conn, \
                 conn.transaction() if calls > 1 or self.agent is not None else nullcontext():
             if self.agent is not None:
@@ -598,8 +599,8 @@ class Memory:
     def calls(self, calls: Sequence[tuple[str, Mapping[str, Any]]]) -> list[list[dict[str, Any]]]:
         """Several calls (function, named arguments), in this order and in one transaction; the
         rows of each."""
-        statements = [statement(signature(self.catalog(), f), args) for f, args in calls]
-        with translated(), self.session(len(statements)) as conn, \
+        statements = [statement(_signature(self.catalog(), f), args) for f, args in calls]
+        with _translated(), self.session(len(statements)) as conn, \
                 conn.cursor(row_factory=dict_row) as cur:
             return [cur.execute(query, values).fetchall() for query, values in statements]
 
@@ -804,9 +805,9 @@ class AsyncMemory:
                     ) -> list[list[dict[str, Any]]]:
         """Several calls in one transaction (see Memory.calls)."""
         catalog = await self.catalog()
-        statements = [statement(signature(catalog, f), args) for f, args in calls]
+        statements = [statement(_signature(catalog, f), args) for f, args in calls]
         rows = []
-        with translated():
+        with _translated():
             async with self.session(len(statements)) as conn, \
                     conn.cursor(row_factory=dict_row) as cur:
                 for query, values in statements:
@@ -1017,6 +1018,7 @@ def _now_ms() -> int:
 __all__ = [
     "DEFAULT", "AsyncMemory", "Checkpoint", "CheckpointInfo", "Conflict", "ConsensusEntry",
     "EmbedRefused", "EmbedUnavailable", "Episode", "Fact", "InvalidInput", "KindStats", "Memory",
-    "NexusError", "NotFound", "SearchHit", "SearchResult", "SimilarHit", "TextCandidate",
-    "WorkingMemoryKey", "embed", "search", "similar", "working_memory_get",
+    "NexusError", "NotFound", "QueryVector", "SearchHit", "SearchResult", "SimilarHit",
+    "TextCandidate", "WorkingMemoryKey", "embed", "query_vector", "query_vector_async", "search",
+    "similar", "working_memory_get",
 ]

@@ -242,7 +242,22 @@ def _results(count: int, calls: list[Call], rows: list[list[dict[str, Any]]]) ->
     return results
 
 
-class NexusStore(BaseStore):
+class _Store(BaseStore):
+    """What NexusStore and AsyncNexusStore share: their arguments."""
+
+    supports_ttl = True
+
+    def _configure(self, dsn: str | None, pool: object, agent: str | None,
+                   index: NexusIndexConfig | None, ttl: TTLConfig | None, embed_url: str | None,
+                   embed_query: Callable[[str], Sequence[float]] | None) -> None:
+        if (dsn is None) == (pool is None) or (pool is not None and not agent):
+            raise TypeError("give either an agent's dsn, or pool= and agent=")
+        self._planner = _Planner(index, embed_url, embed_query)
+        self.ttl_config = ttl
+        self._own_pool = pool is None
+
+
+class NexusStore(_Store):
     """LangGraph's `BaseStore` on NEXUS, synchronous. See the module's documentation.
 
     NexusStore(dsn)                          connect as the agent (its own login)
@@ -253,17 +268,11 @@ class NexusStore(BaseStore):
     embed_query: a function giving the query vector instead (NEXUS's model run in this process)
     """
 
-    supports_ttl = True
-
     def __init__(self, dsn: str | None = None, *, pool: ConnectionPool | None = None,
                  agent: str | None = None, index: NexusIndexConfig | None = None,
                  ttl: TTLConfig | None = None, embed_url: str | None = DEFAULT_EMBED_URL,
                  embed_query: Callable[[str], Sequence[float]] | None = None) -> None:
-        if (dsn is None) == (pool is None) or (pool is not None and not agent):
-            raise TypeError("give either an agent's dsn, or pool= and agent=")
-        self._planner = _Planner(index, embed_url, embed_query)
-        self.ttl_config = ttl
-        self._own_pool = pool is None
+        self._configure(dsn, pool, agent, index, ttl, embed_url, embed_query)
         self._pool = pool or ConnectionPool(dsn, min_size=1, max_size=4,
                                             kwargs={"autocommit": True}, open=True)
         self._memory = Memory(pool=self._pool, agent=agent)
@@ -294,22 +303,16 @@ class NexusStore(BaseStore):
         return await asyncio.get_running_loop().run_in_executor(None, self.batch, list(ops))
 
 
-class AsyncNexusStore(BaseStore):
+class AsyncNexusStore(_Store):
     """LangGraph's `BaseStore` on NEXUS for asyncio (the same arguments as NexusStore, with an
     `AsyncConnectionPool`). Use it as `async with AsyncNexusStore(...) as store:`, or call
     `await store.setup()` first: that is when the agent and the index dims are checked."""
-
-    supports_ttl = True
 
     def __init__(self, dsn: str | None = None, *, pool: AsyncConnectionPool | None = None,
                  agent: str | None = None, index: NexusIndexConfig | None = None,
                  ttl: TTLConfig | None = None, embed_url: str | None = DEFAULT_EMBED_URL,
                  embed_query: Callable[[str], Sequence[float]] | None = None) -> None:
-        if (dsn is None) == (pool is None) or (pool is not None and not agent):
-            raise TypeError("give either an agent's dsn, or pool= and agent=")
-        self._planner = _Planner(index, embed_url, embed_query)
-        self.ttl_config = ttl
-        self._own_pool = pool is None
+        self._configure(dsn, pool, agent, index, ttl, embed_url, embed_query)
         self._pool = pool or AsyncConnectionPool(dsn, min_size=1, max_size=4,
                                                  kwargs={"autocommit": True}, open=False)
         self._memory = AsyncMemory(pool=self._pool, agent=agent)
@@ -351,6 +354,7 @@ class AsyncNexusStore(BaseStore):
         vectors = await asyncio.to_thread(self._planner.embed_queries, queries) if queries else {}
         calls = self._planner.with_vectors(calls, vectors)
         return _results(count, calls, await self._memory.calls(_calls(calls)))
+
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """The sync API from another thread than the store's event loop (as LangGraph's own
         async stores allow); in the loop's thread, use the a* methods."""
