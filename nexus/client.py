@@ -513,30 +513,30 @@ class QueryVector:
         return SearchResult(self.mode, hits, self.note)
 
 
-def _text_only_after(refused: bool) -> tuple[type[Exception], ...]:
+def _text_only_after(if_refused: bool) -> tuple[type[Exception], ...]:
     """The /embed errors after which a search goes on by text only: no sidecar answered (not
     running, wrong port, no answer within EMBED_TIMEOUT). A text the sidecar refused (empty, over
-    NEXUS_EMBED_MAX_CHARS) is the caller's error, raised, unless `refused` (a caller that has
-    no one to tell: LangGraph's store logs it and searches by text)."""
-    return (EmbedUnavailable, EmbedRefused) if refused else (EmbedUnavailable,)
+    NEXUS_EMBED_MAX_CHARS) is the caller's error, raised, unless `text_only_if_refused` (for a
+    caller with no one to tell: LangGraph's store logs it and searches by text)."""
+    return (EmbedUnavailable, EmbedRefused) if if_refused else (EmbedUnavailable,)
 
 
 def query_vector(text: str, url: str = DEFAULT_EMBED_URL, *,
-                 refused: bool = False) -> QueryVector:
+                 text_only_if_refused: bool = False) -> QueryVector:
     """The query vector of a search from the sidecar, or why the search is text only."""
     try:
         return QueryVector(embed(text, url))
-    except _text_only_after(refused) as exc:
+    except _text_only_after(text_only_if_refused) as exc:
         return QueryVector(None, exc)
 
 
 async def query_vector_async(session: aiohttp.ClientSession, text: str,
-                             url: str = DEFAULT_EMBED_URL, *, refused: bool = False
-                             ) -> QueryVector:
+                             url: str = DEFAULT_EMBED_URL, *,
+                             text_only_if_refused: bool = False) -> QueryVector:
     """query_vector() on an aiohttp session."""
     try:
         return QueryVector(await embed_async(session, text, url))
-    except _text_only_after(refused) as exc:
+    except _text_only_after(text_only_if_refused) as exc:
         return QueryVector(None, exc)
 
 

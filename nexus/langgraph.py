@@ -221,7 +221,7 @@ class _Planner:
             vectors[query] = None
             if self.embed_url is None or not query.strip():
                 continue
-            vector = query_vector(query, self.embed_url, refused=True)
+            vector = query_vector(query, self.embed_url, text_only_if_refused=True)
             vectors[query] = vector.embedding
             if vector.error is not None:
                 once = isinstance(vector.error, EmbedUnavailable)
