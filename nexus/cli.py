@@ -323,16 +323,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         options["text_mode"] = "websearch"
     mode = args.mode
     with psycopg.connect(agents.dsn(resolve_home(cfg), args.agent), autocommit=True) as conn:
+        embedding = None
         if mode == "auto":
-            try:
-                embedding = client.embed(args.query, url)
-                mode = "hybrid"
-            except client.EmbedUnavailable as exc:
-                print(f"nexus: {exc}; searching text only", file=sys.stderr)
-                embedding, mode = None, "text"
-        else:
-            embedding = client.embed(args.query, url) if mode != "text" else None
-        hits = client.search(conn, args.query, mode=mode, embedding=embedding, **options)
+            vector = client.query_vector(args.query, url)
+            if vector.note:
+                print(f"nexus: {vector.note}", file=sys.stderr)
+            mode, embedding = vector.mode, vector.embedding
+        hits = client.search(conn, args.query, mode=mode, embedding=embedding, embed_url=url,
+                             **options)
     if args.json:
         print(json.dumps(hits, default=str, indent=2))
         return 0

@@ -58,11 +58,10 @@ from uvicorn.protocols.http import h11_impl as uvicorn_h11
 from nexus.client import (
     AsyncMemory,
     EmbedRefused,
-    EmbedUnavailable,
     NexusError,
     Param,
     Signature,
-    embed_async,
+    query_vector_async,
     read_catalog_async,
     shaped,
 )
@@ -413,15 +412,11 @@ class NexusMCP:
                                         "later")
 
     async def recall(self, memory: AsyncMemory, args: dict[str, Any]) -> dict[str, Any]:
-        note = None
-        try:
-            args["query_embedding"] = await embed_async(self.http, args["query"], self.embed_url)
-        except EmbedUnavailable as exc:
-            note = str(exc)
-        hits = shaped("memory_search", await memory.call("memory_search", **args))
-        doc: dict[str, Any] = {"mode": "text" if note else "hybrid", "hits": hits}
-        if note:
-            doc["note"] = note
+        vector = await query_vector_async(self.http, args["query"], self.embed_url)
+        hits = shaped("memory_search", await memory.call("memory_search", **args, **vector.args()))
+        doc: dict[str, Any] = {"mode": vector.mode, "hits": hits}
+        if vector.note:
+            doc["note"] = vector.note
         return doc
 
 
