@@ -15,9 +15,9 @@ from pathlib import Path
 
 from psycopg import sql
 
+from nexus import secrets
+from nexus.config import SUPERUSER
 from nexus.stack import Stack
-from sidecar import secrets
-from sidecar.config import SUPERUSER
 
 PG_FILE = "postgresql.dump"
 REDIS_FILE = "redis.rdb"

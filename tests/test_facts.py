@@ -21,10 +21,9 @@ import pytest
 from psycopg import sql
 
 from conftest import connect_as, drop_database, superuser_password
-from nexus import agents, migrate
+from nexus import agents, migrate, secrets
+from nexus.config import SUPERUSER, Config
 from nexus.stack import Stack
-from sidecar import secrets
-from sidecar.config import SUPERUSER, Config
 
 UPGRADE_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "upgrade"
 
@@ -260,9 +259,9 @@ class Model:
         if fact is None:
             raise Refused("NX033")
         if fact.end is not None:
-            raise Refused("NX072")
+            raise Refused("NX038")
         if t < fact.start:
-            raise Refused("NX071")
+            raise Refused("NX037")
         return fact
 
     def supersede(self, fact_id: int, text: str, t: datetime) -> int:
@@ -365,7 +364,7 @@ def test_fact_functions_agree_with_a_reference_model(facts_db: Config, seed: int
         # the sequence went through every case
         model.seen.update(f.ended_by for f in model.facts.values() if f.ended_by)
         assert set(model.seen) == {"restated", "extended back", "into the past", "superseded",
-                                   "invalidated", "NX033", "NX071", "NX072"}, model.seen
+                                   "invalidated", "NX033", "NX037", "NX038"}, model.seen
 
 
 # -- an upgraded database ------------------------------------------------------------------------

@@ -18,11 +18,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import NEXUS, connect_as, own_stack_env, process_alive
-from nexus import agents
+from nexus import agents, config, secrets
+from nexus.config import SUPERUSER, Config
+from nexus.ports import free_port
 from nexus.stack import Stack
-from sidecar import config, secrets
-from sidecar.config import SUPERUSER, Config
-from sidecar.ports import free_port
 
 WORDS = ["memory", "agent", "river", "planet", "quiet", "signal", "orange", "harbor",
          "lantern", "theory", "garden", "copper", "window", "thunder", "fabric", "mirror"]
@@ -64,10 +63,10 @@ def precision(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
 
 
 def start_worker(cfg: Config, *args: str, **extra: str) -> tuple[subprocess.Popen, int]:
-    """One worker process (`python -m sidecar --replica`, what the supervisor runs), or with
-    `--replicas N` the supervisor and its N replicas."""
+    """One worker process (`python -m sidecar`, what the supervisor runs), or the module (and
+    its arguments) `args` names: `nexus.cli worker --replicas N`, the supervisor and N replicas."""
     port = free_port()
-    command = [sys.executable, "-m", "sidecar", *(args or ("--replica",))]
+    command = [sys.executable, "-m", *(args or ("sidecar",))]
     proc = subprocess.Popen(command, env=worker_env(cfg, port, **extra),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for(lambda: proc.poll() is not None or http(port, "/health")[0] in (200, 503),
@@ -244,7 +243,8 @@ def test_kill_9_mid_batch_then_restart_loses_nothing(fresh_db: Config) -> None:
 def test_three_replicas_share_the_work_each_item_once(fresh_db: Config) -> None:
     cfg = fresh_db
     agent = add_agent(cfg, "replica_agent")
-    proc, _ = start_worker(cfg, "--replicas", "3", NEXUS_WORKER_BATCH="8")
+    proc, _ = start_worker(cfg, "nexus.cli", "worker", "--replicas", "3",
+                           NEXUS_WORKER_BATCH="8")
     try:
         insert(cfg, agent, [sentence(i) for i in range(300)])
         wait_for(all_done(cfg, 300), timeout=300)
@@ -286,7 +286,7 @@ def test_sigterm_drains(fresh_db: Config) -> None:
 def test_a_poison_item_goes_dead_alone(fresh_db: Config) -> None:
     cfg = fresh_db
     agent = add_agent(cfg, "poison_agent")
-    proc, _ = start_worker(cfg, NEXUS_FAULT_EMBED_MARKER="POISON-PILL")
+    proc, _ = start_worker(cfg, "tests.faulty_worker", NEXUS_FAULT_EMBED_MARKER="POISON-PILL")
     try:
         insert(cfg, agent, [sentence(i) for i in range(9)] + ["this one carries a POISON-PILL"])
 

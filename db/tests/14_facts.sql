@@ -218,31 +218,31 @@ INSERT INTO snapshot SELECT row FROM all_facts;
 SET LOCAL ROLE alice;
 SELECT throws_ok(s, c, NULL, d)
   FROM (VALUES
-    (format('SELECT nexus.invalidate_fact(%s, at => %L)', pg_temp.id('austin2'), pg_temp.t(1)), 'NX072', 'invalidate_fact of a superseded fact'),
-    (format('SELECT nexus.invalidate_fact(%s, at => %L)', pg_temp.id('seattle'), pg_temp.t(1)), 'NX072', 'invalidate_fact of a fact that ended'),
-    (format('SELECT nexus.invalidate_fact(%s, at => %L)', pg_temp.id('beta'), pg_temp.t(25)), 'NX072', 'invalidate_fact of an invalidated fact'),
-    (format('SELECT nexus.invalidate_fact(%s, at => %L)', pg_temp.id('juice'), pg_temp.t(1)), 'NX071', 'invalidate_fact before the fact began (valid_to before valid_from)'),
+    (format('SELECT nexus.invalidate_fact(%s, at => %L)', pg_temp.id('austin2'), pg_temp.t(1)), 'NX038', 'invalidate_fact of a superseded fact'),
+    (format('SELECT nexus.invalidate_fact(%s, at => %L)', pg_temp.id('seattle'), pg_temp.t(1)), 'NX038', 'invalidate_fact of a fact that ended'),
+    (format('SELECT nexus.invalidate_fact(%s, at => %L)', pg_temp.id('beta'), pg_temp.t(25)), 'NX038', 'invalidate_fact of an invalidated fact'),
+    (format('SELECT nexus.invalidate_fact(%s, at => %L)', pg_temp.id('juice'), pg_temp.t(1)), 'NX037', 'invalidate_fact before the fact began (valid_to before valid_from)'),
     ('SELECT nexus.invalidate_fact(-1)', 'NX033', 'invalidate_fact of an id that does not exist'),
-    (format('SELECT nexus.remember_fact(%L, supersedes => %s)', 'x', pg_temp.id('austin')), 'NX072', 'superseding a fact already superseded'),
-    (format('SELECT nexus.remember_fact(%L, supersedes => %s)', 'x', pg_temp.id('beta')), 'NX072', 'superseding a fact already invalidated'),
-    (format('SELECT nexus.remember_fact(%L, supersedes => %s, valid_from => %L)', 'x', pg_temp.id('juice'), now()), 'NX071', 'superseding from before the fact began'),
+    (format('SELECT nexus.remember_fact(%L, supersedes => %s)', 'x', pg_temp.id('austin')), 'NX038', 'superseding a fact already superseded'),
+    (format('SELECT nexus.remember_fact(%L, supersedes => %s)', 'x', pg_temp.id('beta')), 'NX038', 'superseding a fact already invalidated'),
+    (format('SELECT nexus.remember_fact(%L, supersedes => %s, valid_from => %L)', 'x', pg_temp.id('juice'), now()), 'NX037', 'superseding from before the fact began'),
     (format('SELECT nexus.remember_fact(%L, supersedes => %s, key => %L, valid_from => %L)', 'x', pg_temp.id('juice'), 'user.drink', now() + interval '3 days'), 'NX031', 'superseding an unkeyed fact with a key'),
     ('SELECT nexus.remember_fact(''x'', supersedes => -1)', 'NX033', 'superseding a fact that does not exist'),
-    ('SELECT nexus.remember_fact(''x'', key => '''')', 'NX070', 'an empty key'),
-    ('SELECT nexus.remember_fact(''x'', key => repeat(''k'', 257))', 'NX070', 'a key over 256 characters'),
-    ('SELECT nexus.remember_fact(''x'', key => '' user.city'')', 'NX070', 'a key with leading whitespace'),
-    ('SELECT nexus.remember_fact(''x'', key => E''user.city\n'')', 'NX070', 'a key with trailing whitespace'),
+    ('SELECT nexus.remember_fact(''x'', key => '''')', 'NX036', 'an empty key'),
+    ('SELECT nexus.remember_fact(''x'', key => repeat(''k'', 257))', 'NX036', 'a key over 256 characters'),
+    ('SELECT nexus.remember_fact(''x'', key => '' user.city'')', 'NX036', 'a key with leading whitespace'),
+    ('SELECT nexus.remember_fact(''x'', key => E''user.city\n'')', 'NX036', 'a key with trailing whitespace'),
     ('SELECT nexus.remember_fact(''   '', key => ''user.city'')', 'NX031', 'a keyed fact without content'),
     ('SELECT nexus.remember_fact(''x'', key => ''user.city'', importance => NULL)', 'NX015', 'a keyed fact with a NULL importance'),
-    ('SELECT * FROM nexus.get_fact(key => '''')', 'NX070', 'get_fact of an empty key'),
-    ('SELECT * FROM nexus.fact_history(key => repeat(''k'', 257))', 'NX070', 'fact_history of a key over 256 characters'),
+    ('SELECT * FROM nexus.get_fact(key => '''')', 'NX036', 'get_fact of an empty key'),
+    ('SELECT * FROM nexus.fact_history(key => repeat(''k'', 257))', 'NX036', 'fact_history of a key over 256 characters'),
     ('SELECT * FROM nexus.get_fact()', 'NX031', 'get_fact of nothing'),
     ('SELECT * FROM nexus.get_fact(1, key => ''user.city'')', 'NX031', 'get_fact of an id and a key'),
     ('SELECT * FROM nexus.get_fact(key => ''user.city'', as_of => now(), include_history => true)', 'NX031', 'get_fact with as_of and include_history'),
     ('SELECT * FROM nexus.fact_history()', 'NX031', 'fact_history of nothing'),
     ('SELECT * FROM nexus.fact_history(-1)', 'NX033', 'fact_history of an id that does not exist'),
-    ('SELECT memory_system._as_of(''last tuesday'')', 'NX073', 'an as_of that is not a timestamp'),
-    ('SELECT memory_system._as_of(''2024-13-45'')', 'NX073', 'an as_of that is no date')
+    ('SELECT memory_system._as_of(''last tuesday'')', 'NX039', 'an as_of that is not a timestamp'),
+    ('SELECT memory_system._as_of(''2024-13-45'')', 'NX039', 'an as_of that is no date')
   ) AS v (s, c, d);
 SELECT is(memory_system._as_of('2024-03-01T12:00:00Z'), timestamptz '2024-03-01 12:00+00', 'an as_of in ISO 8601 is a timestamp');
 SELECT is(memory_system._as_of(NULL), NULL, 'no as_of is none');
@@ -266,9 +266,9 @@ SELECT lives_ok($$INSERT INTO nexus_memory.semantic_memories (content, fact_key,
                          ('y', 'user.other', now() - interval '1 day', NULL, NULL, NULL)$$,
                 'one after the other they fit');
 SELECT throws_ok($$INSERT INTO nexus_memory.semantic_memories (content, valid_from, valid_to, ended_by, ended_at) VALUES ('x', now(), now() - interval '1 second', 'invalidated', now())$$,
-                 'NX071', NULL, 'valid_to before valid_from, written directly');
+                 'NX037', NULL, 'valid_to before valid_from, written directly');
 SELECT throws_ok($$INSERT INTO nexus_memory.semantic_memories (content, fact_key) VALUES ('x', '')$$,
-                 'NX070', NULL, 'an empty key, written directly');
+                 'NX036', NULL, 'an empty key, written directly');
 SELECT throws_ok($$INSERT INTO nexus_memory.semantic_memories (content, valid_to) VALUES ('x', now())$$,
                  '23514', NULL, 'an end without a reason');
 SELECT throws_ok($$INSERT INTO nexus_memory.semantic_memories (content, valid_to, ended_by, ended_at) VALUES ('x', now(), 'forgotten', now())$$,

@@ -37,7 +37,21 @@ COMMENT ON FUNCTION nexus.record_episode(text, text, jsonb, text[], real, text, 
 'Records an episode (an action, observation or message) of the calling agent and returns its id.
 It is embedded in the background (see nexus.memory_stats). Errors: NX001 not an agent, NX031 no content
 or bad action_type, NX011 content over 256 KiB / metadata over 64 KiB, NX012 metadata not an object,
-NX015 empty or whitespace-only content, importance outside 0-1 or bad tags.';
+NX015 empty or whitespace-only content, importance outside 0-1 or bad tags.
+
+MCP: Remember something that happened: what you did, saw, were told or said. recall finds it later
+by its meaning or its words. Returns the new episode''s id. For a lasting fact, use remember_fact.
+- content: What happened, in plain words: not empty, up to 256 KiB. Example: "The user prefers short
+  answers and hates long emails."
+- action_type: What kind of episode it is, 1 to 64 characters (default "observation"). Example: "message".
+- metadata: Structured details to filter by later, a JSON object up to 64 KiB (default {}).
+  Example: {"customer": "ACME"}.
+- tags: Labels to filter by later: up to 64, each 1 to 64 characters (default none). Example: ["billing", "user"].
+- importance: How much it matters, from 0 to 1 (default 0.5). Example: 0.9.
+- session: The conversation or task it belongs to, any name (default none); recall and recent can keep
+  to one session. Example: "onboarding".
+- source: Where the content came from, any short word (default "text"). Example: "email".
+- valid_at: When it happened, if not now: an ISO 8601 date-time (default none). Example: "2025-06-01T09:30:00Z".';
 
 
 CREATE OR REPLACE FUNCTION nexus.get_episode(episode_id bigint)
@@ -63,7 +77,11 @@ END
 $$;
 COMMENT ON FUNCTION nexus.get_episode(bigint) IS
 'One episode of the calling agent; embedded tells whether its current content has a vector.
-Errors: NX033 not found (another agent''s episode is not found either).';
+Errors: NX033 not found (another agent''s episode is not found either).
+
+MCP: Read one of your episodes in full, by its id (remember, recall and recent give ids), and whether it
+is embedded yet (searchable by meaning).
+- episode_id: The episode''s id, a whole number. Example: 42.';
 
 
 CREATE OR REPLACE FUNCTION nexus.update_episode(
@@ -104,7 +122,20 @@ $$;
 COMMENT ON FUNCTION nexus.update_episode(bigint, text, jsonb, text[], real, text, text) IS
 'Changes the given fields of one of the calling agent''s episodes (NULL leaves a field as it is) and
 returns updated_at. New content is re-embedded through the queue; until then search uses the text index
-and the old vector is never shown for the new content. Errors: NX033 not found, plus those of record_episode.';
+and the old vector is never shown for the new content. Errors: NX033 not found, plus those of record_episode.
+
+MCP: Change one of your episodes: give its id and only the fields to change; the others stay as they
+are (new tags or metadata replace the old ones). Returns when it was updated.
+- episode_id: The id of the episode to change. Example: 42.
+- content: The new text, not empty, up to 256 KiB (default: unchanged). Example: "The ACME invoice was paid
+  on 3 June."
+- metadata: New metadata, a JSON object up to 64 KiB that replaces the old (default: unchanged).
+  Example: {"status": "paid"}.
+- tags: New labels that replace the old: up to 64, each 1 to 64 characters (default: unchanged).
+  Example: ["billing", "done"].
+- importance: New importance, from 0 to 1 (default: unchanged). Example: 0.2.
+- action_type: New kind of episode, 1 to 64 characters (default: unchanged). Example: "message".
+- session: Move it to this conversation or task (default: unchanged). Example: "onboarding".';
 
 
 CREATE OR REPLACE FUNCTION nexus.delete_episode(episode_id bigint)
@@ -119,7 +150,11 @@ AS $$
     SELECT EXISTS (SELECT FROM d)
 $$;
 COMMENT ON FUNCTION nexus.delete_episode(bigint) IS
-'Deletes one of the calling agent''s episodes with its vector, postings and queued work; true if it existed.';
+'Deletes one of the calling agent''s episodes with its vector, postings and queued work; true if it existed.
+
+MCP: Forget one of your episodes for good, by its id. Returns true if it was deleted, false if there
+was no such episode.
+- episode_id: The id of the episode to forget. Example: 42.';
 
 
 CREATE OR REPLACE FUNCTION nexus.recent_episodes(
@@ -162,7 +197,19 @@ $$;
 COMMENT ON FUNCTION nexus.recent_episodes(integer, text, timestamptz, timestamptz, text[], timestamptz, bigint) IS
 'The calling agent''s episodes, newest first, optionally of one session, a time range [since, until)
 and carrying all of tags_all. Paged by keyset: pass the created_at and id of the last row of a page
-to get the next. Errors: NX031 bad limit or half a page cursor.';
+to get the next. Errors: NX031 bad limit or half a page cursor.
+
+MCP: List your latest episodes, newest first, optionally of one session, a time window or tags. For
+the next page, give the created_at and id of the last episode you got as before_created_at and before_id.
+- limit_n: How many episodes to return, 1 to 1000 (default 20). Example: 10.
+- session: Only episodes of this conversation or task (default: all). Example: "onboarding".
+- since: Only episodes recorded at or after this time, ISO 8601 (default: no limit). Example: "2025-06-01T00:00:00Z".
+- until: Only episodes recorded before this time, ISO 8601 (default: no limit). Example: "2025-06-02T00:00:00Z".
+- tags_all: Only episodes carrying every one of these tags (default: any). Example: ["billing"].
+- before_created_at: For the next page: the created_at of the last episode of the previous page, with
+  before_id. Example: "2025-06-01T09:30:00.123456+00:00".
+- before_id: For the next page: the id of the last episode of the previous page, with
+  before_created_at. Example: 42.';
 
 
 -- semantic memories (facts; the model: docs/facts.md) ----------------------------------------------
@@ -313,8 +360,8 @@ higher importance kept; "the same" is the fact it would replace (keyed or supers
 key that follows begins at valid_from instead), or an unended unkeyed fact (unkeyed). One writer of a
 key at a time; an exclusion constraint keeps one fact per key at any instant. Errors: NX031 empty
 content or a key other than the superseded fact''s, NX033 unknown source episode or superseded fact
-(another agent''s is unknown too), NX070 bad key, NX071 valid_from before the superseded fact began,
-NX072 superseded fact already ended, plus the validation codes of record_episode. Any agent, on its
+(another agent''s is unknown too), NX036 bad key, NX037 valid_from before the superseded fact began,
+NX038 superseded fact already ended, plus the validation codes of record_episode. Any agent, on its
 own facts.
 
 MCP: Remember a lasting fact (about the user, the world, a decision), to recall later. Give a key
@@ -376,10 +423,11 @@ COMMENT ON FUNCTION nexus.get_fact(bigint, text, timestamptz, boolean) IS
 as_of; no row if it does not. include_history: the fact whatever its validity, or every fact of the
 key, oldest first. Each row has its validity, what ended it (ended_by: superseded or invalidated;
 superseded_by) and is_current. Errors: NX031 neither or both of fact_id and key, or as_of with
-include_history; NX033 unknown id (another agent''s is unknown too); NX070 bad key. Any agent, on its
+include_history; NX033 unknown id (another agent''s is unknown too); NX036 bad key. Any agent, on its
 own facts.
 
-MCP: Read what you know of something now: the fact of a key (or a fact by its id) if it still holds.
+MCP: Read what you know of something now: the fact of a key (or a fact by its id, as remember_fact
+and recall give them) if it still holds, and whether it is embedded yet (searchable by meaning).
 With as_of, what held at that time; with include_history, every fact of the key, each with when it
 held and what ended it. Returns no row when nothing holds.
 - fact_id: The fact''s id, a whole number (or give key). Example: 7.
@@ -401,7 +449,11 @@ AS $$
     SELECT EXISTS (SELECT FROM d)
 $$;
 COMMENT ON FUNCTION nexus.delete_fact(bigint) IS
-'Deletes one of the calling agent''s facts with its vector and postings; true if it existed.';
+'Deletes one of the calling agent''s facts with its vector and postings; true if it existed.
+
+MCP: Forget one of your facts for good, by its id. Returns true if it was deleted, false if there was
+no such fact.
+- fact_id: The id of the fact to forget. Example: 7.';
 
 
 CREATE OR REPLACE FUNCTION nexus.invalidate_fact(fact_id bigint, at timestamptz DEFAULT now())
@@ -426,7 +478,7 @@ COMMENT ON FUNCTION nexus.invalidate_fact(bigint, timestamptz) IS
 'Ends one of the calling agent''s facts with nothing replacing it: it stops holding at `at` (default
 now; a later time ends it then; at its valid_from, it never held) and stays in its history
 (fact_history, get_fact with include_history). Returns the time it ends. Errors: NX033 unknown id
-(another agent''s is unknown too), NX071 at before the fact began, NX072 the fact has already ended
+(another agent''s is unknown too), NX037 at before the fact began, NX038 the fact has already ended
 (superseded or invalidated). Any agent, on its own facts.
 
 MCP: Say that one of your facts stopped being true and nothing replaces it (to replace it, remember
@@ -485,7 +537,7 @@ COMMENT ON FUNCTION nexus.fact_history(bigint, text) IS
 an unkeyed fact the chain of facts that superseded one another), oldest first (by valid_from; a fact
 that never held before the one that replaced it as it began). Each row has its validity, what ended
 it and is_current. An unknown key has no history. Errors: NX031 neither or both of fact_id and key,
-NX033 unknown id (another agent''s is unknown too), NX070 bad key. Any agent, on its own facts.
+NX033 unknown id (another agent''s is unknown too), NX036 bad key. Any agent, on its own facts.
 
 MCP: The history of something you know: every fact of a key (or of the chain of the fact with that
 id), oldest first, each with when it held, what ended it and which fact replaced it.

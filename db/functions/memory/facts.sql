@@ -76,12 +76,12 @@ BEGIN
         RAISE EXCEPTION 'fact % not found', p_fact_id USING ERRCODE = 'NX033';
     END IF;
     IF v_fact.valid_to IS NOT NULL THEN
-        RAISE EXCEPTION 'fact % has already ended', p_fact_id USING ERRCODE = 'NX072',
+        RAISE EXCEPTION 'fact % has already ended', p_fact_id USING ERRCODE = 'NX038',
             DETAIL = format('%s at %s%s', v_fact.ended_by, v_fact.valid_to, ' by fact ' || v_fact.superseded_by),
             HINT = 'Only a fact that has not ended can be superseded or invalidated (fact_history lists them).';
     END IF;
     IF p_at < v_fact.valid_from THEN
-        RAISE EXCEPTION 'fact % would stop holding before it began', p_fact_id USING ERRCODE = 'NX071',
+        RAISE EXCEPTION 'fact % would stop holding before it began', p_fact_id USING ERRCODE = 'NX037',
             DETAIL = format('it holds from %s, not before %s', v_fact.valid_from, p_at);
     END IF;
     RETURN v_fact;
@@ -89,5 +89,5 @@ END
 $$;
 COMMENT ON FUNCTION memory_system._fact_to_end(bigint, timestamptz) IS
 'The calling agent''s fact p_fact_id, locked (its key, then its row), that is to end at p_at. NX033
-if the agent has no such fact (another agent''s included), NX072 if it has ended already, NX071 if
+if the agent has no such fact (another agent''s included), NX038 if it has ended already, NX037 if
 p_at is before its valid_from. Internal: remember_fact (supersedes) and invalidate_fact.';

@@ -66,15 +66,15 @@ AS $$
 BEGIN
     PERFORM memory_system._check_fact_key(NEW.fact_key);
     IF NEW.valid_to < NEW.valid_from THEN
-        RAISE EXCEPTION 'a fact cannot stop holding before it began' USING ERRCODE = 'NX071',
+        RAISE EXCEPTION 'a fact cannot stop holding before it began' USING ERRCODE = 'NX037',
             DETAIL = format('valid_from %s, valid_to %s', NEW.valid_from, NEW.valid_to);
     END IF;
     RETURN NEW;
 END
 $$;
 COMMENT ON FUNCTION memory_system._validate_fact() IS
-'Trigger: validates a fact''s key (NX070: 1 to 256 characters, no surrounding whitespace) and valid
-time (NX071: valid_to before valid_from).';
+'Trigger: validates a fact''s key (NX036: 1 to 256 characters, no surrounding whitespace) and valid
+time (NX037: valid_to before valid_from).';
 
 CREATE OR REPLACE TRIGGER validate_fact
     BEFORE INSERT OR UPDATE OF fact_key, valid_from, valid_to
