@@ -111,7 +111,7 @@ GRANT EXECUTE ON FUNCTION memory_system._check_agent(text),
 -- the fact functions' helpers (db/functions/memory/facts.sql), and as_of given as text
 GRANT EXECUTE ON FUNCTION memory_system._fact_text_sha256(text),
                           memory_system._fact_lock(text, text),
-                          memory_system._fact_rows(text, bigint[]),
+                          memory_system._fact_rows(text, bigint[], timestamptz),
                           memory_system._fact_to_end(bigint, timestamptz),
                           memory_system._as_of(text)
     TO nexus_agent;

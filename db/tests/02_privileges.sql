@@ -124,7 +124,7 @@ INSERT INTO expected_execute VALUES
     ('nexus_agent', 'memory_system._check_fact_key(text)'),
     ('nexus_agent', 'memory_system._fact_text_sha256(text)'),
     ('nexus_agent', 'memory_system._fact_lock(text,text)'),
-    ('nexus_agent', 'memory_system._fact_rows(text,bigint[])'),
+    ('nexus_agent', 'memory_system._fact_rows(text,bigint[],timestamp with time zone)'),
     ('nexus_agent', 'memory_system._fact_to_end(bigint,timestamp with time zone)'),
     ('nexus_agent', 'memory_system._as_of(text)'),
     ('nexus_worker', 'memory_system.claim_batch(text,integer,interval,text)'),

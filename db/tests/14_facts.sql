@@ -307,7 +307,7 @@ SELECT is(pg_temp.error_of(format('SELECT nexus.invalidate_fact(%s)', pg_temp.id
           'bob: invalidating alice''s fact looks exactly like invalidating a missing one');
 SELECT is_empty($$SELECT * FROM nexus.get_fact(key => 'user.city', include_history => true)$$, 'bob: alice''s key has nothing for him');
 SELECT is_empty($$SELECT * FROM nexus.fact_history(key => 'user.city')$$, 'bob: nor a history');
-SELECT is_empty(format('SELECT * FROM memory_system._fact_rows(%L, ARRAY[%s]::bigint[])', 'user.city', pg_temp.id('denver')),
+SELECT is_empty(format('SELECT * FROM memory_system._fact_rows(%L, ARRAY[%s]::bigint[], NULL)', 'user.city', pg_temp.id('denver')),
                 'bob: the internal row reader shows him nothing of alice''s either');
 SELECT is(tests.affected(format('UPDATE nexus_memory.semantic_memories SET valid_to = now(), ended_by = ''invalidated'', ended_at = now() WHERE id = %s', pg_temp.id('juice'))),
           0::bigint, 'bob: a direct update of alice''s fact touches nothing');

@@ -412,9 +412,8 @@ BEGIN
         RAISE EXCEPTION 'fact % not found', fact_id USING ERRCODE = 'NX033';
     END IF;
     RETURN QUERY
-    SELECT f.* FROM memory_system._fact_rows(key, ARRAY[fact_id]) AS f
-     WHERE coalesce(include_history, false)
-        OR (f.valid_from <= v_at AND (f.valid_to IS NULL OR f.valid_to > v_at))
+    SELECT f.* FROM memory_system._fact_rows(key, ARRAY[fact_id],
+                                             CASE WHEN NOT coalesce(include_history, false) THEN v_at END) AS f
      ORDER BY f.valid_from, f.valid_to IS NOT DISTINCT FROM f.valid_from DESC, f.id;
 END
 $$;
@@ -528,7 +527,7 @@ BEGIN
         END IF;
     END IF;
     RETURN QUERY
-    SELECT f.* FROM memory_system._fact_rows(v_key, v_ids) AS f
+    SELECT f.* FROM memory_system._fact_rows(v_key, v_ids, NULL) AS f
      ORDER BY f.valid_from, f.valid_to IS NOT DISTINCT FROM f.valid_from DESC, f.id;
 END
 $$;
