@@ -126,6 +126,8 @@ INSERT INTO expected_execute VALUES
     ('nexus_agent', 'memory_system._fact_lock(text,text)'),
     ('nexus_agent', 'memory_system._fact_rows(text,bigint[],timestamp with time zone)'),
     ('nexus_agent', 'memory_system._fact_to_end(bigint,timestamp with time zone)'),
+    ('nexus_agent', 'memory_system._fact_check_input(text,jsonb,text[],real,text,bigint)'),
+    ('nexus_agent', 'memory_system._fact_merge(bigint,jsonb,text[],real,bigint)'),
     ('nexus_agent', 'memory_system._as_of(text)'),
     ('nexus_worker', 'memory_system.claim_batch(text,integer,interval,text)'),
     ('nexus_worker', 'memory_system.complete_batch(text,bigint[],vector[],bytea[],text,text)'),

@@ -243,23 +243,7 @@ DECLARE
     v_id     bigint;
 BEGIN
     PERFORM nexus.current_agent();
-    IF nullif(btrim(content), '') IS NULL THEN
-        RAISE EXCEPTION 'a fact needs content' USING ERRCODE = 'NX031';
-    END IF;
-    -- checked here too, as the validation trigger would: a fact that is one already stored is
-    -- not inserted, and bad input is refused all the same
-    PERFORM memory_system._check_size('content', octet_length(content), 262144);
-    PERFORM memory_system._check_json_object('metadata', v_meta, 65536);
-    PERFORM memory_system._check_tags(v_tags);
-    IF importance IS NULL OR NOT importance BETWEEN 0 AND 1 THEN
-        RAISE EXCEPTION 'importance must be between 0 and 1, got %', importance USING ERRCODE = 'NX015';
-    END IF;
-    PERFORM memory_system._check_fact_key(key);
-    IF source_episode_id IS NOT NULL AND NOT EXISTS (
-            SELECT FROM nexus_memory.zep_episodic_memory AS e
-             WHERE e.agent_id = v_agent AND e.id = source_episode_id) THEN
-        RAISE EXCEPTION 'episode % not found', source_episode_id USING ERRCODE = 'NX033';
-    END IF;
+    PERFORM memory_system._fact_check_input(content, v_meta, v_tags, importance, key, source_episode_id);
 
     IF supersedes IS NOT NULL THEN
         -- explicit: that fact ends where this one begins; this one takes its key
@@ -314,12 +298,7 @@ BEGIN
 
     IF v_same IS NOT NULL THEN
         -- the same fact again: metadata merged, tags united, the higher importance kept
-        UPDATE nexus_memory.semantic_memories AS s
-           SET metadata = s.metadata || v_meta,
-               tags = ARRAY(SELECT DISTINCT t FROM unnest(s.tags || v_tags) AS t ORDER BY t),
-               importance = greatest(s.importance, importance),
-               source_episode_id = coalesce(source_episode_id, s.source_episode_id)
-         WHERE s.agent_id = v_agent AND s.id = v_same;
+        PERFORM memory_system._fact_merge(v_same, v_meta, v_tags, importance, source_episode_id);
         RETURN v_same;
     END IF;
 

@@ -92,3 +92,54 @@ COMMENT ON FUNCTION memory_system._fact_to_end(bigint, timestamptz) IS
 'The calling agent''s fact p_fact_id, locked (its key, then its row), that is to end at p_at. NX033
 if the agent has no such fact (another agent''s included), NX038 if it has ended already, NX037 if
 p_at is before its valid_from. Internal: remember_fact (supersedes) and invalidate_fact.';
+
+
+CREATE OR REPLACE FUNCTION memory_system._fact_check_input(
+    p_content text, p_metadata jsonb, p_tags text[], p_importance real, p_key text, p_source_episode_id bigint)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF nullif(btrim(p_content), '') IS NULL THEN
+        RAISE EXCEPTION 'a fact needs content' USING ERRCODE = 'NX031';
+    END IF;
+    -- checked here too, as the validation trigger would: a fact that is one already stored is
+    -- not inserted, and bad input is refused all the same
+    PERFORM memory_system._check_size('content', octet_length(p_content), 262144);
+    PERFORM memory_system._check_json_object('metadata', p_metadata, 65536);
+    PERFORM memory_system._check_tags(p_tags);
+    IF p_importance IS NULL OR NOT p_importance BETWEEN 0 AND 1 THEN
+        RAISE EXCEPTION 'importance must be between 0 and 1, got %', p_importance USING ERRCODE = 'NX015';
+    END IF;
+    PERFORM memory_system._check_fact_key(p_key);
+    IF p_source_episode_id IS NOT NULL AND NOT EXISTS (
+            SELECT FROM nexus_memory.zep_episodic_memory AS e
+             WHERE e.agent_id = (current_user::text COLLATE "default") AND e.id = p_source_episode_id) THEN
+        RAISE EXCEPTION 'episode % not found', p_source_episode_id USING ERRCODE = 'NX033';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION memory_system._fact_check_input(text, jsonb, text[], real, text, bigint) IS
+'Checks remember_fact''s input before anything is written: NX031 empty content, the validation codes
+of record_episode (size, metadata, tags, NX015 importance), NX036 bad key, NX033 a source episode
+the calling agent does not have. Internal.';
+
+
+CREATE OR REPLACE FUNCTION memory_system._fact_merge(
+    p_id bigint, p_metadata jsonb, p_tags text[], p_importance real, p_source_episode_id bigint)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE nexus_memory.semantic_memories AS s
+       SET metadata = s.metadata || p_metadata,
+           tags = ARRAY(SELECT DISTINCT t FROM unnest(s.tags || p_tags) AS t ORDER BY t),
+           importance = greatest(s.importance, p_importance),
+           source_episode_id = coalesce(p_source_episode_id, s.source_episode_id)
+     WHERE s.agent_id = (current_user::text COLLATE "default") AND s.id = p_id
+$$;
+COMMENT ON FUNCTION memory_system._fact_merge(bigint, jsonb, text[], real, bigint) IS
+'remember_fact''s deduplication: the calling agent''s fact p_id is the new one again; its metadata
+merged with p_metadata, its tags united with p_tags, the higher importance kept, the source
+episode given replacing its own. Internal.';
