@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -500,6 +501,18 @@ def test_jsonl_round_trip_is_identical(stack: Stack, legacy: Legacy, tmp_path: P
         with target_conn(other) as conn:
             again = imports.import_jsonl(conn, first)
         assert again["ok"] and all(r["written"] == 0 for r in again["import"].values())
+        # a fact whose validity is not the file's is caught, though its content is
+        coffee = ("UPDATE nexus_memory.semantic_memories SET valid_from = valid_from + %s "
+                  "WHERE agent_id = 'carla' AND content = 'likes coffee'")
+        with su(other) as conn:
+            conn.execute(coffee, (timedelta(days=-1),))
+        with target_conn(other) as conn:
+            tampered = imports.import_jsonl(conn, first)
+            imports.rollback(conn, tampered["import_id"])
+        with su(other) as conn:
+            conn.execute(coffee, (timedelta(days=1),))
+        facts = tampered["kinds"]["semantic"]
+        assert not tampered["ok"] and (facts["equal"], facts["mismatched"]) == (8, 1)
         before_src = state(src)
         with target_conn(src) as conn:
             home = imports.import_jsonl(conn, first)

@@ -61,12 +61,15 @@ BEGIN
         RAISE EXCEPTION 'unknown import kind %', coalesce(quote_literal(bad), 'NULL')
             USING ERRCODE = 'NX050';
     END IF;
-    -- per kind, the checksum of a staged row: content as UTF-8, JSON in its canonical text
+    -- per kind, the checksum of a staged row: content as UTF-8, JSON in its canonical text; and
+    -- for a fact with its validity (format version 2: it has a uuid), the checksum of that
     FOR k, expr IN VALUES
-        ('episode', $e$sha256(convert_to(content, 'UTF8'))$e$),
-        ('semantic', $e$sha256(convert_to(content, 'UTF8'))$e$),
-        ('working_memory', 'memory_system._json_sha256(memory_system._import_json(value))'),
-        ('checkpoint', 'memory_system._json_sha256(memory_system._import_json(state))')
+        ('episode', $e$sha256(convert_to(content, 'UTF8')), NULL$e$),
+        ('semantic', $e$sha256(convert_to(content, 'UTF8')),
+                      CASE WHEN fact_uuid IS NOT NULL THEN memory_system._fact_validity_sha256(
+                          fact_key, valid_from::timestamptz, valid_to::timestamptz, ended_by) END$e$),
+        ('working_memory', 'memory_system._json_sha256(memory_system._import_json(value)), NULL'),
+        ('checkpoint', 'memory_system._json_sha256(memory_system._import_json(state)), NULL')
     LOOP
         IF k = ANY (p_kinds) THEN
             EXECUTE format('INSERT INTO pg_temp.nexus_import_check SELECT %L, agent_id, source_ref, %s FROM pg_temp.%I',
@@ -77,7 +80,8 @@ END
 $$;
 COMMENT ON FUNCTION memory_system.import_check_staged(text[]) IS
 'Adds the checksums of this session''s staged rows of the given kinds (episode, semantic,
-working_memory, checkpoint) to pg_temp.nexus_import_check: for sources that validation cannot
+working_memory, checkpoint) to pg_temp.nexus_import_check (a fact with its validity: its checksum
+as meta_sha256): for sources that validation cannot
 read again (JSONL files, Redis). Content as UTF-8, JSON values in their canonical text. NX050 for
 an unknown kind.';
 
@@ -490,6 +494,12 @@ BEGIN
                                IS NOT DISTINCT FROM c.meta_sha256
                           FROM nexus_memory.zep_episodic_memory AS e
                          WHERE e.agent_id = r.agent_id AND e.id = r.target_id)
+                   -- a fact's key and validity must be the source's, when the source has them
+                   WHEN v_kind = 'semantic' AND c.meta_sha256 IS NOT NULL THEN
+                       (SELECT memory_system._fact_validity_sha256(m.fact_key, m.valid_from, m.valid_to, m.ended_by)
+                               = c.meta_sha256
+                          FROM nexus_memory.semantic_memories AS m
+                         WHERE m.agent_id = r.agent_id AND m.id = r.target_id)
                    END AS meta_ok,
                    CASE v_kind
                        WHEN 'episode' THEN (SELECT e.content_sha256 FROM nexus_memory.zep_episodic_memory AS e
@@ -567,7 +577,9 @@ COMMENT ON FUNCTION memory_system.import_validate(bigint) IS
 ledger: per kind the source and target counts, rows with equal checksums, missing, mismatched and
 rejected rows (with examples), rows written adapted (count, by what, examples) and how many are
 embedded. An adapted row is equal only if its content checksum is the source''s and, for kept
-metadata, {"legacy_metadata": text} holds the source''s metadata text. ok is true only if every
+metadata, {"legacy_metadata": text} holds the source''s metadata text; a fact of a source that
+has its validity (JSONL version 2) only if its key, valid_from, valid_to and ended_by are the
+source''s too. ok is true only if every
 source row is there and equal and nothing was rejected (adapted rows may be). Stores the report on
 the import.';
 

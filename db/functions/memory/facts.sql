@@ -18,6 +18,22 @@ punctuation or whitespace): what deduplication compares, as semantic_memories.co
 stores it. Internal.';
 
 
+-- a fact's key and validity as one checksum: what import validation compares (import_validate)
+CREATE OR REPLACE FUNCTION memory_system._fact_validity_sha256(
+    p_key text, p_valid_from timestamptz, p_valid_to timestamptz, p_ended_by text)
+RETURNS bytea
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT sha256(convert_to(concat_ws(chr(10), coalesce(p_key, ''), extract(epoch FROM p_valid_from)::text,
+                                       coalesce(extract(epoch FROM p_valid_to)::text, ''),
+                                       coalesce(p_ended_by, '')), 'UTF8'))
+$$;
+COMMENT ON FUNCTION memory_system._fact_validity_sha256(text, timestamptz, timestamptz, text) IS
+'sha256 of a fact''s key, valid time (to the microsecond) and what ended it: nexus import''s
+validation compares the source''s with the target''s (memory_system.import_validate). Internal.';
+
+
 CREATE OR REPLACE FUNCTION memory_system._fact_lock(p_agent_id text, p_what text)
 RETURNS void
 LANGUAGE sql
