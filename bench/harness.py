@@ -25,7 +25,7 @@ from psycopg import sql
 from nexus import migrate
 from nexus.stack import Stack
 from sidecar import config, db, secrets
-from sidecar.config import SUPERUSER, WORKER
+from sidecar.config import SUPERUSER, WORKER, Config
 from sidecar.ports import free_port
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -153,24 +153,35 @@ class BenchDb:
                           autocommit=True, **kwargs)
 
 
-@contextmanager
-def cloned_database(st: Stack, name: str) -> Iterator[BenchDb]:
-    """CREATE DATABASE name TEMPLATE <migrated database>, dropped at the end."""
+def clone_database(st: Stack, name: str) -> Config:
+    """CREATE DATABASE `name` TEMPLATE the stack's migrated database (dropped first if it
+    exists), with the database-level grants a clone does not inherit; its Config. The tests'
+    per-file databases (conftest.py) and the benchmarks' are made by this one function."""
+    drop_database(st, name)
+    with st.superuser_conn("postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(st.cfg.database)))
+    cfg = replace(st.cfg, database=name)
+    # a clone does not inherit the template's database-level grants (CONNECT): the loader sets them
+    with db.connect(cfg, SUPERUSER, secrets.password(cfg, SUPERUSER), autocommit=True) as conn:
+        migrate.apply_repeatables(conn)
+    return cfg
+
+
+def drop_database(st: Stack, name: str) -> None:
     with st.superuser_conn("postgres", autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
             sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(st.cfg.database)))
-    # a clone does not inherit the template's database-level grants (CONNECT): the loader sets them
-    cfg = replace(st.cfg, database=name)
-    with db.connect(cfg, SUPERUSER, secrets.password(cfg, SUPERUSER), autocommit=True) as conn:
-        migrate.apply_repeatables(conn)
+
+
+@contextmanager
+def cloned_database(st: Stack, name: str) -> Iterator[BenchDb]:
+    """A clone of the migrated database (clone_database), dropped at the end."""
+    clone_database(st, name)
     try:
         yield BenchDb(st, name)
     finally:
-        with st.superuser_conn("postgres", autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+        drop_database(st, name)
 
 
 def settle_stats() -> None:

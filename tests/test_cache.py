@@ -27,7 +27,7 @@ from sidecar import cache, secrets
 from sidecar.config import Config
 from sidecar.metrics import Metrics
 from sidecar.ports import free_port
-from tests.test_worker import su, wait_for
+from tests.helpers import su, wait_for
 
 
 @dataclass

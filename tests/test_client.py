@@ -18,7 +18,7 @@ from nexus import AsyncMemory, Conflict, InvalidInput, Memory, NotFound, agents,
 from nexus.stack import Stack
 from sidecar import secrets
 from sidecar.config import APP, Config
-from tests.test_worker import start_worker, stop, su, wait_for
+from tests.helpers import start_worker, stop, su, wait_for
 
 
 def app_conninfo(cfg: Config) -> str:

@@ -27,7 +27,7 @@ from nexus.stack import Stack
 from sidecar import secrets
 from sidecar.config import SUPERUSER, Config
 from sidecar.ports import free_port
-from tests.test_worker import start_worker, stop, su, wait_for, worker_env
+from tests.helpers import start_worker, stop, su, wait_for, worker_env
 
 LEGACY_EPISODES = 1200
 

@@ -27,7 +27,7 @@ from nexus.stack import Stack
 from sidecar import config
 from sidecar.config import Config
 from sidecar.ports import free_port
-from tests.test_worker import start_worker, stop, su, wait_for, worker_env
+from tests.helpers import start_worker, stop, su, wait_for, worker_env
 
 AGENTS = ("stdio_agent", "http_agent", "alpha", "beta", "gate")
 EPISODES = [
