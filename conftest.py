@@ -97,6 +97,19 @@ def superuser_password(st: Stack) -> str:
     return secrets.password(st.cfg, SUPERUSER)
 
 
+def schema_dump(st: Stack, cfg: Config) -> str:
+    """`pg_dump --schema-only` of the database of `cfg` (test_migrations.py, test_upgrade.py)."""
+    out = subprocess.run(
+        [st.pg.bin("pg_dump"), "--schema-only", "-h", cfg.pg_host, "-p", str(cfg.pg_port),
+         "-U", SUPERUSER, "-d", cfg.database],
+        capture_output=True, text=True, check=True,
+        env={"PGPASSWORD": superuser_password(st), "PATH": "/usr/bin:/bin"},
+    ).stdout
+    # PG 18 writes a random \restrict key into every dump
+    return "\n".join(line for line in out.splitlines()
+                     if not line.startswith(("\\restrict", "\\unrestrict")))
+
+
 # -- precisions -------------------------------------------------------------------------------
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

@@ -21,7 +21,7 @@ from nexus import agents, backup, client, doctor, imports, migrate
 from nexus.stack import Stack, apply_role_passwords, process_alive, resolve_home
 from nexus.watch import Watchdog
 from sidecar import cache, config, secrets
-from sidecar.config import APP, SUPERUSER
+from sidecar.config import APP, READONLY, SUPERUSER
 from sidecar.ports import ServerError
 from sidecar.supervisor import Supervisor
 
@@ -37,7 +37,8 @@ def _print_connections(stack: Stack) -> None:
     for role, url in stack.dsns().items():
         print(f"  {role:<16} {url}")
     print(f"Redis: {stack.redis.url} (password in {stack.cfg.secret_file('redis')})")
-    print("Agents: nexus agent add NAME, then: psql \"$(nexus agent dsn NAME)\"")
+    print("Agents: nexus agent add NAME, then: nexus psql NAME "
+          "(any other client: nexus agent dsn NAME)")
     if stack.mcp_url:
         print(f"MCP: {stack.mcp_url} (bearer tokens: nexus agent token NAME), "
               "or stdio: nexus mcp --agent NAME")
@@ -322,16 +323,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         options["text_mode"] = "websearch"
     mode = args.mode
     with psycopg.connect(agents.dsn(resolve_home(cfg), args.agent), autocommit=True) as conn:
+        embedding = None
         if mode == "auto":
-            try:
-                embedding = client.embed(args.query, url)
-                mode = "hybrid"
-            except client.EmbedUnavailable as exc:
-                print(f"nexus: {exc}; searching text only", file=sys.stderr)
-                embedding, mode = None, "text"
-        else:
-            embedding = client.embed(args.query, url) if mode != "text" else None
-        hits = client.search(conn, args.query, mode=mode, embedding=embedding, **options)
+            vector = client.query_vector(args.query, url)
+            if vector.note:
+                print(f"nexus: {vector.note}", file=sys.stderr)
+            mode, embedding = vector.mode, vector.embedding
+        hits = client.search(conn, args.query, mode=mode, embedding=embedding, embed_url=url,
+                             **options)
     if args.json:
         print(json.dumps(hits, default=str, indent=2))
         return 0
@@ -342,6 +341,37 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"{n:>3}. {h['kind']} {h['id']}  score {h['fused_score']:.4f}  ({ranks})")
         print(f"     {snippet}")
     return 0
+
+
+PSQL_ROLES = {"ro": READONLY, "app": APP, "superuser": SUPERUSER}
+
+
+def cmd_psql(args: argparse.Namespace) -> int:
+    """psql (the embedded PostgreSQL's own, same version as the server) as an agent or a role."""
+    words = list(args.words)
+    if args.role is None and (not words or words[0].startswith("-")):
+        raise ServerError("nexus psql needs an agent or a role: nexus psql AGENT, or "
+                          "nexus psql --role ro|app|superuser (psql's own options after --)")
+    if args.role is not None and words and not words[0].startswith("-"):
+        raise ServerError(f"nexus psql takes an agent or --role, not both ({words[0]!r} and "
+                          f"--role {args.role}); psql's own arguments go after --")
+    stack = _stack(args)
+    if stack.pg.pid() is None:
+        raise ServerError("the local stack is not running: nexus up --detach")
+    if args.role is not None:
+        dsn = stack.dsns()[PSQL_ROLES[args.role]]
+    else:
+        name = words.pop(0)
+        with stack.superuser_conn(autocommit=True) as conn:
+            known = conn.execute("SELECT 1 FROM memory_system.agents WHERE agent_id = %s",
+                                 (name,)).fetchone()
+        if known is None:
+            raise ServerError(f"no agent {name!r} in database {stack.cfg.database}: "
+                              f"nexus agent list, or nexus agent add {name}")
+        dsn = agents.dsn(stack.cfg, name)
+    psql = stack.pg.bin("psql")
+    sys.stdout.flush()
+    os.execv(psql, [psql, f"--dbname={dsn}", *words])
 
 
 def _target(args: argparse.Namespace) -> tuple[psycopg.Connection, object]:
@@ -528,6 +558,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embed-url", help="the sidecar (default http://NEXUS_HTTP_HOST:NEXUS_HTTP_PORT)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("psql", help="psql (the embedded PostgreSQL's, matching the server) as an "
+                                    "agent or a fixed role; psql's own arguments after --")
+    p.add_argument("words", nargs="*", metavar="AGENT [-- PSQL_ARG ...]",
+                   help="the agent to log in as (its connection string: nexus agent dsn AGENT), "
+                        "then psql's arguments after --, e.g. nexus psql scout -- -c 'SELECT 1'")
+    p.add_argument("--role", choices=tuple(PSQL_ROLES),
+                   help="log in as nexus_ro (read only), nexus_app or nexus_superuser instead")
+    p.set_defaults(func=cmd_psql)
 
     def target(p: argparse.ArgumentParser) -> None:
         p.add_argument("--dsn", help="the NEXUS database, as its owner (default: the local stack)")

@@ -7,12 +7,13 @@
         for hit in memory.search("how does the user want invoices?").hits:
             print(hit.kind, hit.id, hit.fused_score, hit.snippet)
 
-A client is built from an agent's connection string (or an open connection of the agent), or from
-an orchestrator's pool (logged in as `nexus_app`) plus an agent name: then every call runs in a
-transaction of its own under `SET LOCAL ROLE <agent>`, so the role ends with the call, before the
-connection goes back to the pool. Either way the database decides what the agent sees: each method
-is exactly one call of its `nexus.*` function, by name, with named arguments; no row is filtered
-here. An argument left out is left out of the call (the SQL default applies); None is SQL NULL.
+A client is built from an agent's connection string (or an open connection of the agent, or a pool
+of them), or from an orchestrator's pool (logged in as `nexus_app`) plus an agent name: then every
+call runs in a transaction of its own under `SET LOCAL ROLE <agent>`, so the role ends with the
+call, before the connection goes back to the pool. Either way the database decides what the agent
+sees: each method is exactly one call of its `nexus.*` function, by name, with named arguments; no
+row is filtered here. An argument left out is left out of the call (the SQL default applies); None
+is SQL NULL. `calls()` runs several calls in one transaction (nexus.langgraph's batches).
 
 Errors: NX033 raises NotFound, NX035 Conflict (with the key's current version), any other NX0xx
 InvalidInput (its code kept), all three psycopg.Error subclasses; everything else (connection
@@ -26,8 +27,8 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -36,11 +37,13 @@ from uuid import UUID
 import aiohttp
 import psycopg
 from psycopg import sql
+from psycopg.adapt import PyFormat
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 DEFAULT_EMBED_URL = "http://127.0.0.1:58080"
+EMBED_TIMEOUT = 30.0  # seconds for one /embed call
 MODES = ("hybrid", "text", "vector")
 # the options of nexus.memory_search a caller may pass by name
 SEARCH_OPTIONS = frozenset({
@@ -337,7 +340,8 @@ def vector_literal(vector: list[float]) -> str:
 
 def statement(sig: Signature, args: Mapping[str, Any]) -> tuple[sql.Composed, dict[str, Any]]:
     """`SELECT * FROM nexus.<function>(name => value::type, ...)`: the one statement of a call.
-    Arguments whose value is DEFAULT are left out; each value is cast to its declared type."""
+    Arguments whose value is DEFAULT are left out; each value is cast to its declared type. A
+    vector given as numbers goes as a binary float8[] (cheaper to send and to read than text)."""
     parts, values = [], {}
     for name, value in args.items():
         if value is DEFAULT:
@@ -345,19 +349,40 @@ def statement(sig: Signature, args: Mapping[str, Any]) -> tuple[sql.Composed, di
         param = sig.param(name)
         if param is None:
             raise TypeError(f"nexus.{sig.name}() has no parameter {name!r}")
+        placeholder, cast = sql.Placeholder(name), sql.SQL(param.type)
         if value is not None and param.type == "jsonb":
             value = Jsonb(value)
         elif value is not None and param.type.endswith("vector") and not isinstance(value, str):
-            value = vector_literal(value)
-        parts.append(sql.SQL("{} => {}::{}").format(sql.Identifier(name), sql.Placeholder(name),
-                                                   sql.SQL(param.type)))
+            value = [float(x) for x in value]
+            placeholder = sql.Placeholder(name, PyFormat.BINARY)
+            cast = sql.SQL("float8[]::" + param.type)
+        parts.append(sql.SQL("{} => {}::{}").format(sql.Identifier(name), placeholder, cast))
         values[name] = value
     return (sql.SQL("SELECT * FROM nexus.{}({})").format(sql.Identifier(sig.name),
                                                          sql.SQL(", ").join(parts)), values)
 
 
+def _signature(catalog: Mapping[str, Signature], function: str) -> Signature:
+    sig = catalog.get(function)
+    if sig is None:
+        raise TypeError(f"nexus.{function} is not an API function")
+    return sig
+
+
 def _set_role(agent: str) -> sql.Composed:
     return sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(agent))
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Raise a NEXUS SQLSTATE as our typed exception (translate); anything else as it is."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        typed = translate(exc)
+        if typed is None:
+            raise
+        raise typed from exc
 
 
 # -- how each function's rows become a result --------------------------------------------------
@@ -430,7 +455,7 @@ def _embed_request(text: str) -> bytes:
     return json.dumps({"text": text}).encode()
 
 
-def embed(text: str, url: str = DEFAULT_EMBED_URL, timeout: float = 30.0) -> list[float]:
+def embed(text: str, url: str = DEFAULT_EMBED_URL, timeout: float = EMBED_TIMEOUT) -> list[float]:
     """The query vector of `text`, from the sidecar (which caches it in Redis)."""
     request = urllib.request.Request(
         url.rstrip("/") + "/embed", data=_embed_request(text),
@@ -449,7 +474,7 @@ def embed(text: str, url: str = DEFAULT_EMBED_URL, timeout: float = 30.0) -> lis
 
 
 async def embed_async(session: aiohttp.ClientSession, text: str,
-                      url: str = DEFAULT_EMBED_URL, timeout: float = 30.0) -> list[float]:
+                      url: str = DEFAULT_EMBED_URL, timeout: float = EMBED_TIMEOUT) -> list[float]:
     """embed() on an aiohttp session (kept open by the caller, so connections are reused)."""
     try:
         async with session.post(url.rstrip("/") + "/embed", data=_embed_request(text),
@@ -464,11 +489,63 @@ async def embed_async(session: aiohttp.ClientSession, text: str,
         raise EmbedUnavailable(f"the sidecar's /embed is not reachable at {url}: {exc}") from exc
 
 
+# -- a search's query vector: "embed the query with /embed, else search by text only" -----------
+@dataclass(frozen=True)
+class QueryVector:
+    """The query's vector from the sidecar, or none and the error why: then the search is by
+    text only, and `note` is what the caller is told."""
+    embedding: list[float] | None
+    error: Exception | None = None  # EmbedUnavailable (EmbedRefused: see _text_only_after)
+
+    @property
+    def mode(self) -> str:
+        return "text" if self.embedding is None else "hybrid"
+
+    @property
+    def note(self) -> str | None:
+        return None if self.error is None else f"{self.error}; searching text only"
+
+    def args(self) -> dict[str, Any]:
+        """memory_search's query_embedding, or nothing (its default: no vector branch)."""
+        return {} if self.embedding is None else {"query_embedding": self.embedding}
+
+    def result(self, hits: list[SearchHit]) -> SearchResult:
+        return SearchResult(self.mode, hits, self.note)
+
+
+def _text_only_after(if_refused: bool) -> tuple[type[Exception], ...]:
+    """The /embed errors after which a search goes on by text only: no sidecar answered (not
+    running, wrong port, no answer within EMBED_TIMEOUT). A text the sidecar refused (empty, over
+    NEXUS_EMBED_MAX_CHARS) is the caller's error, raised, unless `text_only_if_refused` (for a
+    caller with no one to tell: LangGraph's store logs it and searches by text)."""
+    return (EmbedUnavailable, EmbedRefused) if if_refused else (EmbedUnavailable,)
+
+
+def query_vector(text: str, url: str = DEFAULT_EMBED_URL, *,
+                 text_only_if_refused: bool = False) -> QueryVector:
+    """The query vector of a search from the sidecar, or why the search is text only."""
+    try:
+        return QueryVector(embed(text, url))
+    except _text_only_after(text_only_if_refused) as exc:
+        return QueryVector(None, exc)
+
+
+async def query_vector_async(session: aiohttp.ClientSession, text: str,
+                             url: str = DEFAULT_EMBED_URL, *,
+                             text_only_if_refused: bool = False) -> QueryVector:
+    """query_vector() on an aiohttp session."""
+    try:
+        return QueryVector(await embed_async(session, text, url))
+    except _text_only_after(text_only_if_refused) as exc:
+        return QueryVector(None, exc)
+
+
 # -- the sync client ----------------------------------------------------------------------------
 class Memory:
     """An agent's memory, synchronously. One of:
       Memory(dsn)                  an agent's connection string (the connection is the client's)
       Memory(connection=conn)      an open connection of the agent (left open by close())
+      Memory(pool=pool)            a pool of the agent's own connections
       Memory(pool=pool, agent=a)   an orchestrator's pool (nexus_app): each call under SET ROLE a
     """
 
@@ -478,7 +555,7 @@ class Memory:
                  catalog: dict[str, Signature] | None = None) -> None:
         if sum(x is not None for x in (dsn, connection, pool)) != 1:
             raise TypeError("give one of: dsn, connection, pool (with agent)")
-        if (pool is None) != (agent is None):
+        if agent is not None and pool is None:
             raise TypeError("agent goes with pool (an orchestrator acting as that agent)")
         self._owned = psycopg.connect(dsn, autocommit=True) if dsn is not None else None
         self._conn = self._owned or connection
@@ -496,14 +573,14 @@ class Memory:
         self.close()
 
     @contextmanager
-    def _session(self) -> Iterator[psycopg.Connection]:
-        """A connection acting as the agent, for one call."""
-        if self._pool is None:
-            assert self._conn is not None
-            yield self._conn
-            return
-        with self._pool.connection() as conn, conn.transaction():
-            conn.execute(_set_role(self.agent))  # type: ignore[arg-type]
+    def session(self, calls: int = 1) -> Iterator[psycopg.Connection]:
+        """A connection acting as the agent, for `calls` calls (or SQL of one's own): the agent's
+        own (in a transaction if more than one call), or a pooled one of nexus_app in a transaction
+        under SET LOCAL ROLE (which ends with the transaction, before the pool has it back)."""
+        with (nullcontext(self._conn) if self._pool is None else self._pool.connection()) as conn, \
+                conn.transaction() if calls > 1 or self.agent is not None else nullcontext():
+            if self.agent is not None:
+                conn.execute(_set_role(self.agent))
             yield conn
 
     def catalog(self) -> dict[str, Signature]:
@@ -517,18 +594,15 @@ class Memory:
 
     def call(self, function: str, **args: Any) -> list[dict[str, Any]]:
         """Call nexus.<function> with these named arguments; its rows, as dicts."""
-        sig = self.catalog().get(function)
-        if sig is None:
-            raise TypeError(f"nexus.{function} is not an API function")
-        query, values = statement(sig, args)
-        try:
-            with self._session() as conn, conn.cursor(row_factory=dict_row) as cur:
-                return cur.execute(query, values).fetchall()
-        except psycopg.Error as exc:
-            typed = translate(exc)
-            if typed is None:
-                raise
-            raise typed from exc
+        return self.calls([(function, args)])[0]
+
+    def calls(self, calls: Sequence[tuple[str, Mapping[str, Any]]]) -> list[list[dict[str, Any]]]:
+        """Several calls (function, named arguments), in this order and in one transaction; the
+        rows of each."""
+        statements = [statement(_signature(self.catalog(), f), args) for f, args in calls]
+        with _translated(), self.session(len(statements)) as conn, \
+                conn.cursor(row_factory=dict_row) as cur:
+            return [cur.execute(query, values).fetchall() for query, values in statements]
 
     def _invoke(self, function: str, args: dict[str, Any]) -> Any:
         return _typed(function, self.call(function, **_args(args)))
@@ -536,13 +610,8 @@ class Memory:
     def search(self, query: str, **options: Any) -> SearchResult:
         """Hybrid search for a text: the sidecar's /embed gives the query vector; if no sidecar
         answers, a text-only search (the result says so). options: those of memory_search."""
-        try:
-            embedding: list[float] | None = embed(query, self.embed_url)
-        except EmbedUnavailable as exc:
-            hits = self.memory_search(query=query, **options)
-            return SearchResult("text", hits, str(exc))
-        return SearchResult("hybrid", self.memory_search(query=query, query_embedding=embedding,
-                                                         **options))
+        vector = query_vector(query, self.embed_url)
+        return vector.result(self.memory_search(query=query, **vector.args(), **options))
 
     # one method per nexus.* function (tests/test_client.py compares them with the catalog)
     def current_agent(self) -> str:
@@ -672,6 +741,7 @@ class AsyncMemory:
     """Memory for asyncio; the same methods, awaited. One of:
       await AsyncMemory.connect(dsn)    an agent's connection string
       AsyncMemory(connection=conn)      an open AsyncConnection of the agent
+      AsyncMemory(pool=pool)            an AsyncConnectionPool of the agent's own connections
       AsyncMemory(pool=pool, agent=a)   an orchestrator's AsyncConnectionPool (nexus_app)
     """
 
@@ -681,11 +751,11 @@ class AsyncMemory:
                  http: aiohttp.ClientSession | None = None) -> None:
         if (connection is None) == (pool is None):
             raise TypeError("give one of: connection, pool (with agent)")
-        if (pool is None) != (agent is None):
+        if agent is not None and pool is None:
             raise TypeError("agent goes with pool (an orchestrator acting as that agent)")
         self._conn, self._pool, self.agent, self.embed_url = connection, pool, agent, embed_url
         self._catalog = catalog
-        self._http = http
+        self._http, self._own_http = http, http is None
         self._owned = False
 
     @classmethod
@@ -698,6 +768,9 @@ class AsyncMemory:
     async def close(self) -> None:
         if self._owned and self._conn is not None:
             await self._conn.close()
+        if self._own_http and self._http is not None:
+            await self._http.close()
+            self._http = None
 
     async def __aenter__(self) -> AsyncMemory:
         return self
@@ -706,16 +779,13 @@ class AsyncMemory:
         await self.close()
 
     @asynccontextmanager
-    async def _session(self) -> AsyncIterator[psycopg.AsyncConnection]:
-        """A connection acting as the agent, for one call: the agent's own, or a pooled one in a
-        transaction under SET LOCAL ROLE (which ends with the transaction, before the pool has
-        the connection back)."""
-        if self._pool is None:
-            assert self._conn is not None
-            yield self._conn
-            return
-        async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute(_set_role(self.agent))  # type: ignore[arg-type]
+    async def session(self, calls: int = 1) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A connection acting as the agent, for `calls` calls (see Memory.session)."""
+        async with (nullcontext(self._conn) if self._pool is None
+                    else self._pool.connection()) as conn, \
+                conn.transaction() if calls > 1 or self.agent is not None else nullcontext():
+            if self.agent is not None:
+                await conn.execute(_set_role(self.agent))
             yield conn
 
     async def catalog(self) -> dict[str, Signature]:
@@ -729,36 +799,37 @@ class AsyncMemory:
 
     async def call(self, function: str, **args: Any) -> list[dict[str, Any]]:
         """Call nexus.<function> with these named arguments; its rows, as dicts."""
-        sig = (await self.catalog()).get(function)
-        if sig is None:
-            raise TypeError(f"nexus.{function} is not an API function")
-        query, values = statement(sig, args)
-        try:
-            async with self._session() as conn, conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(query, values)
-                return await cur.fetchall()
-        except psycopg.Error as exc:
-            typed = translate(exc)
-            if typed is None:
-                raise
-            raise typed from exc
+        return (await self.calls([(function, args)]))[0]
+
+    async def calls(self, calls: Sequence[tuple[str, Mapping[str, Any]]]
+                    ) -> list[list[dict[str, Any]]]:
+        """Several calls in one transaction (see Memory.calls)."""
+        catalog = await self.catalog()
+        statements = [statement(_signature(catalog, f), args) for f, args in calls]
+        rows = []
+        with _translated():
+            async with self.session(len(statements)) as conn, \
+                    conn.cursor(row_factory=dict_row) as cur:
+                for query, values in statements:
+                    await cur.execute(query, values)
+                    rows.append(await cur.fetchall())
+        return rows
 
     async def _invoke(self, function: str, args: dict[str, Any]) -> Any:
         return _typed(function, await self.call(function, **_args(args)))
 
-    async def embed(self, text: str) -> list[float]:
+    def _http_session(self) -> aiohttp.ClientSession:
         if self._http is None:
             self._http = aiohttp.ClientSession()
-        return await embed_async(self._http, text, self.embed_url)
+        return self._http
+
+    async def embed(self, text: str) -> list[float]:
+        return await embed_async(self._http_session(), text, self.embed_url)
 
     async def search(self, query: str, **options: Any) -> SearchResult:
         """Hybrid search for a text (see Memory.search)."""
-        try:
-            embedding = await self.embed(query)
-        except EmbedUnavailable as exc:
-            return SearchResult("text", await self.memory_search(query=query, **options), str(exc))
-        return SearchResult("hybrid", await self.memory_search(
-            query=query, query_embedding=embedding, **options))
+        vector = await query_vector_async(self._http_session(), query, self.embed_url)
+        return vector.result(await self.memory_search(query=query, **vector.args(), **options))
 
     async def current_agent(self) -> str:
         return await self._invoke("current_agent", locals())
@@ -947,6 +1018,7 @@ def _now_ms() -> int:
 __all__ = [
     "DEFAULT", "AsyncMemory", "Checkpoint", "CheckpointInfo", "Conflict", "ConsensusEntry",
     "EmbedRefused", "EmbedUnavailable", "Episode", "Fact", "InvalidInput", "KindStats", "Memory",
-    "NexusError", "NotFound", "SearchHit", "SearchResult", "SimilarHit", "TextCandidate",
-    "WorkingMemoryKey", "embed", "search", "similar", "working_memory_get",
+    "NexusError", "NotFound", "QueryVector", "SearchHit", "SearchResult", "SimilarHit",
+    "TextCandidate", "WorkingMemoryKey", "embed", "query_vector", "query_vector_async", "search",
+    "similar", "working_memory_get",
 ]

@@ -12,8 +12,11 @@ over their vectors); the query vector comes from the sidecar's `POST /embed`, an
 the search is text only. The texts to index are taken from each value with LangGraph's own path
 helper (`index` fields, or `put(..., index=[...])`); the worker embeds them in the background.
 
-Connections: the agent's own DSN, or an orchestrator's pool (role nexus_app) plus the agent's name:
-each batch then runs under `SET ROLE <agent>`, and `RESET ROLE` before the connection goes back.
+The store is built on nexus.client: its `Memory` makes the calls (from the catalog of the API
+functions, each argument cast to its declared type), raises NEXUS's SQLSTATEs as its errors, and
+acts as the agent. Connections: the agent's own DSN (a pool of its logins), or an orchestrator's
+pool (role nexus_app) plus the agent's name: each batch then runs in a transaction under
+`SET LOCAL ROLE <agent>`, which ends with it, before the connection goes back to the pool.
 Requires the optional extra: `pip install 'nexus-memory[langgraph]'`.
 """
 
@@ -21,13 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager, nullcontext
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-import psycopg
 from langgraph.store.base import (
     BaseStore,
     GetOp,
@@ -43,23 +44,20 @@ from langgraph.store.base import (
     tokenize_path,
     validate_op_namespace,
 )
-from psycopg import sql
-from psycopg.adapt import PyFormat
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import TypedDict
 
-from nexus.client import DEFAULT_EMBED_URL, EmbedRefused, EmbedUnavailable, embed
+from nexus.client import (
+    DEFAULT_EMBED_URL,
+    AsyncMemory,
+    EmbedUnavailable,
+    InvalidInput,
+    Memory,
+    query_vector,
+)
 
 log = logging.getLogger("nexus.langgraph")
-
-# how each argument is typed in the SQL call (the rest are left to the function's signature);
-# the query vector goes as a binary float8[] (a text literal costs more to write and to read)
-CASTS = {"namespace": "text[]", "namespace_prefix": "text[]", "prefix": "text[]",
-         "suffix": "text[]", "value": "jsonb", "texts": "jsonb", "filter": "jsonb",
-         "ttl": "interval", "query_embedding": "float8[]::public.vector"}
-BINARY = {"query_embedding"}
+DIMENSIONS = "SELECT value::integer FROM memory_system.settings WHERE name = 'embedding_dimensions'"
 
 
 class NexusIndexConfig(TypedDict, total=False):
@@ -71,13 +69,10 @@ class NexusIndexConfig(TypedDict, total=False):
     fields: list[str] | None
 
 
-class StoreInputError(ValueError):
-    """NEXUS refused an argument (its SQLSTATE is in `sqlstate`: NX060 namespace, key, texts,
-    ttl, limit or offset; NX061 filter; NX011 size; NX012 value not an object; NX013 vector)."""
-
-    def __init__(self, sqlstate: str, message: str) -> None:
-        super().__init__(f"{sqlstate}: {message}")
-        self.sqlstate = sqlstate
+# NEXUS refused an argument: the client's InvalidInput, a ValueError with the SQLSTATE in `sqlstate`
+# (NX060 namespace, key, texts, ttl, limit or offset; NX061 filter; NX011 size; NX012 value not an
+# object; NX013 vector)
+StoreInputError = InvalidInput
 
 
 @dataclass(frozen=True)
@@ -91,15 +86,6 @@ class Call:
     kind: Literal["get", "search", "namespaces", "put"]
     namespace: tuple[str, ...] = ()
     key: str = ""
-
-    def statement(self) -> tuple[sql.Composed, dict[str, Any]]:
-        named = sql.SQL(", ").join(
-            sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(
-                name, PyFormat.BINARY if name in BINARY else PyFormat.AUTO))
-            + (sql.SQL("::" + CASTS[name]) if name in CASTS else sql.SQL(""))
-            for name in self.args)
-        return sql.SQL("SELECT * FROM nexus.{}({})").format(sql.Identifier(self.function),
-                                                            named), self.args
 
     def result(self, rows: list[dict[str, Any]]) -> Result:
         if self.kind == "get":
@@ -173,7 +159,7 @@ class _Planner:
                                   "get", op.namespace, op.key))
             elif isinstance(op, SearchOp):
                 args: dict[str, Any] = {"namespace_prefix": list(op.namespace_prefix),
-                                        "filter": Jsonb(op.filter) if op.filter else None,
+                                        "filter": op.filter or None,
                                         "limit_n": op.limit, "offset_n": op.offset,
                                         "refresh_ttl": op.refresh_ttl}
                 if op.query:
@@ -191,8 +177,7 @@ class _Planner:
                     texts = self.texts(op)
                     call = Call(i, "store_put", {
                         "namespace": list(op.namespace), "key": op.key,
-                        "value": Jsonb(dict(op.value)),
-                        "texts": Jsonb(texts) if texts is not None else None,
+                        "value": dict(op.value), "texts": texts,
                         "ttl": timedelta(minutes=op.ttl) if op.ttl is not None else None}, "put")
                 puts[(op.namespace, op.key)] = call
             else:
@@ -214,7 +199,8 @@ class _Planner:
             args[name] = list(condition.path)
         return Call(i, "store_list_namespaces", args, "namespaces")
 
-    def with_vectors(self, calls: list[Call], vectors: dict[str, list[float] | None]) -> list[Call]:
+    def with_vectors(self, calls: list[Call],
+                     vectors: dict[str, Sequence[float] | None]) -> list[Call]:
         out = []
         for call in calls:
             vector = vectors.get(call.args.get("query") or "") if call.kind == "search" else None
@@ -224,32 +210,29 @@ class _Planner:
             out.append(call)
         return out
 
-    def embed_queries(self, queries: Sequence[str]) -> dict[str, list[float] | None]:
-        """The query vectors from the sidecar; None (text-only search) if it is not there."""
-        vectors: dict[str, list[float] | None] = {}
+    def embed_queries(self, queries: Sequence[str]) -> dict[str, Sequence[float] | None]:
+        """The query vectors: `embed_query`'s, else the sidecar's; None (a text-only search) if
+        there is no sidecar or it refused the text (logged: an unreachable sidecar once)."""
+        vectors: dict[str, Sequence[float] | None] = {}
         for query in dict.fromkeys(queries):
-            vectors[query] = None
             if self.embed_query is not None:
-                vectors[query] = [float(x) for x in self.embed_query(query)]
+                vectors[query] = self.embed_query(query)
                 continue
+            vectors[query] = None
             if self.embed_url is None or not query.strip():
                 continue
-            try:
-                vectors[query] = embed(query, self.embed_url)
-            except EmbedUnavailable as exc:
-                if not self._warned:
-                    log.warning("%s; searching by text only", exc)
-                    self._warned = True
-            except EmbedRefused as exc:
-                log.warning("%s; searching by text only", exc)
+            vector = query_vector(query, self.embed_url, text_only_if_refused=True)
+            vectors[query] = vector.embedding
+            if vector.error is not None:
+                once = isinstance(vector.error, EmbedUnavailable)
+                if not (once and self._warned):
+                    log.warning("%s", vector.note)
+                self._warned |= once
         return vectors
 
 
-def _typed(exc: psycopg.Error) -> Exception:
-    state = exc.sqlstate or ""
-    if state in ("NX060", "NX061", "NX011", "NX012", "NX013"):
-        return StoreInputError(state, exc.diag.message_primary or str(exc))
-    return exc
+def _calls(calls: list[Call]) -> list[tuple[str, dict[str, Any]]]:
+    return [(call.function, call.args) for call in calls]
 
 
 def _results(count: int, calls: list[Call], rows: list[list[dict[str, Any]]]) -> list[Result]:
@@ -259,39 +242,44 @@ def _results(count: int, calls: list[Call], rows: list[list[dict[str, Any]]]) ->
     return results
 
 
-class NexusStore(BaseStore):
+class _Store(BaseStore):
+    """What NexusStore and AsyncNexusStore share: their arguments."""
+
+    supports_ttl = True
+
+    def _configure(self, dsn: str | None, pool: object, agent: str | None,
+                   index: NexusIndexConfig | None, ttl: TTLConfig | None, embed_url: str | None,
+                   embed_query: Callable[[str], Sequence[float]] | None) -> None:
+        if (dsn is None) == (pool is None) or (pool is not None and not agent):
+            raise TypeError("give either an agent's dsn, or pool= and agent=")
+        self._planner = _Planner(index, embed_url, embed_query)
+        self.ttl_config = ttl
+        self._own_pool = pool is None
+
+
+class NexusStore(_Store):
     """LangGraph's `BaseStore` on NEXUS, synchronous. See the module's documentation.
 
     NexusStore(dsn)                          connect as the agent (its own login)
-    NexusStore(pool=pool, agent="aria")      an orchestrator's pool (nexus_app), SET ROLE aria
+    NexusStore(pool=pool, agent="aria")      an orchestrator's pool (nexus_app), SET LOCAL ROLE aria
     index: {"fields": [...], "dims": 384}    what to index (default: the whole value)
     ttl: {"default_ttl": minutes, "refresh_on_read": bool}   expiry is swept by NEXUS's workers
     embed_url: the sidecar's base URL for query vectors (None: text-only search)
     embed_query: a function giving the query vector instead (NEXUS's model run in this process)
     """
 
-    supports_ttl = True
-
     def __init__(self, dsn: str | None = None, *, pool: ConnectionPool | None = None,
                  agent: str | None = None, index: NexusIndexConfig | None = None,
                  ttl: TTLConfig | None = None, embed_url: str | None = DEFAULT_EMBED_URL,
                  embed_query: Callable[[str], Sequence[float]] | None = None) -> None:
-        if (dsn is None) == (pool is None) or (pool is not None and not agent):
-            raise TypeError("give either an agent's dsn, or pool= and agent=")
-        self._planner = _Planner(index, embed_url, embed_query)
-        self.ttl_config = ttl
-        self._agent = agent
-        self._own_pool = pool is None
+        self._configure(dsn, pool, agent, index, ttl, embed_url, embed_query)
         self._pool = pool or ConnectionPool(dsn, min_size=1, max_size=4,
                                             kwargs={"autocommit": True}, open=True)
+        self._memory = Memory(pool=self._pool, agent=agent)
         try:
-            with self._session() as conn:
-                row = conn.execute("SELECT nexus.current_agent(), value::integer "
-                                   "FROM memory_system.settings "
-                                   "WHERE name = 'embedding_dimensions'").fetchone()
-            assert row is not None
-            self.agent: str = row[0]
-            self._planner.check_dims(row[1])
+            self.agent: str = self._memory.current_agent()
+            with self._memory.session() as conn:
+                self._planner.check_dims(conn.execute(DIMENSIONS).fetchone()[0])
         except BaseException:
             self.close()
             raise
@@ -306,60 +294,28 @@ class NexusStore(BaseStore):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _session(self) -> Iterator[psycopg.Connection]:
-        """A connection acting as the agent (the store's own pool's are in autocommit)."""
-        with self._pool.connection() as conn:
-            if self._agent is None:
-                yield conn
-                return
-            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self._agent)))
-            try:
-                yield conn
-            finally:
-                # an aborted transaction is rolled back by the pool, and its SET ROLE with it
-                if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
-                    conn.execute("RESET ROLE")
-
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         count, calls, queries = self._planner.plan(ops)
         calls = self._planner.with_vectors(calls, self._planner.embed_queries(queries))
-        rows: list[list[dict[str, Any]]] = []
-        try:
-            with self._session() as conn, conn.cursor(row_factory=dict_row) as cur, \
-                    conn.transaction() if len(calls) > 1 else nullcontext():
-                for call in calls:
-                    rows.append(cur.execute(*call.statement()).fetchall())
-        except psycopg.Error as exc:
-            typed = _typed(exc)
-            if typed is exc:
-                raise
-            raise typed from exc
-        return _results(count, calls, rows)
+        return _results(count, calls, self._memory.calls(_calls(calls)))
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         return await asyncio.get_running_loop().run_in_executor(None, self.batch, list(ops))
 
 
-class AsyncNexusStore(BaseStore):
+class AsyncNexusStore(_Store):
     """LangGraph's `BaseStore` on NEXUS for asyncio (the same arguments as NexusStore, with an
     `AsyncConnectionPool`). Use it as `async with AsyncNexusStore(...) as store:`, or call
     `await store.setup()` first: that is when the agent and the index dims are checked."""
-
-    supports_ttl = True
 
     def __init__(self, dsn: str | None = None, *, pool: AsyncConnectionPool | None = None,
                  agent: str | None = None, index: NexusIndexConfig | None = None,
                  ttl: TTLConfig | None = None, embed_url: str | None = DEFAULT_EMBED_URL,
                  embed_query: Callable[[str], Sequence[float]] | None = None) -> None:
-        if (dsn is None) == (pool is None) or (pool is not None and not agent):
-            raise TypeError("give either an agent's dsn, or pool= and agent=")
-        self._planner = _Planner(index, embed_url, embed_query)
-        self.ttl_config = ttl
-        self._agent = agent
-        self._own_pool = pool is None
+        self._configure(dsn, pool, agent, index, ttl, embed_url, embed_query)
         self._pool = pool or AsyncConnectionPool(dsn, min_size=1, max_size=4,
                                                  kwargs={"autocommit": True}, open=False)
+        self._memory = AsyncMemory(pool=self._pool, agent=agent)
         self._ready = False
         self.agent = agent or ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -371,14 +327,10 @@ class AsyncNexusStore(BaseStore):
         self._loop = asyncio.get_running_loop()
         if self._own_pool:
             await self._pool.open()
-        async with self._session() as conn:
-            cur = await conn.execute("SELECT nexus.current_agent(), value::integer "
-                                     "FROM memory_system.settings "
-                                     "WHERE name = 'embedding_dimensions'")
-            row = await cur.fetchone()
-        assert row is not None
-        self.agent = row[0]
-        self._planner.check_dims(row[1])
+        self.agent = await self._memory.current_agent()
+        async with self._memory.session() as conn:
+            row = await (await conn.execute(DIMENSIONS)).fetchone()
+        self._planner.check_dims(row[0])
         self._ready = True
 
     async def close(self) -> None:
@@ -396,37 +348,12 @@ class AsyncNexusStore(BaseStore):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    @asynccontextmanager
-    async def _session(self) -> AsyncIterator[psycopg.AsyncConnection]:
-        async with self._pool.connection() as conn:
-            if self._agent is None:
-                yield conn
-                return
-            await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self._agent)))
-            try:
-                yield conn
-            finally:
-                if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
-                    await conn.execute("RESET ROLE")
-
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         await self.setup()
         count, calls, queries = self._planner.plan(ops)
         vectors = await asyncio.to_thread(self._planner.embed_queries, queries) if queries else {}
         calls = self._planner.with_vectors(calls, vectors)
-        rows: list[list[dict[str, Any]]] = []
-        try:
-            async with self._session() as conn, conn.cursor(row_factory=dict_row) as cur, \
-                    conn.transaction() if len(calls) > 1 else nullcontext():
-                for call in calls:
-                    await cur.execute(*call.statement())
-                    rows.append(await cur.fetchall())
-        except psycopg.Error as exc:
-            typed = _typed(exc)
-            if typed is exc:
-                raise
-            raise typed from exc
-        return _results(count, calls, rows)
+        return _results(count, calls, await self._memory.calls(_calls(calls)))
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """The sync API from another thread than the store's event loop (as LangGraph's own

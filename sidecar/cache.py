@@ -13,7 +13,7 @@ Key layout (documented in docs/cache.md):
                             ms ("" for none); Redis expires it at the same moment (PEXPIREAT)
   nexus:wm:idx:<range>      hash id -> key name, for the ids of range id // 10000
   nexus:recent:<agent>      JSON array of the agent's latest 50 episodes, newest first
-  nexus:embed:<model>:<sha> the /embed query cache (sidecar/http.py)
+  nexus:embed:<model>:<version>:<sha> the /embed query cache (sidecar/http.py)
 """
 
 from __future__ import annotations

@@ -1,24 +1,31 @@
 """The Python client (nexus.client): one method per nexus.* function (checked against the catalog),
-typed results and errors, an orchestrator pool whose SET ROLE never outlives a call, and search()
-through the sidecar's /embed with the real model."""
+typed results and errors, an orchestrator pool whose SET ROLE never outlives a call, several calls
+in one transaction, and search() through the sidecar's /embed with the real model, or by text only
+without it at every door (client, asyncio client, MCP recall, `nexus search`)."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import json
+import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 
+import aiohttp
 import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from conftest import clone_template, drop_database
+from conftest import NEXUS, clone_template, drop_database
 from nexus import AsyncMemory, Conflict, InvalidInput, Memory, NotFound, agents, client
+from nexus.mcp import NexusMCP
 from nexus.stack import Stack
 from sidecar import secrets
 from sidecar.config import APP, Config
-from tests.helpers import start_worker, stop, su, wait_for
+from tests.helpers import start_worker, stop, su, wait_for, worker_env
+
+OFFLINE = "http://127.0.0.1:9"  # nothing answers there: no sidecar
 
 
 def app_conninfo(cfg: Config) -> str:
@@ -157,6 +164,29 @@ def test_pooled_set_role_never_leaks(two_agents: Config) -> None:
             Memory(pool=pool, agent="nexus_superuser").current_agent()
 
 
+def test_several_calls_are_one_transaction(two_agents: Config) -> None:
+    """Memory.calls runs its calls in order in one transaction (a failing call undoes the others)
+    on the agent's own connection, on a pool of its own connections and under SET LOCAL ROLE."""
+    cfg = two_agents
+    with Memory(agents.dsn(cfg, "ann")) as own, \
+            ConnectionPool(agents.dsn(cfg, "ann"), min_size=1, max_size=1,
+                           kwargs={"autocommit": True}) as ann_pool, \
+            ConnectionPool(app_conninfo(cfg), min_size=1, max_size=1) as app_pool:
+        for memory in (own, Memory(pool=ann_pool), Memory(pool=app_pool, agent="ann")):
+            with pytest.raises(InvalidInput):
+                memory.calls([("record_episode", {"content": "undone"}),
+                              ("recent_episodes", {"limit_n": 0})])
+            recorded, recent = memory.calls([("record_episode", {"content": "kept"}),
+                                             ("recent_episodes", {"limit_n": 100})])
+            assert recorded[0]["record_episode"] == recent[0]["id"]
+            assert memory.current_agent() == "ann"
+        assert [e.content for e in own.recent_episodes(limit_n=100)] == ["kept"] * 3
+        with app_pool.connection() as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("nexus_app",)
+    with pytest.raises(TypeError, match="agent goes with pool"):
+        Memory(agents.dsn(cfg, "ann"), agent="ben")
+
+
 def test_async_client_own_connection_and_pool(two_agents: Config) -> None:
     cfg = two_agents
 
@@ -225,3 +255,43 @@ def test_search_embeds_through_the_sidecar_or_says_text_only(embedded) -> None:
 
     result = asyncio.run(main())
     assert result.mode == "hybrid" and result.hits[0].id == ids[2]
+
+
+def test_every_door_searches_text_only_without_a_sidecar(embedded) -> None:
+    """One rule (client.query_vector): when no sidecar answers /embed, the client, the asyncio
+    client, MCP's recall and `nexus search` search by text only and say so; a text the sidecar
+    refuses is the caller's error; an explicit hybrid search needs the sidecar."""
+    cfg, port, ids = embedded
+    dsn, url = agents.dsn(cfg, "reader"), f"http://127.0.0.1:{port}"
+
+    async def doors() -> tuple[client.SearchResult, dict]:
+        async with await AsyncMemory.connect(dsn, embed_url=OFFLINE) as memory, \
+                aiohttp.ClientSession() as http:
+            result = await memory.search("overdue invoice")
+            server = NexusMCP(await memory.catalog(), lambda _ctx: memory, OFFLINE, http)
+            return result, await server.recall(memory, {"query": "overdue invoice"})
+
+    result, recalled = asyncio.run(doors())
+    for mode, note, hits in ((result.mode, result.note, [h.id for h in result.hits]),
+                             (recalled["mode"], recalled["note"],
+                              [h["id"] for h in recalled["hits"]])):
+        assert mode == "text" and hits == [ids[1]]
+        assert "not reachable" in note and note.endswith("; searching text only")
+
+    def nexus_search(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([NEXUS, "search", "overdue invoice", "--agent", "reader", "--json",
+                               *args], env=worker_env(cfg, port), capture_output=True, text=True,
+                              timeout=120)
+
+    out = nexus_search("--embed-url", OFFLINE)
+    assert out.returncode == 0, out.stderr
+    assert "not reachable" in out.stderr and "searching text only" in out.stderr
+    hits = json.loads(out.stdout)
+    assert [h["id"] for h in hits] == [ids[1]] and hits[0]["vector_rank"] is None
+    out = nexus_search("--embed-url", OFFLINE, "--mode", "hybrid")
+    assert out.returncode == 2 and "not reachable" in out.stderr
+    hits = json.loads(nexus_search("--embed-url", url).stdout)
+    assert hits[0]["id"] == ids[1] and hits[0]["vector_rank"] == 1
+
+    with Memory(dsn, embed_url=url) as memory, pytest.raises(client.EmbedRefused):
+        memory.search("   ")

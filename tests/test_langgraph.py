@@ -5,8 +5,9 @@
   where the order is defined: namespaces sorted; searches without a query newest first, which the
   test knows from its own put sequence since InMemoryStore keeps insertion order);
 - isolation of two agents with the same namespaces and keys (store, memory_search, direct SQL),
-  and an orchestrator pool (SET ROLE per batch, RESET ROLE after);
-- hybrid: found by a rare word before the worker embeds it, by meaning after;
+  and an orchestrator pool (SET LOCAL ROLE in each batch's transaction; a failed batch undone);
+- hybrid: found by a rare word before the worker embeds it, by meaning after; by text only, and
+  logged, when no sidecar answers or it refuses the query;
 - TTL: invisible once expired, refreshed on read, swept by the worker with texts and vectors;
 - a real LangGraph graph (a node that writes, a node that searches) with store=NexusStore.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
 import random
 import signal
@@ -186,6 +188,19 @@ def test_bad_input_is_a_clear_error(agent_db: Config) -> None:
         NexusStore(dsn_of(agent_db, "alice"), index={"embed": lambda texts: [], "dims": 384})
 
 
+def test_without_a_sidecar_search_is_by_text_and_logged_once(
+        agent_db: Config, caplog: pytest.LogCaptureFixture) -> None:
+    with NexusStore(dsn_of(agent_db, "alice"), index={"fields": ["text"]},
+                    embed_url="http://127.0.0.1:9") as store:
+        store.put(("kb",), "storm", {"text": "the harbour storm"})
+        with caplog.at_level(logging.WARNING, logger="nexus.langgraph"):
+            for _ in range(2):
+                assert [h.key for h in store.search(("kb",), query="storm")] == ["storm"]
+    [record] = caplog.records
+    assert "not reachable" in record.getMessage()
+    assert record.getMessage().endswith("; searching text only")
+
+
 # -- isolation -------------------------------------------------------------------------------
 def test_two_agents_never_see_each_other(agent_db: Config) -> None:
     app_dsn = role_dsn(agent_db, APP, agent_db.secret_file(APP))
@@ -201,7 +216,12 @@ def test_two_agents_never_see_each_other(agent_db: Config) -> None:
         assert [i.value["owner"] for i in alice.search(())] == ["alice"]
         bob.delete(("users", "u1"), "profile")
         assert alice.get(("users", "u1"), "profile") is not None
-        # the pooled connection is nexus_app again between batches
+        # a batch is one transaction: a put that fails (a value over 1 MiB) undoes the other
+        with pytest.raises(StoreInputError) as err:
+            bob.batch([PutOp(("users", "u2"), "a", {"x": 1}),
+                       PutOp(("users", "u2"), "b", {"x": "y" * (1 << 20)})])
+        assert err.value.sqlstate == "NX011" and bob.get(("users", "u2"), "a") is None
+        # the pooled connection is nexus_app again between batches, failed ones too
         with pool.connection() as conn:
             assert conn.execute("SELECT current_user").fetchone()[0] == APP
     with psycopg.connect(dsn_of(agent_db, "bob"), autocommit=True) as conn:
@@ -346,6 +366,17 @@ def test_ttl_expiry_refresh_and_sweep(served: tuple[Config, str, subprocess.Pope
                     "        WHERE i.id IS NULL)").fetchone()[0]
         wait_for(swept, timeout=60)
         assert store.get(("tmp",), "a") is not None
+
+
+def test_a_query_the_sidecar_refuses_is_searched_by_text(
+        served: tuple[Config, str, subprocess.Popen], caplog: pytest.LogCaptureFixture) -> None:
+    cfg, url, _ = served
+    with NexusStore(dsn_of(cfg, "aria"), index={"fields": ["text"]}, embed_url=url) as store:
+        store.put(("refused",), "k", {"text": "quokka sightings"})
+        with caplog.at_level(logging.WARNING, logger="nexus.langgraph"):
+            hits = store.search(("refused",), query="quokka " * 2000)  # over 8,192 characters
+    assert [h.key for h in hits] == ["k"]
+    assert "refused" in caplog.text and "searching text only" in caplog.text
 
 
 class State(TypedDict):

@@ -1,12 +1,14 @@
 """The MCP server (`nexus mcp`) with the real `mcp` client library, over stdio and streamable HTTP,
-against the real PostgreSQL, Redis, worker and model: the tools, remember/recall with hybrid ranks,
-working memory with a TTL, a CAS conflict as a tool error, both protocol eras, bearer tokens, and
-isolation between two agents under 16 concurrent clients."""
+against the real PostgreSQL, Redis, worker and model: the tools and their descriptions,
+remember/recall with hybrid ranks, working memory with a TTL, a CAS conflict as a tool error, bad
+arguments refused with a code before any SQL, oversized HTTP requests answered 413/431, both
+protocol eras, bearer tokens, and isolation between two agents under 16 concurrent clients."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import urllib.error
 import urllib.request
@@ -29,7 +31,7 @@ from sidecar.config import Config
 from sidecar.ports import free_port
 from tests.helpers import start_worker, stop, su, wait_for, worker_env
 
-AGENTS = ("stdio_agent", "http_agent", "alpha", "beta", "gate")
+AGENTS = ("stdio_agent", "http_agent", "alpha", "beta", "gate", "newcomer")
 EPISODES = [
     "A violent storm with gale-force winds sank two fishing boats in the harbour.",
     "The quarterly invoice for ACME Corporation is thirty days overdue.",
@@ -124,8 +126,12 @@ def test_tools_remember_recall_working_memory_and_conflict(served: Served, trans
         async with connect(served, transport, agent) as session:
             tools = {t.name: t for t in (await session.list_tools()).tools}
             assert set(tools) == {t.name for t in mcp.TOOLS}
-            # descriptions are the SQL functions' COMMENTs; parameters their signatures
-            assert tools["remember"].description == catalog["record_episode"].comment
+            # descriptions are the MCP sections of the SQL functions' COMMENTs; parameters their
+            # signatures
+            text = mcp.tool_text(catalog["record_episode"].comment)
+            assert text is not None and tools["remember"].description == text.description
+            assert tools["remember"].input_schema["properties"]["tags"]["description"] \
+                == text.params["tags"]
             assert tools["remember"].input_schema["required"] == ["content"]
             assert list(tools["forget"].input_schema["properties"]) == ["episode_id"]
             recall = tools["recall"].input_schema
@@ -182,9 +188,113 @@ def test_tools_remember_recall_working_memory_and_conflict(served: Served, trans
             assert (await tool_error(session, "get", episode_id=10**9))["code"] == "NX033"
             assert (await tool_error(session, "recent", limit_n=0))["code"] == "NX031"
             assert (await tool_error(session, "remember", content="x", agent="beta"))["code"] \
-                is None
+                == "NX070"
 
     asyncio.run(main())
+
+
+def test_every_tool_and_parameter_is_described_for_a_model(fresh_db: Config) -> None:
+    """From a fresh database's catalog: each tool says what it is for and each parameter its
+    meaning, range and an example, in words a model reads (not an SQL type, not DBA notes)."""
+    with su(fresh_db) as conn:
+        tools = mcp.build_tools(client.read_catalog(conn))
+    for spec, tool in tools.values():
+        assert tool.description and 8 <= len(tool.description.split()) <= 100, spec.name
+        assert not re.search(r"SQLSTATE|HNSW|BM25|rrf_k|df_budget|calling agent",
+                             tool.description), (spec.name, tool.description)
+        for name, prop in tool.input_schema["properties"].items():
+            words = prop["description"]
+            assert len(words.split()) >= 5 and "Example: " in words, (spec.name, name, words)
+    described = sum(len(t.input_schema["properties"]) for _s, t in tools.values())
+    assert len(tools) == 20 and described >= 60
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_bad_arguments_get_a_code_and_a_plain_message_before_any_sql(served: Served,
+                                                                      transport: str) -> None:
+    """What a new user's model sends wrong: each answer is a tool error with our code and a
+    message naming the problem, and nothing reaches the database."""
+    long_query = "storm at sea " * 1000  # over /embed's 8,192 characters
+
+    async def main() -> dict[str, dict[str, Any]]:
+        async with connect(served, transport, "newcomer") as session:
+            return {
+                "object query": await tool_error(session, "recall", query={"text": "storm"}),
+                "blank query": await tool_error(session, "recall", query="   "),
+                "no query": await tool_error(session, "recall", limit_n=3),
+                "long query": await tool_error(session, "recall", query=long_query),
+                "nul content": await tool_error(session, "remember", content="a\x00b"),
+                "nul metadata": await tool_error(session, "remember", content="ok",
+                                                 metadata={"k": ["\x00"]}),
+                "no content": await tool_error(session, "remember"),
+                "string limit": await tool_error(session, "recent", limit_n="5"),
+                "huge id": await tool_error(session, "get", episode_id=2**70),
+                "array key": await tool_error(session, "working_memory_set", key=["k"],
+                                              value=1),
+                "unknown tool": await tool_error(session, "no_such_tool"),
+            }
+
+    errors = asyncio.run(main())
+    codes = {what: error["code"] for what, error in errors.items()}
+    assert codes == {"object query": "NX070", "blank query": "NX030", "no query": "NX070",
+                     "long query": "NX071", "nul content": "NX070", "nul metadata": "NX070",
+                     "no content": "NX070", "string limit": "NX070", "huge id": "NX070",
+                     "array key": "NX070", "unknown tool": "NX070"}
+    assert "query must be a string, got an object" in errors["object query"]["message"]
+    assert "NUL" in errors["nul content"]["message"]
+    assert "limit_n must be an integer, got a string" in errors["string limit"]["message"]
+    assert "remember" in errors["unknown tool"]["message"]  # the tools are listed
+    for error in errors.values():
+        assert isinstance(error["message"], str) and "Traceback" not in error["message"]
+    with su(served.cfg) as conn:
+        written = conn.execute(
+            "SELECT (SELECT count(*) FROM nexus_memory.zep_episodic_memory WHERE agent_id = %s)"
+            " + (SELECT count(*) FROM nexus_memory.working_memory_contexts WHERE agent_id = %s)",
+            ("newcomer", "newcomer")).fetchone()
+    assert written == (0,)
+
+
+def raw_post(url: str, body: bytes, headers: dict[str, str], client_: str) -> int:
+    """The status of a POST by httpx2 (keep-alive) or urllib (Connection: close); an exception
+    (a reset connection) fails the test."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2025-06-18", **headers}
+    if client_ == "httpx2":
+        return httpx2.post(url, content=body, headers=headers, timeout=60).status_code
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def tools_call(tool: str, **arguments: Any) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": tool, "arguments": arguments}}).encode()
+
+
+@pytest.mark.parametrize("client_", ["httpx2", "urllib"])
+def test_oversized_http_requests_get_413_and_431_not_a_reset(served: Served, client_: str) -> None:
+    """A 20 MB body and a 1 MB Authorization header are answered 413 and 431, and the client
+    reads the answer (the server reads what it was sent before closing); the server serves the
+    next request. A checkpoint over the mcp package's default limit (4 MiB) fits."""
+    auth = {"Authorization": f"Bearer {served.tokens['gate']}"}
+    big = tools_call("remember", content="x" * 20_000_000)
+    assert raw_post(served.url, big, auth, client_) == 413
+    huge_auth = {"Authorization": "Bearer " + "a" * 1_000_000}
+    assert raw_post(served.url, tools_call("memory_stats"), huge_auth, client_) == 431
+    state = {"blob": "y" * (5 * 2**20)}
+    answer = httpx2.post(served.url, content=tools_call("save_checkpoint", state=state,
+                                                        name=f"big_{client_}"),
+                         headers={"Content-Type": "application/json", **auth,
+                                  "Accept": "application/json, text/event-stream",
+                                  "MCP-Protocol-Version": "2025-06-18"}, timeout=60)
+    assert answer.status_code == 200 and answer.json()["result"]["isError"] is False, answer.text
+    with su(served.cfg) as conn:
+        assert conn.execute("SELECT count(*) FROM consciousness.consciousness_checkpoints "
+                            "WHERE agent_id = 'gate' AND checkpoint_name = %s",
+                            (f"big_{client_}",)).fetchone() == (1,)
 
 
 def test_both_protocol_eras_over_http_and_stdio(served: Served) -> None:
@@ -322,7 +432,7 @@ def test_isolation_under_16_concurrent_clients(served: Served) -> None:
                         assert rows and not any(theirs in e["content"] for e in rows)
                     else:
                         error = await tool_error(session, "recent", agent=theirs)
-                        assert error["code"] is None and "agent" in error["message"]
+                        assert error["code"] == "NX070" and "agent" in error["message"]
                         error = await tool_error(session, "update", episode_id=ids_of[theirs][0],
                                                  content="overwritten")
                         assert error["code"] == "NX033"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 
+import pytest
 from psycopg import sql
 
-from conftest import NEXUS, connect_as, drop_database, superuser_password
+from conftest import NEXUS, connect_as, drop_database, schema_dump, superuser_password
 from nexus import migrate
 from nexus.stack import Stack
 from sidecar.config import SUPERUSER, Config
@@ -33,26 +35,14 @@ def test_migrations_hold_only_stateful_ddl() -> None:
             assert word not in text, f"{path.name}: {word.strip()} belongs in db/ (repeatable)"
 
 
-def _schema_dump(st: Stack, cfg: Config) -> str:
-    out = subprocess.run(
-        [st.pg.bin("pg_dump"), "--schema-only", "-h", cfg.pg_host, "-p", str(cfg.pg_port),
-         "-U", SUPERUSER, "-d", cfg.database],
-        capture_output=True, text=True, check=True,
-        env={"PGPASSWORD": superuser_password(st), "PATH": "/usr/bin:/bin"},
-    ).stdout
-    # PG 18 writes a random \restrict key into every dump
-    return "\n".join(line for line in out.splitlines() if not line.startswith(("\\restrict",
-                                                                               "\\unrestrict")))
-
-
 def test_applying_twice_is_a_no_op(stack: Stack, fresh_db: Config) -> None:
-    before = _schema_dump(stack, fresh_db)
+    before = schema_dump(stack, fresh_db)
     result = migrate.migrate({"host": fresh_db.pg_host, "port": str(fresh_db.pg_port),
                               "dbname": fresh_db.database, "user": SUPERUSER,
                               "password": superuser_password(stack)})
     assert result.applied == []
     assert result.repeatables == len(migrate.repeatable_files())
-    assert _schema_dump(stack, fresh_db) == before
+    assert schema_dump(stack, fresh_db) == before
 
 
 def test_migrate_cli_on_an_empty_database(stack: Stack) -> None:
@@ -96,3 +86,32 @@ def test_migrate_cli_on_an_empty_database(stack: Stack) -> None:
             assert in_public == 0, "yoyo's bookkeeping must not land in public"
     finally:
         drop_database(stack, name)
+
+
+def test_a_database_migrated_by_a_newer_release_is_refused(stack: Stack, fresh_db: Config) -> None:
+    with connect_as(fresh_db, SUPERUSER, superuser_password(stack), autocommit=True) as conn:
+        conn.execute("INSERT INTO nexus_migrations._yoyo_migration "
+                     "(migration_hash, migration_id, applied_at_utc) "
+                     "VALUES (%s, '0999_from_a_newer_release', now())",
+                     (hashlib.sha256(b"0999_from_a_newer_release").hexdigest(),))
+        # what the newer release's repeatable files made: an older loader must not rewrite it
+        conn.execute("COMMENT ON FUNCTION nexus.current_agent() IS 'a newer release'")
+    params = {"host": fresh_db.pg_host, "port": str(fresh_db.pg_port),
+              "dbname": fresh_db.database, "user": SUPERUSER,
+              "password": superuser_password(stack)}
+    with pytest.raises(migrate.MigrationError, match="0999_from_a_newer_release"):
+        migrate.migrate(params)
+    # the CLI says so, whether it migrates a DSN or the local stack (as `nexus up` does)
+    dsn = " ".join(f"{k}={v}" for k, v in params.items())
+    env = {"PATH": os.environ["PATH"], "NEXUS_HOME": str(stack.cfg.home),
+           "NEXUS_PG_PORT": str(stack.cfg.pg_port), "NEXUS_DB": fresh_db.database}
+    for args in (["migrate", "--dsn", dsn], ["migrate"]):
+        run = subprocess.run([str(NEXUS), *args], capture_output=True, text=True, env=env)
+        assert run.returncode == 2, run.stdout + run.stderr
+        assert run.stderr.startswith("nexus: error: the database has migrations this code does "
+                                     "not know: 0999_from_a_newer_release"), run.stderr
+        assert "migrations applied" not in run.stdout
+    with connect_as(fresh_db, SUPERUSER, superuser_password(stack)) as conn:
+        comment = conn.execute("SELECT obj_description('nexus.current_agent()'::regprocedure)"
+                               ).fetchone()
+        assert comment == ("a newer release",)

@@ -37,7 +37,21 @@ COMMENT ON FUNCTION nexus.record_episode(text, text, jsonb, text[], real, text, 
 'Records an episode (an action, observation or message) of the calling agent and returns its id.
 It is embedded in the background (see nexus.memory_stats). Errors: NX001 not an agent, NX031 no content
 or bad action_type, NX011 content over 256 KiB / metadata over 64 KiB, NX012 metadata not an object,
-NX015 empty or whitespace-only content, importance outside 0-1 or bad tags.';
+NX015 empty or whitespace-only content, importance outside 0-1 or bad tags.
+
+MCP: Remember something that happened: what you did, saw, were told or said. recall finds it later
+by its meaning or its words. Returns the new episode''s id. For a lasting fact, use remember_fact.
+- content: What happened, in plain words: not empty, up to 256 KiB. Example: "The user prefers short
+  answers and hates long emails."
+- action_type: What kind of episode it is, 1 to 64 characters (default "observation"). Example: "message".
+- metadata: Structured details to filter by later, a JSON object up to 64 KiB (default {}).
+  Example: {"customer": "ACME"}.
+- tags: Labels to filter by later: up to 64, each 1 to 64 characters (default none). Example: ["billing", "user"].
+- importance: How much it matters, from 0 to 1 (default 0.5). Example: 0.9.
+- session: The conversation or task it belongs to, any name (default none); recall and recent can keep
+  to one session. Example: "onboarding".
+- source: Where the content came from, any short word (default "text"). Example: "email".
+- valid_at: When it happened, if not now: an ISO 8601 date-time (default none). Example: "2025-06-01T09:30:00Z".';
 
 
 CREATE OR REPLACE FUNCTION nexus.get_episode(episode_id bigint)
@@ -63,7 +77,11 @@ END
 $$;
 COMMENT ON FUNCTION nexus.get_episode(bigint) IS
 'One episode of the calling agent; embedded tells whether its current content has a vector.
-Errors: NX033 not found (another agent''s episode is not found either).';
+Errors: NX033 not found (another agent''s episode is not found either).
+
+MCP: Read one of your episodes in full, by its id (remember, recall and recent give ids), and whether it
+is embedded yet (searchable by meaning).
+- episode_id: The episode''s id, a whole number. Example: 42.';
 
 
 CREATE OR REPLACE FUNCTION nexus.update_episode(
@@ -104,7 +122,20 @@ $$;
 COMMENT ON FUNCTION nexus.update_episode(bigint, text, jsonb, text[], real, text, text) IS
 'Changes the given fields of one of the calling agent''s episodes (NULL leaves a field as it is) and
 returns updated_at. New content is re-embedded through the queue; until then search uses the text index
-and the old vector is never shown for the new content. Errors: NX033 not found, plus those of record_episode.';
+and the old vector is never shown for the new content. Errors: NX033 not found, plus those of record_episode.
+
+MCP: Change one of your episodes: give its id and only the fields to change; the others stay as they
+are (new tags or metadata replace the old ones). Returns when it was updated.
+- episode_id: The id of the episode to change. Example: 42.
+- content: The new text, not empty, up to 256 KiB (default: unchanged). Example: "The ACME invoice was paid
+  on 3 June."
+- metadata: New metadata, a JSON object up to 64 KiB that replaces the old (default: unchanged).
+  Example: {"status": "paid"}.
+- tags: New labels that replace the old: up to 64, each 1 to 64 characters (default: unchanged).
+  Example: ["billing", "done"].
+- importance: New importance, from 0 to 1 (default: unchanged). Example: 0.2.
+- action_type: New kind of episode, 1 to 64 characters (default: unchanged). Example: "message".
+- session: Move it to this conversation or task (default: unchanged). Example: "onboarding".';
 
 
 CREATE OR REPLACE FUNCTION nexus.delete_episode(episode_id bigint)
@@ -119,7 +150,11 @@ AS $$
     SELECT EXISTS (SELECT FROM d)
 $$;
 COMMENT ON FUNCTION nexus.delete_episode(bigint) IS
-'Deletes one of the calling agent''s episodes with its vector, postings and queued work; true if it existed.';
+'Deletes one of the calling agent''s episodes with its vector, postings and queued work; true if it existed.
+
+MCP: Forget one of your episodes for good, by its id. Returns true if it was deleted, false if there
+was no such episode.
+- episode_id: The id of the episode to forget. Example: 42.';
 
 
 CREATE OR REPLACE FUNCTION nexus.recent_episodes(
@@ -162,7 +197,19 @@ $$;
 COMMENT ON FUNCTION nexus.recent_episodes(integer, text, timestamptz, timestamptz, text[], timestamptz, bigint) IS
 'The calling agent''s episodes, newest first, optionally of one session, a time range [since, until)
 and carrying all of tags_all. Paged by keyset: pass the created_at and id of the last row of a page
-to get the next. Errors: NX031 bad limit or half a page cursor.';
+to get the next. Errors: NX031 bad limit or half a page cursor.
+
+MCP: List your latest episodes, newest first, optionally of one session, a time window or tags. For
+the next page, give the created_at and id of the last episode you got as before_created_at and before_id.
+- limit_n: How many episodes to return, 1 to 1000 (default 20). Example: 10.
+- session: Only episodes of this conversation or task (default: all). Example: "onboarding".
+- since: Only episodes recorded at or after this time, ISO 8601 (default: no limit). Example: "2025-06-01T00:00:00Z".
+- until: Only episodes recorded before this time, ISO 8601 (default: no limit). Example: "2025-06-02T00:00:00Z".
+- tags_all: Only episodes carrying every one of these tags (default: any). Example: ["billing"].
+- before_created_at: For the next page: the created_at of the last episode of the previous page, with
+  before_id. Example: "2025-06-01T09:30:00.123456+00:00".
+- before_id: For the next page: the id of the last episode of the previous page, with
+  before_created_at. Example: 42.';
 
 
 -- semantic memories -----------------------------------------------------------------------------
@@ -204,7 +251,16 @@ $$;
 COMMENT ON FUNCTION nexus.remember_fact(text, jsonb, text[], real, bigint) IS
 'Stores a fact (semantic memory) of the calling agent, deduplicated by content checksum: the same
 content again returns the same id, with metadata merged, tags united and the higher importance.
-Errors: NX031 empty content, NX033 unknown source episode, plus the validation codes of record_episode.';
+Errors: NX031 empty content, NX033 unknown source episode, plus the validation codes of record_episode.
+
+MCP: Remember a lasting fact (about the user, the world, a decision), to recall later. The same text
+again keeps one fact, with its tags and metadata merged. Returns the fact''s id.
+- content: The fact, in plain words: not empty, up to 256 KiB. Example: "ACME pays its invoices late."
+- metadata: Structured details, a JSON object up to 64 KiB (default {}), merged into those the fact
+  has. Example: {"customer": "ACME"}.
+- tags: Labels to filter by later: up to 64, each 1 to 64 characters (default none). Example: ["billing"].
+- importance: How much it matters, from 0 to 1 (default 0.5); the higher one is kept. Example: 0.8.
+- source_episode_id: The id of the episode the fact was learned from (default none). Example: 42.';
 
 
 CREATE OR REPLACE FUNCTION nexus.get_fact(fact_id bigint)
@@ -228,7 +284,11 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION nexus.get_fact(bigint) IS
-'One fact (semantic memory) of the calling agent. Errors: NX033 not found.';
+'One fact (semantic memory) of the calling agent. Errors: NX033 not found.
+
+MCP: Read one of your facts in full, by its id (remember_fact and recall give ids), and whether it is
+embedded yet (searchable by meaning).
+- fact_id: The fact''s id, a whole number. Example: 7.';
 
 
 CREATE OR REPLACE FUNCTION nexus.delete_fact(fact_id bigint)
@@ -243,4 +303,8 @@ AS $$
     SELECT EXISTS (SELECT FROM d)
 $$;
 COMMENT ON FUNCTION nexus.delete_fact(bigint) IS
-'Deletes one of the calling agent''s facts with its vector and postings; true if it existed.';
+'Deletes one of the calling agent''s facts with its vector and postings; true if it existed.
+
+MCP: Forget one of your facts for good, by its id. Returns true if it was deleted, false if there was
+no such fact.
+- fact_id: The id of the fact to forget. Example: 7.';

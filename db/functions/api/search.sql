@@ -135,13 +135,6 @@ posting read.
 Returns (kind e|s|t (store texts), id, score), best first. Used by nexus.memory_search; errors NX031.';
 
 
--- memory_search before neighbour_weight, context, valid_at and neighbours (a new signature and
--- result: the old one goes)
-DROP FUNCTION IF EXISTS nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz,
-                                            text[], jsonb, text, integer, float8, float8, float8, interval,
-                                            integer, integer);
-
-
 CREATE OR REPLACE FUNCTION nexus._memory_search_text(
     p_query              text,
     p_kinds              "char"[],
@@ -592,7 +585,41 @@ BM25): see text_candidates. An agent of at most 20,000 memories under a tenth of
 is searched exactly instead of by HNSW. context => N (0-20): neighbours holds, for each episode
 returned, up to N episodes before and after it in its session, in the order recorded, as a JSON
 array of {id, offset, content} (offset -1 is the one just before); filters do not apply to them.
-Errors: NX030 no query, NX031 bad argument, NX011 query over 64 KiB, NX013 wrong vector dimension.';
+Errors: NX030 no query, NX031 bad argument, NX011 query over 64 KiB, NX013 wrong vector dimension.
+
+MCP: Search your memories (episodes and facts) by meaning and by words at once; the server embeds your
+query. Returns {"mode", "hits"}, best hit first: each hit has its kind, id, content, a snippet with the
+matching words in **bold**, and its ranks. mode is "text" (words only, "note" says why) when search by
+meaning is unavailable.
+- query: What to look for, in plain words or as a question: not empty, up to 8,192 characters.
+  Example: "which invoices are overdue?".
+- limit_n: How many hits to return, 1 to 1000 (default 10). Example: 5.
+- kinds: Which memories to search: episode, semantic (facts), store (default: episode and semantic).
+  Example: ["semantic"].
+- session: Only episodes of this conversation or task; facts belong to none (default: all). Example: "onboarding".
+- since: Only memories recorded at or after this time, ISO 8601 (default: no limit). Example: "2025-06-01T00:00:00Z".
+- until: Only memories recorded before this time, ISO 8601 (default: no limit). Example: "2025-07-01T00:00:00Z".
+- tags_all: Only memories carrying every one of these tags (default: any). Example: ["billing"].
+- metadata_contains: Only memories whose metadata contains this JSON object (default: any).
+  Example: {"customer": "ACME"}.
+- text_mode: How words match: "natural" (any of the words, rarer ones count more; the default) or
+  "websearch" ("an exact phrase", or, -excluded words). Example: "websearch".
+- rrf_k: Tuning, rarely needed: 1 or more (default 5); higher lets the top hits of the word and the
+  meaning search dominate less. Example: 60.
+- text_weight: How much matching words count, 0 or more (default 1; 0 searches by meaning only). Example: 0.5.
+- vector_weight: How much similar meaning counts, 0 or more (default 1; 0 searches by words only). Example: 2.
+- recency_weight: How much to favour recent memories, 0 or more (default 0: not at all; 1: a brand-new
+  memory gains as much as a top hit). Example: 1.
+- recency_half_life: With recency_weight: the age at which that favour halves, a positive duration
+  (default "7 days"). Example: "2 days".
+- candidates: Tuning, rarely needed: how many hits each way of searching considers, 1 to 1000
+  (default 100). Example: 200.
+- df_budget: Tuning, rarely needed: caps the work spent on very common words, 1 or more (default
+  10000; null: no cap). Example: 50000.
+- neighbour_weight: How much a hit lifts the episodes recorded just before and after it in its
+  session, 0 or more (default 0.4; 0: not at all). Example: 0.
+- context: Also return, with each episode hit, up to this many episodes before and after it in its
+  session (in "neighbours"), 0 to 20 (default 0). Example: 2.';
 
 
 CREATE OR REPLACE FUNCTION nexus._or_tsquery(p_query text)
@@ -661,4 +688,14 @@ END
 $$;
 COMMENT ON FUNCTION nexus.memory_similar(text, bigint, integer, text[], integer) IS
 'Memories like a given one (memory_kind episode|semantic, memory_id), by the stored vector of that memory: no model
-needed. Errors: NX031 bad argument, NX033 not found (or another agent''s), NX034 not embedded yet.';
+needed. Errors: NX031 bad argument, NX033 not found (or another agent''s), NX034 not embedded yet.
+
+MCP: Find memories close in meaning to one of your own, given by its kind and id (it must be embedded
+already: see memory_stats). To search by a text, use recall.
+- memory_kind: The kind of the given memory: "episode" or "semantic" (a fact). Example: "episode".
+- memory_id: The id of the given episode or fact. Example: 42.
+- limit_n: How many similar memories to return, 1 to 999 (default 10). Example: 5.
+- kinds: Which memories to look among: episode, semantic (facts), store (default: episode and
+  semantic). Example: ["semantic"].
+- candidates: Tuning, rarely needed: how many nearest memories to consider, 1 to 1000 (default 100).
+  Example: 200.';
