@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import psycopg
 from psycopg import sql
 
@@ -57,20 +59,28 @@ class Figure:
 
 @dataclass(frozen=True)
 class Benchmark:
+    """`run(stack)` returns the figures; a `selective` one is `run(stack, wanted)` and measures
+    only what the wanted figures need (`--only`). Either way only wanted figures are reported."""
     name: str
     figures: tuple[str, ...]
-    run: Callable[[Stack], list[Figure]]
+    run: Callable[..., list[Figure]]
+    selective: bool = False
 
-    def matches(self, prefix: str | None) -> bool:
-        return prefix is None or any(f.startswith(prefix) for f in self.figures)
+    def wanted(self, prefix: str | None) -> tuple[str, ...]:
+        """The figures `--only PREFIX` names (all of them without a prefix)."""
+        return tuple(f for f in self.figures if prefix is None or f.startswith(prefix))
+
+    def measure(self, st: Stack, wanted: tuple[str, ...]) -> list[Figure]:
+        produced = self.run(st, frozenset(wanted)) if self.selective else self.run(st)
+        return [f for f in produced if f.name in wanted]
 
 
-def failed_figures(bench: Benchmark, done: list[Figure], error: BaseException) -> list[Figure]:
-    """The benchmark's figures that were not produced, marked failed with the error."""
+def failed_figures(wanted: tuple[str, ...], done: list[Figure],
+                   error: BaseException) -> list[Figure]:
+    """The wanted figures that were not produced, marked failed with the error."""
     have = {f.name for f in done}
     reason = f"FAILED: {type(error).__name__}: {error}".splitlines()[0][:300]
-    return [Figure(name, None, "", note=reason, failed=True)
-            for name in bench.figures if name not in have]
+    return [Figure(name, None, "", note=reason, failed=True) for name in wanted if name not in have]
 
 
 class MissingData(Exception):
@@ -93,6 +103,19 @@ def bench_data(name: str, required: tuple[str, ...] = ()) -> Path:
 def skipped_figures(names: tuple[str, ...], reason: MissingData) -> list[Figure]:
     """Every figure of a benchmark whose data is missing: no value, the reason as the note."""
     return [Figure(name, None, "", note=f"SKIPPED: {reason}") for name in names]
+
+
+def log(scope: str, message: str) -> None:
+    """One progress line on stderr, `[scope HH:MM:SS] message` (a module binds its scope:
+    `log = functools.partial(harness.log, "mcp")`)."""
+    print(f"[{scope} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The `p`-th percentile (0 to 100) of `values`, interpolated linearly between the two
+    nearest ranks: numpy's default, Hyndman & Fan's type 7 (the median at p = 50). Every
+    percentile a benchmark reports is this one, so that its figures compare."""
+    return float(np.percentile(np.asarray(values, dtype=float), p))
 
 
 def median(values: list[float]) -> float:
