@@ -235,6 +235,18 @@ def process_alive(pid: int | None) -> bool:
 NEXUS = str(Path(sys.executable).parent / "nexus")
 
 
+@pytest.fixture(scope="session")
+def up_env() -> Iterator[dict[str, str]]:
+    """The environment of one stack run by `nexus up --detach` (what `make run` runs: the worker
+    with one replica in batches of 8, the MCP server) shared by the session's tests of it, so
+    that it is started once (15 to 25 s, and as much to stop). A test calls `nexus up --detach`
+    first (2 s when it is up; it starts it again after a test that ended with `nexus down`),
+    leaves it running, and counts only its own agents' rows."""
+    with own_stack_env("nexus-up-", WORKER_REPLICAS="1", NEXUS_WORKER_POLL_SECONDS="1",
+                       NEXUS_WORKER_BATCH="8") as env:
+        yield env
+
+
 @contextmanager
 def own_stack_env(prefix: str, **settings: str) -> Iterator[dict[str, str]]:
     """The environment of a stack of its own for the `nexus` command (a private state directory,

@@ -516,6 +516,10 @@ def test_wait_reports_everything_embedded(legacy: Legacy) -> None:
     legacy.legacy_sql("CREATE TABLE small AS SELECT * FROM episodic_memory WHERE id <= 25")
     mapping = Path(tempfile.mkdtemp()) / "small.toml"
     mapping.write_text('[episodes]\ntable = "small"\n[working_memory]\nenabled = false\n')
+    # --wait waits for the whole queue: the earlier tests' imports (thousands of episodes no test
+    # reads a vector of) would be embedded first
+    with su(cfg) as conn:
+        conn.execute("DELETE FROM memory_system.embeddings_queue WHERE state = 'pending'")
     worker, _port = start_worker(cfg)
     try:
         done = legacy.nexus("import", "legacy", "--pg", legacy.dsn, "--mapping", str(mapping),

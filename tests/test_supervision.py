@@ -1,7 +1,7 @@
-"""The stack under `nexus up` (what `make run` runs), one for the module: a replica killed with
-kill -9 is restarted by its supervisor, what it held comes back, and `nexus status` never calls a
-dead worker alive; /health follows PostgreSQL and Redis, and the watchdog restarts a server that
-dies; `nexus down` stops everything. Real stack, real model."""
+"""The stack under `nexus up` (what `make run` runs; the session's, conftest.up_env): a replica
+killed with kill -9 is restarted by its supervisor, what it held comes back, and `nexus status`
+never calls a dead worker alive; /health follows PostgreSQL and Redis, and the watchdog restarts
+a server that dies; `nexus down` stops everything. Real stack, real model."""
 
 from __future__ import annotations
 
@@ -9,18 +9,18 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psycopg
 import pytest
 
-from conftest import NEXUS, own_stack_env, process_alive
+from conftest import NEXUS, process_alive
 from nexus.stack import Stack
 from sidecar import config
 from tests.helpers import http, wait_for, write_waiting, writes_blocked
 
 KILLS = 2
-BATCH = 8
+BATCH = 8  # conftest.up_env's NEXUS_WORKER_BATCH
 # written before each kill: the replica holds three batches (tests.helpers.writes_blocked)
 PER_KILL = 4 * BATCH
 EPISODES = KILLS * PER_KILL
@@ -38,13 +38,11 @@ def nexus(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-@pytest.fixture(scope="module")
-def env() -> Iterator[dict[str, str]]:
-    """`nexus up --detach` with one replica; `nexus down` at the end (the last test checks it)."""
-    with own_stack_env("nexus-supervise-", WORKER_REPLICAS="1", NEXUS_WORKER_POLL_SECONDS="1",
-                       NEXUS_WORKER_BATCH=str(BATCH)) as env:
-        nexus(env, "up", "--detach")
-        yield env
+@pytest.fixture
+def env(up_env: dict[str, str]) -> dict[str, str]:
+    """The session's `nexus up` stack (conftest.up_env), up."""
+    nexus(up_env, "up", "--detach")
+    return up_env
 
 
 def test_kill_9_of_the_only_replica_loses_nothing_and_status_tells_the_truth(env) -> None:
@@ -54,7 +52,8 @@ def test_kill_9_of_the_only_replica_loses_nothing_and_status_tells_the_truth(env
             psycopg.connect(su_dsn, autocommit=True) as su, \
             psycopg.connect(su_dsn, autocommit=True) as blocker:
         def embedded() -> int:
-            return su.execute("SELECT count(*) FROM nexus_memory.episode_embeddings").fetchone()[0]
+            return su.execute("SELECT count(*) FROM nexus_memory.episode_embeddings "
+                              "WHERE agent_id = 'steady'").fetchone()[0]
 
         killed = []
         for round_ in range(KILLS):
@@ -83,19 +82,21 @@ def test_kill_9_of_the_only_replica_loses_nothing_and_status_tells_the_truth(env
         w = status(env)["worker"]
         assert w["restarts"] == KILLS and w["state"] == "running", w
         states = dict(su.execute("SELECT state, count(*) FROM memory_system.embeddings_queue "
-                                 "GROUP BY state").fetchall())
+                                 "WHERE agent_id = 'steady' GROUP BY state").fetchall())
         assert states == {"done": EPISODES}, states
         # exactly once: one vector per episode, each of the content it has now
         exact = su.execute(
             "SELECT count(*) FROM nexus_memory.zep_episodic_memory AS e "
             "JOIN nexus_memory.episode_embeddings AS x ON x.agent_id = e.agent_id "
-            " AND x.episode_id = e.id AND x.content_sha256 = e.content_sha256").fetchone()[0]
+            " AND x.episode_id = e.id AND x.content_sha256 = e.content_sha256 "
+            "WHERE e.agent_id = 'steady'").fetchone()[0]
         assert exact == EPISODES
 
 
 def test_health_follows_postgresql_and_redis_and_down_stops_everything(env) -> None:
     """/health tracks the servers, the stack's watchdog restarts a server that dies, and
-    `nexus down` (after the crashes of the other test, when run with it) stops every process."""
+    `nexus down` (after the crashes of the other test, when run with it) stops every process:
+    the servers, the worker's supervisor and replica, the MCP server."""
     cfg = config.load(env=env)
     st = Stack.from_config(cfg)
 
@@ -141,7 +142,7 @@ def test_health_follows_postgresql_and_redis_and_down_stops_everything(env) -> N
     st.pg.stop()
     wait_for(restarted("postgresql"), timeout=90)
     wait_for(health("ok", 200), timeout=60)
-    pids = [st.pg.pid(), st.redis.pid(), st.worker_pid()]
-    supervisor = status(env)["worker"]["pid"]
+    pids = [st.pg.pid(), st.redis.pid(), st.worker_pid(), status(env)["mcp"]["pid"],
+            *status(env)["worker"]["replica_pids"]]
     nexus(env, "down")
-    assert all(pids) and not any(process_alive(pid) for pid in [*pids, supervisor])
+    assert all(pids) and not any(process_alive(pid) for pid in pids)
