@@ -207,6 +207,26 @@ def cloned_database(st: Stack, name: str) -> Iterator[BenchDb]:
         drop_database(st, name)
 
 
+def write_waiting(conn: psycopg.Connection) -> bool:
+    """Is a worker's complete_batch waiting on a lock (`writes_blocked`)? `conn` in autocommit:
+    pg_stat_activity is read once per transaction."""
+    return conn.execute(
+        "SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND datname = current_database() AND query LIKE '%complete_batch%'").fetchone()[0]
+
+
+@contextmanager
+def writes_blocked(conn: psycopg.Connection) -> Iterator[None]:
+    """While inside, no worker can write a vector: `conn` (autocommit) holds a lock that its
+    complete_batch waits for. A worker then stops at a known point, holding at most three
+    batches (sidecar/worker.py's pipeline): one waiting in complete_batch, the next encoded, the
+    one after claimed ahead. Crash and drain tests (and bench/faults.py) use it to land mid-batch
+    by construction."""
+    with conn.transaction():
+        conn.execute("LOCK TABLE nexus_memory.episode_embeddings IN SHARE MODE")
+        yield
+
+
 def settle_stats() -> None:
     """Give backends that just disconnected time to flush their statistics."""
     time.sleep(1.0)

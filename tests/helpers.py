@@ -12,8 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -60,7 +59,7 @@ def start_worker(cfg: Config, *args: str, **extra: str) -> tuple[subprocess.Pope
     proc = subprocess.Popen(command, env=worker_env(cfg, port, **extra),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for(lambda: proc.poll() is not None or http(port, "/health")[0] in (200, 503),
-             timeout=240)
+             timeout=240, interval=0.1)
     assert proc.poll() is None, proc.stdout.read()
     return proc, port
 
@@ -106,25 +105,6 @@ def queue_states(cfg: Config) -> dict[str, int]:
     with su(cfg) as conn:
         return dict(conn.execute("SELECT state, count(*) FROM memory_system.embeddings_queue "
                                  "GROUP BY state").fetchall())
-
-
-def write_waiting(conn: psycopg.Connection) -> bool:
-    """Is a worker's complete_batch waiting on a lock (`writes_blocked`)? `conn` in autocommit:
-    pg_stat_activity is read once per transaction."""
-    return conn.execute(
-        "SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-        "AND datname = current_database() AND query LIKE '%complete_batch%'").fetchone()[0]
-
-
-@contextmanager
-def writes_blocked(conn: psycopg.Connection) -> Iterator[None]:
-    """While inside, no worker can write a vector: `conn` (autocommit) holds a lock that its
-    complete_batch waits for. A worker then stops at a known point, holding at most three
-    batches (sidecar/worker.py's pipeline): one waiting in complete_batch, the next encoded, the
-    one after claimed ahead. Crash and drain tests use it to land mid-batch by construction."""
-    with conn.transaction():
-        conn.execute("LOCK TABLE nexus_memory.episode_embeddings IN SHARE MODE")
-        yield
 
 
 @functools.cache

@@ -14,14 +14,15 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
+from bench.harness import write_waiting, writes_blocked
 from conftest import NEXUS, process_alive
 from nexus.stack import Stack
 from sidecar import config
-from tests.helpers import http, wait_for, write_waiting, writes_blocked
+from tests.helpers import http, wait_for
 
 KILLS = 2
 BATCH = 8  # conftest.up_env's NEXUS_WORKER_BATCH
-# written before each kill: the replica holds three batches (tests.helpers.writes_blocked)
+# written before each kill: the replica holds three batches (bench.harness.writes_blocked)
 PER_KILL = 4 * BATCH
 EPISODES = KILLS * PER_KILL
 

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.harness import write_waiting, writes_blocked
 from conftest import (
     NEXUS,
     clone_template,
@@ -31,8 +32,6 @@ from tests.helpers import (
     su,
     wait_for,
     worker_env,
-    write_waiting,
-    writes_blocked,
 )
 
 WORDS = ["memory", "agent", "river", "planet", "quiet", "signal", "orange", "harbor",
@@ -72,7 +71,7 @@ def vectors_match_content(cfg: Config) -> int:
             " AND x.content_sha256 = e.content_sha256").fetchone()[0]
 
 
-# Small batches: a worker holds at most three of them (see tests.helpers.writes_blocked)
+# Small batches: a worker holds at most three of them (see bench.harness.writes_blocked)
 BATCH = 4
 
 
