@@ -23,11 +23,12 @@ import psycopg
 import pytest
 
 from bench.harness import clone_database, drop_database
+from nexus import config, secrets
+from nexus.config import SUPERUSER, Config
+from nexus.ports import free_port
 from nexus.stack import Stack
-from sidecar import config, secrets
-from sidecar.config import SUPERUSER, Config
 from sidecar.embedder import BF16_FLAGS, cpu_flags
-from sidecar.ports import free_port
+from sidecar.worker import process_alive  # noqa: F401 (the tests import it from here)
 
 ROOT = Path(__file__).resolve().parent
 TEMPLATE = "nexus_template"
@@ -219,17 +220,6 @@ def psql_bin(stack: Stack) -> str:
 def connect_as(cfg: Config, role: str, password: str, **kwargs: object) -> psycopg.Connection:
     return psycopg.connect(host=cfg.pg_host, port=cfg.pg_port, dbname=cfg.database, user=role,
                            password=password, connect_timeout=10, **kwargs)
-
-
-def process_alive(pid: int | None) -> bool:
-    """Is `pid` a live process (not gone, not a zombie)?"""
-    if not pid:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
 
 
 NEXUS = str(Path(sys.executable).parent / "nexus")

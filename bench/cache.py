@@ -27,10 +27,9 @@ from bench.harness import (
     ratio,
     runs_note,
 )
-from nexus import agents
+from nexus import agents, secrets
+from nexus.config import Config
 from nexus.stack import Stack
-from sidecar import secrets
-from sidecar.config import Config
 
 AGENTS = 100
 SIZES = (100_000, 1_000_000)

@@ -34,12 +34,12 @@ from psycopg import sql
 
 from bench.harness import BenchDb, Benchmark, Figure, cloned_database
 from bench.queue import episode_text
+from nexus import secrets
+from nexus.config import SUPERUSER
+from nexus.ports import free_port
 from nexus.redisserver import RedisServer
 from nexus.stack import Stack
-from sidecar import secrets
-from sidecar.config import SUPERUSER
 from sidecar.embedder import BF16_FLAGS, auto_threads, choose_dtype, cpu_flags
-from sidecar.ports import free_port
 
 EPISODES = 100_000
 AGENTS = 10

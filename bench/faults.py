@@ -40,13 +40,12 @@ import psycopg
 import redis
 
 from bench.harness import Benchmark, Figure, cloned_database, write_waiting, writes_blocked
-from nexus import agents
+from nexus import agents, secrets
+from nexus.config import SUPERUSER, Config
 from nexus.pgserver import as_server_user
+from nexus.ports import free_port, port_free
 from nexus.stack import Stack
-from sidecar import secrets
 from sidecar.cache import wm_key
-from sidecar.config import SUPERUSER, Config
-from sidecar.ports import free_port, port_free
 
 REPLICAS = 2
 AGENTS = ("fault_agent_a", "fault_agent_b")
@@ -145,7 +144,7 @@ class Outcome:
 
 
 class Rig:
-    """The sidecar (`python -m sidecar --replicas N`) on database `cfg.database` of the stack,
+    """The sidecar (`nexus worker --replicas N`) on database `cfg.database` of the stack,
     its log in a file, and the agents writing."""
 
     def __init__(self, st: Stack, cfg: Config, replicas: int = REPLICAS,
@@ -192,8 +191,9 @@ class Rig:
                    NEXUS_WORKER_HEARTBEAT_SECONDS=str(self.heartbeat))
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "sidecar"], env=env, stdout=out,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen([sys.executable, "-m", "nexus.cli", "worker"], env=env,
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
         wait_until(self.healthy, timeout=300, interval=0.5)
 
     def stop(self) -> int:

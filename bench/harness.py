@@ -24,11 +24,11 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from nexus import migrate
+from nexus import config, migrate, secrets
+from nexus.config import SUPERUSER, WORKER, Config
+from nexus.ports import free_port
 from nexus.stack import Stack
-from sidecar import config, db, secrets
-from sidecar.config import SUPERUSER, WORKER, Config
-from sidecar.ports import free_port
+from sidecar import db
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # data sets kept outside the repository (SciFact, LoCoMo): NEXUS_BENCH_DATA, by default the

@@ -64,11 +64,10 @@ from bench.search_quality import (
     queue_counts,
     sha256,
 )
-from nexus import agents
+from nexus import agents, secrets
+from nexus.config import SUPERUSER
 from nexus.langgraph import NexusStore
 from nexus.stack import Stack
-from sidecar import secrets
-from sidecar.config import SUPERUSER
 from sidecar.embedder import Embedder
 
 DATABASE = "nexus_bench_langgraph"

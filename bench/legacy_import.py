@@ -30,10 +30,10 @@ import psycopg
 from psycopg import sql
 
 from bench.harness import BenchDb, Benchmark, Figure, cloned_database, ratio
+from nexus import secrets
+from nexus.config import SUPERUSER
 from nexus.imports import copy_between
 from nexus.stack import Stack
-from sidecar import secrets
-from sidecar.config import SUPERUSER
 
 SIZES = (100_000, 1_000_000)
 LEGACY_DB = "bench_legacy"

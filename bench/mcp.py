@@ -47,8 +47,8 @@ from bench.harness import (
     skipped_figures,
 )
 from nexus import agents, client, mcp
+from nexus.ports import free_port
 from nexus.stack import Stack
-from sidecar.ports import free_port
 
 FIGURES = ("mcp.recall_p50_ms", "mcp.recall_overhead_ratio", "mcp.calls_per_s_c16")
 AGENT = "mcp_bench"
@@ -184,7 +184,7 @@ def run(st: Stack) -> list[Figure]:
         sidecar_url = f"http://127.0.0.1:{http_port}"
         logs = cfg.home / "log"
         logs.mkdir(parents=True, exist_ok=True)
-        with process([sys.executable, "-m", "sidecar", "--replica"], env,
+        with process([sys.executable, "-m", "sidecar"], env,
                      sidecar_url + "/health", logs / "bench-mcp-sidecar.log"), \
              process([sys.executable, "-m", "nexus.cli", "mcp", "--http"], env,
                      f"http://127.0.0.1:{mcp_port}/health", logs / "bench-mcp-server.log"):

@@ -60,8 +60,8 @@ from bench.harness import (
     target_note,
     throwaway_stack,
 )
+from nexus import config
 from nexus.stack import Stack
-from sidecar import config
 from sidecar.embedder import Embedder
 
 DATA_FILES = ("corpus.jsonl.gz", "qrels-test.tsv", "queries.jsonl")

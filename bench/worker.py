@@ -47,9 +47,9 @@ from bench.harness import (
     target_note,
 )
 from bench.queue import episode_text
+from nexus.ports import free_port
 from nexus.stack import Stack
 from sidecar.embedder import BF16_FLAGS, Embedder, auto_threads, choose_dtype, cpu_flags
-from sidecar.ports import free_port
 
 SHORT_ITEMS = 2000
 LONG_ITEMS = 100

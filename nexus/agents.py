@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import psycopg
 
+from nexus import secrets
+from nexus.config import Config
 from nexus.dsn import role_dsn
-from sidecar import secrets
-from sidecar.config import Config
 
 
 def add(conn: psycopg.Connection, cfg: Config, name: str, description: str = "",

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from psycopg import sql
 
+from nexus import secrets
+from nexus.config import SUPERUSER
 from nexus.stack import Stack
-from sidecar import secrets
-from sidecar.config import SUPERUSER
 
 PG_FILE = "postgresql.dump"
 REDIS_FILE = "redis.rdb"
@@ -49,12 +49,13 @@ def _pg_args(stack: Stack) -> list[str]:
 def row_counts(stack: Stack) -> dict[str, int]:
     counts = {}
     with stack.superuser_conn(autocommit=True) as conn:
+        # keyed by the quoted name, as the manifests of earlier backups are
         tables = conn.execute(
-            "SELECT format('%%I.%%I', schemaname, tablename) FROM pg_tables "
+            "SELECT format('%%I.%%I', schemaname, tablename), schemaname, tablename FROM pg_tables "
             "WHERE schemaname = ANY (%s) ORDER BY 1", (list(COUNTED_SCHEMAS),)).fetchall()
-        for (table,) in tables:
-            counts[table] = conn.execute(
-                sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(table))).fetchone()[0]
+        for key, schema, table in tables:
+            query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
+            counts[key] = conn.execute(query).fetchone()[0]
     return counts
 
 

@@ -17,13 +17,14 @@ import psycopg
 import redis
 from psycopg.conninfo import conninfo_to_dict
 
-from nexus import agents, backup, client, doctor, imports, migrate
-from nexus.stack import Stack, apply_role_passwords, process_alive, resolve_home
+from nexus import agents, backup, client, config, doctor, imports, migrate, secrets
+from nexus.config import APP, READONLY, SUPERUSER, ConfigError
+from nexus.ports import ServerError
+from nexus.stack import Stack, apply_role_passwords, resolve_home
+from nexus.supervisor import Supervisor
 from nexus.watch import Watchdog
-from sidecar import cache, config, secrets
-from sidecar.config import APP, READONLY, SUPERUSER
-from sidecar.ports import ServerError
-from sidecar.supervisor import Supervisor
+from sidecar import cache
+from sidecar.worker import process_alive
 
 
 def _stack(args: argparse.Namespace) -> Stack:
@@ -451,8 +452,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def ports(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--pg-port", type=int, help="PostgreSQL port (NEXUS_PG_PORT, 55432)")
-        p.add_argument("--redis-port", type=int, help="Redis port (NEXUS_REDIS_PORT, 56379)")
+        p.add_argument("--pg-port", type=int,
+                       help=f"PostgreSQL port ({config.describe('pg_port')})")
+        p.add_argument("--redis-port", type=int,
+                       help=f"Redis port ({config.describe('redis_port')})")
 
     p = sub.add_parser("up", help="start PostgreSQL + pgvector and Redis, migrate")
     p.add_argument("--detach", action="store_true", help="return once the stack is up")
@@ -463,11 +466,13 @@ def build_parser() -> argparse.ArgumentParser:
     ports(p)
     p.set_defaults(func=cmd_watch)
 
-    p = sub.add_parser("worker", help="run embedding worker process(es) with /health, /metrics")
-    p.add_argument("--replicas", type=int, help="worker processes (WORKER_REPLICAS, 1)")
+    p = sub.add_parser("worker", help="embedding worker replicas (python -m sidecar each) with "
+                       "/health, /metrics, restarted when they die")
+    p.add_argument("--replicas", type=int,
+                   help=f"worker processes ({config.describe('worker_replicas')})")
     p.add_argument("--http-port", type=int,
                    help="HTTP port of the first replica; the others use the next ones "
-                        "(NEXUS_HTTP_PORT, 58080; 0 for none)")
+                        f"({config.describe('http_port')}; 0 for none)")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("down", help="stop the local stack")
@@ -532,10 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", help="stdio: act as this agent of the local stack")
     p.add_argument("--http", action="store_true",
                    help="streamable HTTP at /mcp (logs in as nexus_app; nexus agent token NAME)")
-    p.add_argument("--host", help="HTTP address (NEXUS_MCP_HOST, 127.0.0.1)")
-    p.add_argument("--port", type=int, help="HTTP port (NEXUS_MCP_PORT, 58100)")
-    p.add_argument("--embed-url", help="the sidecar's /embed for recall "
-                                       "(NEXUS_EMBED_URL; default this stack's sidecar)")
+    p.add_argument("--host", help=f"HTTP address ({config.describe('mcp_host')})")
+    p.add_argument("--port", type=int, help=f"HTTP port ({config.describe('mcp_port')})")
+    p.add_argument("--embed-url",
+                   help=f"the sidecar's /embed for recall ({config.describe('embed_url')})")
     p.set_defaults(func=cmd_mcp)
 
     p = sub.add_parser("reconcile", help="compare Redis with PostgreSQL by range checksums and "
@@ -626,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ServerError, secrets.SecretError, migrate.MigrationError, backup.BackupError,
+    except (ServerError, ConfigError, migrate.MigrationError, backup.BackupError,
             client.EmbedUnavailable, client.EmbedRefused, redis.RedisError,
             imports.ImportFailed) as exc:
         print(f"nexus: error: {exc}", file=sys.stderr)

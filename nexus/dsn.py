@@ -14,8 +14,8 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
-from sidecar import secrets
-from sidecar.config import Config
+from nexus import secrets
+from nexus.config import Config
 
 
 def _pgpass_escape(value: str) -> str:

@@ -16,8 +16,8 @@ import time
 from importlib.util import find_spec
 from pathlib import Path
 
-from sidecar.config import SUPERUSER, Config
-from sidecar.ports import ServerError, port_free
+from nexus.config import SUPERUSER, Config
+from nexus.ports import ServerError, port_free
 
 PG_VERSION = "18.6.3"
 SERVER_USER = "postgres"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import redis
 
-from sidecar.config import Config
-from sidecar.ports import ServerError, port_free
+from nexus.config import Config
+from nexus.ports import ServerError, port_free
 
 
 class RedisServer:

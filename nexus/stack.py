@@ -19,25 +19,17 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from nexus import migrate
+from nexus import migrate, secrets
+from nexus.config import APP, LOGIN_ROLES, READONLY, SUPERUSER, WORKER, Config
 from nexus.dsn import role_dsn, set_password
 from nexus.pgserver import PgServer, reachable_by_server_user
+from nexus.ports import ServerError
 from nexus.redisserver import RedisServer
-from sidecar import db, secrets
-from sidecar.config import APP, LOGIN_ROLES, READONLY, SUPERUSER, WORKER, Config
-from sidecar.ports import ServerError
-from sidecar.supervisor import state_file
+from nexus.supervisor import state_file
+from sidecar import db
+from sidecar.worker import process_alive
 
 FALLBACK_HOME = Path("/var/lib/nexus")
-
-
-def process_alive(pid: int) -> bool:
-    """Is `pid` a live process: not gone, and not a zombie waiting to be reaped?"""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError, ProcessLookupError):
-        return False
-    return state != "Z"
 
 
 def resolve_home(cfg: Config) -> Config:
@@ -75,8 +67,8 @@ class Stack:
     cfg: Config
     pg: PgServer
     redis: RedisServer
-    _worker: subprocess.Popen | None = field(default=None, repr=False)
-    _worker_exit: int | None = field(default=None, repr=False)
+    _children: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
+    _exits: dict[str, int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_config(cls, cfg: Config, **pg_options: object) -> Stack:
@@ -112,21 +104,127 @@ class Stack:
         self.redis.stop()
         self.pg.stop()
 
-    # -- the embedding worker: its supervisor (python -m sidecar), WORKER_REPLICAS processes --
-    @property
-    def worker_pidfile(self) -> Path:
-        return self.cfg.home / "run" / "worker.pid"
+    # -- the processes it starts: the worker's supervisor (nexus worker), the MCP server --------
+    def _pidfile(self, name: str) -> Path:
+        return self.cfg.home / "run" / f"{name}.pid"
 
-    def worker_pid(self) -> int | None:
-        """The supervisor's pid if it is alive (a zombie is not: it is reaped here if ours)."""
-        if self._worker is not None and self._worker.poll() is not None:
-            self._worker_exit = self._worker.returncode
-            self._worker = None
+    def _pid(self, name: str) -> int | None:
+        """The pid of process `name` if it is alive (a zombie is not: it is reaped here if
+        ours, and its exit code kept)."""
+        child = self._children.get(name)
+        if child is not None and child.poll() is not None:
+            self._exits[name] = child.returncode
+            del self._children[name]
         try:
-            pid = int(self.worker_pidfile.read_text())
+            pid = int(self._pidfile(name).read_text())
         except (FileNotFoundError, ValueError):
             return None
         return pid if process_alive(pid) else None
+
+    def _start(self, name: str, what: str, command: list[str], env: dict[str, str],
+               ready: Callable[[], bool], timeout: float, interval: float) -> None:
+        """Start `command` in a session of its own (logged to log/<name>.log, pid in
+        run/<name>.pid) and wait until `ready()`; ServerError with its log's end if it exits or
+        is not ready in `timeout` seconds."""
+        log_path = self.cfg.home / "log" / f"{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._pidfile(name).parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, NEXUS_HOME=str(self.cfg.home), NEXUS_PG_HOST=self.cfg.pg_host,
+                   NEXUS_PG_PORT=str(self.cfg.pg_port), NEXUS_DB=self.cfg.database, **env)
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "nexus.cli", *command], env=env,
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        self._children[name] = proc
+        self._exits.pop(name, None)
+        self._pidfile(name).write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                self._pidfile(name).unlink(missing_ok=True)
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise ServerError(f"{what} did not start:\n{tail}")
+            if ready():
+                return
+            time.sleep(interval)
+        raise ServerError(f"{what} did not answer within {timeout:.0f} s (see {log_path})")
+
+    def _stop(self, name: str, timeout: float) -> None:
+        """SIGTERM to process `name`; after `timeout` seconds its whole group is killed."""
+        _terminate(lambda: self._pid(name), timeout)
+        child = self._children.pop(name, None)
+        if child is not None:
+            child.wait()
+        self._pidfile(name).unlink(missing_ok=True)
+
+    # the embedding worker: its supervisor (nexus worker), WORKER_REPLICAS replicas
+    def worker_pid(self) -> int | None:
+        return self._pid("worker")
+
+    def worker_exit_code(self) -> int | None:
+        """How the supervisor this process started ended (None: running, or not ours)."""
+        return self._exits.get("worker")
+
+    def start_worker(self, timeout: float = 180) -> None:
+        if self.cfg.worker_replicas <= 0 or self.worker_pid() is not None:
+            return
+        state_file(self.cfg).unlink(missing_ok=True)
+        self._start("worker", "the embedding worker", ["worker"],
+                    {"NEXUS_REDIS_PORT": str(self.cfg.redis_port),
+                     "WORKER_REPLICAS": str(self.cfg.worker_replicas),
+                     "NEXUS_HTTP_PORT": str(self.cfg.http_port)},
+                    lambda: self.worker_health() is not None, timeout, 0.5)
+
+    def stop_worker(self, timeout: float = 12) -> None:
+        """The supervisor drains its replicas; leases bring back what a killed one held."""
+        self._stop("worker", timeout)
+
+    def worker_state(self) -> dict | None:
+        """What the supervisor last wrote of its replicas (pids, state, restarts)."""
+        try:
+            return json.loads(state_file(self.cfg).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def worker_health(self) -> dict | None:
+        """The worker's /health document, or None if it does not answer."""
+        url = f"http://127.0.0.1:{self.cfg.http_port}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=3) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:  # 503 still carries the document
+            return json.loads(exc.read())
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    # the MCP server over HTTP (nexus mcp --http), with the worker whose /embed it uses
+    @property
+    def mcp_url(self) -> str | None:
+        if self.cfg.mcp_port <= 0 or self.cfg.worker_replicas <= 0:
+            return None
+        return f"http://{self.cfg.mcp_host}:{self.cfg.mcp_port}/mcp"
+
+    def mcp_pid(self) -> int | None:
+        return self._pid("mcp")
+
+    def mcp_healthy(self) -> bool:
+        url = f"http://{self.cfg.mcp_host}:{self.cfg.mcp_port}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=3) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def start_mcp(self, timeout: float = 60) -> None:
+        if self.mcp_url is None or self.mcp_pid() is not None:
+            return
+        self._start("mcp", "the MCP server", ["mcp", "--http"],
+                    {"NEXUS_EMBED_URL": self.cfg.sidecar_url, "NEXUS_MCP_HOST": self.cfg.mcp_host,
+                     "NEXUS_MCP_PORT": str(self.cfg.mcp_port)},
+                    self.mcp_healthy, timeout, 0.2)
+
+    def stop_mcp(self, timeout: float = 10) -> None:
+        self._stop("mcp", timeout)
 
     @property
     def maintenance_file(self) -> Path:
@@ -160,123 +258,6 @@ class Stack:
         except (FileNotFoundError, ValueError):
             return {}
         return {name: part["restarts"] for name, part in doc.items()}
-
-    def worker_exit_code(self) -> int | None:
-        """How the supervisor this process started ended (None: running, or not ours)."""
-        return self._worker_exit
-
-    def worker_state(self) -> dict | None:
-        """What the supervisor last wrote of its replicas (pids, state, restarts)."""
-        try:
-            return json.loads(state_file(self.cfg).read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-
-    def worker_health(self) -> dict | None:
-        """The worker's /health document, or None if it does not answer."""
-        url = f"http://127.0.0.1:{self.cfg.http_port}/health"
-        try:
-            with urllib.request.urlopen(url, timeout=3) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as exc:  # 503 still carries the document
-            return json.loads(exc.read())
-        except (urllib.error.URLError, OSError, ValueError):
-            return None
-
-    def start_worker(self, timeout: float = 180) -> None:
-        if self.cfg.worker_replicas <= 0 or self.worker_pid() is not None:
-            return
-        log_path = self.cfg.home / "log" / "worker.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.worker_pidfile.parent.mkdir(parents=True, exist_ok=True)
-        state_file(self.cfg).unlink(missing_ok=True)
-        env = dict(os.environ, NEXUS_HOME=str(self.cfg.home), NEXUS_PG_HOST=self.cfg.pg_host,
-                   NEXUS_PG_PORT=str(self.cfg.pg_port), NEXUS_REDIS_PORT=str(self.cfg.redis_port),
-                   NEXUS_DB=self.cfg.database, WORKER_REPLICAS=str(self.cfg.worker_replicas),
-                   NEXUS_HTTP_PORT=str(self.cfg.http_port))
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "sidecar"], env=env, stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
-        self._worker, self._worker_exit = proc, None
-        self.worker_pidfile.write_text(str(proc.pid))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                self.worker_pidfile.unlink(missing_ok=True)
-                tail = log_path.read_text(errors="replace")[-2000:]
-                raise ServerError(f"the embedding worker did not start:\n{tail}")
-            if self.worker_health() is not None:
-                return
-            time.sleep(0.5)
-        raise ServerError(f"the embedding worker did not answer within {timeout:.0f} s "
-                          f"(see {log_path})")
-
-    def stop_worker(self, timeout: float = 12) -> None:
-        """SIGTERM to the supervisor, which drains its replicas; after `timeout` seconds the
-        whole process group is killed (leases bring back what was held)."""
-        _terminate(self.worker_pid, timeout)
-        if self._worker is not None:
-            self._worker.wait()
-            self._worker = None
-        self.worker_pidfile.unlink(missing_ok=True)
-
-    # -- the MCP server over HTTP (nexus mcp --http), with the worker whose /embed it uses -------
-    @property
-    def mcp_pidfile(self) -> Path:
-        return self.cfg.home / "run" / "mcp.pid"
-
-    @property
-    def mcp_url(self) -> str | None:
-        if self.cfg.mcp_port <= 0 or self.cfg.worker_replicas <= 0:
-            return None
-        return f"http://{self.cfg.mcp_host}:{self.cfg.mcp_port}/mcp"
-
-    def mcp_pid(self) -> int | None:
-        try:
-            pid = int(self.mcp_pidfile.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if process_alive(pid) else None
-
-    def mcp_healthy(self) -> bool:
-        url = f"http://{self.cfg.mcp_host}:{self.cfg.mcp_port}/health"
-        try:
-            with urllib.request.urlopen(url, timeout=3) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def start_mcp(self, timeout: float = 60) -> None:
-        if self.mcp_url is None or self.mcp_pid() is not None:
-            return
-        log_path = self.cfg.home / "log" / "mcp.log"
-        env = dict(os.environ, NEXUS_HOME=str(self.cfg.home), NEXUS_PG_HOST=self.cfg.pg_host,
-                   NEXUS_PG_PORT=str(self.cfg.pg_port), NEXUS_DB=self.cfg.database,
-                   NEXUS_EMBED_URL=self.cfg.sidecar_url, NEXUS_MCP_HOST=self.cfg.mcp_host,
-                   NEXUS_MCP_PORT=str(self.cfg.mcp_port))
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "nexus.cli", "mcp", "--http"], env=env,
-                                    stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        self.mcp_pidfile.write_text(str(proc.pid))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                self.mcp_pidfile.unlink(missing_ok=True)
-                tail = log_path.read_text(errors="replace")[-2000:]
-                raise ServerError(f"the MCP server did not start:\n{tail}")
-            if self.mcp_healthy():
-                return
-            time.sleep(0.2)
-        raise ServerError(f"the MCP server did not answer within {timeout:.0f} s (see {log_path})")
-
-    def stop_mcp(self, timeout: float = 10) -> None:
-        pid = _terminate(self.mcp_pid, timeout)
-        if pid is not None:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-        self.mcp_pidfile.unlink(missing_ok=True)
 
     def ensure_database(self) -> None:
         with self.superuser_conn("postgres", autocommit=True) as conn:

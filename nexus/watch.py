@@ -8,15 +8,15 @@ configuration or data-directory problem, said with the server's own error).
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
+from nexus.ports import ServerError
 from nexus.stack import Stack
-from sidecar.ports import ServerError
-from sidecar.supervisor import BACKOFF_FIRST, BACKOFF_MAX, CONFIG_ERROR, HEALTHY_AFTER
+from nexus.supervisor import Backoff, write_state
+from sidecar.config import CONFIG_ERROR
 
 GIVE_UP_AFTER = 5
 
@@ -27,7 +27,7 @@ class Component:
     state: str = "running"       # running | restarting | failed
     restarts: int = 0
     failures: int = 0            # failed starts in a row
-    delay: float = BACKOFF_FIRST
+    backoff: Backoff = field(default_factory=Backoff)
     next_start: float = 0.0
     up_since: float = 0.0
     error: str = ""
@@ -57,11 +57,7 @@ class Watchdog:
         self.stack.ensure_database()
 
     def write(self) -> None:
-        path = self.stack.watch_file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({n: asdict(c) for n, c in self.parts.items()}))
-        tmp.replace(path)
+        write_state(self.stack.watch_file, {n: asdict(c) for n, c in self.parts.items()})
 
     def step(self) -> None:
         """Look at every component once; start again what is due (nothing during maintenance)."""
@@ -74,8 +70,6 @@ class Watchdog:
                 continue
             if part.state == "running":
                 if alive():
-                    if now - part.up_since >= HEALTHY_AFTER:
-                        part.delay = BACKOFF_FIRST
                     continue
                 if name == "worker" and self.stack.worker_exit_code() == CONFIG_ERROR:
                     part.state, part.error = "failed", "the worker refused its configuration"
@@ -83,8 +77,9 @@ class Watchdog:
                          f"{self.stack.cfg.home / 'log' / 'worker.log'}")
                     changed = True
                     continue
-                part.state, part.next_start = "restarting", now + part.delay
-                _log(f"{name} stopped unexpectedly; restarting it in {part.delay:.0f} s")
+                wait = part.backoff.next(now - part.up_since)
+                part.state, part.next_start = "restarting", now + wait
+                _log(f"{name} stopped unexpectedly; restarting it in {wait:.0f} s")
                 changed = True
             elif now >= part.next_start:
                 changed = True
@@ -98,14 +93,13 @@ class Watchdog:
                         _log(f"{name} failed to start {part.failures} times; giving up "
                              f"(a restart cannot fix this): {exc}")
                         continue
-                    part.delay = min(part.delay * 2, BACKOFF_MAX)
-                    part.next_start = time.monotonic() + part.delay
-                    _log(f"{name} did not start ({part.error}); next try in {part.delay:.0f} s")
+                    wait = part.backoff.next()
+                    part.next_start = time.monotonic() + wait
+                    _log(f"{name} did not start ({part.error}); next try in {wait:.0f} s")
                     continue
                 part.state, part.failures, part.error = "running", 0, ""
                 part.restarts += 1
                 part.up_since = time.monotonic()
-                part.delay = min(part.delay * 2, BACKOFF_MAX)
                 _log(f"{name} restarted (restart {part.restarts})")
         if changed:
             self.write()

@@ -1,1 +1,1 @@
-"""NEXUS memory sidecar: runs the local stack, migrates, and (later) embeds and caches."""
+"""NEXUS memory runtime: one embedding worker process, its HTTP endpoints and the Redis mirror."""

@@ -1,37 +1,44 @@
-"""`python -m sidecar`: the embedding workers under their supervisor (what the container runs).
+"""`python -m sidecar`: one embedding worker with its HTTP endpoints (what the container runs).
 
-    python -m sidecar [--replicas N] [--http-port PORT]
+    python -m sidecar [--http-port PORT]
 
-Settings come from the environment (sidecar/config.py). `--replica` is the supervisor's own
-way of starting one worker process.
+Settings come from the environment (below; sidecar/config.py). It runs until SIGTERM or SIGINT,
+then drains; it exits 2 when it refuses its configuration (starting it again cannot help), 1 when
+PostgreSQL did not answer at start. To run several replicas with restarts: `nexus worker`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import sys
 
 from sidecar import config, service
-from sidecar.supervisor import CONFIG_ERROR, Supervisor
+from sidecar.embedder import ModelError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sidecar", description=__doc__.split("\n")[0])
-    parser.add_argument("--replicas", type=int, help="worker processes (WORKER_REPLICAS, 1)")
-    parser.add_argument("--http-port", type=int, help="HTTP port of the first replica; the others "
-                        "use the next ones (NEXUS_HTTP_PORT, 58080; 0 for none)")
-    parser.add_argument("--replica", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
+    epilog = "environment:\n" + "\n".join(f"  {env:<32} {meaning} (default {default})"
+                                          for env, default, meaning in config.settings())
+    parser = argparse.ArgumentParser(prog="python -m sidecar", description=__doc__.split("\n")[0],
+                                     epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--http-port", type=int,
+                        help=f"HTTP port ({config.describe('http_port')}; 0 for none)")
     args = parser.parse_args(argv)
-    cfg = config.load(http_port=args.http_port)
-    if args.replica:
-        return service.run_one(cfg, args.supervised)
-    replicas = cfg.worker_replicas if args.replicas is None else args.replicas
-    if not 1 <= replicas <= 16:
-        print("nexus worker: error: replicas must be between 1 and 16 (WORKER_REPLICAS or "
-              "--replicas)", file=sys.stderr)
-        return CONFIG_ERROR
-    return Supervisor(cfg, replicas).run()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # an outage is logged once each way by sidecar.db.Outage; the pool would log every try
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    try:
+        asyncio.run(service.serve(config.load(http_port=args.http_port)))
+    except (ModelError, ValueError) as exc:  # a ConfigError is a ValueError
+        print(f"nexus worker: error: {exc}", file=sys.stderr)
+        return config.CONFIG_ERROR
+    except service.DatabaseUnavailable as exc:
+        print(f"nexus worker: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -7,13 +7,7 @@ writes Redis, committing the drain only once Redis has them. A Redis failure nev
 touches PostgreSQL: it is counted and logged, and reconciliation heals it. Reconciliation compares
 checksums per range of 10,000 ids computed in SQL with the same computed over Redis, and reloads
 only the ranges that differ, streaming (a server-side cursor, batched reads, pipelined writes).
-
-Key layout (documented in docs/cache.md):
-  nexus:wm:<agent>:<key>    hash {id, a, k, v, x}: agent, key, value as JSON text, expiry in epoch
-                            ms ("" for none); Redis expires it at the same moment (PEXPIREAT)
-  nexus:wm:idx:<range>      hash id -> key name, for the ids of range id // 10000
-  nexus:recent:<agent>      JSON array of the agent's latest 50 episodes, newest first
-  nexus:embed:<model>:<version>:<sha> the /embed query cache (sidecar/http.py)
+The keys (wm_key, idx_key, recent_key below, and /embed's cache) are described in docs/cache.md.
 """
 
 from __future__ import annotations
@@ -28,10 +22,11 @@ from dataclasses import dataclass, field
 
 import psycopg
 import redis
+from psycopg import sql
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from sidecar import db, secrets
+from sidecar import db
 from sidecar.config import WORKER, Config
 from sidecar.db import RETRY_SECONDS, Outage, postgresql_outage, redis_outage
 
@@ -308,14 +303,14 @@ class Mirror:
 
 
 def worker_conn(cfg: Config, **kwargs: object) -> psycopg.Connection:
-    return db.connect(cfg, WORKER, secrets.read(cfg.secret_file(WORKER)), autocommit=True, **kwargs)
+    return db.connect(cfg, WORKER, cfg.password(WORKER), autocommit=True, **kwargs)
 
 
 def redis_client(cfg: Config) -> redis.Redis:
     # one immediate retry (a connection Redis dropped when it restarted), not redis-py's default
     # of ten with backoff: a Redis that is down fails a call at once, and is tried again later
     return redis.Redis(host=cfg.redis_host, port=cfg.redis_port,
-                       password=secrets.password(cfg, "redis"), socket_timeout=5,
+                       password=cfg.password("redis"), socket_timeout=5,
                        socket_connect_timeout=2, retry=Retry(NoBackoff(), 1))
 
 
@@ -358,7 +353,7 @@ class MirrorThread(threading.Thread):
             got = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (LEADER_LOCK,))
             if not got.fetchone()[0]:
                 return
-            listener.execute(f"LISTEN {CHANNEL}")
+            listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
             # what was queued before this lead is covered by the reconciliation that comes first
             conn.execute("SELECT memory_system.cache_outbox_clear()")
             client = redis_client(self.cfg)

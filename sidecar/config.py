@@ -1,90 +1,71 @@
-"""The one place that reads the environment.
+"""The one place that reads the runtime's environment.
 
-Every setting has a default that works on a laptop; secrets are read from files
+Each setting is written once, below: its variable, type, default and meaning. `load` parses the
+environment by that table, help texts read it (`describe`), and the tooling extends it with its
+own settings (nexus/config.py). Every default works on a laptop; secrets are read from files
 (`*_PASSWORD_FILE`, Docker secrets style), never from the environment or the repo.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import types
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, ClassVar, TypeVar, get_type_hints
 
-# The fixed roles of a NEXUS database, and the secret file each one's password lives in.
-SUPERUSER = "nexus_superuser"
-APP = "nexus_app"
+# the role the runtime logs in as, and what `python -m sidecar` exits with when it refuses its
+# configuration: starting it again cannot help (a supervisor gives up)
 WORKER = "nexus_worker"
-READONLY = "nexus_ro"
-LOGIN_ROLES = (SUPERUSER, APP, WORKER, READONLY)
-
-# Environment variable that may point at each secret file, Docker secrets style.
-SECRET_ENV = {
-    SUPERUSER: "NEXUS_SUPERUSER_PASSWORD_FILE",
-    APP: "NEXUS_APP_PASSWORD_FILE",
-    WORKER: "NEXUS_WORKER_PASSWORD_FILE",
-    READONLY: "NEXUS_RO_PASSWORD_FILE",
-    "redis": "REDIS_PASSWORD_FILE",
-}
+CONFIG_ERROR = 2
 
 
-def _int(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names its variable."""
 
 
-def _threads(env: dict[str, str], name: str) -> int | None:
-    """A thread count, or None for `auto` (or unset): follow the machine's cores."""
-    if (env.get(name) or "auto") == "auto":
-        return None
-    value = _int(env, name, 1)
-    if value < 1:
-        raise SystemExit(f"{name} must be a positive integer or auto, got {env[name]!r}")
-    return value
+def setting(env: str, default: Any, help: str, shown: str | None = None) -> Any:
+    """A field of the table: read from `env`; `shown` is how help texts write the default."""
+    return field(default=default, metadata={"env": env, "help": help, "shown": shown})
 
 
 @dataclass(frozen=True)
 class Config:
-    home: Path
-    pg_host: str = "127.0.0.1"
-    pg_port: int = 55432
-    redis_port: int = 56379
-    database: str = "nexus"
-    # memory to size PostgreSQL for (MB); default: all of the machine's memory
-    pg_memory_mb: int | None = None
-    redis_host: str = "127.0.0.1"
+    home: Path = setting("NEXUS_HOME", Path(".nexus"), "state directory (secrets, data, logs)",
+                         "./.nexus")
+    pg_host: str = setting("NEXUS_PG_HOST", "127.0.0.1", "PostgreSQL host")
+    pg_port: int = setting("NEXUS_PG_PORT", 55432, "PostgreSQL port")
+    database: str = setting("NEXUS_DB", "nexus", "database name")
+    redis_host: str = setting("NEXUS_REDIS_HOST", "127.0.0.1", "Redis host")
+    redis_port: int = setting("NEXUS_REDIS_PORT", 56379, "Redis port")
+    worker_replicas: int = setting("WORKER_REPLICAS", 1, "worker processes sharing this machine "
+                                   "(each sizes its torch threads to its share of the cores)")
+    worker_batch: int = setting("NEXUS_WORKER_BATCH", 32, "items claimed and encoded together")
+    worker_lease_seconds: int = setting("NEXUS_WORKER_LEASE_SECONDS", 300,
+                                        "lease of a claimed batch; at least twice the heartbeat")
+    worker_heartbeat_seconds: int = setting("NEXUS_WORKER_HEARTBEAT_SECONDS", 30,
+                                            "heartbeat (extends the leases held)")
+    worker_poll_seconds: float = setting("NEXUS_WORKER_POLL_SECONDS", 5.0,
+                                         "polling interval when no notification arrives")
+    worker_threads: int | None = setting("NEXUS_WORKER_THREADS", None, "torch threads per "
+                                         "worker process; auto: the cores but one, shared", "auto")
+    reconcile_seconds: int = setting("NEXUS_RECONCILE_SECONDS", 300,
+                                     "how often the Redis mirror is reconciled")
+    embed_model: str | None = setting("NEXUS_EMBED_MODEL", None, "a local sentence-transformers "
+                                      "folder", "the packaged all-MiniLM-L6-v2")
+    embed_dtype: str = setting("NEXUS_EMBED_DTYPE", "auto", "auto, float32 or bfloat16")
+    embed_device: str = setting("NEXUS_EMBED_DEVICE", "cpu", "cpu or cuda")
+    http_host: str = setting("NEXUS_HTTP_HOST", "127.0.0.1", "address of the HTTP endpoints")
+    http_port: int = setting("NEXUS_HTTP_PORT", 58080, "port of the HTTP endpoints (0: none)")
+    health_max_queue: int = setting("NEXUS_HEALTH_MAX_QUEUE", 1000,
+                                    "pending items above which /health says degraded")
+    embed_max_chars: int = setting("NEXUS_EMBED_MAX_CHARS", 8192,
+                                   "longest text POST /embed accepts")
+    # password files named by SECRET_ENV's variables (default: secrets/<name>_password in home)
     secret_files: dict[str, Path] = field(default_factory=dict)
-    # embedding workers
-    worker_replicas: int = 1
-    worker_batch: int = 32
-    worker_lease_seconds: int = 300
-    worker_heartbeat_seconds: int = 30
-    reconcile_seconds: int = 300
-    worker_poll_seconds: float = 5.0
-    # torch threads per worker process; None: follow the cores (sidecar.embedder.auto_threads)
-    worker_threads: int | None = None
-    embed_model: str | None = None
-    embed_dtype: str = "auto"       # auto | float32 | bfloat16
-    embed_device: str = "cpu"       # cpu | cuda
-    http_host: str = "127.0.0.1"
-    http_port: int = 58080
-    health_max_queue: int = 1000
-    embed_max_chars: int = 8192
-    # the MCP server over HTTP (nexus mcp --http; nexus up starts it; port 0: not started)
-    mcp_host: str = "127.0.0.1"
-    mcp_port: int = 58100
-    # where the MCP server and the client reach /embed (default: this stack's sidecar)
-    embed_url: str | None = None
-    # nexus mcp (stdio) without --agent: the agent's connection string
-    agent_dsn: str | None = None
 
-    @property
-    def sidecar_url(self) -> str:
-        return self.embed_url or f"http://{self.http_host}:{self.http_port}"
+    SECRET_ENV: ClassVar[dict[str, str]] = {WORKER: "NEXUS_WORKER_PASSWORD_FILE",
+                                            "redis": "REDIS_PASSWORD_FILE"}
 
     @property
     def secrets_dir(self) -> Path:
@@ -94,42 +75,67 @@ class Config:
         """Path of the password file of a fixed role (or 'redis')."""
         return self.secret_files.get(name) or self.secrets_dir / f"{name}_password"
 
-    def agent_secret_file(self, agent: str) -> Path:
-        return self.secrets_dir / "agents" / f"{agent}_password"
+    def password(self, name: str) -> str:
+        return read_secret(self.secret_file(name))
 
 
-def load(env: dict[str, str] | None = None, **overrides: object) -> Config:
-    """Build the configuration from the environment (or the mapping given)."""
+def read_secret(path: Path) -> str:
+    try:
+        value = path.read_text().strip()
+    except FileNotFoundError:
+        raise ConfigError(f"secret file {path} is missing (run: nexus secrets init)") from None
+    if not value:
+        raise ConfigError(f"secret file {path} is empty")
+    return value
+
+
+def _parse(env: str, hint: Any, raw: str) -> object:
+    """`raw` as the field's type; an optional integer (torch threads) also takes `auto`: None."""
+    optional = isinstance(hint, types.UnionType)
+    kind = next(t for t in hint.__args__ if t is not type(None)) if optional else hint
+    if kind not in (int, float):
+        return kind(raw)
+    if optional and raw == "auto":
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or (optional and value < 1):
+        wanted = "a positive integer or auto" if optional else {int: "an integer",
+                                                                 float: "a number"}[kind]
+        raise ConfigError(f"{env} must be {wanted}, got {raw!r}")
+    return value
+
+
+C = TypeVar("C", bound=Config)
+
+
+def load(env: dict[str, str] | None = None, cls: type[C] = Config,  # type: ignore[assignment]
+         **overrides: object) -> C:
+    """Build the configuration from the environment (or the mapping given); an unset or empty
+    variable takes the default. `overrides` (None: not given) win over both."""
     env = dict(os.environ if env is None else env)
-    home = Path(env.get("NEXUS_HOME") or Path.cwd() / ".nexus").absolute()
-    secret_files = {name: Path(env[var]) for name, var in SECRET_ENV.items() if env.get(var)}
-    values: dict[str, object] = {
-        "home": home,
-        "pg_host": env.get("NEXUS_PG_HOST", "127.0.0.1"),
-        "pg_port": _int(env, "NEXUS_PG_PORT", 55432),
-        "redis_port": _int(env, "NEXUS_REDIS_PORT", 56379),
-        "database": env.get("NEXUS_DB", "nexus"),
-        "pg_memory_mb": _int(env, "NEXUS_PG_MEMORY_MB", 0) or None,
-        "redis_host": env.get("NEXUS_REDIS_HOST", "127.0.0.1"),
-        "worker_replicas": _int(env, "WORKER_REPLICAS", 1),
-        "worker_batch": _int(env, "NEXUS_WORKER_BATCH", 32),
-        "worker_lease_seconds": _int(env, "NEXUS_WORKER_LEASE_SECONDS", 300),
-        "worker_heartbeat_seconds": _int(env, "NEXUS_WORKER_HEARTBEAT_SECONDS", 30),
-        "reconcile_seconds": _int(env, "NEXUS_RECONCILE_SECONDS", 300),
-        "worker_poll_seconds": float(_int(env, "NEXUS_WORKER_POLL_SECONDS", 5)),
-        "worker_threads": _threads(env, "NEXUS_WORKER_THREADS"),
-        "embed_model": env.get("NEXUS_EMBED_MODEL") or None,
-        "embed_dtype": env.get("NEXUS_EMBED_DTYPE") or "auto",
-        "embed_device": env.get("NEXUS_EMBED_DEVICE") or "cpu",
-        "http_host": env.get("NEXUS_HTTP_HOST", "127.0.0.1"),
-        "http_port": _int(env, "NEXUS_HTTP_PORT", 58080),
-        "health_max_queue": _int(env, "NEXUS_HEALTH_MAX_QUEUE", 1000),
-        "embed_max_chars": _int(env, "NEXUS_EMBED_MAX_CHARS", 8192),
-        "mcp_host": env.get("NEXUS_MCP_HOST", "127.0.0.1"),
-        "mcp_port": _int(env, "NEXUS_MCP_PORT", 58100),
-        "embed_url": env.get("NEXUS_EMBED_URL") or None,
-        "agent_dsn": env.get("NEXUS_AGENT_DSN") or None,
-        "secret_files": secret_files,
-    }
+    hints = get_type_hints(cls)
+    values: dict[str, object] = {}
+    for f in fields(cls):
+        raw = env.get(f.metadata.get("env", ""))
+        if raw:
+            values[f.name] = _parse(f.metadata["env"], hints[f.name], raw)
+    values["secret_files"] = {name: Path(env[var]) for name, var in cls.SECRET_ENV.items()
+                              if env.get(var)}
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return Config(**values)  # type: ignore[arg-type]
+    values["home"] = Path(values.get("home", cls.home)).absolute()  # type: ignore[arg-type]
+    return cls(**values)  # type: ignore[arg-type]
+
+
+def describe(name: str, cls: type[Config] = Config) -> str:
+    """A setting's variable and default, for help texts: 'NEXUS_PG_PORT, 55432'."""
+    meta = next(f for f in fields(cls) if f.name == name)
+    return f"{meta.metadata['env']}, {meta.metadata['shown'] or meta.default}"
+
+
+def settings(cls: type[Config] = Config) -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) of every setting, in the table's order."""
+    return [(f.metadata["env"], f.metadata["shown"] or str(f.default), f.metadata["help"])
+            for f in fields(cls) if "env" in f.metadata]

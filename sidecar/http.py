@@ -136,40 +136,47 @@ class Health:
         await asyncio.wait({self._refresh}, timeout=STATS_WAIT)
 
     def document(self) -> tuple[dict, int]:
-        cfg, now = self.ctx.cfg, time.monotonic()
-        # a connection of this process that lost the server says so before the next check does
-        lost = "a connection of this process lost it"
-        pg_since, redis_since = self.ctx.pg.since, self.ctx.redis_state.since
-        pg_error = self.pg_error or (lost if pg_since else None)
-        redis_error = self.redis_error or (lost if redis_since else None)
-        if self.checked_at is None or now - self.checked_at > STALE_AFTER:
-            pg_error = f"no health check completed in the last {STALE_AFTER:.0f} s"
-        checks = {"postgresql": _server_check(pg_error, pg_since),
-                  "redis": _server_check(redis_error, redis_since)}
-        stats = self.stats
-        if pg_error is None and stats is not None:
-            live, pending = int(stats["live_workers"]), int(stats["pending"])
-            age = round(now - self.stats_at, 1)
-            checks["worker"] = {"ok": live > 0, "live_workers": live, "age_s": age}
-            checks["queue"] = {"ok": pending < cfg.health_max_queue, "pending": pending,
-                               "threshold": cfg.health_max_queue, "dead": int(stats["dead"]),
-                               "age_s": age}
-        else:
-            why = "PostgreSQL unreachable" if pg_error is not None else "not read yet"
-            checks["worker"] = {"ok": False, "error": f"unknown: {why}"}
-            checks["queue"] = {"ok": False, "error": f"unknown: {why}"}
-        if pg_error is not None or not checks["worker"]["ok"]:
-            status, code = "down", 503
-        elif redis_error is not None or not checks["queue"]["ok"]:
-            status, code = "degraded", 200
-        else:
-            status, code = "ok", 200
+        now = time.monotonic()
+        checked_age = None if self.checked_at is None else now - self.checked_at
+        status, code, checks = assess(self.pg_error, self.ctx.pg.since, self.redis_error,
+                                      self.ctx.redis_state.since, checked_age, self.stats,
+                                      round(now - self.stats_at, 1), self.ctx.cfg.health_max_queue)
         if status != self.status:
             self.status, self.since = status, time.time()
         doc = {"status": status, "since": iso(self.since),
                "checked_at": iso(self.checked_wall) if self.checked_at else None,
                "checks": checks, "worker_id": self.ctx.worker_id}
         return doc, code
+
+
+def assess(pg_error: str | None, pg_since: float | None, redis_error: str | None,
+           redis_since: float | None, checked_age: float | None, stats: dict | None,
+           stats_age: float, max_queue: int) -> tuple[str, int, dict]:
+    """The status, its HTTP code and the checks of /health, from what was found: each server's
+    last check error (None: it answered) and outage start (its Outage's `since`: a connection of
+    this process lost it, which may come before the next check says so), how long ago the last
+    check completed (None: never), and the queue statistics and their age in seconds."""
+    lost = "a connection of this process lost it"
+    pg_error = pg_error or (lost if pg_since else None)
+    redis_error = redis_error or (lost if redis_since else None)
+    if checked_age is None or checked_age > STALE_AFTER:
+        pg_error = f"no health check completed in the last {STALE_AFTER:.0f} s"
+    checks = {"postgresql": _server_check(pg_error, pg_since),
+              "redis": _server_check(redis_error, redis_since)}
+    if pg_error is None and stats is not None:
+        live, pending = int(stats["live_workers"]), int(stats["pending"])
+        checks["worker"] = {"ok": live > 0, "live_workers": live, "age_s": stats_age}
+        checks["queue"] = {"ok": pending < max_queue, "pending": pending,
+                           "threshold": max_queue, "dead": int(stats["dead"]), "age_s": stats_age}
+    else:
+        why = "PostgreSQL unreachable" if pg_error is not None else "not read yet"
+        checks["worker"] = {"ok": False, "error": f"unknown: {why}"}
+        checks["queue"] = {"ok": False, "error": f"unknown: {why}"}
+    if pg_error is not None or not checks["worker"]["ok"]:
+        return "down", 503, checks
+    if redis_error is not None or not checks["queue"]["ok"]:
+        return "degraded", 200, checks
+    return "ok", 200, checks
 
 
 def _server_check(error: str | None, since: float | None) -> dict:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import sys
+import socket
 import time
 
 import psycopg
@@ -16,18 +15,16 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from sidecar import secrets
 from sidecar.cache import MirrorThread
-from sidecar.config import Config
+from sidecar.config import Config, ConfigError
 from sidecar.db import RETRY_SECONDS, Outage, postgresql_outage, redis_outage
-from sidecar.embedder import Embedder, ModelError, auto_threads
+from sidecar.embedder import Embedder, auto_threads
 from sidecar.http import Context, Health, make_app
 from sidecar.metrics import Metrics
-from sidecar.ports import ServerError, port_free
 from sidecar.worker import RECONNECT_SECONDS, Worker, check_settings, make_pool
 
 log = logging.getLogger("nexus.service")
-# how long a starting replica waits for PostgreSQL before it exits (its supervisor restarts it)
+# how long a starting worker waits for PostgreSQL before it exits (to be started again)
 START_SECONDS = 60
 
 
@@ -57,23 +54,21 @@ async def _database_target(pool: AsyncConnectionPool, pg: Outage) -> tuple[str, 
             await asyncio.sleep(RETRY_SECONDS)
 
 
-async def _orphaned(stop: asyncio.Event, parent: int) -> None:
-    """A replica whose supervisor is gone (killed) drains and exits rather than run unwatched."""
-    while not stop.is_set():
-        if os.getppid() != parent:
-            log.warning("the supervisor (pid %s) is gone: draining and exiting", parent)
-            stop.set()
-            return
-        await asyncio.sleep(1)
+def _listen(cfg: Config) -> socket.socket | None:
+    """The HTTP port, taken before the model loads: a port in use is said at once."""
+    if not cfg.http_port:
+        return None
+    try:
+        return socket.create_server((cfg.http_host, cfg.http_port))
+    except OSError as exc:
+        raise ConfigError(f"HTTP port {cfg.http_port} of {cfg.http_host} cannot be used "
+                          f"({exc.strerror}): set NEXUS_HTTP_PORT") from None
 
 
-async def serve(cfg: Config, supervised: bool = False) -> None:
-    """Run one worker with its HTTP endpoints until SIGTERM/SIGINT (or, `supervised`, until its
-    supervisor is gone); then drain and exit."""
-    parent = os.getppid()
+async def serve(cfg: Config) -> None:
+    """Run one worker with its HTTP endpoints until SIGTERM/SIGINT; then drain and exit."""
     check_settings(cfg)
-    if cfg.http_port and not port_free(cfg.http_host, cfg.http_port):
-        raise ServerError(f"HTTP port {cfg.http_port} is already in use: set NEXUS_HTTP_PORT")
+    sock = _listen(cfg)
     threads = cfg.worker_threads or auto_threads(cfg.worker_replicas)
     embedder = Embedder(cfg.embed_model, threads, batch_size=cfg.worker_batch,
                         dtype=cfg.embed_dtype, device=cfg.embed_device)
@@ -83,7 +78,7 @@ async def serve(cfg: Config, supervised: bool = False) -> None:
     await pool.open()
     # as the mirror's client (sidecar.cache.redis_client): a Redis that is down fails at once
     redis = aioredis.Redis(host=cfg.redis_host, port=cfg.redis_port,
-                           password=secrets.password(cfg, "redis"), socket_timeout=2,
+                           password=cfg.password("redis"), socket_timeout=2,
                            socket_connect_timeout=2, retry=Retry(NoBackoff(), 1))
     runner = None
     try:
@@ -102,7 +97,7 @@ async def serve(cfg: Config, supervised: bool = False) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         tasks = []
-        if cfg.http_port:
+        if sock is not None:
             ctx = Context(cfg, pool, redis, embedder, metrics, worker.id, asyncio.Lock(), pg,
                           redis_state)
             probe = Health(ctx)
@@ -111,14 +106,12 @@ async def serve(cfg: Config, supervised: bool = False) -> None:
             tasks.append(asyncio.create_task(probe.run(stop)))
             runner = web.AppRunner(make_app(ctx, probe), access_log=None)
             await runner.setup()
-            await web.TCPSite(runner, cfg.http_host, cfg.http_port).start()
+            await web.SockSite(runner, sock).start()
         log.info("worker %s ready (model %s %s, precision %s (%s), %s, %d torch threads, "
                  "http %s:%s)", worker.id, model.name, model.version, model.dtype,
                  model.dtype_reason, model.device, model.threads, cfg.http_host, cfg.http_port)
         mirror = MirrorThread(cfg, metrics, cfg.reconcile_seconds, pg, redis_state)
         mirror.start()
-        if supervised:
-            tasks.append(asyncio.create_task(_orphaned(stop, parent)))
         try:
             await worker.run(stop)
         finally:
@@ -130,20 +123,7 @@ async def serve(cfg: Config, supervised: bool = False) -> None:
     finally:
         if runner is not None:
             await runner.cleanup()
+        if sock is not None:
+            sock.close()
         await pool.close()
         await redis.aclose()
-
-
-def run_one(cfg: Config, supervised: bool = False) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    # an outage is logged once each way by sidecar.db.Outage; the pool would log every try
-    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-    try:
-        asyncio.run(serve(cfg, supervised))
-    except (ModelError, ServerError, secrets.SecretError, ValueError) as exc:
-        print(f"nexus worker: error: {exc}", file=sys.stderr)
-        return 2
-    except DatabaseUnavailable as exc:
-        print(f"nexus worker: error: {exc}", file=sys.stderr)
-        return 1
-    return 0

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector_async
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from sidecar import faults, secrets
-from sidecar.config import WORKER, Config
+from sidecar.config import WORKER, Config, ConfigError
 from sidecar.db import POOL_TIMEOUT, RETRY_SECONDS, Outage, postgresql_outage
 from sidecar.embedder import Embedder, EmbedError
 from sidecar.metrics import Metrics
@@ -33,22 +33,26 @@ log = logging.getLogger("nexus.worker")
 CHANNEL = "nexus_embeddings"
 
 
-def _local_pid_alive(worker_id: str, host: str) -> bool:
-    """Is the process of `worker_id` (host:pid:tag) alive on this host? Unsure means alive."""
-    if not Path("/proc/self/stat").exists():
-        return True
+def process_alive(pid: int | None) -> bool:
+    """Is `pid` a live process: not gone, and not a zombie waiting to be reaped? (Linux)"""
     try:
-        pid = int(worker_id[len(host) + 1:].split(":", 1)[0])
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, IndexError):
         return False
-    except (ValueError, IndexError, OSError):
-        return True
     return state != "Z"
 
 
-class ConfigError(RuntimeError):
-    pass
+def dead_neighbours(worker_ids: list[str], host: str, me: int) -> list[str]:
+    """The workers among `worker_ids` (host:pid:tag, not stopped) that were of this host and
+    whose process is gone: a replica killed, then started again (by a supervisor, or as its
+    restarted container, where the new process has the old one's pid: `me`, this one's, since
+    a process runs one worker)."""
+    dead = []
+    for worker_id in worker_ids:
+        pid = worker_id.removeprefix(f"{host}:").split(":", 1)[0]
+        if pid.isdigit() and (int(pid) == me or not process_alive(int(pid))):
+            dead.append(worker_id)
+    return dead
 
 
 def check_settings(cfg: Config) -> None:
@@ -64,7 +68,7 @@ def check_settings(cfg: Config) -> None:
 def conninfo(cfg: Config) -> str:
     return psycopg.conninfo.make_conninfo(
         host=cfg.pg_host, port=cfg.pg_port, dbname=cfg.database, user=WORKER,
-        password=secrets.password(cfg, WORKER), connect_timeout=5,
+        password=cfg.password(WORKER), connect_timeout=5,
         application_name="nexus-worker")
 
 
@@ -100,7 +104,6 @@ class Worker:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
         self.wake = asyncio.Event()
         self.lease = timedelta(seconds=cfg.worker_lease_seconds)
-        self.fault_marker = faults.embed_marker()
 
     # -- the loop -------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -117,15 +120,15 @@ class Worker:
             self.executor.shutdown(wait=True)
 
     async def _expire_dead_neighbours(self) -> None:
-        """A worker of this host whose process is gone (a replica killed, then restarted by the
-        supervisor) holds leases nobody will finish: end them now instead of when they run out."""
+        """A worker of this host whose process is gone holds leases nobody will finish: end them
+        now instead of when they run out. (Before this worker's first heartbeat: none is it.)"""
         host = socket.gethostname()
         try:
             async with self.pool.connection() as conn:
                 cur = await conn.execute(
                     "SELECT worker_id FROM memory_system.worker_heartbeats "
                     "WHERE stopped_at IS NULL AND starts_with(worker_id, %s)", (host + ":",))
-                dead = [w for (w,) in await cur.fetchall() if not _local_pid_alive(w, host)]
+                dead = dead_neighbours([w for (w,) in await cur.fetchall()], host, os.getpid())
                 if dead:
                     cur = await conn.execute("SELECT memory_system.expire_leases(%s)", (dead,))
                     log.info("ended %d leases of %d dead worker(s) of this host: %s",
@@ -158,7 +161,7 @@ class Worker:
                     ahead = asyncio.create_task(self._claim())
                 self.metrics.batch_size.observe(len(items))
                 texts = [item["content"] for item in items]
-                results = await loop.run_in_executor(self.executor, self._encode, texts)
+                results = await loop.run_in_executor(self.executor, self.embedder.embed, texts)
                 if writing is not None:
                     await writing
                 writing = asyncio.create_task(self._finish(items, results))
@@ -187,19 +190,6 @@ class Worker:
             log.exception("claim failed; backing off")
         return []
 
-    def _encode(self, texts: list[str]) -> list[np.ndarray | EmbedError | None]:
-        """The embedder's results for a batch (in the executor thread), through the test-only
-        fault hook of sidecar/faults.py when a test set it."""
-        marker = self.fault_marker
-        if marker is None:
-            return self.embedder.embed(texts)
-        results: list[np.ndarray | EmbedError | None] = [
-            EmbedError(faults.injected_error()) for _ in texts]
-        keep = [i for i, text in enumerate(texts) if marker not in text]
-        for i, result in zip(keep, self.embedder.embed([texts[i] for i in keep]), strict=True):
-            results[i] = result
-        return results
-
     async def _idle(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(stop.wait())]
         await asyncio.wait(waiters, timeout=self.cfg.worker_poll_seconds,
@@ -217,7 +207,7 @@ class Worker:
             try:
                 async with await psycopg.AsyncConnection.connect(conninfo(self.cfg),
                                                                  autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                     if lost:
                         await self._reconnected(conn)
                     self.pg.back()

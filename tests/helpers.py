@@ -18,10 +18,10 @@ from pathlib import Path
 import psycopg
 
 from conftest import connect_as
-from sidecar import secrets
-from sidecar.config import SUPERUSER, Config
+from nexus import secrets
+from nexus.config import SUPERUSER, Config
+from nexus.ports import free_port
 from sidecar.embedder import Chunker
-from sidecar.ports import free_port
 
 
 def su(cfg: Config, **kwargs: object) -> psycopg.Connection:
@@ -52,10 +52,11 @@ def worker_env(cfg: Config, http_port: int, **extra: str) -> dict[str, str]:
 
 
 def start_worker(cfg: Config, *args: str, **extra: str) -> tuple[subprocess.Popen, int]:
-    """One worker process (`python -m sidecar --replica`, what the supervisor runs), or with
-    `--replicas N` the supervisor and its N replicas; returns once /health answers."""
+    """One worker process (`python -m sidecar`, what the supervisor runs), or the module (and
+    its arguments) `args` names: `nexus.cli worker --replicas N`, the supervisor and N replicas;
+    returns once /health answers."""
     port = free_port()
-    command = [sys.executable, "-m", "sidecar", *(args or ("--replica",))]
+    command = [sys.executable, "-m", *(args or ("sidecar",))]
     proc = subprocess.Popen(command, env=worker_env(cfg, port, **extra),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for(lambda: proc.poll() is not None or http(port, "/health")[0] in (200, 503),

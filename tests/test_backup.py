@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from conftest import NEXUS, own_stack_env
-from sidecar import config, secrets
-from sidecar.config import SUPERUSER
+from nexus import config, secrets
+from nexus.config import SUPERUSER
 
 FAKE_VECTOR = "[" + ",".join(["0.5"] * 384) + "]"
 

@@ -20,13 +20,13 @@ import pytest
 import redis
 
 from conftest import NEXUS, clone_template, drop_database
-from nexus import agents, client
+from nexus import agents, client, secrets
+from nexus.config import Config
+from nexus.ports import free_port
 from nexus.redisserver import RedisServer
 from nexus.stack import Stack
-from sidecar import cache, secrets
-from sidecar.config import Config
+from sidecar import cache
 from sidecar.metrics import Metrics
-from sidecar.ports import free_port
 from tests.helpers import su, wait_for
 
 

@@ -18,11 +18,10 @@ import pytest
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from conftest import NEXUS, clone_template, drop_database
-from nexus import AsyncMemory, Conflict, InvalidInput, Memory, NotFound, agents, client
+from nexus import AsyncMemory, Conflict, InvalidInput, Memory, NotFound, agents, client, secrets
+from nexus.config import APP, Config
 from nexus.mcp import NexusMCP
 from nexus.stack import Stack
-from sidecar import secrets
-from sidecar.config import APP, Config
 from tests.helpers import start_worker, stop, su, wait_for, worker_env
 
 OFFLINE = "http://127.0.0.1:9"  # nothing answers there: no sidecar

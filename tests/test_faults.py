@@ -20,9 +20,9 @@ import pytest
 
 from bench.faults import REPLICAS, Rig, wait_until
 from conftest import TEST_SETTINGS
+from nexus import config
+from nexus.ports import free_port
 from nexus.stack import Stack
-from sidecar import config
-from sidecar.ports import free_port
 
 LEASE = 6
 HEARTBEAT = 2

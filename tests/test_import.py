@@ -22,12 +22,11 @@ import pytest
 import redis
 
 from conftest import NEXUS, clone_template, drop_database
-from nexus import agents, imports
+from nexus import agents, imports, secrets
+from nexus.config import SUPERUSER, Config
+from nexus.ports import free_port
 from nexus.redisserver import RedisServer
 from nexus.stack import Stack
-from sidecar import secrets
-from sidecar.config import SUPERUSER, Config
-from sidecar.ports import free_port
 from tests.helpers import start_worker, stop, su, wait_for, worker_env
 
 LEGACY_EPISODES = 1200

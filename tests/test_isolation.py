@@ -11,9 +11,8 @@ import psycopg
 import pytest
 
 from conftest import connect_as
-from nexus import agents
-from sidecar import secrets
-from sidecar.config import APP, READONLY, SUPERUSER, WORKER, Config
+from nexus import agents, secrets
+from nexus.config import APP, READONLY, SUPERUSER, WORKER, Config
 
 _names = itertools.count(1)
 

@@ -36,10 +36,10 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from conftest import clone_template, drop_database
 from nexus import agents
 from nexus.client import embed, vector_literal
+from nexus.config import APP, Config
 from nexus.dsn import role_dsn
 from nexus.langgraph import AsyncNexusStore, NexusIndexConfig, NexusStore, StoreInputError
 from nexus.stack import Stack
-from sidecar.config import APP, Config
 from tests.helpers import start_worker, stop, su, wait_for
 
 # labels that a careless prefix match confuses: foo/foobar, LIKE wildcards, non-ASCII

@@ -46,3 +46,44 @@ def test_the_image_runs_the_runtime_package() -> None:
     assert re.search(r'^CMD \["python", "-m", "sidecar"', dockerfile, re.MULTILINE)
     compose = (ROOT / "deploy" / "docker-compose.yml").read_text()
     assert '["python", "-m", "sidecar"' in compose
+
+
+# -- SQL functions stay readable ---------------------------------------------------------------
+FUNCTIONS = ROOT / "db" / "functions"
+MAX_FUNCTION_LINES = 120
+_CREATE = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE)\s+([\w.\"]+)\s*\(",
+                     re.IGNORECASE)
+
+
+def function_sizes(text: str) -> list[tuple[str, int]]:
+    """(name, lines) of each function defined in a SQL file: from its CREATE line to the line
+    that closes its dollar-quoted body, both counted (the way the issue counted memory_search's
+    199 lines)."""
+    sizes = []
+    for m in _CREATE.finditer(text):
+        opening = re.compile(r"\bAS\s+(\$\w*\$)", re.IGNORECASE).search(text, m.end())
+        assert opening is not None, f"{m.group(1)}: no dollar-quoted body"
+        end = text.index(opening.group(1), opening.end())
+        sizes.append((m.group(1), text.count("\n", m.start(), end) + 1))
+    return sizes
+
+
+def test_function_sizes_counts_from_create_to_the_end_of_the_body() -> None:
+    body = "".join(f"    PERFORM {i};\n" for i in range(3))
+    text = ("CREATE OR REPLACE FUNCTION nexus.f(p integer)\nRETURNS void\nLANGUAGE plpgsql\n"
+            f"AS $$\nBEGIN\n{body}END\n$$;\n"
+            "CREATE FUNCTION nexus.g() RETURNS text LANGUAGE sql AS $q$ SELECT '$$' $q$;\n")
+    assert function_sizes(text) == [("nexus.f", 10), ("nexus.g", 1)]
+
+
+def test_no_sql_function_is_over_120_lines() -> None:
+    """Every function under db/functions/ (PL/pgSQL or SQL) fits in MAX_FUNCTION_LINES lines:
+    a longer one is split into helpers (internal ones start with `_`)."""
+    sizes = {f"{path.relative_to(ROOT)}: {name}": n
+             for path in sorted(FUNCTIONS.rglob("*.sql"))
+             for name, n in function_sizes(path.read_text())}
+    # every definition was found (a pattern that missed them all would pass)
+    defined = sum(len(re.findall(r"CREATE\s+OR\s+REPLACE\s+FUNCTION", p.read_text()))
+                  for p in FUNCTIONS.rglob("*.sql"))
+    assert len(sizes) == defined > 100
+    assert {k: n for k, n in sizes.items() if n > MAX_FUNCTION_LINES} == {}

@@ -24,11 +24,10 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types.version import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
 
 from conftest import NEXUS, clone_template, drop_database
-from nexus import agents, client, mcp
+from nexus import agents, client, config, mcp
+from nexus.config import Config
+from nexus.ports import free_port
 from nexus.stack import Stack
-from sidecar import config
-from sidecar.config import Config
-from sidecar.ports import free_port
 from tests.helpers import start_worker, stop, su, wait_for, worker_env
 
 AGENTS = ("stdio_agent", "http_agent", "alpha", "beta", "gate", "newcomer")

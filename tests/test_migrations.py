@@ -11,8 +11,8 @@ from psycopg import sql
 
 from conftest import NEXUS, connect_as, drop_database, schema_dump, superuser_password
 from nexus import migrate
+from nexus.config import SUPERUSER, Config
 from nexus.stack import Stack
-from sidecar.config import SUPERUSER, Config
 
 
 def test_landed_migrations_never_change() -> None:

@@ -11,9 +11,8 @@ import psycopg
 import pytest
 
 from conftest import connect_as
-from nexus import agents
-from sidecar import secrets
-from sidecar.config import SUPERUSER, WORKER, Config
+from nexus import agents, secrets
+from nexus.config import SUPERUSER, WORKER, Config
 
 FAKE_VECTOR = "[" + ",".join(["1"] + ["0"] * 383) + "]"
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"

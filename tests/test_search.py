@@ -12,8 +12,8 @@ import pytest
 
 from conftest import NEXUS, clone_template, drop_database
 from nexus import agents, client
+from nexus.config import Config
 from nexus.stack import Stack
-from sidecar.config import Config
 from tests.helpers import start_worker, stop, su, wait_for, worker_env
 
 EPISODES = [

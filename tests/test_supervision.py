@@ -16,8 +16,8 @@ import pytest
 
 from bench.harness import write_waiting, writes_blocked
 from conftest import NEXUS, process_alive
+from nexus import config
 from nexus.stack import Stack
-from sidecar import config
 from tests.helpers import http, wait_for
 
 KILLS = 2

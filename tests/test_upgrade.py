@@ -22,8 +22,8 @@ from psycopg import sql
 
 from conftest import connect_as, drop_database, schema_dump, superuser_password
 from nexus import migrate
+from nexus.config import SUPERUSER, Config
 from nexus.stack import Stack
-from sidecar.config import SUPERUSER, Config
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "upgrade"
 RELEASES = sorted(p.name.removesuffix(".tar.gz") for p in FIXTURES.glob("*.tar.gz"))

@@ -13,16 +13,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.harness import write_waiting, writes_blocked
-from conftest import (
-    NEXUS,
-    clone_template,
-    connect_as,
-    drop_database,
-)
-from nexus import agents
-from sidecar import secrets
-from sidecar.config import Config
-from sidecar.ports import free_port
+from conftest import NEXUS, clone_template, connect_as, drop_database
+from nexus import agents, secrets
+from nexus.config import Config
+from nexus.ports import free_port
 from tests.helpers import (
     http,
     queue_states,
@@ -215,7 +209,8 @@ def test_replicas_share_the_work_each_item_once(fresh_db: Config) -> None:
     cfg = fresh_db
     agent = add_agent(cfg, "replica_agent")
     replicas, total = 2, 6 * BATCH
-    proc, _ = start_worker(cfg, "--replicas", str(replicas), NEXUS_WORKER_BATCH=str(BATCH))
+    proc, _ = start_worker(cfg, "nexus.cli", "worker", "--replicas", str(replicas),
+                           NEXUS_WORKER_BATCH=str(BATCH))
     try:
         # /health answers once the first replica is up: wait for every one of them
         wait_for(lambda: running_workers(cfg) == replicas, timeout=240)
@@ -264,7 +259,7 @@ def test_sigterm_drains(fresh_db: Config) -> None:
 def test_a_poison_item_goes_dead_alone(fresh_db: Config) -> None:
     cfg = fresh_db
     agent = add_agent(cfg, "poison_agent")
-    proc, _ = start_worker(cfg, NEXUS_FAULT_EMBED_MARKER="POISON-PILL")
+    proc, _ = start_worker(cfg, "tests.faulty_worker", NEXUS_FAULT_EMBED_MARKER="POISON-PILL")
     try:
         insert(cfg, agent, [sentence(i) for i in range(9)] + ["this one carries a POISON-PILL"])
 

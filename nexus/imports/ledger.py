@@ -14,7 +14,9 @@ from nexus.imports.common import BATCH_ROWS, ImportFailed
 from nexus.imports.staging import Progress
 
 # -- the target side -----------------------------------------------------------------------------
-LOCK_CLASS = "hashtext('nexus_import')"
+# an import's advisory lock: (hashtext(LOCK_NAME), import_id), as memory_system.import_rollback
+# takes it
+LOCK_NAME = "nexus_import"
 
 
 def begin_import(conn: psycopg.Connection, fmt: str, source: str,
@@ -28,7 +30,7 @@ def begin_import(conn: psycopg.Connection, fmt: str, source: str,
     assert row is not None
     import_id = int(row[0])
     conn.commit()
-    conn.execute(f"SELECT pg_advisory_lock({LOCK_CLASS}, %s::integer)", (import_id,))
+    conn.execute("SELECT pg_advisory_lock(hashtext(%s), %s::integer)", (LOCK_NAME, import_id))
     conn.execute("SELECT memory_system.import_stage()")
     conn.commit()
     return import_id
@@ -93,7 +95,7 @@ def finish(conn: psycopg.Connection, import_id: int, report: dict[str, Any]) -> 
     conn.execute("UPDATE memory_system.imports SET state = %s, finished_at = now() "
                  "WHERE import_id = %s", ("done" if report["ok"] else "failed", import_id))
     conn.commit()
-    conn.execute(f"SELECT pg_advisory_unlock({LOCK_CLASS}, %s::integer)", (import_id,))
+    conn.execute("SELECT pg_advisory_unlock(hashtext(%s), %s::integer)", (LOCK_NAME, import_id))
     conn.commit()
 
 
@@ -137,12 +139,12 @@ def list_imports(conn: psycopg.Connection) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT i.import_id, i.format, i.source, "
         "       CASE WHEN i.state = 'running' AND pg_try_advisory_xact_lock("
-        f"           {LOCK_CLASS}, i.import_id::integer) THEN 'interrupted' ELSE i.state END, "
+        "           hashtext(%s), i.import_id::integer) THEN 'interrupted' ELSE i.state END, "
         "       i.started_at, i.finished_at, "
         "       (SELECT count(*) FROM memory_system.import_rows AS r "
         "         WHERE r.import_id = i.import_id), "
         "       (i.report ->> 'ok')::boolean "
-        "  FROM memory_system.imports AS i ORDER BY i.import_id").fetchall()
+        "  FROM memory_system.imports AS i ORDER BY i.import_id", (LOCK_NAME,)).fetchall()
     conn.rollback()
     keys = ("import_id", "format", "source", "state", "started_at", "finished_at", "rows", "ok")
     return [dict(zip(keys, r, strict=True)) for r in rows]

@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from nexus.imports.common import ImportFailed
-from sidecar.ports import free_port
+from nexus.ports import free_port
 
 
 # -- Redis ---------------------------------------------------------------------------------------

@@ -366,6 +366,250 @@ COMMENT ON FUNCTION nexus._session_context(bigint, text, integer) IS
 neighbours ([{id, offset, content}], in order); NULL if there are none.';
 
 
+CREATE OR REPLACE FUNCTION nexus._memory_search_check_args(
+    p_query              text,
+    p_query_embedding    public.vector,
+    p_limit_n            integer,
+    p_kinds              text[],
+    p_session            text,
+    p_since              timestamptz,
+    p_until              timestamptz,
+    p_tags_all           text[],
+    p_metadata_contains  jsonb,
+    p_text_mode          text,
+    p_rrf_k              integer,
+    p_text_weight        float8,
+    p_vector_weight      float8,
+    p_recency_weight     float8,
+    p_recency_half_life  interval,
+    p_candidates         integer,
+    p_neighbour_weight   float8,
+    p_context            integer)
+RETURNS "char"[]
+LANGUAGE plpgsql IMMUTABLE
+SECURITY INVOKER
+AS $$
+DECLARE
+    v_kinds  "char"[] := nexus._search_kinds(p_kinds);
+BEGIN
+    IF nullif(btrim(p_query), '') IS NULL AND p_query_embedding IS NULL THEN
+        RAISE EXCEPTION 'memory_search needs a query text, a query embedding or both' USING ERRCODE = 'NX030';
+    END IF;
+    IF p_limit_n IS NULL OR p_limit_n NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'limit_n must be between 1 and 1000, got %', p_limit_n USING ERRCODE = 'NX031';
+    END IF;
+    IF p_candidates IS NULL OR p_candidates NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'candidates must be between 1 and 1000, got %', p_candidates USING ERRCODE = 'NX031';
+    END IF;
+    IF p_text_mode IS NULL OR p_text_mode NOT IN ('natural', 'websearch') THEN
+        RAISE EXCEPTION 'text_mode must be natural or websearch, got %', p_text_mode USING ERRCODE = 'NX031';
+    END IF;
+    IF p_rrf_k IS NULL OR p_rrf_k < 1 THEN
+        RAISE EXCEPTION 'rrf_k must be at least 1, got %', p_rrf_k USING ERRCODE = 'NX031';
+    END IF;
+    IF p_text_weight IS NULL OR p_vector_weight IS NULL OR p_recency_weight IS NULL OR p_neighbour_weight IS NULL
+       OR p_text_weight < 0 OR p_vector_weight < 0 OR p_recency_weight < 0 OR p_neighbour_weight < 0
+       OR 'NaN'::float8 IN (p_text_weight, p_vector_weight, p_recency_weight, p_neighbour_weight) THEN
+        RAISE EXCEPTION 'weights must be zero or positive numbers' USING ERRCODE = 'NX031';
+    END IF;
+    IF p_context IS NULL OR p_context NOT BETWEEN 0 AND 20 THEN
+        RAISE EXCEPTION 'context must be between 0 and 20, got %', p_context USING ERRCODE = 'NX031';
+    END IF;
+    IF p_recency_half_life IS NULL OR p_recency_half_life <= interval '0' THEN
+        RAISE EXCEPTION 'recency_half_life must be positive, got %', p_recency_half_life USING ERRCODE = 'NX031';
+    END IF;
+    IF octet_length(p_query) > 65536 THEN
+        RAISE EXCEPTION 'query text over 64 KiB' USING ERRCODE = 'NX011';
+    END IF;
+    IF p_session IS NOT NULL THEN
+        -- semantic memories belong to no session
+        v_kinds := array_remove(v_kinds, 's'::"char");
+    END IF;
+    IF p_session IS NOT NULL OR p_since IS NOT NULL OR p_until IS NOT NULL OR p_tags_all IS NOT NULL
+       OR p_metadata_contains IS NOT NULL OR p_text_mode = 'websearch' THEN
+        -- store texts have no session, tags or metadata, and no full-text column of their own
+        v_kinds := array_remove(v_kinds, 't'::"char");
+    END IF;
+    RETURN v_kinds;
+END
+$$;
+COMMENT ON FUNCTION nexus._memory_search_check_args(text, public.vector, integer, text[], text, timestamptz,
+                                                    timestamptz, text[], jsonb, text, integer, float8, float8,
+                                                    float8, interval, integer, float8, integer) IS
+'Internal: checks the arguments of nexus.memory_search (its own, in its order, but df_budget, which
+text_candidates checks) and returns the kinds to search as postings codes (e episode, s semantic,
+t store text): without semantic memories when a session is given, without store texts with any
+filter or in websearch mode. Errors: NX030 no query, NX031 bad argument, NX011 query over 64 KiB.';
+
+
+CREATE OR REPLACE FUNCTION nexus._check_query_embedding(p_embedding public.vector)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SECURITY INVOKER
+AS $$
+DECLARE
+    v_dims  integer;
+BEGIN
+    IF p_embedding IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT s.value::integer INTO v_dims FROM memory_system.settings AS s WHERE s.name = 'embedding_dimensions';
+    IF public.vector_dims(p_embedding) <> v_dims THEN
+        RAISE EXCEPTION 'query embedding has % dimensions, the model''s vectors have %',
+            public.vector_dims(p_embedding), v_dims USING ERRCODE = 'NX013';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION nexus._check_query_embedding(public.vector) IS
+'Internal: refuses a query vector (of nexus.memory_search, nexus.store_search) whose dimension is not
+the configured model''s (NX013); a NULL one passes.';
+
+
+CREATE OR REPLACE FUNCTION nexus._neighbour_credit(
+    p_text_kinds        "char"[],
+    p_text_ids          bigint[],
+    p_vector_kinds      "char"[],
+    p_vector_ids        bigint[],
+    p_text_weight       float8,
+    p_vector_weight     float8,
+    p_rrf_k             integer,
+    p_neighbour_weight  float8)
+RETURNS TABLE (id bigint, credit float8)
+LANGUAGE sql STABLE
+SECURITY INVOKER
+AS $$
+    -- no SET clause, not STRICT, one SELECT: inlined into the caller's statement
+    SELECT n.id, sum(p_neighbour_weight / abs(n.pos) * hit.rrf)
+      FROM (SELECT best.id, best.rrf, e.session_id
+              FROM (SELECT u.id, u.rrf
+                      FROM (SELECT coalesce(txt.id, vec.id) AS id,
+                                   coalesce(p_text_weight / (p_rrf_k + txt.rnk), 0)
+                                   + coalesce(p_vector_weight / (p_rrf_k + vec.rnk), 0) AS rrf
+                              FROM (SELECT x.id, x.rnk
+                                      FROM unnest(p_text_kinds, p_text_ids) WITH ORDINALITY AS x(kind, id, rnk)
+                                     WHERE x.kind = 'e') AS txt
+                              FULL JOIN (SELECT x.id, x.rnk
+                                           FROM unnest(p_vector_kinds, p_vector_ids) WITH ORDINALITY AS x(kind, id, rnk)
+                                          WHERE x.kind = 'e') AS vec ON vec.id = txt.id) AS u
+                     ORDER BY u.rrf DESC, u.id LIMIT 20) AS best
+              JOIN nexus_memory.zep_episodic_memory AS e
+                ON e.agent_id = (current_user::text COLLATE "default") AND e.id = best.id
+             WHERE e.session_id IS NOT NULL) AS hit
+     CROSS JOIN LATERAL nexus._session_neighbours(hit.id, hit.session_id, 2) AS n
+     GROUP BY n.id
+$$;
+COMMENT ON FUNCTION nexus._neighbour_credit("char"[], bigint[], "char"[], bigint[], float8, float8, integer,
+                                            float8) IS
+'Internal: the neighbour credit of nexus.memory_search. Its branches'' results (parallel arrays of
+kind e|s|t and id, best first) are fused by Reciprocal Rank Fusion; each of the best 20 episodes that
+has a session lends p_neighbour_weight times its fused score to the calling agent''s episodes
+recorded just before and after it in that session, half of it to those two away. Returns (id,
+credit) per episode credited.';
+
+
+CREATE OR REPLACE FUNCTION nexus._memory_search_fuse(
+    p_query              text,
+    p_tsq                tsquery,
+    p_text_kinds         "char"[],
+    p_text_ids           bigint[],
+    p_text_scores        float8[],
+    p_vector_kinds       "char"[],
+    p_vector_ids         bigint[],
+    p_vector_dists       float8[],
+    p_credit_ids         bigint[],
+    p_credits            float8[],
+    p_limit_n            integer,
+    p_rrf_k              integer,
+    p_text_weight        float8,
+    p_vector_weight      float8,
+    p_recency_weight     float8,
+    p_recency_half_life  interval,
+    p_context            integer)
+RETURNS TABLE (kind text, id bigint, content text, snippet text,
+               text_rank integer, text_score float8, vector_rank integer, vector_score float8,
+               fused_score float8, created_at timestamptz, session_id text, tags text[], metadata jsonb,
+               valid_at timestamptz, neighbours jsonb)
+LANGUAGE plpgsql
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_agent  text := current_user;
+BEGIN
+    RETURN QUERY
+    WITH txt AS (
+        SELECT x.kind, x.id, x.score, x.rnk::integer AS rnk
+          FROM unnest(p_text_kinds, p_text_ids, p_text_scores) WITH ORDINALITY AS x(kind, id, score, rnk)
+    ), vec AS (
+        SELECT x.kind, x.id, 1 - x.dist AS sim, x.rnk::integer AS rnk
+          FROM unnest(p_vector_kinds, p_vector_ids, p_vector_dists) WITH ORDINALITY AS x(kind, id, dist, rnk)
+    ), f AS (
+        SELECT coalesce(txt.kind, vec.kind) AS kind, coalesce(txt.id, vec.id) AS id,
+               txt.rnk AS txt_rnk, txt.score AS txt_score, vec.rnk AS vec_rnk, vec.sim AS vec_sim,
+               coalesce(p_text_weight / (p_rrf_k + txt.rnk), 0)
+               + coalesce(p_vector_weight / (p_rrf_k + vec.rnk), 0) AS rrf
+          FROM txt FULL JOIN vec ON vec.kind = txt.kind AND vec.id = txt.id
+    ), g AS (
+        SELECT f.kind, f.id, f.txt_rnk, f.txt_score, f.vec_rnk, f.vec_sim, f.rrf + coalesce(c.credit, 0) AS score
+          FROM f LEFT JOIN unnest(p_credit_ids, p_credits) AS c(id, credit) ON f.kind = 'e' AND c.id = f.id
+    ), best AS MATERIALIZED (
+        -- without recency the order is known before the memories are read: read only the best
+        -- (twice p_limit_n, in case one was deleted since a branch found it)
+        SELECT g.* FROM g
+         ORDER BY g.score DESC, g.kind, g.id
+         LIMIT CASE WHEN p_recency_weight > 0 THEN NULL ELSE 2 * p_limit_n END
+    ), m AS (
+        SELECT b.*, 'episode'::text AS kind_name, e.content, e.created_at, e.session_id, e.tags, e.metadata,
+               e.valid_at
+          FROM best AS b JOIN nexus_memory.zep_episodic_memory AS e ON e.agent_id = v_agent AND e.id = b.id
+         WHERE b.kind = 'e'
+        UNION ALL
+        SELECT b.*, 'semantic', s.content, s.created_at, NULL, s.tags, s.metadata, NULL
+          FROM best AS b JOIN nexus_memory.semantic_memories AS s ON s.agent_id = v_agent AND s.id = b.id
+         WHERE b.kind = 's'
+        UNION ALL
+        -- a store item's text (nexus.store_put): its item's namespace, key and the text's path
+        SELECT b.*, 'store', x.content, i.created_at, NULL, NULL,
+               jsonb_build_object('namespace', i.namespace, 'key', i.key, 'path', x.path), NULL
+          FROM best AS b JOIN nexus_memory.store_texts AS x ON x.agent_id = v_agent AND x.id = b.id
+          JOIN nexus_memory.store_items AS i ON i.agent_id = v_agent AND i.id = x.item_id
+         WHERE b.kind = 't' AND (i.expires_at IS NULL OR i.expires_at > clock_timestamp())
+    ), ranked AS (
+        SELECT m.*,
+               -- the age of what a memory tells is that of the time it is about, when given
+               m.score + CASE WHEN p_recency_weight > 0
+                              THEN p_recency_weight / (p_rrf_k + 1)
+                                   * power(0.5, greatest(extract(epoch FROM now() - coalesce(m.valid_at, m.created_at)), 0)
+                                                / extract(epoch FROM p_recency_half_life))
+                              ELSE 0 END AS fused
+          FROM m
+         ORDER BY fused DESC, m.kind, m.id
+         LIMIT p_limit_n
+    )
+    SELECT r.kind_name, r.id, r.content,
+           coalesce(ts_headline('english'::regconfig, left(r.content, 20000),
+                                coalesce(p_tsq, nexus._or_tsquery(nullif(btrim(p_query), ''))),
+                                'MaxWords=30, MinWords=12, MaxFragments=2, StartSel=**, StopSel=**'),
+                    left(r.content, 200)),
+           r.txt_rnk, r.txt_score, r.vec_rnk, r.vec_sim, r.fused, r.created_at, r.session_id, r.tags, r.metadata,
+           r.valid_at,
+           CASE WHEN p_context > 0 AND r.session_id IS NOT NULL
+                THEN nexus._session_context(r.id, r.session_id, p_context) END
+      FROM ranked AS r
+     ORDER BY r.fused DESC, r.kind, r.id;
+END
+$$;
+COMMENT ON FUNCTION nexus._memory_search_fuse(text, tsquery, "char"[], bigint[], float8[], "char"[], bigint[],
+                                              float8[], bigint[], float8[], integer, integer, float8, float8,
+                                              float8, interval, integer) IS
+'Internal: the fusion of nexus.memory_search, arguments checked by it. Each branch''s results
+(parallel arrays, best first: kind e|s|t, id, and text score or cosine distance) scored by
+Reciprocal Rank Fusion, plus each episode''s neighbour credit (nexus._neighbour_credit) and the
+recency term; the best p_limit_n that still exist, as memory_search returns them: snippets from
+p_tsq (else the OR of p_query''s terms), neighbours for p_context > 0.';
+
+
 CREATE OR REPLACE FUNCTION nexus.memory_search(
     query               text DEFAULT NULL,
     query_embedding     public.vector DEFAULT NULL,
@@ -395,63 +639,29 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-    v_agent     text := current_user;
-    v_kinds     "char"[] := nexus._search_kinds(kinds);
-    v_dims      integer;
-    v_tsq       tsquery;
-    t_kind      "char"[] := '{}';
-    t_id        bigint[] := '{}';
-    t_score     float8[] := '{}';
-    v_kind      "char"[] := '{}';
-    v_id        bigint[] := '{}';
-    v_dist      float8[] := '{}';
-    c_id        bigint[] := '{}';
-    c_credit    float8[] := '{}';
+    v_agent           text := current_user;
+    -- the kinds as postings codes: e episode, s semantic, t store text
+    v_kinds           "char"[] := nexus._memory_search_check_args(
+                          query, query_embedding, limit_n, kinds, session, since, until, tags_all,
+                          metadata_contains, text_mode, rrf_k, text_weight, vector_weight, recency_weight,
+                          recency_half_life, candidates, neighbour_weight, context);
+    v_tsq             tsquery;
+    -- each branch's results, best first
+    v_text_kinds      "char"[] := '{}';
+    v_text_ids        bigint[] := '{}';
+    v_text_scores     float8[] := '{}';
+    v_vector_kinds    "char"[] := '{}';
+    v_vector_ids      bigint[] := '{}';
+    v_vector_dists    float8[] := '{}';
+    -- the episodes lifted by the hits next to them in their session
+    v_credit_ids      bigint[] := '{}';
+    v_credits         float8[] := '{}';
 BEGIN
-    -- arguments ---------------------------------------------------------------------------------
-    IF nullif(btrim(query), '') IS NULL AND query_embedding IS NULL THEN
-        RAISE EXCEPTION 'memory_search needs a query text, a query embedding or both' USING ERRCODE = 'NX030';
-    END IF;
-    IF limit_n IS NULL OR limit_n NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION 'limit_n must be between 1 and 1000, got %', limit_n USING ERRCODE = 'NX031';
-    END IF;
-    IF candidates IS NULL OR candidates NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION 'candidates must be between 1 and 1000, got %', candidates USING ERRCODE = 'NX031';
-    END IF;
-    IF text_mode IS NULL OR text_mode NOT IN ('natural', 'websearch') THEN
-        RAISE EXCEPTION 'text_mode must be natural or websearch, got %', text_mode USING ERRCODE = 'NX031';
-    END IF;
-    IF rrf_k IS NULL OR rrf_k < 1 THEN
-        RAISE EXCEPTION 'rrf_k must be at least 1, got %', rrf_k USING ERRCODE = 'NX031';
-    END IF;
-    IF text_weight IS NULL OR vector_weight IS NULL OR recency_weight IS NULL OR neighbour_weight IS NULL
-       OR text_weight < 0 OR vector_weight < 0 OR recency_weight < 0 OR neighbour_weight < 0
-       OR 'NaN'::float8 IN (text_weight, vector_weight, recency_weight, neighbour_weight) THEN
-        RAISE EXCEPTION 'weights must be zero or positive numbers' USING ERRCODE = 'NX031';
-    END IF;
-    IF context IS NULL OR context NOT BETWEEN 0 AND 20 THEN
-        RAISE EXCEPTION 'context must be between 0 and 20, got %', context USING ERRCODE = 'NX031';
-    END IF;
-    IF recency_half_life IS NULL OR recency_half_life <= interval '0' THEN
-        RAISE EXCEPTION 'recency_half_life must be positive, got %', recency_half_life USING ERRCODE = 'NX031';
-    END IF;
-    IF octet_length(query) > 65536 THEN
-        RAISE EXCEPTION 'query text over 64 KiB' USING ERRCODE = 'NX011';
-    END IF;
-    IF session IS NOT NULL THEN
-        -- semantic memories belong to no session
-        v_kinds := array_remove(v_kinds, 's'::"char");
-    END IF;
-    IF session IS NOT NULL OR since IS NOT NULL OR until IS NOT NULL OR tags_all IS NOT NULL
-       OR metadata_contains IS NOT NULL OR text_mode = 'websearch' THEN
-        -- store texts have no session, tags or metadata, and no full-text column of their own
-        v_kinds := array_remove(v_kinds, 't'::"char");
-    END IF;
     candidates := greatest(candidates, limit_n);
 
     -- text branch -------------------------------------------------------------------------------
     IF nullif(btrim(query), '') IS NOT NULL AND text_weight > 0 AND cardinality(v_kinds) > 0 THEN
-        SELECT b.kinds, b.ids, b.scores INTO t_kind, t_id, t_score
+        SELECT b.kinds, b.ids, b.scores INTO v_text_kinds, v_text_ids, v_text_scores
           FROM nexus._memory_search_text(query, v_kinds, text_mode, candidates, df_budget, session, since,
                                          until, tags_all, metadata_contains) AS b;
         IF text_mode = 'websearch' THEN
@@ -461,15 +671,9 @@ BEGIN
     END IF;
 
     -- vector branch -----------------------------------------------------------------------------
-    IF query_embedding IS NOT NULL THEN
-        SELECT s.value::integer INTO v_dims FROM memory_system.settings AS s WHERE s.name = 'embedding_dimensions';
-        IF public.vector_dims(query_embedding) <> v_dims THEN
-            RAISE EXCEPTION 'query embedding has % dimensions, the model''s vectors have %',
-                public.vector_dims(query_embedding), v_dims USING ERRCODE = 'NX013';
-        END IF;
-    END IF;
+    PERFORM nexus._check_query_embedding(query_embedding);
     IF query_embedding IS NOT NULL AND vector_weight > 0 AND cardinality(v_kinds) > 0 THEN
-        SELECT b.kinds, b.ids, b.dists INTO v_kind, v_id, v_dist
+        SELECT b.kinds, b.ids, b.dists INTO v_vector_kinds, v_vector_ids, v_vector_dists
           FROM nexus._memory_search_vector(query_embedding, v_kinds, candidates, session, since, until,
                                            tags_all, metadata_contains) AS b;
     END IF;
@@ -484,85 +688,16 @@ BEGIN
     IF neighbour_weight > 0 AND 'e' = ANY (v_kinds)
        AND EXISTS (SELECT FROM nexus_memory.zep_episodic_memory AS e
                     WHERE e.agent_id = v_agent AND e.session_id IS NOT NULL) THEN
-        SELECT coalesce(array_agg(c.id), '{}'), coalesce(array_agg(c.credit), '{}') INTO c_id, c_credit
-          FROM (SELECT n.id, sum(neighbour_weight / abs(n.pos) * l.rrf) AS credit
-                  FROM (SELECT l.id, l.rrf, e.session_id
-                          FROM (SELECT u.id, u.rrf
-                                  FROM (SELECT coalesce(t.id, v.id) AS id,
-                                               coalesce(text_weight / (rrf_k + t.rnk), 0)
-                                               + coalesce(vector_weight / (rrf_k + v.rnk), 0) AS rrf
-                                          FROM (SELECT x.id, x.rnk FROM unnest(t_kind, t_id) WITH ORDINALITY AS x(kind, id, rnk)
-                                                 WHERE x.kind = 'e') AS t
-                                          FULL JOIN (SELECT x.id, x.rnk FROM unnest(v_kind, v_id) WITH ORDINALITY AS x(kind, id, rnk)
-                                                      WHERE x.kind = 'e') AS v ON v.id = t.id) AS u
-                                 ORDER BY u.rrf DESC, u.id LIMIT 20) AS l
-                          JOIN nexus_memory.zep_episodic_memory AS e ON e.agent_id = v_agent AND e.id = l.id
-                         WHERE e.session_id IS NOT NULL) AS l
-                 CROSS JOIN LATERAL nexus._session_neighbours(l.id, l.session_id, 2) AS n
-                 GROUP BY n.id) AS c;
+        SELECT coalesce(array_agg(c.id), '{}'), coalesce(array_agg(c.credit), '{}') INTO v_credit_ids, v_credits
+          FROM nexus._neighbour_credit(v_text_kinds, v_text_ids, v_vector_kinds, v_vector_ids, text_weight,
+                                       vector_weight, rrf_k, neighbour_weight) AS c;
     END IF;
 
     -- fusion ------------------------------------------------------------------------------------
     RETURN QUERY
-    WITH t AS (
-        SELECT x.kind, x.id, x.score, x.rnk::integer AS rnk
-          FROM unnest(t_kind, t_id, t_score) WITH ORDINALITY AS x(kind, id, score, rnk)
-    ), v AS (
-        SELECT x.kind, x.id, 1 - x.dist AS sim, x.rnk::integer AS rnk
-          FROM unnest(v_kind, v_id, v_dist) WITH ORDINALITY AS x(kind, id, dist, rnk)
-    ), f AS (
-        SELECT coalesce(t.kind, v.kind) AS kind, coalesce(t.id, v.id) AS id,
-               t.rnk AS t_rnk, t.score AS t_score, v.rnk AS v_rnk, v.sim AS v_sim,
-               coalesce(text_weight / (rrf_k + t.rnk), 0) + coalesce(vector_weight / (rrf_k + v.rnk), 0) AS rrf
-          FROM t FULL JOIN v ON v.kind = t.kind AND v.id = t.id
-    ), g AS (
-        SELECT f.kind, f.id, f.t_rnk, f.t_score, f.v_rnk, f.v_sim, f.rrf + coalesce(c.credit, 0) AS score
-          FROM f LEFT JOIN unnest(c_id, c_credit) AS c(id, credit) ON f.kind = 'e' AND c.id = f.id
-    ), best AS MATERIALIZED (
-        -- without recency the order is known before the memories are read: read only the best
-        -- (twice limit_n, in case one was deleted since a branch found it)
-        SELECT g.* FROM g
-         ORDER BY g.score DESC, g.kind, g.id
-         LIMIT CASE WHEN recency_weight > 0 THEN NULL ELSE 2 * limit_n END
-    ), m AS (
-        SELECT b.*, 'episode'::text AS kind_name, e.content, e.created_at, e.session_id, e.tags, e.metadata,
-               e.valid_at
-          FROM best AS b JOIN nexus_memory.zep_episodic_memory AS e ON e.agent_id = v_agent AND e.id = b.id
-         WHERE b.kind = 'e'
-        UNION ALL
-        SELECT b.*, 'semantic', s.content, s.created_at, NULL, s.tags, s.metadata, NULL
-          FROM best AS b JOIN nexus_memory.semantic_memories AS s ON s.agent_id = v_agent AND s.id = b.id
-         WHERE b.kind = 's'
-        UNION ALL
-        -- a store item's text (nexus.store_put): its item's namespace, key and the text's path
-        SELECT b.*, 'store', x.content, i.created_at, NULL, NULL,
-               jsonb_build_object('namespace', i.namespace, 'key', i.key, 'path', x.path), NULL
-          FROM best AS b JOIN nexus_memory.store_texts AS x ON x.agent_id = v_agent AND x.id = b.id
-          JOIN nexus_memory.store_items AS i ON i.agent_id = v_agent AND i.id = x.item_id
-         WHERE b.kind = 't' AND (i.expires_at IS NULL OR i.expires_at > clock_timestamp())
-    ), ranked AS (
-        SELECT m.*,
-               -- the age of what a memory tells is that of the time it is about, when given
-               m.score + CASE WHEN recency_weight > 0
-                              THEN recency_weight / (rrf_k + 1)
-                                   * power(0.5, greatest(extract(epoch FROM now() - coalesce(m.valid_at, m.created_at)), 0)
-                                                / extract(epoch FROM recency_half_life))
-                              ELSE 0 END AS fused
-          FROM m
-         ORDER BY fused DESC, m.kind, m.id
-         LIMIT limit_n
-    )
-    SELECT r.kind_name, r.id, r.content,
-           coalesce(ts_headline('english'::regconfig, left(r.content, 20000),
-                                coalesce(v_tsq, nexus._or_tsquery(nullif(btrim(query), ''))),
-                                'MaxWords=30, MinWords=12, MaxFragments=2, StartSel=**, StopSel=**'),
-                    left(r.content, 200)),
-           r.t_rnk, r.t_score, r.v_rnk, r.v_sim, r.fused, r.created_at, r.session_id, r.tags, r.metadata,
-           r.valid_at,
-           CASE WHEN context > 0 AND r.session_id IS NOT NULL
-                THEN nexus._session_context(r.id, r.session_id, context) END
-      FROM ranked AS r
-     ORDER BY r.fused DESC, r.kind, r.id;
+    SELECT * FROM nexus._memory_search_fuse(query, v_tsq, v_text_kinds, v_text_ids, v_text_scores, v_vector_kinds,
+                                            v_vector_ids, v_vector_dists, v_credit_ids, v_credits, limit_n, rrf_k,
+                                            text_weight, vector_weight, recency_weight, recency_half_life, context);
 END
 $$;
 COMMENT ON FUNCTION nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz,

@@ -155,17 +155,17 @@ the row''s current content and its checksum, to be passed back to complete_batch
 Errors: NX020 bad worker id, batch size (1-1000) or lease (1 s - 1 day). Callers: nexus_worker.';
 
 
-CREATE OR REPLACE FUNCTION memory_system.complete_batch(
+CREATE OR REPLACE FUNCTION memory_system._complete_batch_check_args(
     p_worker text,
     p_item_ids bigint[],
     p_embeddings public.vector[],
     p_content_sha256 bytea[],
-    p_model text,
-    p_model_version text DEFAULT ''
+    p_model text
 )
-RETURNS TABLE (written integer, stale integer, lost integer)
+RETURNS void
 LANGUAGE plpgsql
-SECURITY DEFINER
+STABLE
+SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -187,6 +187,29 @@ BEGIN
         RAISE EXCEPTION '% embeddings are missing or not % dimensions', v_bad, v_dims
             USING ERRCODE = 'NX013';
     END IF;
+END
+$$;
+COMMENT ON FUNCTION memory_system._complete_batch_check_args(text, bigint[], public.vector[], bytea[], text) IS
+'Internal: checks the arguments of memory_system.complete_batch. Errors: NX020 bad worker id, no
+model, arrays of different lengths; NX013 an embedding missing or not of the configured dimension.
+Called by complete_batch (as its owner).';
+
+
+CREATE OR REPLACE FUNCTION memory_system.complete_batch(
+    p_worker text,
+    p_item_ids bigint[],
+    p_embeddings public.vector[],
+    p_content_sha256 bytea[],
+    p_model text,
+    p_model_version text DEFAULT ''
+)
+RETURNS TABLE (written integer, stale integer, lost integer)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM memory_system._complete_batch_check_args(p_worker, p_item_ids, p_embeddings, p_content_sha256, p_model);
     RETURN QUERY
     WITH input AS (
         SELECT i.item_id, i.embedding, i.sha

@@ -134,6 +134,148 @@ of the query''s terms runs only when they leave fewer than p_needed items in sco
 parallel arrays (item id, score), best first.';
 
 
+CREATE OR REPLACE FUNCTION nexus._store_search_vector(
+    p_query_embedding  public.vector,
+    p_all              boolean,
+    p_lo               text[],
+    p_hi               text[],
+    p_now              timestamptz,
+    p_keys             text[],
+    p_ops              text[],
+    p_operands         jsonb[],
+    p_candidates       integer,
+    OUT ids            bigint[],
+    OUT dists          float8[])
+LANGUAGE plpgsql
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+SET hnsw.iterative_scan = 'relaxed_order'
+SET hnsw.ef_search = '100'
+AS $$
+DECLARE
+    v_agent  text := current_user;
+    v_scope  text;
+    v_read   bigint;
+    v_rows   float8;
+BEGIN
+    -- HNSW returns at most ef_search rows: at least the 2 x candidates texts read, growing with
+    -- the log of the agent's size as in nexus.memory_search (at most 1,000)
+    SELECT sum(s.docs) INTO v_rows FROM nexus_memory.text_stats AS s WHERE s.agent_id = v_agent;
+    PERFORM set_config('hnsw.ef_search', least(round(greatest(2 * p_candidates, 40)
+                           * (1 + log(greatest(coalesce(v_rows, 0), 10000) / 10000.0))), 1000)::text, true);
+    -- Built per call with the agent as a constant: the planner keeps the agent's partition
+    -- alone (see nexus.memory_search). First the nearest 2 x candidates texts by HNSW, the
+    -- scope (prefix, expiry, filter) and the checksum checked around the scan so that it stays
+    -- an index scan; a vector of content since changed is not used (its re-embedding is
+    -- queued). Only if that leaves too few items while the graph has more does a second
+    -- statement check the scope during the scan.
+    -- $1 query vector, $2 model, $3 texts to read, $4 items, $5 all namespaces, $6/$7 prefix
+    -- range, $8 now, $9-$11 filter.
+    v_scope := format($q$
+        t.agent_id = %1$L AND t.content_sha256 = b.sha
+        AND ($5 OR (i.namespace >= $6 AND i.namespace < $7))
+        AND (i.expires_at IS NULL OR i.expires_at > $8)
+        AND (cardinality($9::text[]) = 0 OR nexus._store_match(i.value, $9, $10, $11))$q$, v_agent);
+    EXECUTE format($q$
+        WITH b AS MATERIALIZED (
+            SELECT x.text_id, x.content_sha256 AS sha, x.embedding OPERATOR(public.<=>) $1 AS dist
+              FROM nexus_memory.store_text_embeddings AS x
+             WHERE x.agent_id = %1$L AND x.model = $2
+             ORDER BY x.embedding OPERATOR(public.<=>) $1
+             LIMIT $3)
+        SELECT (SELECT count(*) FROM b),
+               coalesce(array_agg(n.item_id ORDER BY n.dist, n.item_id), '{}'),
+               coalesce(array_agg(n.dist ORDER BY n.dist, n.item_id), '{}')
+          FROM (SELECT t.item_id, min(b.dist) AS dist
+                  FROM b
+                  -- per text found, by key (a join could read every item of the agent)
+                  CROSS JOIN LATERAL (
+                        SELECT t.item_id
+                          FROM nexus_memory.store_texts AS t
+                          JOIN nexus_memory.store_items AS i ON i.agent_id = t.agent_id AND i.id = t.item_id
+                         WHERE t.id = b.text_id AND %2$s) AS t
+                 GROUP BY t.item_id
+                 ORDER BY dist, t.item_id
+                 LIMIT $4) AS n$q$, v_agent, v_scope)
+       INTO v_read, ids, dists
+      USING p_query_embedding, memory_system._embedding_model(), 2 * p_candidates, p_candidates,
+            p_all, p_lo, p_hi, p_now, p_keys, p_ops, p_operands;
+    IF cardinality(ids) < p_candidates AND v_read = 2 * p_candidates THEN
+        EXECUTE format($q$
+            SELECT coalesce(array_agg(n.item_id ORDER BY n.dist, n.item_id), '{}'),
+                   coalesce(array_agg(n.dist ORDER BY n.dist, n.item_id), '{}')
+              FROM (SELECT t.item_id, min(b.dist) AS dist
+                      FROM (SELECT x.text_id, x.content_sha256 AS sha,
+                                   x.embedding OPERATOR(public.<=>) $1 AS dist
+                              FROM nexus_memory.store_text_embeddings AS x
+                             WHERE x.agent_id = %1$L AND x.model = $2
+                               AND EXISTS (
+                                   SELECT FROM nexus_memory.store_texts AS t
+                                     JOIN nexus_memory.store_items AS i
+                                       ON i.agent_id = t.agent_id AND i.id = t.item_id
+                                    WHERE t.id = x.text_id
+                                      AND %2$s)
+                             ORDER BY x.embedding OPERATOR(public.<=>) $1
+                             LIMIT $3) AS b
+                      JOIN nexus_memory.store_texts AS t ON t.agent_id = %1$L AND t.id = b.text_id
+                     GROUP BY t.item_id
+                     ORDER BY dist, t.item_id
+                     LIMIT $4) AS n$q$, v_agent, replace(v_scope, 'b.sha', 'x.content_sha256'))
+           INTO ids, dists
+          USING p_query_embedding, memory_system._embedding_model(), 2 * p_candidates, p_candidates,
+                p_all, p_lo, p_hi, p_now, p_keys, p_ops, p_operands;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION nexus._store_search_vector(public.vector, boolean, text[], text[], timestamptz, text[], text[],
+                                               jsonb[], integer) IS
+'Internal: the vector branch of nexus.store_search, arguments checked by it: the p_candidates items
+of the calling agent''s store in scope (namespace range [p_lo, p_hi) or all with p_all, live at
+p_now, passing the filter triples) nearest to p_query_embedding, an item as near as its nearest
+text (HNSW over the agent''s own partition, iterative scan; vectors of outdated content left out).
+Returns parallel arrays (item id, cosine distance), nearest first.';
+
+
+CREATE OR REPLACE FUNCTION nexus._store_search_check_args(
+    p_namespace_prefix  text[],
+    p_query             text,
+    p_limit_n           integer,
+    p_offset_n          integer,
+    p_rrf_k             integer,
+    p_candidates        integer,
+    p_df_budget         integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SECURITY INVOKER
+AS $$
+BEGIN
+    PERFORM memory_system._store_check_namespace(p_namespace_prefix, 'namespace_prefix', true);
+    IF p_limit_n IS NULL OR p_limit_n NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'limit_n must be between 1 and 1000, got %', p_limit_n USING ERRCODE = 'NX060';
+    END IF;
+    IF p_offset_n IS NULL OR p_offset_n NOT BETWEEN 0 AND 10000 THEN
+        RAISE EXCEPTION 'offset_n must be between 0 and 10,000, got %', p_offset_n USING ERRCODE = 'NX060';
+    END IF;
+    IF p_rrf_k IS NULL OR p_rrf_k < 1 THEN
+        RAISE EXCEPTION 'rrf_k must be at least 1, got %', p_rrf_k USING ERRCODE = 'NX060';
+    END IF;
+    IF p_candidates IS NULL OR p_candidates NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'candidates must be between 1 and 1000, got %', p_candidates USING ERRCODE = 'NX060';
+    END IF;
+    IF p_df_budget IS NOT NULL AND p_df_budget < 1 THEN
+        RAISE EXCEPTION 'df_budget must be positive, got %', p_df_budget USING ERRCODE = 'NX060';
+    END IF;
+    IF octet_length(p_query) > 65536 THEN
+        RAISE EXCEPTION 'query text over 64 KiB' USING ERRCODE = 'NX011';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION nexus._store_search_check_args(text[], text, integer, integer, integer, integer, integer) IS
+'Internal: checks the arguments of nexus.store_search (its filter aside, which _store_filter checks).
+Errors: NX060 bad namespace prefix, limit, offset, rrf_k, candidates or df_budget; NX011 query over
+64 KiB.';
+
+
 CREATE OR REPLACE FUNCTION nexus.store_search(
     namespace_prefix  text[] DEFAULT '{}',
     query             text DEFAULT NULL,
@@ -149,47 +291,24 @@ RETURNS TABLE (namespace text[], key text, value jsonb, created_at timestamptz, 
                score float8, text_rank integer, text_score float8, vector_rank integer, vector_score float8)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-SET hnsw.iterative_scan = 'relaxed_order'
-SET hnsw.ef_search = '100'
 AS $$
 #variable_conflict use_variable
 DECLARE
-    v_agent   text := current_user;
-    v_now     timestamptz := clock_timestamp();
-    v_all     boolean := cardinality(namespace_prefix) = 0;
-    v_lo      text[] COLLATE "C";
-    v_hi      text[] COLLATE "C";
-    v_f       record;
-    v_text    boolean := nullif(btrim(query), '') IS NOT NULL;
-    t_id      bigint[] := '{}';
-    t_score   float8[] := '{}';
-    v_id      bigint[] := '{}';
-    v_dist    float8[] := '{}';
-    v_dims    integer;
-    v_ids     bigint[];
-    v_scope   text;
-    v_read    bigint;
-    v_rows    float8;
+    v_agent           text := current_user;
+    v_now             timestamptz := clock_timestamp();
+    v_all             boolean := cardinality(namespace_prefix) = 0;
+    v_lo              text[] COLLATE "C";
+    v_hi              text[] COLLATE "C";
+    v_f               record;
+    v_text            boolean := nullif(btrim(query), '') IS NOT NULL;
+    -- each branch's items, best first
+    v_text_ids        bigint[] := '{}';
+    v_text_scores     float8[] := '{}';
+    v_vector_ids      bigint[] := '{}';
+    v_vector_dists    float8[] := '{}';
+    v_ids             bigint[];
 BEGIN
-    PERFORM memory_system._store_check_namespace(namespace_prefix, 'namespace_prefix', true);
-    IF limit_n IS NULL OR limit_n NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION 'limit_n must be between 1 and 1000, got %', limit_n USING ERRCODE = 'NX060';
-    END IF;
-    IF offset_n IS NULL OR offset_n NOT BETWEEN 0 AND 10000 THEN
-        RAISE EXCEPTION 'offset_n must be between 0 and 10,000, got %', offset_n USING ERRCODE = 'NX060';
-    END IF;
-    IF rrf_k IS NULL OR rrf_k < 1 THEN
-        RAISE EXCEPTION 'rrf_k must be at least 1, got %', rrf_k USING ERRCODE = 'NX060';
-    END IF;
-    IF candidates IS NULL OR candidates NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION 'candidates must be between 1 and 1000, got %', candidates USING ERRCODE = 'NX060';
-    END IF;
-    IF df_budget IS NOT NULL AND df_budget < 1 THEN
-        RAISE EXCEPTION 'df_budget must be positive, got %', df_budget USING ERRCODE = 'NX060';
-    END IF;
-    IF octet_length(query) > 65536 THEN
-        RAISE EXCEPTION 'query text over 64 KiB' USING ERRCODE = 'NX011';
-    END IF;
+    PERFORM nexus._store_search_check_args(namespace_prefix, query, limit_n, offset_n, rrf_k, candidates, df_budget);
     SELECT * INTO v_f FROM nexus._store_filter(filter);
     IF NOT v_all THEN
         v_lo := namespace_prefix;
@@ -224,98 +343,32 @@ BEGIN
 
     -- text branch --------------------------------------------------------------------------
     IF v_text THEN
-        SELECT b.ids, b.scores INTO t_id, t_score
+        SELECT b.ids, b.scores INTO v_text_ids, v_text_scores
           FROM nexus._store_search_text(query, v_all, v_lo, v_hi, v_now, v_f.keys, v_f.ops, v_f.operands,
                                         candidates, limit_n + offset_n, df_budget) AS b;
     END IF;
 
     -- vector branch: HNSW over the agent's partition; an item is as near as its nearest text -------
     IF query_embedding IS NOT NULL THEN
-        SELECT s.value::integer INTO v_dims FROM memory_system.settings AS s WHERE s.name = 'embedding_dimensions';
-        IF public.vector_dims(query_embedding) <> v_dims THEN
-            RAISE EXCEPTION 'query embedding has % dimensions, the model''s vectors have %',
-                public.vector_dims(query_embedding), v_dims USING ERRCODE = 'NX013';
-        END IF;
-        -- HNSW returns at most ef_search rows: at least the 2 x candidates texts read, growing with
-        -- the log of the agent's size as in nexus.memory_search (at most 1,000)
-        SELECT sum(s.docs) INTO v_rows FROM nexus_memory.text_stats AS s WHERE s.agent_id = v_agent;
-        PERFORM set_config('hnsw.ef_search', least(round(greatest(2 * candidates, 40)
-                               * (1 + log(greatest(coalesce(v_rows, 0), 10000) / 10000.0))), 1000)::text, true);
-        -- Built per call with the agent as a constant: the planner keeps the agent's partition
-        -- alone (see nexus.memory_search). First the nearest 2 x candidates texts by HNSW, the
-        -- scope (prefix, expiry, filter) and the checksum checked around the scan so that it stays
-        -- an index scan; a vector of content since changed is not used (its re-embedding is
-        -- queued). Only if that leaves too few items while the graph has more does a second
-        -- statement check the scope during the scan.
-        -- $1 query vector, $2 model, $3 texts to read, $4 items, $5 all namespaces, $6/$7 prefix
-        -- range, $8 now, $9-$11 filter.
-        v_scope := format($q$
-            t.agent_id = %1$L AND t.content_sha256 = b.sha
-            AND ($5 OR (i.namespace >= $6 AND i.namespace < $7))
-            AND (i.expires_at IS NULL OR i.expires_at > $8)
-            AND (cardinality($9::text[]) = 0 OR nexus._store_match(i.value, $9, $10, $11))$q$, v_agent);
-        EXECUTE format($q$
-            WITH b AS MATERIALIZED (
-                SELECT x.text_id, x.content_sha256 AS sha, x.embedding OPERATOR(public.<=>) $1 AS dist
-                  FROM nexus_memory.store_text_embeddings AS x
-                 WHERE x.agent_id = %1$L AND x.model = $2
-                 ORDER BY x.embedding OPERATOR(public.<=>) $1
-                 LIMIT $3)
-            SELECT (SELECT count(*) FROM b),
-                   coalesce(array_agg(n.item_id ORDER BY n.dist, n.item_id), '{}'),
-                   coalesce(array_agg(n.dist ORDER BY n.dist, n.item_id), '{}')
-              FROM (SELECT t.item_id, min(b.dist) AS dist
-                      FROM b
-                      -- per text found, by key (a join could read every item of the agent)
-                      CROSS JOIN LATERAL (
-                            SELECT t.item_id
-                              FROM nexus_memory.store_texts AS t
-                              JOIN nexus_memory.store_items AS i ON i.agent_id = t.agent_id AND i.id = t.item_id
-                             WHERE t.id = b.text_id AND %2$s) AS t
-                     GROUP BY t.item_id
-                     ORDER BY dist, t.item_id
-                     LIMIT $4) AS n$q$, v_agent, v_scope)
-           INTO v_read, v_id, v_dist
-          USING query_embedding, memory_system._embedding_model(), 2 * candidates, candidates,
-                v_all, v_lo, v_hi, v_now, v_f.keys, v_f.ops, v_f.operands;
-        IF cardinality(v_id) < candidates AND v_read = 2 * candidates THEN
-            EXECUTE format($q$
-                SELECT coalesce(array_agg(n.item_id ORDER BY n.dist, n.item_id), '{}'),
-                       coalesce(array_agg(n.dist ORDER BY n.dist, n.item_id), '{}')
-                  FROM (SELECT t.item_id, min(b.dist) AS dist
-                          FROM (SELECT x.text_id, x.content_sha256 AS sha,
-                                       x.embedding OPERATOR(public.<=>) $1 AS dist
-                                  FROM nexus_memory.store_text_embeddings AS x
-                                 WHERE x.agent_id = %1$L AND x.model = $2
-                                   AND EXISTS (
-                                       SELECT FROM nexus_memory.store_texts AS t
-                                         JOIN nexus_memory.store_items AS i
-                                           ON i.agent_id = t.agent_id AND i.id = t.item_id
-                                        WHERE t.id = x.text_id
-                                          AND %2$s)
-                                 ORDER BY x.embedding OPERATOR(public.<=>) $1
-                                 LIMIT $3) AS b
-                          JOIN nexus_memory.store_texts AS t ON t.agent_id = %1$L AND t.id = b.text_id
-                         GROUP BY t.item_id
-                         ORDER BY dist, t.item_id
-                         LIMIT $4) AS n$q$, v_agent, replace(v_scope, 'b.sha', 'x.content_sha256'))
-               INTO v_id, v_dist
-              USING query_embedding, memory_system._embedding_model(), 2 * candidates, candidates,
-                    v_all, v_lo, v_hi, v_now, v_f.keys, v_f.ops, v_f.operands;
-        END IF;
+        PERFORM nexus._check_query_embedding(query_embedding);
+        SELECT b.ids, b.dists INTO v_vector_ids, v_vector_dists
+          FROM nexus._store_search_vector(query_embedding, v_all, v_lo, v_hi, v_now, v_f.keys, v_f.ops,
+                                          v_f.operands, candidates) AS b;
     END IF;
 
     -- fusion: Reciprocal Rank Fusion, as nexus.memory_search -----------------------------------
-    WITH t AS (
-        SELECT x.id, x.score, x.rnk::integer AS rnk FROM unnest(t_id, t_score) WITH ORDINALITY AS x(id, score, rnk)
-    ), v AS (
-        SELECT x.id, 1 - x.dist AS sim, x.rnk::integer AS rnk FROM unnest(v_id, v_dist) WITH ORDINALITY AS x(id, dist, rnk)
+    WITH txt AS (
+        SELECT x.id, x.score, x.rnk::integer AS rnk
+          FROM unnest(v_text_ids, v_text_scores) WITH ORDINALITY AS x(id, score, rnk)
+    ), vec AS (
+        SELECT x.id, 1 - x.dist AS sim, x.rnk::integer AS rnk
+          FROM unnest(v_vector_ids, v_vector_dists) WITH ORDINALITY AS x(id, dist, rnk)
     )
     SELECT array_agg(f.id ORDER BY f.rrf DESC, f.id)
       INTO v_ids
-      FROM (SELECT coalesce(t.id, v.id) AS id,
-                   coalesce(1.0 / (rrf_k + t.rnk), 0) + coalesce(1.0 / (rrf_k + v.rnk), 0) AS rrf
-              FROM t FULL JOIN v ON v.id = t.id
+      FROM (SELECT coalesce(txt.id, vec.id) AS id,
+                   coalesce(1.0 / (rrf_k + txt.rnk), 0) + coalesce(1.0 / (rrf_k + vec.rnk), 0) AS rrf
+              FROM txt FULL JOIN vec ON vec.id = txt.id
              ORDER BY rrf DESC, id
              LIMIT limit_n OFFSET offset_n) AS f;
     IF v_ids IS NULL THEN
@@ -327,12 +380,12 @@ BEGIN
     END IF;
     RETURN QUERY
     SELECT i.namespace::text[], i.key::text, i.value, i.created_at, i.updated_at,
-           (coalesce(1.0 / (rrf_k + t.rnk), 0) + coalesce(1.0 / (rrf_k + v.rnk), 0))::float8,
-           t.rnk::integer, t.score, v.rnk::integer, 1 - v.dist
+           (coalesce(1.0 / (rrf_k + txt.rnk), 0) + coalesce(1.0 / (rrf_k + vec.rnk), 0))::float8,
+           txt.rnk::integer, txt.score, vec.rnk::integer, 1 - vec.dist
       FROM unnest(v_ids) WITH ORDINALITY AS r(id, ord)
       JOIN nexus_memory.store_items AS i ON i.agent_id = v_agent AND i.id = r.id
-      LEFT JOIN unnest(t_id, t_score) WITH ORDINALITY AS t(id, score, rnk) ON t.id = r.id
-      LEFT JOIN unnest(v_id, v_dist) WITH ORDINALITY AS v(id, dist, rnk) ON v.id = r.id
+      LEFT JOIN unnest(v_text_ids, v_text_scores) WITH ORDINALITY AS txt(id, score, rnk) ON txt.id = r.id
+      LEFT JOIN unnest(v_vector_ids, v_vector_dists) WITH ORDINALITY AS vec(id, dist, rnk) ON vec.id = r.id
      ORDER BY r.ord;
 END
 $$;

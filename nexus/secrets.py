@@ -1,4 +1,5 @@
-"""Password files: generated once (32 alphanumeric characters, mode 600), read when needed."""
+"""Password files: generated once (32 alphanumeric characters, mode 600), read when needed
+(through the runtime's one reader of secret files, sidecar.config.read_secret)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import secrets
 import string
 from pathlib import Path
 
-from sidecar.config import LOGIN_ROLES, Config
+from nexus.config import LOGIN_ROLES, Config
+from sidecar.config import read_secret as read
+
+__all__ = ["generate", "init", "password", "read", "write_new"]
 
 ALPHABET = string.ascii_letters + string.digits
 LENGTH = 32
-
-
-class SecretError(RuntimeError):
-    pass
 
 
 def generate() -> str:
@@ -34,16 +34,6 @@ def write_new(path: Path) -> bool:
     return True
 
 
-def read(path: Path) -> str:
-    try:
-        value = path.read_text().strip()
-    except FileNotFoundError:
-        raise SecretError(f"secret file {path} is missing (run: nexus secrets init)") from None
-    if not value:
-        raise SecretError(f"secret file {path} is empty")
-    return value
-
-
 # the production compose file (deploy/docker-compose.yml) also needs Grafana's admin password
 COMPOSE_ONLY = ("grafana_admin",)
 
@@ -60,4 +50,4 @@ def init(cfg: Config, compose: bool = False) -> list[Path]:
 
 
 def password(cfg: Config, name: str) -> str:
-    return read(cfg.secret_file(name))
+    return cfg.password(name)

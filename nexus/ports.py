@@ -1,4 +1,4 @@
-"""Ports and the error both packages raise about them (the runtime and the tooling share these)."""
+"""Ports of the local stack, and the error the tooling raises about a server or port."""
 
 from __future__ import annotations
 

@@ -1,30 +1,57 @@
-"""The supervisor: `python -m sidecar` runs WORKER_REPLICAS worker processes (one at least) and
-restarts any that dies, with backoff (1 s doubling to 30 s, back to 1 s after a minute of health).
-It gives up only when a replica refuses its configuration (exit 2). SIGTERM/SIGINT are passed on,
-each replica drains; one that has not finished within STOP_SECONDS is killed (its lease brings its
-items back).
+"""The supervisor of `nexus worker` (and so of `nexus up`): WORKER_REPLICAS runtime processes
+(`python -m sidecar`, one replica each; one at least), each restarted when it dies, with backoff
+(1 s doubling to 30 s, back to 1 s after a minute of health). It gives up only when a replica
+refuses its configuration (exit 2). SIGTERM/SIGINT are passed on, each replica drains; one that
+has not finished within STOP_SECONDS is killed (its lease brings its items back). A replica gets
+SIGTERM, and drains, if the supervisor dies (Linux: the parent-death signal).
 
 Its state (replicas, pids, restarts) is written to $NEXUS_HOME/run/worker.json for `nexus status`.
+In a container there is none of this: the container runs one replica, and is restarted by compose.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sidecar.config import Config
+from sidecar.config import CONFIG_ERROR, Config
 
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 HEALTHY_AFTER = 60.0
 STOP_SECONDS = 10.0
-CONFIG_ERROR = 2
+PR_SET_PDEATHSIG = 1
+_PRCTL = getattr(ctypes.CDLL(None), "prctl", None)  # Linux
+
+
+@dataclass
+class Backoff:
+    """How long to wait before starting again something that stopped: BACKOFF_FIRST, doubling at
+    each start up to BACKOFF_MAX, back to BACKOFF_FIRST once a run lasted HEALTHY_AFTER."""
+    delay: float = BACKOFF_FIRST
+
+    def next(self, ran_for: float = 0.0) -> float:
+        """The wait before the next start, after a run of `ran_for` seconds (0: a failed start)."""
+        if ran_for >= HEALTHY_AFTER:
+            self.delay = BACKOFF_FIRST
+        wait, self.delay = self.delay, min(self.delay * 2, BACKOFF_MAX)
+        return wait
+
+
+def write_state(path: Path, doc: object) -> None:
+    """Write a JSON state file at once (a reader never sees half of it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    tmp.replace(path)
 
 
 @dataclass
@@ -37,11 +64,19 @@ class Replica:
     last_exit: int | None = None
     started_at: float = 0.0
     next_start: float = 0.0
-    delay: float = BACKOFF_FIRST
+    backoff: Backoff = field(default_factory=Backoff)
 
 
 def state_file(cfg: Config) -> Path:
     return cfg.home / "run" / "worker.json"
+
+
+def _exit_with(parent: int) -> None:
+    """In a new replica (between fork and exec): SIGTERM when the supervisor dies."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # died already
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class Supervisor:
@@ -56,8 +91,9 @@ class Supervisor:
         # WORKER_REPLICAS: each replica sizes its torch threads to its share of the cores
         env = dict(os.environ, NEXUS_HOME=str(self.cfg.home), NEXUS_HTTP_PORT=str(r.port),
                    WORKER_REPLICAS=str(len(self.replicas)))
-        child = subprocess.Popen([sys.executable, "-m", "sidecar", "--replica", "--supervised"],
-                                 env=env)
+        me = os.getpid()
+        child = subprocess.Popen([sys.executable, "-m", "sidecar"], env=env,
+                                 preexec_fn=lambda: _exit_with(me))
         self.children[r.index] = child
         r.pid, r.state, r.started_at = child.pid, "running", time.monotonic()
 
@@ -72,26 +108,19 @@ class Supervisor:
             self.stopping = True
             return
         now = time.monotonic()
-        if now - r.started_at >= HEALTHY_AFTER:
-            r.delay = BACKOFF_FIRST
-        r.state, r.next_start = "restarting", now + r.delay
+        wait = r.backoff.next(now - r.started_at)
+        r.state, r.next_start = "restarting", now + wait
         r.restarts += 1
-        print(f"nexus worker: replica {r.index} exited with {code}; restarting in {r.delay:.0f} s "
+        print(f"nexus worker: replica {r.index} exited with {code}; restarting in {wait:.0f} s "
               f"(restart {r.restarts})", file=sys.stderr, flush=True)
-        r.delay = min(r.delay * 2, BACKOFF_MAX)
 
     def write_state(self) -> None:
         doc = {"supervisor_pid": os.getpid(), "stopping": self.stopping,
                "replicas": [asdict(r) | {"restart_in": max(0.0, r.next_start - time.monotonic())}
                             for r in self.replicas]}
-        path = state_file(self.cfg)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(doc))
-            tmp.replace(path)
-        except OSError:
-            pass  # a read-only home (a container) only costs `nexus status` its details
+        # a read-only home only costs `nexus status` its details
+        with contextlib.suppress(OSError):
+            write_state(state_file(self.cfg), doc)
 
     def run(self) -> int:
         def on_signal(signum: int, _frame: object) -> None:
