@@ -6,7 +6,7 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup system-deps run test lint pytest migrate bench freeze-migrations clean
+.PHONY: setup system-deps run test lint unit pytest migrate bench freeze-migrations clean
 
 setup: $(STAMP) system-deps
 
@@ -23,13 +23,19 @@ $(STAMP): pyproject.toml
 run: setup
 	exec $(BIN)/nexus up
 
-test: setup lint pytest
+# lint, the unit layer (seconds: a failure there stops here), then every other test with the 15
+# slowest shown, so that the next slow test shows itself
+test: setup lint unit pytest
 
 lint:
 	$(BIN)/ruff check sidecar nexus tests bench conftest.py
 
+# tests/unit alone: no PostgreSQL, Redis or model, in seconds
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
 pytest:
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15 --ignore=tests/unit
 
 migrate: setup
 	$(BIN)/nexus migrate

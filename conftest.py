@@ -17,17 +17,17 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from nexus import config, migrate, secrets
+from bench.harness import clone_database, drop_database
+from nexus import config, secrets
 from nexus.config import SUPERUSER, Config
 from nexus.ports import free_port
 from nexus.stack import Stack
+from sidecar.embedder import BF16_FLAGS, cpu_flags
 from sidecar.worker import process_alive  # noqa: F401 (the tests import it from here)
 
 ROOT = Path(__file__).resolve().parent
@@ -79,20 +79,8 @@ def stack() -> Stack:
 
 
 def clone_template(st: Stack, name: str) -> Config:
-    with st.superuser_conn("postgres", autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(TEMPLATE)))
-    cfg = replace(st.cfg, database=name)
-    # a clone does not inherit the template's database-level grants: the loader sets them
-    with connect_as(cfg, SUPERUSER, superuser_password(st), autocommit=True) as conn:
-        migrate.apply_repeatables(conn)
-    return cfg
-
-
-def drop_database(st: Stack, name: str) -> None:
-    with st.superuser_conn("postgres", autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
+    """A clone of the migrated template database (bench.harness.clone_database)."""
+    return clone_database(st, name)
 
 
 @pytest.fixture
@@ -121,6 +109,42 @@ def schema_dump(st: Stack, cfg: Config) -> str:
     # PG 18 writes a random \restrict key into every dump
     return "\n".join(line for line in out.splitlines()
                      if not line.startswith(("\\restrict", "\\unrestrict")))
+
+
+# -- precisions -------------------------------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--bf16", choices=("auto", "full", "short"), default="auto",
+        help="the precision-parametrized worker and embedder tests: 'full' runs each in float32 "
+             "and bf16; 'short' in float32 only (the short bf16 checks run either way); 'auto' "
+             "(default): full where the CPU has bf16 units (avx512_bf16 or amx_bf16), short "
+             "elsewhere, where bf16 is emulated and several times slower than float32")
+
+
+def precisions(config: pytest.Config) -> tuple[str, ...]:
+    """The precisions the parametrized worker and embedder tests run in (--bf16)."""
+    mode = config.getoption("--bf16")
+    if mode == "auto":
+        mode = "full" if cpu_flags() & BF16_FLAGS else "short"
+    return ("float32", "bfloat16") if mode == "full" else ("float32",)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "precision" in metafunc.fixturenames:
+        metafunc.parametrize("precision", precisions(metafunc.config), indirect=True)
+
+
+@pytest.fixture
+def precision(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A worker test's precision (NEXUS_EMBED_DTYPE of the workers it starts): see --bf16."""
+    monkeypatch.setenv("NEXUS_EMBED_DTYPE", request.param)
+    return request.param
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The unit tests (tests/unit: no service, seconds) run first."""
+    unit = ROOT / "tests" / "unit"
+    items.sort(key=lambda item: not item.path.is_relative_to(unit))
 
 
 # -- pgTAP files ------------------------------------------------------------------------------
@@ -199,6 +223,18 @@ def connect_as(cfg: Config, role: str, password: str, **kwargs: object) -> psyco
 
 
 NEXUS = str(Path(sys.executable).parent / "nexus")
+
+
+@pytest.fixture(scope="session")
+def up_env() -> Iterator[dict[str, str]]:
+    """The environment of one stack run by `nexus up --detach` (what `make run` runs: the worker
+    with one replica in batches of 8, the MCP server) shared by the session's tests of it, so
+    that it is started once (15 to 25 s, and as much to stop). A test calls `nexus up --detach`
+    first (2 s when it is up; it starts it again after a test that ended with `nexus down`),
+    leaves it running, and counts only its own agents' rows."""
+    with own_stack_env("nexus-up-", WORKER_REPLICAS="1", NEXUS_WORKER_POLL_SECONDS="1",
+                       NEXUS_WORKER_BATCH="8") as env:
+        yield env
 
 
 @contextmanager

@@ -17,7 +17,16 @@ from dataclasses import replace
 
 import psycopg
 
-from bench.harness import BenchDb, Benchmark, Figure, cloned_database, median, ratio, runs_note
+from bench.harness import (
+    BenchDb,
+    Benchmark,
+    Figure,
+    cloned_database,
+    median,
+    percentile,
+    ratio,
+    runs_note,
+)
 from nexus import agents, secrets
 from nexus.config import Config
 from nexus.stack import Stack
@@ -199,8 +208,7 @@ def bench_write_through(st: Stack) -> list[Figure]:
             leading += [set_calls(), set_calls()]
         finally:
             _stop(mirror)
-    delays.sort()
-    p50, p95 = delays[len(delays) // 2], delays[int(len(delays) * 0.95)]
+    p50, p95 = percentile(delays, 50), percentile(delays, 95)
     cost, base = median(leading), median(alone)
     return [
         Figure("cache.write_through_p50_ms", p50, "ms",

@@ -39,7 +39,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from bench.harness import Benchmark, Figure, cloned_database
+from bench.harness import Benchmark, Figure, cloned_database, write_waiting, writes_blocked
 from nexus import agents, secrets
 from nexus.config import SUPERUSER, Config
 from nexus.pgserver import as_server_user
@@ -158,7 +158,6 @@ class Rig:
         self.log = st.cfg.home / "log" / f"faults-{cfg.database}.log"
         self.proc: subprocess.Popen | None = None
         self.writers: list[Writer] = []
-        self.extra_episodes: list[int] = []
 
     @staticmethod
     def _ports(n: int) -> list[int]:
@@ -313,8 +312,7 @@ class Rig:
             wait_until(lambda: not ({"pending", "processing"} & set(self.queue_states())),
                        timeout=timeout, interval=0.5)
         settled = time.monotonic() - started
-        acknowledged = sorted({e for w in self.writers for e in w.episodes}
-                              | set(self.extra_episodes))
+        acknowledged = sorted({e for w in self.writers for e in w.episodes})
         with self.superuser() as conn:
             good = conn.execute(
                 "WITH q AS (SELECT source_id, count(*) AS n, bool_and(state = 'done') AS done "
@@ -379,16 +377,11 @@ class Rig:
         again at once; the time to healthy from the start."""
         blocker = self.superuser()
         try:
-            blocker.execute("BEGIN")
-            blocker.execute("LOCK TABLE nexus_memory.episode_embeddings IN SHARE MODE")
-            with self.superuser() as watcher:
-                def waiting() -> bool:
-                    """a complete_batch waiting on the lock"""
-                    return watcher.execute(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND query LIKE '%%complete_batch%%'").fetchone()[0] > 0
-                wait_until(waiting, timeout=120)
-            stop_postgresql_hard(self.st)
+            with writes_blocked(blocker), self.superuser() as watcher:
+                wait_until(lambda: write_waiting(watcher), timeout=120)
+                stop_postgresql_hard(self.st)
+        except psycopg.OperationalError:
+            pass  # the blocker's transaction ended with the server
         finally:
             blocker.close()
             self.st.pg.start()
@@ -417,41 +410,30 @@ class Rig:
         wait_until(mirrored, timeout=120, interval=0.2)
         return {"heal_s": max(took, time.monotonic() - up)}
 
-    def record_long_episodes(self, count: int, words: int = 400) -> None:
-        """`count` long episodes recorded at once (batches that take a while to encode)."""
-        agent = AGENTS[1]
-        base = ("the", "harbor", "signal", "changed", "colour", "while", "the", "night", "crew",
-                "logged", "every", "ship")
-        with psycopg.connect(agents.dsn(self.cfg, agent), autocommit=True) as conn:
-            for i in range(count):
-                text = " ".join(base[(i + k) % len(base)] for k in range(words))
-                self.extra_episodes.append(conn.execute(
-                    "SELECT nexus.record_episode(%s)", (f"long {i}: {text}",)).fetchone()[0])
-
     def kill_replica_mid_batch(self) -> dict[str, float]:
-        """SIGKILL to a replica while it holds a batch (long episodes are recorded first so that
-        batches take a while); the time until every item it held is done."""
-        self.record_long_episodes(4 * self.replicas * 8)
+        """SIGKILL to a replica while it holds batches: every vector write is held back
+        (writes_blocked) until it is dead, so that it dies with a batch waiting in complete_batch
+        and more in hand; the time until every item it held is done."""
         pids = set(self.replica_pids())
-        deadline = time.monotonic() + 120
-        with self.superuser() as conn:
-            while True:
-                owners = {int(o.split(":")[1]) for (o,) in conn.execute(
+        with self.superuser() as blocker, self.superuser() as conn, writes_blocked(blocker):
+            owners: set[int] = set()
+
+            def holding() -> bool:
+                """a replica holding items, and a write waiting on the lock"""
+                owners.clear()
+                owners.update({int(o.split(":")[1]) for (o,) in conn.execute(
                     "SELECT DISTINCT lease_owner FROM memory_system.embeddings_queue "
-                    "WHERE state = 'processing'").fetchall()} & pids
-                if owners:
-                    victim = owners.pop()
-                    os.kill(victim, signal.SIGKILL)
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError("no replica held a batch within 120 s")
-                time.sleep(0.01)
+                    "WHERE state = 'processing'").fetchall()} & pids)
+                return bool(owners) and write_waiting(conn)
+            wait_until(holding, timeout=120, interval=0.01)
+            victim = owners.pop()
+            os.kill(victim, signal.SIGKILL)
             killed = time.monotonic()
             with contextlib.suppress(TimeoutError):
                 wait_until(lambda: not Path(f"/proc/{victim}").exists()
                            or Path(f"/proc/{victim}/stat").read_text().split()[2] == "Z",
                            timeout=10, interval=0.01)
-            # what the dead replica still held: only its lease can bring it back
+            # what the dead replica still held: its lease, or its restart, brings it back
             held = [r[0] for r in conn.execute(
                 "SELECT id FROM memory_system.embeddings_queue WHERE state = 'processing' "
                 "AND split_part(lease_owner, ':', 2) = %s", (str(victim),)).fetchall()]

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -19,11 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import psycopg
 from psycopg import sql
 
 from nexus import config, migrate, secrets
-from nexus.config import SUPERUSER, WORKER
+from nexus.config import SUPERUSER, WORKER, Config
 from nexus.ports import free_port
 from nexus.stack import Stack
 from sidecar import db
@@ -57,20 +59,28 @@ class Figure:
 
 @dataclass(frozen=True)
 class Benchmark:
+    """`run(stack)` returns the figures; a `selective` one is `run(stack, wanted)` and measures
+    only what the wanted figures need (`--only`). Either way only wanted figures are reported."""
     name: str
     figures: tuple[str, ...]
-    run: Callable[[Stack], list[Figure]]
+    run: Callable[..., list[Figure]]
+    selective: bool = False
 
-    def matches(self, prefix: str | None) -> bool:
-        return prefix is None or any(f.startswith(prefix) for f in self.figures)
+    def wanted(self, prefix: str | None) -> tuple[str, ...]:
+        """The figures `--only PREFIX` names (all of them without a prefix)."""
+        return tuple(f for f in self.figures if prefix is None or f.startswith(prefix))
+
+    def measure(self, st: Stack, wanted: tuple[str, ...]) -> list[Figure]:
+        produced = self.run(st, frozenset(wanted)) if self.selective else self.run(st)
+        return [f for f in produced if f.name in wanted]
 
 
-def failed_figures(bench: Benchmark, done: list[Figure], error: BaseException) -> list[Figure]:
-    """The benchmark's figures that were not produced, marked failed with the error."""
+def failed_figures(wanted: tuple[str, ...], done: list[Figure],
+                   error: BaseException) -> list[Figure]:
+    """The wanted figures that were not produced, marked failed with the error."""
     have = {f.name for f in done}
     reason = f"FAILED: {type(error).__name__}: {error}".splitlines()[0][:300]
-    return [Figure(name, None, "", note=reason, failed=True)
-            for name in bench.figures if name not in have]
+    return [Figure(name, None, "", note=reason, failed=True) for name in wanted if name not in have]
 
 
 class MissingData(Exception):
@@ -93,6 +103,19 @@ def bench_data(name: str, required: tuple[str, ...] = ()) -> Path:
 def skipped_figures(names: tuple[str, ...], reason: MissingData) -> list[Figure]:
     """Every figure of a benchmark whose data is missing: no value, the reason as the note."""
     return [Figure(name, None, "", note=f"SKIPPED: {reason}") for name in names]
+
+
+def log(scope: str, message: str) -> None:
+    """One progress line on stderr, `[scope HH:MM:SS] message` (a module binds its scope:
+    `log = functools.partial(harness.log, "mcp")`)."""
+    print(f"[{scope} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The `p`-th percentile (0 to 100) of `values`, interpolated linearly between the two
+    nearest ranks: numpy's default, Hyndman & Fan's type 7 (the median at p = 50). Every
+    percentile a benchmark reports is this one, so that its figures compare."""
+    return float(np.percentile(np.asarray(values, dtype=float), p))
 
 
 def median(values: list[float]) -> float:
@@ -153,24 +176,55 @@ class BenchDb:
                           autocommit=True, **kwargs)
 
 
-@contextmanager
-def cloned_database(st: Stack, name: str) -> Iterator[BenchDb]:
-    """CREATE DATABASE name TEMPLATE <migrated database>, dropped at the end."""
+def clone_database(st: Stack, name: str) -> Config:
+    """CREATE DATABASE `name` TEMPLATE the stack's migrated database (dropped first if it
+    exists), with the database-level grants a clone does not inherit; its Config. The tests'
+    per-file databases (conftest.py) and the benchmarks' are made by this one function."""
+    drop_database(st, name)
+    with st.superuser_conn("postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(st.cfg.database)))
+    cfg = replace(st.cfg, database=name)
+    # a clone does not inherit the template's database-level grants (CONNECT): the loader sets them
+    with db.connect(cfg, SUPERUSER, secrets.password(cfg, SUPERUSER), autocommit=True) as conn:
+        migrate.apply_repeatables(conn)
+    return cfg
+
+
+def drop_database(st: Stack, name: str) -> None:
     with st.superuser_conn("postgres", autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
             sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(st.cfg.database)))
-    # a clone does not inherit the template's database-level grants (CONNECT): the loader sets them
-    cfg = replace(st.cfg, database=name)
-    with db.connect(cfg, SUPERUSER, secrets.password(cfg, SUPERUSER), autocommit=True) as conn:
-        migrate.apply_repeatables(conn)
+
+
+@contextmanager
+def cloned_database(st: Stack, name: str) -> Iterator[BenchDb]:
+    """A clone of the migrated database (clone_database), dropped at the end."""
+    clone_database(st, name)
     try:
         yield BenchDb(st, name)
     finally:
-        with st.superuser_conn("postgres", autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+        drop_database(st, name)
+
+
+def write_waiting(conn: psycopg.Connection) -> bool:
+    """Is a worker's complete_batch waiting on a lock (`writes_blocked`)? `conn` in autocommit:
+    pg_stat_activity is read once per transaction."""
+    return conn.execute(
+        "SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND datname = current_database() AND query LIKE '%complete_batch%'").fetchone()[0]
+
+
+@contextmanager
+def writes_blocked(conn: psycopg.Connection) -> Iterator[None]:
+    """While inside, no worker can write a vector: `conn` (autocommit) holds a lock that its
+    complete_batch waits for. A worker then stops at a known point, holding at most three
+    batches (sidecar/worker.py's pipeline): one waiting in complete_batch, the next encoded, the
+    one after claimed ahead. Crash and drain tests (and bench/faults.py) use it to land mid-batch
+    by construction."""
+    with conn.transaction():
+        conn.execute("LOCK TABLE nexus_memory.episode_embeddings IN SHARE MODE")
+        yield
 
 
 def settle_stats() -> None:

@@ -29,11 +29,11 @@ import json
 import os
 import random
 import statistics
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import psycopg
@@ -41,6 +41,7 @@ from langgraph.store.base import PutOp
 from langgraph.store.postgres import PostgresStore
 from psycopg import sql
 
+from bench import harness
 from bench.harness import (
     BenchDb,
     Benchmark,
@@ -48,6 +49,7 @@ from bench.harness import (
     MissingData,
     bench_data,
     cloned_database,
+    percentile,
     ratio,
     skipped_figures,
 )
@@ -82,8 +84,7 @@ FIGURES = ("langgraph.scifact_ndcg10_nexus", "langgraph.scifact_ndcg10_postgress
            "langgraph.put_per_s_nexus", "langgraph.put_per_s_postgresstore")
 
 
-def log(message: str) -> None:
-    print(f"[langgraph] {message}", file=sys.stderr, flush=True)
+log = partial(harness.log, "langgraph")
 
 
 def load_items(data: SciFact, size: int | None) -> list[tuple[str, dict[str, str]]]:
@@ -195,10 +196,10 @@ def run(st: Stack) -> list[Figure]:
                note="vector only (HNSW, cosine), an item as near as its nearest field"),
         Figure("langgraph.search_p50_ms_nexus", nexus_p50, "ms", baseline=pg_p50,
                ratio=ratio(nexus_p50, pg_p50),
-               note=f"p99 {np.percentile(nexus[1], 99) * 1000:.1f} ms; target <= {P50_RATIO}x "
+               note=f"p99 {percentile(nexus[1], 99) * 1000:.1f} ms; target <= {P50_RATIO}x "
                     f"PostgresStore: {'met' if nexus_p50 <= P50_RATIO * pg_p50 else 'MISSED'}"),
         Figure("langgraph.search_p50_ms_postgresstore", pg_p50, "ms",
-               note=f"p99 {np.percentile(pg[1], 99) * 1000:.1f} ms"),
+               note=f"p99 {percentile(pg[1], 99) * 1000:.1f} ms"),
         Figure("langgraph.put_per_s_nexus", nexus_put, "items/s", baseline=pg_put,
                ratio=ratio(nexus_put, pg_put),
                note="BM25 postings at put, vectors queued (written by the worker later)"),

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
@@ -40,6 +41,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
+from bench import harness
 from bench.harness import (
     BenchDb,
     Benchmark,
@@ -47,6 +49,7 @@ from bench.harness import (
     MissingData,
     bench_data,
     cloned_database,
+    percentile,
     ratio,
     skipped_figures,
     table,
@@ -77,8 +80,7 @@ FIGURES = tuple(f"quality.locomo.{mode}_recall{k}" for mode in MODES for k in KS
     f"quality.locomo.hybrid_context{CONTEXT}_recall10", "quality.locomo.hybrid_p50_ms")
 
 
-def log(message: str) -> None:
-    print(f"[quality.locomo] {message}", file=sys.stderr, flush=True)
+log = partial(harness.log, "quality.locomo")
 
 
 # -- the data set ------------------------------------------------------------------------------
@@ -267,7 +269,7 @@ def figures_of(results: dict[str, ModeResult], errors: dict[str, str], setup: st
         figures.append(Figure("quality.locomo.hybrid_p50_ms", statistics.median(ms), "ms",
                               note=f"informational: one hybrid memory_search (limit "
                                    f"{DEPTH}) per question, client side; p90 "
-                                   f"{np.percentile(ms, 90):.1f} ms"))
+                                   f"{percentile(ms, 90):.1f} ms"))
     else:
         figures.append(Figure("quality.locomo.hybrid_p50_ms", None, "",
                               note=f"FAILED: {errors['hybrid']}", failed=True))

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import httpx2
@@ -34,6 +35,7 @@ import psycopg
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from bench import harness
 from bench.harness import (
     BenchDb,
     Benchmark,
@@ -41,6 +43,7 @@ from bench.harness import (
     MissingData,
     bench_data,
     cloned_database,
+    percentile,
     skipped_figures,
 )
 from nexus import agents, client, mcp
@@ -59,8 +62,7 @@ SEARCH = ("SELECT * FROM nexus.memory_search(query => %s, query_embedding => %s:
           "limit_n => 10)")
 
 
-def log(msg: str) -> None:
-    print(f"  mcp: {msg}", file=sys.stderr, flush=True)
+log = partial(harness.log, "mcp")
 
 
 def _texts(data: Path) -> tuple[list[str], list[str]]:
@@ -111,11 +113,6 @@ def process(command: list[str], env: dict[str, str], ready: str, log_path: Path)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
 async def measure(url: str, token: str, dsn: str, claims: list[str],
@@ -202,8 +199,9 @@ def run(st: Stack) -> list[Figure]:
     return [
         Figure("mcp.recall_p50_ms", mcp_p50, "ms", baseline=direct_p50,
                ratio=mcp_p50 / direct_p50,
-               note=f"baseline: direct nexus.memory_search p50; p99 {pct(mcp_ms, 0.99):.1f} vs "
-                    f"{pct(direct_ms, 0.99):.1f} ms; {samples}"),
+               note=f"baseline: direct nexus.memory_search p50; p99 "
+                    f"{percentile(mcp_ms, 99):.1f} vs {percentile(direct_ms, 99):.1f} ms; "
+                    f"{samples}"),
         Figure("mcp.recall_overhead_ratio", mcp_p50 / direct_p50, "ratio",
                note=f"MCP costs {extra:+.2f} ms at p50 (target <= +{TARGET_EXTRA_MS:g} ms: "
                     f"{verdict})"),

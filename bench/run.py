@@ -1,7 +1,8 @@
 """Run the benchmarks: `python -m bench.run [--only PREFIX]` (or `make bench [ONLY=PREFIX]`).
 
 Starts a throw-away stack, runs every benchmark that produces a figure whose name starts with
-PREFIX (all of them without --only), prints a table and writes bench/results/latest.json.
+PREFIX (all of them without --only), prints a table of those figures only and writes them to
+bench/results/latest.json. A benchmark that can (the worker's) measures only what they need.
 Exits 1 if a benchmark failed.
 """
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only the benchmarks with a figure whose name starts with PREFIX")
     args = parser.parse_args(argv)
 
-    benchmarks = [b for b in discover() if b.matches(args.only)]
+    benchmarks = [(b, wanted) for b in discover() if (wanted := b.wanted(args.only))]
     if not benchmarks:
         names = sorted(f for b in discover() for f in b.figures)
         print(f"no figure starts with {args.only!r}; figures: {', '.join(names)}", file=sys.stderr)
@@ -51,14 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     figures: list[Figure] = []
     with throwaway_stack() as st:
-        for b in benchmarks:
-            print(f"== {b.name} ({', '.join(b.figures)})", file=sys.stderr, flush=True)
+        for b, wanted in benchmarks:
+            print(f"== {b.name} ({', '.join(wanted)})", file=sys.stderr, flush=True)
             produced: list[Figure] = []
             try:
-                produced = b.run(st)
+                produced = b.measure(st, wanted)
             except Exception as exc:  # one broken benchmark must not hide the others' figures
                 traceback.print_exc()
-                produced = failed_figures(b, produced, exc)
+                produced = failed_figures(wanted, produced, exc)
             figures.extend(produced)
 
     print(table(figures))

@@ -41,6 +41,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,8 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from bench.harness import Benchmark, Figure, ratio, table, target_note
+from bench import harness
+from bench.harness import Benchmark, Figure, percentile, ratio, table, target_note
 from nexus import config, migrate, secrets
 from nexus.config import SUPERUSER
 from nexus.ports import free_port, port_free
@@ -98,8 +100,7 @@ TSV_INDEX = "zep_episodic_memory_tsv_idx"
 POSTINGS = "nexus_memory.text_postings"
 
 
-def log(msg: str) -> None:
-    print(f"[search-latency {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = partial(harness.log, "search-latency")
 
 
 # -- the persistent stack ----------------------------------------------------------------------
@@ -568,10 +569,6 @@ def run_concurrent(connect_fn: Callable[[], psycopg.Connection], clients: int, s
     return flat, len(flat) / elapsed
 
 
-def pct(values: list[float], p: float) -> float:
-    return float(np.percentile(np.array(values), p))
-
-
 def overlap(a: list[int] | tuple[int, ...], b: list[int] | tuple[int, ...], k: int = 10) -> float:
     return len(set(a[:k]) & set(b[:k])) / k
 
@@ -644,23 +641,24 @@ def measure(st: Stack, size: str, setting: str) -> Measured:
                     run_serial(conn, stmt, queries[:5])
                     times, _ = run_serial(conn, stmt, queries)
                 if v == "c1" and setting == "a100" and alone:
-                    p99_alone.append(pct([times[i] for i in alone], 99))
+                    p99_alone.append(percentile([times[i] for i in alone], 99))
                 if v == "c1":
                     for n in shares:
                         mine = [t for t, q in zip(times, queries, strict=True)
                                 if sharers[q.agent] == n]
-                        by_share[n][0].append(pct(mine, 50))
-                        by_share[n][1].append(pct(mine, 99))
+                        by_share[n][0].append(percentile(mine, 50))
+                        by_share[n][1].append(percentile(mine, 99))
             else:
                 clients = int(v[1:])
                 times, rate = run_concurrent(connect_fn, clients, HYBRID, queries)
                 qps[clients].append(rate)
-            p50[v].append(pct(times, 50))
-            p99[v].append(pct(times, 99))
+            p50[v].append(percentile(times, 50))
+            p99[v].append(percentile(times, 99))
             log(f"{dbname} {setting} round {round_ + 1} {v}: p50 {p50[v][-1]:.1f} ms,"
                 f" p99 {p99[v][-1]:.1f} ms")
-    return Measured(p50, p99, qps, recall, (pct(vec_times, 50), pct(vec_times, 99)),
-                    (pct(exact_times, 50), pct(exact_times, 99)), exact_recall, df_overlap,
+    return Measured(p50, p99, qps, recall, (percentile(vec_times, 50), percentile(vec_times, 99)),
+                    (percentile(exact_times, 50), percentile(exact_times, 99)), exact_recall,
+                    df_overlap,
                     time.monotonic() - t_start, crowded, p99_alone, recall_alone, by_share)
 
 

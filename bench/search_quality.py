@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from itertools import pairwise
 from pathlib import Path
 from types import FrameType
@@ -44,6 +45,7 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
+from bench import harness
 from bench.harness import (
     BenchDb,
     Benchmark,
@@ -51,6 +53,7 @@ from bench.harness import (
     MissingData,
     bench_data,
     cloned_database,
+    percentile,
     ratio,
     skipped_figures,
     table,
@@ -97,8 +100,7 @@ FIGURES = tuple(f"search.scifact.{mode}_{metric}"
     "search.scifact.hybrid_p50_ms")
 
 
-def log(message: str) -> None:
-    print(f"[search.scifact] {message}", file=sys.stderr, flush=True)
+log = partial(harness.log, "search.scifact")
 
 
 def sha256(text: str) -> bytes:
@@ -545,7 +547,7 @@ def figures_of(results: dict[str, ModeResult], errors: dict[str, str], data: Sci
         figures.append(Figure(
             "search.scifact.hybrid_p50_ms", statistics.median(ms), "ms",
             note=f"informational: one hybrid memory_search (limit 100, so 100 snippets) per claim, "
-                 f"client side; p90 {np.percentile(ms, 90):.1f} ms, max {max(ms):.1f} ms"))
+                 f"client side; p90 {percentile(ms, 90):.1f} ms, max {max(ms):.1f} ms"))
     else:
         figures.append(Figure("search.scifact.hybrid_p50_ms", None, "",
                               note=f"FAILED: {errors['hybrid']}", failed=True))

@@ -13,6 +13,11 @@ gives `worker.short_ratio` / `worker.long_ratio`; float32 is measured the same w
 figures). Raw bf16 ÷ raw fp32 at the same threads gives the speed-up of the precision alone.
 `/embed` p50: one-sentence queries (each new: no cache hit) sent alternately to a bf16 and an
 fp32 worker, both running.
+
+Only what `--only` names is measured (`--only worker.short`: the short texts, nothing else). On a
+CPU without bf16 units bf16 is not measured at all (it would be emulated, several times slower
+than float32, and the worker runs float32 there): its figures, and the `_fp32` worker figures
+that `auto` measures already, are reported SKIPPED with the reason.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from bench.harness import (
     Figure,
     cloned_database,
     median,
+    percentile,
     runs_note,
     target_note,
 )
@@ -171,73 +177,105 @@ def embed_p50s(ports: dict[str, int]) -> dict[str, list[float]]:
     return times
 
 
-def bench_worker(st: Stack) -> list[Figure]:
+KINDS = ("short", "long")
+
+
+def bench_worker(st: Stack, wanted: frozenset[str]) -> list[Figure]:
+    """The figures in `wanted`, measuring only what they need; bf16 only on a CPU with bf16
+    units (elsewhere it is emulated, several times slower than float32: its figures are
+    reported skipped, and so are the `_fp32` ones, which `auto` measures there already)."""
     import torch
 
     torch.set_num_threads(THREADS)
-    rng = random.Random(7)
-    short = [short_text(rng) for _ in range(SHORT_ITEMS)]
-    long = [long_text(rng) for _ in range(LONG_ITEMS)]
     flags = cpu_flags()
     auto = choose_dtype("auto", "cpu", flags)[0]
-    dtypes = [auto] + [d for d in ("float32", "bfloat16") if d != auto]
-    embedders = {d: Embedder(threads=THREADS, batch_size=BATCH, dtype=d) for d in dtypes}
-    chunks = {"short": short,
-              "long": [c for t in long for c in embedders[auto].chunk(t)]}
-    texts = {"short": short, "long": long}
+    units = ", ".join(sorted(flags & BF16_FLAGS))
+    dtypes = ("float32", "bfloat16") if units else ("float32",)
+
+    def named(base: str, dtype: str) -> str:
+        return base if dtype == auto else f"{base}_{SHORT[dtype]}"
+
+    pairs = [(kind, dtype) for kind in KINDS for dtype in dtypes
+             if f"worker.raw_bf16_speedup_{kind}" in wanted
+             or {named(f"worker.{kind}_items_per_s", dtype), named(f"worker.{kind}_ratio", dtype)}
+             & wanted]
+    p50s = [d for d in dtypes if f"worker.embed_p50_ms_{SHORT[d]}" in wanted]
+    served = sorted({d for _, d in pairs} | set(p50s)
+                    | ({auto} if "worker.peak_rss_mb" in wanted else set()))
+    # without bf16 units auto is float32: the _fp32 worker figures would measure it again
+    again = {f"worker.{k}_{f}_fp32" for k in KINDS for f in ("items_per_s", "ratio")}
+    figures = [] if units else [skipped(n) for n in sorted(wanted) if "bf16" in n or n in again]
+    if not units:
+        print(f"worker: {NO_BF16}", file=sys.stderr, flush=True)
+    rng = random.Random(7)
+    texts = {"short": [short_text(rng) for _ in range(SHORT_ITEMS)],
+             "long": [long_text(rng) for _ in range(LONG_ITEMS)]}
     counts = {"short": SHORT_ITEMS, "long": LONG_ITEMS}
-    figures: list[Figure] = []
+    embedders = {d: Embedder(threads=THREADS, batch_size=BATCH, dtype=d)
+                 for d in sorted({d for _, d in pairs})}
     raw_rates: dict[tuple[str, str], float] = {}
     # a database and a worker per precision: both serve /embed, each embeds only its own episodes
     with ExitStack() as stack:
         bdbs, procs, ports = {}, {}, {}
-        for dtype in dtypes:
+        for dtype in served:
             bdbs[dtype] = stack.enter_context(cloned_database(st, f"bench_worker_{SHORT[dtype]}"))
             with bdbs[dtype].superuser() as conn:
                 conn.execute("SELECT memory_system.agent_add(%s)", (AGENT,))
             procs[dtype], ports[dtype] = stack.enter_context(worker(bdbs[dtype], dtype))
-        times = embed_p50s(ports)
-        for dtype in dtypes:
-            for kind in ("short", "long"):
-                print(f"{dtype} {kind}", file=sys.stderr, flush=True)
-                works, raws, ratios = rounds(
-                    lambda k=kind, d=dtype: raw_seconds(embedders[d], chunks[k]),
-                    lambda k=kind, d=dtype: worker_seconds(bdbs[d], texts[k]), ROUNDS[kind])
-                r = median(ratios)
-                worker_rate = counts[kind] / median(works)
-                raw_rate = counts[kind] / median(raws)
-                raw_rates[(dtype, kind)] = len(chunks[kind]) / median(raws)
-                suffix = "" if dtype == auto else "_" + SHORT[dtype]
-                extra = f"; {len(chunks['long'])} chunks" if kind == "long" else ""
-                figures.append(Figure(
-                    f"worker.{kind}_items_per_s{suffix}", worker_rate, "items/s", raw_rate, r,
-                    f"{SHORT[dtype]}: {counts[kind]} episodes "
-                    f"(~{20 if kind == 'short' else LONG_WORDS} words{extra}), COPY to last "
-                    f"vector written; {runs_note([counts[kind] / w for w in works])}; raw "
-                    f"encode {runs_note([counts[kind] / x for x in raws], label='runs')}; "
-                    f"batch {BATCH}, {THREADS} torch threads"))
-                figures.append(Figure(
-                    f"worker.{kind}_ratio{suffix}", r, "ratio",
-                    note=f"worker / raw model.encode, both {SHORT[dtype]}, median of "
-                         f"{runs_note(ratios, '{:.2f}', 'rounds')}; {target_note(r, TARGET)}"))
-        rss = replica_peak_rss_mb(procs[auto].pid)
-    units = ", ".join(sorted(flags & BF16_FLAGS)) or "none"
-    for kind in ("short", "long"):
-        s = raw_rates[("bfloat16", kind)] / raw_rates[("float32", kind)]
-        figures.append(Figure(
-            f"worker.raw_bf16_speedup_{kind}", s, "ratio", raw_rates[("float32", kind)], s,
-            f"raw encode texts/s bf16 {raw_rates[('bfloat16', kind)]:,.1f} / fp32 (baseline), "
-            f"{THREADS} torch threads; CPU bf16 flags: {units}; "
-            f"{target_note(s, SPEEDUP_TARGET)}"))
-    for dtype in ("float32", "bfloat16"):
+        times = embed_p50s({d: ports[d] for d in p50s}) if p50s else {}
+        for kind, dtype in pairs:
+            print(f"{dtype} {kind}", file=sys.stderr, flush=True)
+            chunks = texts[kind] if kind == "short" else \
+                [c for t in texts[kind] for c in embedders[dtype].chunk(t)]
+            works, raws, ratios = rounds(
+                lambda c=chunks, d=dtype: raw_seconds(embedders[d], c),
+                lambda k=kind, d=dtype: worker_seconds(bdbs[d], texts[k]), ROUNDS[kind])
+            r = median(ratios)
+            worker_rate = counts[kind] / median(works)
+            raw_rate = counts[kind] / median(raws)
+            raw_rates[(dtype, kind)] = len(chunks) / median(raws)
+            extra = f"; {len(chunks)} chunks" if kind == "long" else ""
+            figures.append(Figure(
+                named(f"worker.{kind}_items_per_s", dtype), worker_rate, "items/s", raw_rate, r,
+                f"{SHORT[dtype]}: {counts[kind]} episodes "
+                f"(~{20 if kind == 'short' else LONG_WORDS} words{extra}), COPY to last "
+                f"vector written; {runs_note([counts[kind] / w for w in works])}; raw "
+                f"encode {runs_note([counts[kind] / x for x in raws], label='runs')}; "
+                f"batch {BATCH}, {THREADS} torch threads"))
+            figures.append(Figure(
+                named(f"worker.{kind}_ratio", dtype), r, "ratio",
+                note=f"worker / raw model.encode, both {SHORT[dtype]}, median of "
+                     f"{runs_note(ratios, '{:.2f}', 'rounds')}; {target_note(r, TARGET)}"))
+        if "worker.peak_rss_mb" in wanted:
+            figures.append(Figure("worker.peak_rss_mb", replica_peak_rss_mb(procs[auto].pid),
+                                  "MB", note=f"peak resident memory (VmHWM) of the {SHORT[auto]} "
+                                             "worker replica"))
+    for kind in KINDS:
+        if f"worker.raw_bf16_speedup_{kind}" in wanted and units:
+            s = raw_rates[("bfloat16", kind)] / raw_rates[("float32", kind)]
+            figures.append(Figure(
+                f"worker.raw_bf16_speedup_{kind}", s, "ratio", raw_rates[("float32", kind)], s,
+                f"raw encode texts/s bf16 {raw_rates[('bfloat16', kind)]:,.1f} / fp32 "
+                f"(baseline), {THREADS} torch threads; CPU bf16 flags: {units}; "
+                f"{target_note(s, SPEEDUP_TARGET)}"))
+    for dtype in p50s:
         figures.append(Figure(
             f"worker.embed_p50_ms_{SHORT[dtype]}", statistics.median(times[dtype]), "ms",
-            note=f"POST /embed of a new one-sentence query ({EMBED_QUERIES}, the two workers "
-                 f"in turn), p90 {statistics.quantiles(times[dtype], n=10)[-1]:.1f} ms"))
-    figures.append(Figure("worker.peak_rss_mb", rss, "MB",
-                          note=f"peak resident memory (VmHWM) of the {SHORT[auto]} worker "
-                               "replica"))
+            note=f"POST /embed of a new one-sentence query ({EMBED_QUERIES}, the workers "
+                 f"in turn), p90 {percentile(times[dtype], 90):.1f} ms"))
     return figures
+
+
+NO_BF16 = ("this CPU has no bf16 units (no avx512_bf16 or amx_bf16 flag): bf16 is not measured "
+           "(it would be emulated, several times slower than float32, and the worker runs "
+           "float32 here)")
+
+
+def skipped(name: str) -> Figure:
+    """A figure not measured on a CPU without bf16 units, and why."""
+    why = NO_BF16 if "bf16" in name else \
+        f"{NO_BF16}; auto is float32, so the figure without _fp32 is the float32 one"
+    return Figure(name, None, "", note=f"SKIPPED: {why}")
 
 
 BENCHMARKS = [
@@ -246,5 +284,5 @@ BENCHMARKS = [
         "worker.long_ratio", "worker.short_items_per_s_fp32", "worker.short_ratio_fp32",
         "worker.long_items_per_s_fp32", "worker.long_ratio_fp32", "worker.raw_bf16_speedup_short",
         "worker.raw_bf16_speedup_long", "worker.embed_p50_ms_fp32", "worker.embed_p50_ms_bf16",
-        "worker.peak_rss_mb"), bench_worker),
+        "worker.peak_rss_mb"), bench_worker, selective=True),
 ]

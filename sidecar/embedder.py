@@ -143,36 +143,13 @@ class _Tokens:
     suffix: list[int]
 
 
-class Embedder:
-    def __init__(self, model: str | None = None, threads: int | None = None,
-                 batch_size: int = 32, dtype: str = "auto", device: str = "cpu",
-                 flags: frozenset[str] | None = None) -> None:
-        """`threads` None: auto_threads(); `flags`: the CPU's (default: /proc/cpuinfo)."""
-        import torch
+class Chunker:
+    """Token-aware chunking with a model's tokenizer alone (the Embedder is one, with its
+    model's): chunks of at most `max_tokens` tokens, the special tokens included."""
 
-        _check_device(device)
-        chosen, reason = choose_dtype(dtype, device, cpu_flags() if flags is None else flags)
-        threads = auto_threads() if threads is None else max(1, threads)
-        torch.set_num_threads(threads)
-        self.model, name, version = _load(model, device)
-        if chosen == "bfloat16":
-            self.model.to(torch.bfloat16)
-        self.model.eval()
-        self.tokenizer = self.model.tokenizer
-        dimension = int(self.model.get_embedding_dimension())
-        max_seq = int(self.model.max_seq_length)
-        self.info = ModelInfo(name, version + VERSION_SUFFIX[chosen], dimension, max_seq, chosen,
-                              device, threads, reason)
-        self.chunk_tokens = max_seq - TOKEN_MARGIN
-        self.batch_size = batch_size
-        self.pad_id = int(self.tokenizer.pad_token_id or 0)
-
-    def check_dimension(self, expected: int) -> None:
-        if self.info.dimension != expected:
-            raise ModelError(
-                f"model {self.info.name} makes {self.info.dimension}-dimensional vectors, but the "
-                f"database stores {expected}: configure a {expected}-dimensional model"
-            )
+    def __init__(self, tokenizer: Any, max_tokens: int) -> None:
+        self.tokenizer = tokenizer
+        self.chunk_tokens = max_tokens - TOKEN_MARGIN
 
     # -- tokenizing and chunking ----------------------------------------------------------
     def _tokenize(self, texts: list[str]) -> list[_Tokens]:
@@ -245,6 +222,37 @@ class Embedder:
         while nxt < end and nxt > start + 1 and spans[nxt][0] == spans[nxt - 1][1]:
             nxt += 1  # inside a word (no gap before this token): move to the next word
         return nxt
+
+
+class Embedder(Chunker):
+    def __init__(self, model: str | None = None, threads: int | None = None,
+                 batch_size: int = 32, dtype: str = "auto", device: str = "cpu",
+                 flags: frozenset[str] | None = None) -> None:
+        """`threads` None: auto_threads(); `flags`: the CPU's (default: /proc/cpuinfo)."""
+        import torch
+
+        _check_device(device)
+        chosen, reason = choose_dtype(dtype, device, cpu_flags() if flags is None else flags)
+        threads = auto_threads() if threads is None else max(1, threads)
+        torch.set_num_threads(threads)
+        self.model, name, version = _load(model, device)
+        if chosen == "bfloat16":
+            self.model.to(torch.bfloat16)
+        self.model.eval()
+        dimension = int(self.model.get_embedding_dimension())
+        max_seq = int(self.model.max_seq_length)
+        self.info = ModelInfo(name, version + VERSION_SUFFIX[chosen], dimension, max_seq, chosen,
+                              device, threads, reason)
+        super().__init__(self.model.tokenizer, max_seq)
+        self.batch_size = batch_size
+        self.pad_id = int(self.tokenizer.pad_token_id or 0)
+
+    def check_dimension(self, expected: int) -> None:
+        if self.info.dimension != expected:
+            raise ModelError(
+                f"model {self.info.name} makes {self.info.dimension}-dimensional vectors, but the "
+                f"database stores {expected}: configure a {expected}-dimensional model"
+            )
 
     # -- embedding ------------------------------------------------------------------------
     def _forward(self, batch: list[list[int]]) -> np.ndarray:

@@ -27,7 +27,7 @@ from nexus.redisserver import RedisServer
 from nexus.stack import Stack
 from sidecar import cache
 from sidecar.metrics import Metrics
-from tests.test_worker import su, wait_for
+from tests.helpers import su, wait_for
 
 
 @dataclass

@@ -22,7 +22,7 @@ from nexus import AsyncMemory, Conflict, InvalidInput, Memory, NotFound, agents,
 from nexus.config import APP, Config
 from nexus.mcp import NexusMCP
 from nexus.stack import Stack
-from tests.test_worker import start_worker, stop, su, wait_for, worker_env
+from tests.helpers import start_worker, stop, su, wait_for, worker_env
 
 OFFLINE = "http://127.0.0.1:9"  # nothing answers there: no sidecar
 

@@ -1,5 +1,7 @@
-"""Chunking and embedding with the real model, in both precisions: nothing is truncated,
-batching changes nothing; the precision follows the CPU's bf16 units and is in the version."""
+"""Embedding with the real model: the end of a long text reaches its vector, batching changes
+nothing; the precision follows the CPU's bf16 units and is in the version. The parametrized tests
+run in bf16 too where the CPU has bf16 units (conftest.py, --bf16); a short bf16 check runs on
+any CPU. Chunking itself is tested with the tokenizer alone (tests/unit/test_chunking.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import precisions
 from sidecar.embedder import (
     Embedder,
     ModelError,
@@ -16,13 +19,21 @@ from sidecar.embedder import (
     choose_dtype,
     cpu_flags,
 )
+from tests.helpers import model_chunker
 
 # bf16 rounds differently with another padding (another batch): vectors move by < 1e-4 there
 SAME = {"float32": 0.99999, "bfloat16": 0.9999}
 
 
-@pytest.fixture(scope="module", params=["float32", "bfloat16"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "embedder" in metafunc.fixturenames:
+        metafunc.parametrize("embedder", precisions(metafunc.config), indirect=True,
+                             scope="module")
+
+
+@pytest.fixture(scope="module")
 def embedder(request: pytest.FixtureRequest) -> Embedder:
+    """The model in each precision of conftest.precisions."""
     return Embedder(dtype=request.param)
 
 
@@ -39,20 +50,16 @@ def long_text(words: int = 5000) -> str:
     return " ".join(sentences) + " The last sentence is about apples."
 
 
-def test_chunks_fit_the_model_and_cover_every_word(embedder: Embedder) -> None:
-    text = long_text()
-    chunks = embedder.chunk(text)
-    assert len(chunks) > 20
-    lengths = [len(embedder.tokenizer(c)["input_ids"]) for c in chunks]  # with [CLS] and [SEP]
-    assert max(lengths) <= embedder.info.max_tokens, "a chunk would be truncated by the model"
-    assert set(text.split()) <= {w for c in chunks for w in c.split()}, "a word was dropped"
-    for a, b in zip(chunks, chunks[1:], strict=False):
-        assert " ".join(b.split()[:8]) in a, "each chunk starts inside the previous one (overlap)"
-    assert chunks[-1].endswith("apples.")
+def test_the_embedder_chunks_as_its_tokenizer_alone_does(embedder: Embedder) -> None:
+    """What tests/unit/test_chunking.py tests is what the model gets."""
+    text = long_text(2000)
+    assert type(embedder.tokenizer) is type(model_chunker().tokenizer)
+    assert embedder.chunk_tokens == model_chunker().chunk_tokens
+    assert embedder.chunk(text) == model_chunker().chunk(text)
 
 
 def test_changing_the_last_sentence_of_a_long_text_changes_its_vector(embedder: Embedder) -> None:
-    text = long_text()
+    text = long_text(1500)  # about ten chunks
     a, b = embedder.embed([text, text.replace("apples.", "submarines.")])
     assert isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
     assert abs(float(np.linalg.norm(a)) - 1) < 1e-5
@@ -68,17 +75,14 @@ def test_batching_across_texts_changes_no_vector(embedder: Embedder) -> None:
         assert float(x @ y) > SAME[embedder.info.dtype]
 
 
-def test_whitespace_only_text_has_no_chunks(embedder: Embedder) -> None:
-    assert embedder.chunk(" \n\t ") == []
-    assert embedder.chunk("one short sentence") == ["one short sentence"]
-
-
-def test_the_precision_is_in_the_version_and_bf16_vectors_stay_close(embedder: Embedder) -> None:
-    assert next(embedder.model.parameters()).dtype == getattr(torch, embedder.info.dtype)
-    assert embedder.info.version.endswith("+bf16") == (embedder.info.dtype == "bfloat16")
-    texts = ["The red fox crossed the frozen river at dawn.", long_text(600)]
+def test_bf16_is_in_the_version_and_its_vectors_stay_close_to_float32() -> None:
+    """The precision's plumbing, on any CPU (emulated where it has no bf16 units: short)."""
+    bf16 = Embedder(dtype="bfloat16", threads=1)
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16
+    assert bf16.info.dtype == "bfloat16" and bf16.info.version.endswith("+bf16")
+    texts = ["The red fox crossed the frozen river at dawn.", long_text(300)]
     reference = Embedder(dtype="float32", threads=1).embed(texts)
-    for x, y in zip(embedder.embed(texts), reference, strict=True):
+    for x, y in zip(bf16.embed(texts), reference, strict=True):
         assert float(x @ y) > 0.9998, "bf16 moves a vector by less than 2e-4 in cosine"
 
 

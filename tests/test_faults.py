@@ -68,9 +68,9 @@ def settled(r: Rig) -> None:
 def test_postgresql_stopped_hard_heals_and_is_logged_once(rig: Rig) -> None:
     offset = rig.log_size()
     with rig.writing():
-        time.sleep(2)
-        outage = rig.postgresql_outage(8)
-        time.sleep(2)
+        time.sleep(1)
+        outage = rig.postgresql_outage(4)
+        time.sleep(1)
     settled(rig)
     log = rig.log_since(offset)
     assert log.count("PostgreSQL unreachable") == REPLICAS, log
@@ -82,9 +82,9 @@ def test_postgresql_stopped_hard_heals_and_is_logged_once(rig: Rig) -> None:
 def test_postgresql_restarted_during_complete_batch_holds_nothing_back(rig: Rig) -> None:
     offset = rig.log_size()
     with rig.writing():
-        time.sleep(2)
+        time.sleep(1)
         rig.postgresql_restart_mid_complete()
-        time.sleep(2)
+        time.sleep(1)
     settled(rig)  # without the hand-back, heartbeats would extend the dead batch's lease forever
     assert "items held when the connection was lost" in rig.log_since(offset)
 
@@ -92,7 +92,7 @@ def test_postgresql_restarted_during_complete_batch_holds_nothing_back(rig: Rig)
 def test_redis_killed_and_restarted_empty_is_refilled(rig: Rig) -> None:
     offset = rig.log_size()
     with rig.writing():
-        time.sleep(2)
+        time.sleep(1)
         rig.redis_restart_empty(3)  # returns once every key is back and /health is ok
         time.sleep(1)
     assert not any(w.failures for w in rig.writers), "no agent write failed for Redis"

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -27,7 +28,7 @@ from nexus.config import SUPERUSER, Config
 from nexus.ports import free_port
 from nexus.redisserver import RedisServer
 from nexus.stack import Stack
-from tests.test_worker import start_worker, stop, su, wait_for, worker_env
+from tests.helpers import start_worker, stop, su, wait_for, worker_env
 
 LEGACY_EPISODES = 1200
 
@@ -168,8 +169,10 @@ def test_bad_sources_are_refused_before_anything_is_written(legacy: Legacy, tmp_
         (["--pg", legacy.dsn, "--redis-rdb", str(tmp_path / "none.rdb")], "does not exist"),
         (["--pg", legacy.dsn, "--redis", "redis://127.0.0.1:1/0"], "cannot reach the legacy Redis"),
     ]
-    for args, message in cases:
-        done = legacy.nexus("import", "legacy", *args)
+    # each refused on its own, so all at once (they write nothing)
+    with ThreadPoolExecutor(len(cases)) as pool:
+        results = list(pool.map(lambda case: legacy.nexus("import", "legacy", *case[0]), cases))
+    for (args, message), done in zip(cases, results, strict=True):
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert message in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr
@@ -586,6 +589,10 @@ def test_wait_reports_everything_embedded(legacy: Legacy) -> None:
     legacy.legacy_sql("CREATE TABLE small AS SELECT * FROM episodic_memory WHERE id <= 25")
     mapping = Path(tempfile.mkdtemp()) / "small.toml"
     mapping.write_text('[episodes]\ntable = "small"\n[working_memory]\nenabled = false\n')
+    # --wait waits for the whole queue: the earlier tests' imports (thousands of episodes no test
+    # reads a vector of) would be embedded first
+    with su(cfg) as conn:
+        conn.execute("DELETE FROM memory_system.embeddings_queue WHERE state = 'pending'")
     worker, _port = start_worker(cfg)
     try:
         done = legacy.nexus("import", "legacy", "--pg", legacy.dsn, "--mapping", str(mapping),

@@ -40,7 +40,7 @@ from nexus.config import APP, Config
 from nexus.dsn import role_dsn
 from nexus.langgraph import AsyncNexusStore, NexusIndexConfig, NexusStore, StoreInputError
 from nexus.stack import Stack
-from tests.test_worker import start_worker, stop, su, wait_for
+from tests.helpers import start_worker, stop, su, wait_for
 
 # labels that a careless prefix match confuses: foo/foobar, LIKE wildcards, non-ASCII
 LABELS = ["foo", "foobar", "fo", "a%b", "a_b", "axb", "ünï", "日本"]

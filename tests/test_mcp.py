@@ -23,12 +23,12 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types.version import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
 
-from conftest import NEXUS, clone_template, drop_database, own_stack_env, process_alive
+from conftest import NEXUS, clone_template, drop_database
 from nexus import agents, client, config, mcp
 from nexus.config import Config
 from nexus.ports import free_port
 from nexus.stack import Stack
-from tests.test_worker import start_worker, stop, su, wait_for, worker_env
+from tests.helpers import start_worker, stop, su, wait_for, worker_env
 
 AGENTS = ("stdio_agent", "http_agent", "alpha", "beta", "gate", "newcomer", "mover")
 EPISODES = [
@@ -450,10 +450,11 @@ def test_bad_tokens_get_401_and_touch_nothing(served: Served) -> None:
 
 
 def test_isolation_under_16_concurrent_clients(served: Served) -> None:
-    """alpha and beta, 8 clients each, interleaving 200 rounds of calls: neither ever sees the
+    """alpha and beta, 8 clients each, interleaving 40 rounds of calls (640 in all, each of the
+    five kinds 8 times per client, over the server's shared connections): neither ever sees the
     other's memory, even recalling the other's exact text; a token of alpha plus any arguments
     never acts as beta."""
-    clients, rounds = 16, 200
+    clients, rounds = 16, 40
     secrets_of = {a: [f"{a} secret number {i}: the vault code is {a.upper()}-{i}" for i in range(4)]
                   for a in ("alpha", "beta")}
     ids_of: dict[str, list[int]] = {"alpha": [], "beta": []}
@@ -504,36 +505,36 @@ def test_isolation_under_16_concurrent_clients(served: Served) -> None:
     assert sum(1 for agent, _ in rows if agent == "beta") >= 4
 
 
-def test_nexus_up_serves_mcp_and_the_token_commands_work() -> None:
+def test_nexus_up_serves_mcp_and_the_token_commands_work(up_env: dict[str, str]) -> None:
     """What the README says: nexus up runs the MCP server (mcp_url in status), nexus agent token
-    issues a token an MCP client uses, token list shows it, token revoke ends it."""
-    with own_stack_env("nexus-mcp-up-", NEXUS_WORKER_POLL_SECONDS="1") as env:
-        def nexus(*args: str) -> str:
-            done = subprocess.run([NEXUS, *args], env=env, capture_output=True, text=True,
-                                  timeout=300)
-            assert done.returncode == 0, done.stderr
-            return done.stdout
+    issues a token an MCP client uses, token list shows it, token revoke ends it. On the
+    session's `nexus up` stack (conftest.up_env; test_supervision.py checks that `nexus down`
+    stops the MCP server)."""
+    env = up_env
 
-        nexus("up", "--detach")
-        status_doc = json.loads(nexus("status", "--json"))
-        url = status_doc["mcp_url"]
-        assert url == f"http://127.0.0.1:{env['NEXUS_MCP_PORT']}/mcp"
-        assert status_doc["mcp"]["healthy"] and status_doc["healthy"]
-        nexus("agent", "add", "remote")
-        token = nexus("agent", "token", "remote", "--ttl", "30d", "--label", "ci").strip()
-        assert mcp.TOKEN_FORMAT.fullmatch(token)
-        listed = nexus("agent", "token", "list", "remote").splitlines()
-        assert len(listed) == 1 and "\tactive\t" in listed[0] and listed[0].endswith("ci")
-        token_id = listed[0].split("\t")[0]
-        served = Served(config.load(env=env), env, url, {"remote": token}, {})
+    def nexus(*args: str) -> str:
+        done = subprocess.run([NEXUS, *args], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
 
-        async def remember() -> int:
-            async with http_client(served, "remote") as session:
-                return await call(session, "remember", content="over the stack's own server")
+    nexus("up", "--detach")
+    status_doc = json.loads(nexus("status", "--json"))
+    url = status_doc["mcp_url"]
+    assert url == f"http://127.0.0.1:{env['NEXUS_MCP_PORT']}/mcp"
+    assert status_doc["mcp"]["healthy"] and status_doc["healthy"]
+    nexus("agent", "add", "remote")
+    token = nexus("agent", "token", "remote", "--ttl", "30d", "--label", "ci").strip()
+    assert mcp.TOKEN_FORMAT.fullmatch(token)
+    listed = nexus("agent", "token", "list", "remote").splitlines()
+    assert len(listed) == 1 and "\tactive\t" in listed[0] and listed[0].endswith("ci")
+    token_id = listed[0].split("\t")[0]
+    served = Served(config.load(env=env), env, url, {"remote": token}, {})
 
-        assert isinstance(asyncio.run(remember()), int)
-        assert "revoked" in nexus("agent", "token", "revoke", token_id)
-        assert post(served, f"Bearer {token}").status_code == 401
-        pid = status_doc["mcp"]["pid"]
-        nexus("down")
-        assert not process_alive(pid)
+    async def remember() -> int:
+        async with http_client(served, "remote") as session:
+            return await call(session, "remember", content="over the stack's own server")
+
+    assert isinstance(asyncio.run(remember()), int)
+    assert "revoked" in nexus("agent", "token", "revoke", token_id)
+    assert post(served, f"Bearer {token}").status_code == 401

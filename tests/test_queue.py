@@ -6,7 +6,6 @@ Vectors are made up (FAKE_VECTOR): these tests are about the queue, not the mode
 from __future__ import annotations
 
 import threading
-import time
 
 import psycopg
 import pytest
@@ -85,10 +84,13 @@ def test_work_of_an_uncommitted_insert_is_invisible(agent_db) -> None:
 def test_an_expired_lease_is_reclaimed_and_the_late_result_refused(agent_db) -> None:
     cfg, _ = agent_db
     insert_episodes(cfg, 1)
-    with worker(cfg, autocommit=True) as w:
-        crashed = claim(w, "crashed", 1, "1 second")
+    with worker(cfg, autocommit=True) as w, su(cfg, autocommit=True) as conn:
+        crashed = claim(w, "crashed", 1, "1 hour")
         assert claim(w, "rescuer") == []     # still leased
-        time.sleep(1.5)
+        # the lease runs out (on purpose, not by waiting: a stalled machine must not decide)
+        conn.execute("UPDATE memory_system.embeddings_queue "
+                     "SET lease_expires_at = now() - interval '1 second' "
+                     "WHERE lease_owner = 'crashed'")
         rescued = claim(w, "rescuer")
         assert [r[0] for r in rescued] == [crashed[0][0]]
         assert rescued[0][2] == 1, "an expired lease counts as a failed try"

@@ -1,8 +1,8 @@
 """The README runs as written: its shell commands (the tour's `nexus agent add` and `nexus psql
 scout` with the SQL block on standard input, the analyst's `nexus psql --role ro`, the token), the
-tour's `nexus search`, and its Python examples, on a stack of their own with the embedding worker
-(the tour waits for vectors and asks /embed for one). psql stops at the first failing statement,
-so a README statement that fails fails the test.
+tour's `nexus search`, and its Python examples, on the session's `nexus up` stack with the
+embedding worker (conftest.up_env; the tour waits for vectors and asks /embed for one). psql
+stops at the first failing statement, so a README statement that fails fails the test.
 
 docs/scaling.md's lists of what runs on a read replica and what needs the primary are checked here
 too, on the tour's data: each read in a read-only transaction (as on a standby), each write refused
@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import NEXUS, own_stack_env
+from conftest import NEXUS
 from sidecar import config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,16 +55,16 @@ def _run(env: dict[str, str], line: str, stdin: str | None = None,
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory):
-    with own_stack_env("nexus-tour-") as env:
-        psqlrc = tmp_path_factory.mktemp("psqlrc") / "psqlrc"
-        # what a person sees at the first error; a script must stop there
-        psqlrc.write_text("\\set ON_ERROR_STOP on\n")
-        env["PSQLRC"] = str(psqlrc)
-        up = subprocess.run([NEXUS, "up", "--detach"], env=env, capture_output=True, text=True,
-                            timeout=600)
-        assert up.returncode == 0, up.stdout + up.stderr
-        yield env
+def env(up_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The session's `nexus up` stack (conftest.up_env), up, for psql with ON_ERROR_STOP."""
+    psqlrc = tmp_path_factory.mktemp("psqlrc") / "psqlrc"
+    # what a person sees at the first error; a script must stop there
+    psqlrc.write_text("\\set ON_ERROR_STOP on\n")
+    env = {**up_env, "PSQLRC": str(psqlrc)}
+    up = subprocess.run([NEXUS, "up", "--detach"], env=env, capture_output=True, text=True,
+                        timeout=600)
+    assert up.returncode == 0, up.stdout + up.stderr
+    return env
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from conftest import NEXUS, clone_template, drop_database
 from nexus import agents, client
 from nexus.config import Config
 from nexus.stack import Stack
-from tests.test_worker import start_worker, stop, su, wait_for, worker_env
+from tests.helpers import start_worker, stop, su, wait_for, worker_env
 
 EPISODES = [
     "A violent storm with gale-force winds hit the harbour and sank two fishing boats.",

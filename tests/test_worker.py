@@ -4,24 +4,29 @@ replicas, draining, poison items, /health, /metrics and /embed."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import NEXUS, connect_as, own_stack_env, process_alive
-from nexus import agents, config, secrets
-from nexus.config import SUPERUSER, Config
+from bench.harness import write_waiting, writes_blocked
+from conftest import NEXUS, clone_template, connect_as, drop_database
+from nexus import agents, secrets
+from nexus.config import Config
 from nexus.ports import free_port
-from nexus.stack import Stack
+from tests.helpers import (
+    http,
+    queue_states,
+    signal_delivered,
+    start_worker,
+    stop,
+    su,
+    wait_for,
+    worker_env,
+)
 
 WORDS = ["memory", "agent", "river", "planet", "quiet", "signal", "orange", "harbor",
          "lantern", "theory", "garden", "copper", "window", "thunder", "fabric", "mirror"]
@@ -29,73 +34,6 @@ WORDS = ["memory", "agent", "river", "planet", "quiet", "signal", "orange", "har
 
 def sentence(i: int, n: int = 20) -> str:
     return " ".join(WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(n)) + f" number {i}."
-
-
-def su(cfg: Config, **kwargs: object) -> psycopg.Connection:
-    return connect_as(cfg, SUPERUSER, secrets.password(cfg, SUPERUSER), autocommit=True, **kwargs)
-
-
-def wait_for(what: Callable[[], object], timeout: float = 180, interval: float = 0.5) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = what()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what.__doc__ or what}")
-
-
-def worker_env(cfg: Config, http_port: int, **extra: str) -> dict[str, str]:
-    # the precision of the `precision` fixture, when a test runs in both (default: auto)
-    dtype = {"NEXUS_EMBED_DTYPE": os.environ["NEXUS_EMBED_DTYPE"]} \
-        if os.environ.get("NEXUS_EMBED_DTYPE") else {}
-    return {"PATH": os.environ["PATH"], "NEXUS_HOME": str(cfg.home), "NEXUS_DB": cfg.database,
-            "NEXUS_PG_PORT": str(cfg.pg_port), "NEXUS_REDIS_PORT": str(cfg.redis_port),
-            "NEXUS_HTTP_PORT": str(http_port), "NEXUS_WORKER_POLL_SECONDS": "1", **dtype,
-            **extra}
-
-
-@pytest.fixture(params=["float32", "bfloat16"])
-def precision(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a worker test with the workers in each precision (NEXUS_EMBED_DTYPE)."""
-    monkeypatch.setenv("NEXUS_EMBED_DTYPE", request.param)
-    return request.param
-
-
-def start_worker(cfg: Config, *args: str, **extra: str) -> tuple[subprocess.Popen, int]:
-    """One worker process (`python -m sidecar`, what the supervisor runs), or the module (and
-    its arguments) `args` names: `nexus.cli worker --replicas N`, the supervisor and N replicas."""
-    port = free_port()
-    command = [sys.executable, "-m", *(args or ("sidecar",))]
-    proc = subprocess.Popen(command, env=worker_env(cfg, port, **extra),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wait_for(lambda: proc.poll() is not None or http(port, "/health")[0] in (200, 503),
-             timeout=240)
-    assert proc.poll() is None, proc.stdout.read()
-    return proc, port
-
-
-def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        return proc.wait(timeout=120)
-    finally:
-        if proc.stdout:
-            proc.stdout.close()
-
-
-def http(port: int, path: str, body: bytes | None = None,
-         content_type: str = "application/json") -> tuple[int, bytes]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body,
-                                     headers={"Content-Type": content_type} if body else {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except (urllib.error.URLError, OSError):
-        return 0, b""
 
 
 def add_agent(cfg: Config, name: str) -> str:
@@ -109,12 +47,6 @@ def insert(cfg: Config, agent: str, texts: list[str]) -> None:
     with connect_as(cfg, agent, password) as conn, conn.cursor() as cur:
         cur.executemany("INSERT INTO nexus_memory.zep_episodic_memory (content) VALUES (%s)",
                         [(t,) for t in texts])
-
-
-def queue_states(cfg: Config) -> dict[str, int]:
-    with su(cfg) as conn:
-        return dict(conn.execute("SELECT state, count(*) FROM memory_system.embeddings_queue "
-                                 "GROUP BY state").fetchall())
 
 
 def all_done(cfg: Config, total: int) -> Callable[[], bool]:
@@ -133,10 +65,35 @@ def vectors_match_content(cfg: Config) -> int:
             " AND x.content_sha256 = e.content_sha256").fetchone()[0]
 
 
+# Small batches: a worker holds at most three of them (see bench.harness.writes_blocked)
+BATCH = 4
+
+
+def held_by_worker(cfg: Config) -> dict[str, int]:
+    """Items in processing, by the worker holding them."""
+    with su(cfg) as conn:
+        return dict(conn.execute("SELECT lease_owner, count(*) FROM memory_system.embeddings_queue "
+                                 "WHERE state = 'processing' GROUP BY 1").fetchall())
+
+
+def running_workers(cfg: Config) -> int:
+    with su(cfg) as conn:
+        return conn.execute("SELECT count(*) FROM memory_system.worker_heartbeats "
+                            "WHERE stopped_at IS NULL").fetchone()[0]
+
+
+def holding(cfg: Config, count: int) -> Callable[[], bool]:
+    def check() -> bool:
+        """`count` items claimed and a batch's write waiting on the lock"""
+        with su(cfg) as conn:
+            return sum(held_by_worker(cfg).values()) == count and write_waiting(conn)
+    check.__doc__ = f"{count} items claimed and a batch's write waiting on the lock"
+    return check
+
+
 @pytest.fixture(scope="module")
 def served(stack) -> Iterator[tuple[Config, int]]:
     """One worker on one fresh database, shared by the tests that only need it running."""
-    from conftest import clone_template, drop_database
     cfg = clone_template(stack, "nexus_worker_served")
     proc, port = start_worker(cfg)
     try:
@@ -212,21 +169,26 @@ def test_embed_endpoint_rejects_bad_input_and_caches(served) -> None:
 
 @pytest.mark.usefixtures("precision")
 def test_kill_9_mid_batch_then_restart_loses_nothing(fresh_db: Config) -> None:
+    """The worker is killed while it holds three batches: one in complete_batch, one encoded,
+    one claimed ahead (its writes are held back by a lock, so the kill lands there by
+    construction). A new worker embeds every item exactly once."""
     cfg = fresh_db
     agent = add_agent(cfg, "crash_agent")
-    total = 120
-    insert(cfg, agent, [" ".join([sentence(i, 60)] * 4) for i in range(total)])
     settings = {"NEXUS_WORKER_LEASE_SECONDS": "4", "NEXUS_WORKER_HEARTBEAT_SECONDS": "2",
-                "NEXUS_WORKER_BATCH": "16"}
+                "NEXUS_WORKER_BATCH": str(BATCH)}
     proc, _ = start_worker(cfg, **settings)
-
-    def mid_batch() -> bool:
-        """some items done and a batch in hand"""
-        states = queue_states(cfg)
-        return states.get("done", 0) > 0 and states.get("processing", 0) > 0
-    wait_for(mid_batch, timeout=120, interval=0.1)
-    stop(proc, signal.SIGKILL)
-    assert queue_states(cfg).get("processing", 0) > 0, "the killed worker held items"
+    insert(cfg, agent, [sentence(i) for i in range(BATCH)])
+    wait_for(all_done(cfg, BATCH), timeout=120)
+    total = BATCH + 3 * BATCH
+    with su(cfg) as blocker, writes_blocked(blocker):
+        insert(cfg, agent, [sentence(i) for i in range(BATCH, total)])
+        wait_for(holding(cfg, 3 * BATCH), timeout=120, interval=0.1)
+        stop(proc, signal.SIGKILL)
+        # the dead process's sessions end with it (PostgreSQL would notice at its next read)
+        blocker.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = 'nexus-worker' AND datname = current_database()")
+    assert queue_states(cfg) == {"done": BATCH, "processing": 3 * BATCH}, \
+        "the killed worker's three batches are still leased to it"
     proc, _ = start_worker(cfg, **settings)
     try:
         wait_for(all_done(cfg, total), timeout=300)
@@ -235,47 +197,58 @@ def test_kill_9_mid_batch_then_restart_loses_nothing(fresh_db: Config) -> None:
     assert vectors_match_content(cfg) == total
     with su(cfg) as conn:
         reaped = conn.execute("SELECT count(*) FROM memory_system.embeddings_queue "
-                              "WHERE retry_count > 0").fetchone()[0]
-    assert reaped > 0, "the killed worker's items came back through their expired leases"
+                              "WHERE retry_count = 1").fetchone()[0]
+    assert reaped == 3 * BATCH, "every item the killed worker held came back, as a failed try"
 
 
 @pytest.mark.usefixtures("precision")
-def test_three_replicas_share_the_work_each_item_once(fresh_db: Config) -> None:
+def test_replicas_share_the_work_each_item_once(fresh_db: Config) -> None:
+    """`--replicas 2`: a replica holds three batches at most, so with every write held back
+    six batches' worth of items cannot all go to one; then each item is embedded once, and
+    each replica drains and says so."""
     cfg = fresh_db
     agent = add_agent(cfg, "replica_agent")
-    proc, _ = start_worker(cfg, "nexus.cli", "worker", "--replicas", "3",
-                           NEXUS_WORKER_BATCH="8")
+    replicas, total = 2, 6 * BATCH
+    proc, _ = start_worker(cfg, "nexus.cli", "worker", "--replicas", str(replicas),
+                           NEXUS_WORKER_BATCH=str(BATCH))
     try:
-        insert(cfg, agent, [sentence(i) for i in range(300)])
-        wait_for(all_done(cfg, 300), timeout=300)
+        # /health answers once the first replica is up: wait for every one of them
+        wait_for(lambda: running_workers(cfg) == replicas, timeout=240)
+        with su(cfg) as blocker, writes_blocked(blocker):
+            insert(cfg, agent, [sentence(i) for i in range(total)])
+            wait_for(holding(cfg, total), timeout=120, interval=0.1)
+            holders = held_by_worker(cfg)
+        wait_for(all_done(cfg, total), timeout=300)
     finally:
         assert stop(proc) == 0
-    assert vectors_match_content(cfg) == 300
+    assert len(holders) == replicas and max(holders.values()) <= 3 * BATCH, holders
+    assert vectors_match_content(cfg) == total
     with su(cfg) as conn:
         by_worker = dict(conn.execute("SELECT processed_by, count(*) FROM "
                                       "memory_system.embeddings_queue GROUP BY 1").fetchall())
         stopped = conn.execute("SELECT count(*) FROM memory_system.worker_heartbeats "
                                "WHERE stopped_at IS NOT NULL").fetchone()[0]
-    assert len(by_worker) >= 2, f"the replicas shared the work: {by_worker}"
-    assert sum(by_worker.values()) == 300
-    assert stopped == 3, "each replica drained and said so"
+    assert by_worker == holders, "each replica wrote what it held, each item once"
+    assert stopped == replicas, "each replica drained and said so"
 
 
 @pytest.mark.usefixtures("precision")
 def test_sigterm_drains(fresh_db: Config) -> None:
+    """SIGTERM while the worker holds three batches (its writes held back): it writes the two it
+    encoded, hands back the one claimed ahead untouched, and exits 0."""
     cfg = fresh_db
     agent = add_agent(cfg, "drain_agent")
-    proc, _ = start_worker(cfg, NEXUS_WORKER_BATCH="16")
-    insert(cfg, agent, [" ".join([sentence(i, 60)] * 4) for i in range(200)])
-
-    def busy() -> bool:
-        """a batch in hand"""
-        return queue_states(cfg).get("processing", 0) > 0
-    wait_for(busy, timeout=120, interval=0.1)
+    proc, _ = start_worker(cfg, NEXUS_WORKER_BATCH=str(BATCH))
+    total = 4 * BATCH
+    with su(cfg) as blocker, writes_blocked(blocker):
+        insert(cfg, agent, [sentence(i) for i in range(total)])
+        wait_for(holding(cfg, 3 * BATCH), timeout=120, interval=0.1)
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: signal_delivered(proc.pid, signal.SIGTERM), timeout=30, interval=0.05)
     assert stop(proc) == 0, "SIGTERM is a clean exit"
     states = queue_states(cfg)
-    assert states.get("processing", 0) == 0, f"nothing left leased: {states}"
-    assert states.get("done", 0) > 0 and states.get("pending", 0) > 0
+    # the batch in hand and the encoded one written, the one claimed ahead handed back untouched
+    assert states == {"done": 2 * BATCH, "pending": 2 * BATCH}, states
     with su(cfg) as conn:
         retried = conn.execute("SELECT count(*) FROM memory_system.embeddings_queue "
                                "WHERE retry_count > 0").fetchone()[0]
@@ -356,71 +329,24 @@ def test_the_precision_is_reported_and_stored_with_each_vector(served) -> None:
     assert info["precision"] == stats["precision"] and info["model_version"] == version
 
 
-def test_up_runs_the_worker_and_health_follows_postgresql_and_redis() -> None:
-    """`nexus up` (what `make run` runs) starts the worker; /health tracks the servers, and the
-    stack's watchdog restarts a server that dies."""
-    with own_stack_env("nexus-health-", NEXUS_WORKER_POLL_SECONDS="1") as env:
-        up_run_and_follow_health(env)
-
-
-def up_run_and_follow_health(env: dict[str, str]) -> None:
-    cfg = config.load(env=env)
-    st = Stack.from_config(cfg)
-
-    def health(expected: str, code: int) -> Callable[[], bool]:
-        def check() -> bool:
-            """/health reaching the expected status"""
-            status, body = http(cfg.http_port, "/health")
-            return status == code and json.loads(body)["status"] == expected
-        check.__doc__ = f"/health {expected} ({code})"
-        return check
-
+def test_a_bf16_worker_says_so_and_stores_bf16_vectors(fresh_db: Config) -> None:
+    """The precision's plumbing in bf16, on any CPU (emulated where it has no bf16 units, so one
+    short text): NEXUS_EMBED_DTYPE reaches the model, /stats, the heartbeat and the version
+    stored with each vector."""
+    cfg = fresh_db
+    agent = add_agent(cfg, "bf16_agent")
+    proc, port = start_worker(cfg, NEXUS_EMBED_DTYPE="bfloat16")
     try:
-        up = subprocess.run([NEXUS, "up", "--detach"], env=env, capture_output=True, text=True,
-                            timeout=300)
-        assert up.returncode == 0, up.stderr
-        status = json.loads(subprocess.run([NEXUS, "status", "--json"], env=env,
-                                           capture_output=True, text=True).stdout)
-        assert status["healthy"] and status["worker"]["health"] == "ok"
-        dsn = subprocess.run([NEXUS, "agent", "add", "upagent"], env=env, capture_output=True,
-                             text=True).stdout.strip()
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("INSERT INTO nexus_memory.zep_episodic_memory (content) "
-                         "VALUES ('embedded by the worker nexus up started')")
-
-            def embedded() -> bool:
-                """the episode's vector"""
-                return conn.execute("SELECT count(*) FROM nexus_memory.episode_embeddings"
-                                    ).fetchone()[0] == 1
-            wait_for(embedded, timeout=60)
-
-        wait_for(health("ok", 200))
-        assert subprocess.run([NEXUS, "backup"], env=env, capture_output=True).returncode == 0
-        doctor = subprocess.run([NEXUS, "doctor"], env=env, capture_output=True, text=True)
-        assert doctor.returncode == 0, doctor.stdout
-        assert doctor.stdout.count("PASS") == 9 and "all checks passed" in doctor.stdout
-        redis_pid = st.redis.pid()
-        os.kill(redis_pid, signal.SIGSTOP)  # Redis hangs: degraded, not down
-        wait_for(health("degraded", 200), timeout=30)
-        os.kill(redis_pid, signal.SIGCONT)
-        wait_for(health("ok", 200), timeout=30)
-
-        def restarted(name: str) -> Callable[[], bool]:
-            def check() -> bool:
-                """the watchdog of `nexus up --detach` restarting it"""
-                doc = json.loads(subprocess.run([NEXUS, "status", "--json"], env=env,
-                                                capture_output=True, text=True).stdout)
-                return doc[name]["restarts"] == 1 and doc["healthy"]
-            return check
-        os.kill(redis_pid, signal.SIGKILL)
-        wait_for(restarted("redis"), timeout=60)
-        st.pg.stop()
-        wait_for(restarted("postgresql"), timeout=90)
-        wait_for(health("ok", 200), timeout=60)
-        pids = [st.pg.pid(), st.redis.pid(), st.worker_pid()]
-        down = subprocess.run([NEXUS, "down"], env=env, capture_output=True, text=True,
-                              timeout=300)
-        assert down.returncode == 0, down.stderr
-        assert all(pids) and not any(process_alive(pid) for pid in pids)
+        insert(cfg, agent, ["embedded in bf16, and stored saying so"])
+        wait_for(all_done(cfg, 1), timeout=120)
+        stats = json.loads(http(port, "/stats")[1])
+        with su(cfg) as conn:
+            version = conn.execute("SELECT model_version FROM nexus_memory.episode_embeddings"
+                                   ).fetchone()[0]
+            info = conn.execute("SELECT info FROM memory_system.worker_heartbeats "
+                                "WHERE stopped_at IS NULL").fetchone()[0]
     finally:
-        st.down()
+        assert stop(proc) == 0
+    assert stats["precision"] == info["precision"] == "bfloat16"
+    assert version == stats["model_version"] == info["model_version"]
+    assert version.endswith("+bf16")
