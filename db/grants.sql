@@ -34,8 +34,12 @@ GRANT INSERT (agent_id, episode_uuid, session_id, action_type, source, content, 
       UPDATE (session_id, action_type, source, content, metadata, tags, importance, valid_at)
     ON nexus_memory.zep_episodic_memory TO nexus_agent;
 GRANT SELECT, DELETE ON nexus_memory.semantic_memories TO nexus_agent;
-GRANT INSERT (agent_id, content, metadata, tags, importance, source_episode_id, created_at),
-      UPDATE (content, metadata, tags, importance, source_episode_id)
+-- a fact's key and valid time are written with it; what ends it, later (docs/facts.md). Its
+-- fact_uuid (an export's identity) is never an agent's to choose, nor a key to change.
+GRANT INSERT (agent_id, content, metadata, tags, importance, source_episode_id, created_at, fact_key,
+              valid_from, valid_to, ended_by, ended_at, superseded_by),
+      UPDATE (content, metadata, tags, importance, source_episode_id, valid_from, valid_to, ended_by,
+              ended_at, superseded_by)
     ON nexus_memory.semantic_memories TO nexus_agent;
 GRANT SELECT, DELETE ON nexus_memory.working_memory_contexts TO nexus_agent;
 GRANT INSERT (agent_id, context_key, value, expires_at),
@@ -101,7 +105,17 @@ GRANT EXECUTE ON FUNCTION memory_system._check_agent(text),
                           memory_system._check_size(text, bigint, bigint),
                           memory_system._check_json_object(text, jsonb, bigint),
                           memory_system._check_tags(text[]),
-                          memory_system._store_check_namespace(text[], text, boolean)
+                          memory_system._store_check_namespace(text[], text, boolean),
+                          memory_system._check_fact_key(text)
+    TO nexus_agent;
+-- the fact functions' helpers (db/functions/memory/facts.sql), and as_of given as text
+GRANT EXECUTE ON FUNCTION memory_system._fact_text_sha256(text),
+                          memory_system._fact_lock(text, text),
+                          memory_system._fact_rows(text, bigint[], timestamptz),
+                          memory_system._fact_to_end(bigint, timestamptz),
+                          memory_system._fact_check_input(text, jsonb, text[], real, text, bigint),
+                          memory_system._fact_merge(bigint, jsonb, text[], real, bigint),
+                          memory_system._as_of(text)
     TO nexus_agent;
 
 -- workers: the queue functions, nothing else

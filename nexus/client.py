@@ -49,7 +49,7 @@ MODES = ("hybrid", "text", "vector")
 SEARCH_OPTIONS = frozenset({
     "limit_n", "kinds", "session", "since", "until", "tags_all", "metadata_contains", "text_mode",
     "rrf_k", "text_weight", "vector_weight", "recency_weight", "recency_half_life", "candidates",
-    "df_budget", "neighbour_weight", "context",
+    "df_budget", "neighbour_weight", "context", "as_of", "include_history",
 })
 
 
@@ -145,6 +145,16 @@ class Fact:
     created_at: datetime
     updated_at: datetime
     embedded: bool
+    # its validity (docs/facts.md): the key it is the value of, when it held (valid_to None while
+    # it holds), what ended it (superseded, invalidated) and when that was recorded, the fact that
+    # replaced it, and whether it holds now
+    fact_key: str | None
+    valid_from: datetime
+    valid_to: datetime | None
+    ended_by: str | None
+    ended_at: datetime | None
+    superseded_by: int | None
+    is_current: bool
 
 
 @dataclass(frozen=True)
@@ -165,6 +175,12 @@ class SearchHit:
     valid_at: datetime | None = None
     # with context => N: up to N episodes before and after the hit in its session
     neighbours: list[dict[str, Any]] | None = None
+    # a fact's key and validity (docs/facts.md); None for episodes and store texts
+    fact_key: str | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    ended_by: str | None = None
+    superseded_by: int | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +195,12 @@ class SimilarHit:
     session_id: str | None
     tags: list[str]
     metadata: dict[str, Any]
+    # a fact's key and validity (docs/facts.md); None for episodes and store texts
+    fact_key: str | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    ended_by: str | None = None
+    superseded_by: int | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +255,11 @@ class KindStats:
     dead: int | None
     # current vectors per model version (the version carries the precision: "+bf16")
     model_versions: dict[str, int] | None = None
+    # facts (kind semantic; None for the others): those that hold now, and those that stopped
+    # holding, replaced by another fact or invalidated
+    current: int | None = None
+    superseded: int | None = None
+    invalidated: int | None = None
 
 
 @dataclass(frozen=True)
@@ -341,7 +368,8 @@ def vector_literal(vector: list[float]) -> str:
 def statement(sig: Signature, args: Mapping[str, Any]) -> tuple[sql.Composed, dict[str, Any]]:
     """`SELECT * FROM nexus.<function>(name => value::type, ...)`: the one statement of a call.
     Arguments whose value is DEFAULT are left out; each value is cast to its declared type. A
-    vector given as numbers goes as a binary float8[] (cheaper to send and to read than text)."""
+    vector given as numbers goes as a binary float8[] (cheaper to send and to read than text);
+    an as_of given as text goes through memory_system._as_of (NX039 if it is no timestamp)."""
     parts, values = [], {}
     for name, value in args.items():
         if value is DEFAULT:
@@ -350,6 +378,12 @@ def statement(sig: Signature, args: Mapping[str, Any]) -> tuple[sql.Composed, di
         if param is None:
             raise TypeError(f"nexus.{sig.name}() has no parameter {name!r}")
         placeholder, cast = sql.Placeholder(name), sql.SQL(param.type)
+        if name == "as_of" and isinstance(value, str):
+            # as_of as text (MCP): a timestamp, or NX039 rather than PostgreSQL's 22007
+            parts.append(sql.SQL("{} => memory_system._as_of({}::text)").format(
+                sql.Identifier(name), placeholder))
+            values[name] = value
+            continue
         if value is not None and param.type == "jsonb":
             value = Jsonb(value)
         elif value is not None and param.type.endswith("vector") and not isinstance(value, str):
@@ -405,8 +439,10 @@ RESULTS: dict[str, Result] = {
     "delete_episode": Result("value"),
     "recent_episodes": Result("rows", Episode),
     "remember_fact": Result("value"),
-    "get_fact": Result("one", Fact),
+    "get_fact": Result("rows", Fact),
     "delete_fact": Result("value"),
+    "invalidate_fact": Result("value"),
+    "fact_history": Result("rows", Fact),
     "working_memory_set": Result("value"),
     "working_memory_get": Result("value"),
     "working_memory_delete": Result("value"),
@@ -644,14 +680,27 @@ class Memory:
 
     def remember_fact(self, content: str, metadata: dict[str, Any] = DEFAULT,
                       tags: list[str] = DEFAULT, importance: float = DEFAULT,
-                      source_episode_id: int | None = DEFAULT) -> int:
+                      source_episode_id: int | None = DEFAULT, key: str | None = DEFAULT,
+                      supersedes: int | None = DEFAULT,
+                      valid_from: datetime | str | None = DEFAULT) -> int:
         return self._invoke("remember_fact", locals())
 
-    def get_fact(self, fact_id: int) -> Fact:
+    def get_fact(self, fact_id: int | None = DEFAULT, key: str | None = DEFAULT,
+                 as_of: datetime | str | None = DEFAULT,
+                 include_history: bool = DEFAULT) -> list[Fact]:
+        """The fact (by id, or of a key) if it holds now, or at as_of: one row or none; with
+        include_history, whatever its validity (every fact of the key, oldest first)."""
         return self._invoke("get_fact", locals())
 
     def delete_fact(self, fact_id: int) -> bool:
         return self._invoke("delete_fact", locals())
+
+    def invalidate_fact(self, fact_id: int, at: datetime | str | None = DEFAULT) -> datetime:
+        return self._invoke("invalidate_fact", locals())
+
+    def fact_history(self, fact_id: int | None = DEFAULT,
+                     key: str | None = DEFAULT) -> list[Fact]:
+        return self._invoke("fact_history", locals())
 
     def working_memory_set(self, key: str, value: Any,
                            ttl: timedelta | str | None = DEFAULT) -> datetime | None:
@@ -696,16 +745,20 @@ class Memory:
                       vector_weight: float = DEFAULT, recency_weight: float = DEFAULT,
                       recency_half_life: timedelta | str = DEFAULT, candidates: int = DEFAULT,
                       df_budget: int | None = DEFAULT, neighbour_weight: float = DEFAULT,
-                      context: int = DEFAULT) -> list[SearchHit]:
+                      context: int = DEFAULT, as_of: datetime | str | None = DEFAULT,
+                      include_history: bool = DEFAULT) -> list[SearchHit]:
         return self._invoke("memory_search", locals())
 
     def memory_similar(self, memory_kind: str, memory_id: int, limit_n: int = DEFAULT,
-                       kinds: list[str] = DEFAULT, candidates: int = DEFAULT) -> list[SimilarHit]:
+                       kinds: list[str] = DEFAULT, candidates: int = DEFAULT,
+                       as_of: datetime | str | None = DEFAULT,
+                       include_history: bool = DEFAULT) -> list[SimilarHit]:
         return self._invoke("memory_similar", locals())
 
     def text_candidates(self, query: str, kinds: list[str] = DEFAULT, candidates: int = DEFAULT,
                         df_budget: int | None = DEFAULT, k1: float = DEFAULT,
-                        b: float = DEFAULT) -> list[TextCandidate]:
+                        b: float = DEFAULT, as_of: datetime | str | None = DEFAULT,
+                        include_history: bool = DEFAULT) -> list[TextCandidate]:
         return self._invoke("text_candidates", locals())
 
     # the store (LangGraph BaseStore, see nexus.langgraph); namespaces as lists of labels
@@ -862,14 +915,26 @@ class AsyncMemory:
 
     async def remember_fact(self, content: str, metadata: dict[str, Any] = DEFAULT,
                             tags: list[str] = DEFAULT, importance: float = DEFAULT,
-                            source_episode_id: int | None = DEFAULT) -> int:
+                            source_episode_id: int | None = DEFAULT, key: str | None = DEFAULT,
+                            supersedes: int | None = DEFAULT,
+                            valid_from: datetime | str | None = DEFAULT) -> int:
         return await self._invoke("remember_fact", locals())
 
-    async def get_fact(self, fact_id: int) -> Fact:
+    async def get_fact(self, fact_id: int | None = DEFAULT, key: str | None = DEFAULT,
+                       as_of: datetime | str | None = DEFAULT,
+                       include_history: bool = DEFAULT) -> list[Fact]:
         return await self._invoke("get_fact", locals())
 
     async def delete_fact(self, fact_id: int) -> bool:
         return await self._invoke("delete_fact", locals())
+
+    async def invalidate_fact(self, fact_id: int,
+                              at: datetime | str | None = DEFAULT) -> datetime:
+        return await self._invoke("invalidate_fact", locals())
+
+    async def fact_history(self, fact_id: int | None = DEFAULT,
+                           key: str | None = DEFAULT) -> list[Fact]:
+        return await self._invoke("fact_history", locals())
 
     async def working_memory_set(self, key: str, value: Any,
                                  ttl: timedelta | str | None = DEFAULT) -> datetime | None:
@@ -916,17 +981,21 @@ class AsyncMemory:
                             recency_half_life: timedelta | str = DEFAULT,
                             candidates: int = DEFAULT,
                             df_budget: int | None = DEFAULT, neighbour_weight: float = DEFAULT,
-                            context: int = DEFAULT) -> list[SearchHit]:
+                            context: int = DEFAULT, as_of: datetime | str | None = DEFAULT,
+                            include_history: bool = DEFAULT) -> list[SearchHit]:
         return await self._invoke("memory_search", locals())
 
     async def memory_similar(self, memory_kind: str, memory_id: int, limit_n: int = DEFAULT,
-                             kinds: list[str] = DEFAULT,
-                             candidates: int = DEFAULT) -> list[SimilarHit]:
+                             kinds: list[str] = DEFAULT, candidates: int = DEFAULT,
+                             as_of: datetime | str | None = DEFAULT,
+                             include_history: bool = DEFAULT) -> list[SimilarHit]:
         return await self._invoke("memory_similar", locals())
 
     async def text_candidates(self, query: str, kinds: list[str] = DEFAULT,
                               candidates: int = DEFAULT, df_budget: int | None = DEFAULT,
-                              k1: float = DEFAULT, b: float = DEFAULT) -> list[TextCandidate]:
+                              k1: float = DEFAULT, b: float = DEFAULT,
+                              as_of: datetime | str | None = DEFAULT,
+                              include_history: bool = DEFAULT) -> list[TextCandidate]:
         return await self._invoke("text_candidates", locals())
 
     async def store_put(self, namespace: list[str], key: str, value: dict[str, Any],

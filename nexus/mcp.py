@@ -135,6 +135,8 @@ TOOLS = (
     ToolSpec("remember_fact", "remember_fact", idempotent=True),
     ToolSpec("get_fact", "get_fact", read_only=True),
     ToolSpec("forget_fact", "delete_fact", destructive=True, idempotent=True),
+    ToolSpec("invalidate_fact", "invalidate_fact", destructive=True),
+    ToolSpec("fact_history", "fact_history", read_only=True),
     ToolSpec("working_memory_set", "working_memory_set", destructive=True, idempotent=True),
     ToolSpec("working_memory_get", "working_memory_get", read_only=True),
     ToolSpec("working_memory_delete", "working_memory_delete", destructive=True, idempotent=True),

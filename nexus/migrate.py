@@ -70,11 +70,13 @@ def _preflight(conn: psycopg.Connection) -> None:
     version = conn.info.server_version
     if version < MIN_SERVER_VERSION:
         raise MigrationError(f"PostgreSQL 16 or newer is required (server is {version})")
-    row = conn.execute(
-        "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'"
-    ).fetchone()
-    if row is None:
-        raise MigrationError("the pgvector extension ('vector') is not available on this server")
+    # pgvector, and btree_gist for the facts' exclusion constraint (PostgreSQL's contrib)
+    for name, what in (("vector", "the pgvector extension ('vector')"),
+                       ("btree_gist", "the btree_gist extension (PostgreSQL's contrib)")):
+        row = conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = %s",
+                           (name,)).fetchone()
+        if row is None:
+            raise MigrationError(f"{what} is not available on this server")
     schema = sql.Identifier(META_SCHEMA)
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
     conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(schema))

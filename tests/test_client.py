@@ -10,7 +10,7 @@ import inspect
 import json
 import subprocess
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import aiohttp
 import psycopg
@@ -76,7 +76,8 @@ def test_typed_results_and_errors(two_agents: Config) -> None:
         assert ann.get_episode(first).content == "The user likes green tea"
         assert [e.id for e in ann.recent_episodes(limit_n=5)] == [first]
         fact = ann.remember_fact("tea is green", source_episode_id=first)
-        assert ann.get_fact(fact).source_episode_id == first
+        [got] = ann.get_fact(fact)
+        assert isinstance(got, client.Fact) and got.source_episode_id == first and got.is_current
 
         assert ann.working_memory_set("goal", {"step": 1}, ttl=timedelta(hours=1)) is not None
         assert ann.working_memory_set("plain", [1, 2]) is None
@@ -135,6 +136,61 @@ def test_typed_results_and_errors(two_agents: Config) -> None:
         assert ben.store_delete(["notes", "u1"], "k1") is False
     with Memory(agents.dsn(cfg, "ann")) as ann:
         assert ann.store_delete(["notes", "u1"], "k1") is True
+
+
+def test_facts_that_change(two_agents: Config) -> None:
+    """Keyed facts through the typed client: the current one, its history, an invalidation, as_of
+    (a bad one as text is NX039), search and stats that know which fact holds."""
+    with Memory(agents.dsn(two_agents, "ann")) as ann:
+        austin = ann.remember_fact("The user lives in Austin.", key="user.city",
+                                   valid_from="2024-01-01T00:00:00Z")
+        denver = ann.remember_fact("The user lives in Denver.", key="user.city")
+        [now] = ann.get_fact(key="user.city")
+        assert (now.id, now.fact_key, now.valid_to, now.is_current) == \
+               (denver, "user.city", None, True)
+        [then] = ann.get_fact(key="user.city", as_of="2024-06-01T00:00:00Z")
+        assert then.id == austin and not then.is_current and then.superseded_by == denver
+        assert ann.get_fact(austin) == []
+        history = ann.fact_history(key="user.city")
+        assert [(f.id, f.ended_by) for f in history] == [(austin, "superseded"), (denver, None)]
+        everything = ann.get_fact(key="user.city", include_history=True)
+        assert [f.id for f in everything] == [austin, denver]
+        with pytest.raises(InvalidInput) as bad:
+            ann.get_fact(key="user.city", as_of="last tuesday")
+        assert bad.value.code == "NX039"
+
+        hits = ann.memory_search(query="user lives", kinds=["semantic"])
+        assert [(h.id, h.fact_key, h.valid_to) for h in hits] == [(denver, "user.city", None)]
+        hits = ann.memory_search(query="user lives", kinds=["semantic"], include_history=True)
+        assert {h.id: h.ended_by for h in hits} == {austin: "superseded", denver: None}
+        then_hits = ann.memory_search(query="user lives", as_of="2024-06-01T00:00:00Z")
+        assert [h.id for h in then_hits] == [austin]
+
+        tea = ann.remember_fact("likes tea")
+        ended = ann.invalidate_fact(tea)
+        assert isinstance(ended, datetime) and ann.get_fact(tea) == []
+        stats = {s.kind: s for s in ann.memory_stats()}
+        assert (stats["semantic"].total, stats["semantic"].current, stats["semantic"].superseded,
+                stats["semantic"].invalidated) == (3, 1, 1, 1)
+        assert stats["episode"].current is None
+    with Memory(agents.dsn(two_agents, "ben")) as ben:
+        # another agent's fact is not found, and its key is not his
+        with pytest.raises(NotFound):
+            ben.invalidate_fact(denver)
+        assert ben.fact_history(key="user.city") == []
+
+
+def test_facts_async(two_agents: Config) -> None:
+    async def main() -> None:
+        async with await AsyncMemory.connect(agents.dsn(two_agents, "ann")) as ann:
+            first = await ann.remember_fact("works at Acme", key="user.job")
+            second = await ann.remember_fact("works at Beta", key="user.job")
+            assert [f.id for f in await ann.fact_history(first)] == [first, second]
+            assert [f.id for f in await ann.get_fact(key="user.job")] == [second]
+            await ann.invalidate_fact(second)
+            assert await ann.get_fact(key="user.job") == []
+
+    asyncio.run(main())
 
 
 def test_pooled_set_role_never_leaks(two_agents: Config) -> None:

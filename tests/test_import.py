@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -434,6 +435,16 @@ def fill_agent(cfg: Config, name: str) -> None:
         conn.execute("SELECT nexus.remember_fact('water boils at 100 C', "
                      "source_episode_id => %s)", (eid,))
         conn.execute("SELECT nexus.remember_fact('the sky is blue', tags => ARRAY['sky'])")
+        # facts that changed (docs/facts.md): a key's history with a fact learned late and a value
+        # that came back, an invalidation, a supersession
+        for text, since in (("lives in Austin", "2024-01-01"), ("lives in Denver", "2024-06-01"),
+                            ("lives in Chicago", "2024-03-01"), ("lives in Austin", None)):
+            conn.execute("SELECT nexus.remember_fact(%s, key => 'user.city', valid_from => %s)",
+                         (text, since))
+        job = conn.execute("SELECT nexus.remember_fact('works at Acme', key => 'user.job')")
+        conn.execute("SELECT nexus.invalidate_fact(%s)", job.fetchone())
+        tea = conn.execute("SELECT nexus.remember_fact('likes tea')").fetchone()
+        conn.execute("SELECT nexus.remember_fact('likes coffee', supersedes => %s)", tea)
         conn.execute("SELECT nexus.working_memory_set('goal', '{\"g\": 1}')")
         conn.execute("SELECT nexus.working_memory_set('ttl', '2', ttl => interval '1 day')")
         conn.execute("SELECT nexus.save_checkpoint('{\"step\": 1}')")
@@ -448,7 +459,7 @@ def test_jsonl_round_trip_is_identical(stack: Stack, legacy: Legacy, tmp_path: P
     first = tmp_path / "carla.jsonl"
     done = legacy.nexus("export", "--agent", "carla", "--out", str(first))
     assert done.returncode == 0, done.stderr
-    assert "exported 40 episode, 2 semantic, 2 working_memory, 2 checkpoint" in done.stderr
+    assert "exported 40 episode, 9 semantic, 2 working_memory, 2 checkpoint" in done.stderr
 
     other = clone_template(stack, "nexus_import_rt")
     try:
@@ -458,11 +469,29 @@ def test_jsonl_round_trip_is_identical(stack: Stack, legacy: Legacy, tmp_path: P
             report = imports.import_jsonl(conn, first)
         assert report["ok"], report
         assert {k: v["equal"] for k, v in report["kinds"].items()} == \
-            {"episode": 40, "semantic": 2, "working_memory": 2, "checkpoint": 2}
+            {"episode": 40, "semantic": 9, "working_memory": 2, "checkpoint": 2}
         second = tmp_path / "again.jsonl"
         with target_conn(other) as conn, second.open("w") as out:
             imports.export_agent(conn, "carla", out)
         assert second.read_bytes() == first.read_bytes()
+        # keys, valid times and chains came along: the same histories, linked by ids of their own
+        histories = []
+        for cfg in (src, other):
+            with psycopg.connect(agents.dsn(cfg, "carla")) as conn:
+                histories.append([conn.execute(
+                    "SELECT h.content, h.valid_from, h.valid_to, h.ended_by, s.content "
+                    "  FROM nexus.fact_history(key => %s) AS h"
+                    "  LEFT JOIN nexus_memory.semantic_memories AS s ON s.id = h.superseded_by",
+                    (key,)).fetchall() for key in ("user.city", "user.job")])
+                histories[-1].append(conn.execute(
+                    "SELECT content, ended_by FROM nexus.fact_history("
+                    "  (SELECT id FROM nexus_memory.semantic_memories WHERE content = 'likes tea'))"
+                ).fetchall())
+        assert histories[0] == histories[1]
+        assert [r[0] for r in histories[1][0]] == ["lives in Austin", "lives in Chicago",
+                                                   "lives in Denver", "lives in Austin"]
+        assert histories[1][1][0][3] == "invalidated"
+        assert histories[1][2] == [("likes tea", "superseded"), ("likes coffee", None)]
         # the fact keeps its link to the episode it came from
         with su(other) as conn:
             origin = conn.execute(
@@ -475,6 +504,18 @@ def test_jsonl_round_trip_is_identical(stack: Stack, legacy: Legacy, tmp_path: P
         with target_conn(other) as conn:
             again = imports.import_jsonl(conn, first)
         assert again["ok"] and all(r["written"] == 0 for r in again["import"].values())
+        # a fact whose validity is not the file's is caught, though its content is
+        coffee = ("UPDATE nexus_memory.semantic_memories SET valid_from = valid_from + %s "
+                  "WHERE agent_id = 'carla' AND content = 'likes coffee'")
+        with su(other) as conn:
+            conn.execute(coffee, (timedelta(days=-1),))
+        with target_conn(other) as conn:
+            tampered = imports.import_jsonl(conn, first)
+            imports.rollback(conn, tampered["import_id"])
+        with su(other) as conn:
+            conn.execute(coffee, (timedelta(days=1),))
+        facts = tampered["kinds"]["semantic"]
+        assert not tampered["ok"] and (facts["equal"], facts["mismatched"]) == (8, 1)
         before_src = state(src)
         with target_conn(src) as conn:
             home = imports.import_jsonl(conn, first)
@@ -495,6 +536,36 @@ def test_jsonl_round_trip_is_identical(stack: Stack, legacy: Legacy, tmp_path: P
         assert before["episodes"]
     finally:
         drop_database(stack, other.database)
+
+
+def test_jsonl_version_1_files_still_import(legacy: Legacy, tmp_path: Path) -> None:
+    """An export of before facts had a validity: its facts are known by their content (one that
+    holds is adopted) and hold from their created_at."""
+    with psycopg.connect(agents.dsn(legacy.cfg, "bob"), autocommit=True) as conn:
+        held = conn.execute("SELECT nexus.remember_fact('v1 fact one')").fetchone()[0]
+    old = tmp_path / "v1.jsonl"
+    old.write_text('{"type": "nexus-export", "version": 1, "agent": "bob"}\n'
+                   '{"type": "semantic", "content": "v1 fact one", "metadata": {}, "tags": [], '
+                   '"importance": 0.5, "created_at": "2025-02-01T00:00:00+00:00", '
+                   '"updated_at": "2025-02-02T00:00:00+00:00"}\n'
+                   '{"type": "semantic", "content": "v1 fact two", '
+                   '"created_at": "2025-03-01T00:00:00+00:00"}\n')
+    with target_conn(legacy.cfg) as conn:
+        report = imports.import_jsonl(conn, old)
+    assert report["ok"] and report["kinds"]["semantic"]["equal"] == 2, report
+    with su(legacy.cfg) as conn:
+        rows = conn.execute(
+            "SELECT id, content, valid_from = created_at, fact_key, valid_to "
+            "  FROM nexus_memory.semantic_memories "
+            " WHERE agent_id = 'bob' AND content LIKE 'v1 fact%' ORDER BY content").fetchall()
+    assert [r[0] for r in rows][:1] == [held]
+    assert [r[1:] for r in rows] == [("v1 fact one", True, None, None),
+                                     ("v1 fact two", True, None, None)]
+    with target_conn(legacy.cfg) as conn:
+        undone = imports.rollback(conn, report["import_id"])
+    assert undone["facts_deleted"] == 1
+    assert count(legacy.cfg, "SELECT count(*) FROM nexus_memory.semantic_memories "
+                             "WHERE agent_id = 'bob' AND content LIKE 'v1 fact%%'") == 1
 
 
 def test_jsonl_errors(legacy: Legacy, tmp_path: Path) -> None:

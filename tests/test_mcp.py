@@ -30,7 +30,7 @@ from nexus.ports import free_port
 from nexus.stack import Stack
 from tests.helpers import start_worker, stop, su, wait_for, worker_env
 
-AGENTS = ("stdio_agent", "http_agent", "alpha", "beta", "gate", "newcomer")
+AGENTS = ("stdio_agent", "http_agent", "alpha", "beta", "gate", "newcomer", "mover")
 EPISODES = [
     "A violent storm with gale-force winds sank two fishing boats in the harbour.",
     "The quarterly invoice for ACME Corporation is thirty days overdue.",
@@ -192,6 +192,61 @@ def test_tools_remember_recall_working_memory_and_conflict(served: Served, trans
     asyncio.run(main())
 
 
+def test_a_fact_that_changed_over_mcp(served: Served) -> None:
+    """docs/facts.md over MCP: a user moves; recall finds where they live now, first, and not
+    where they lived; the history, as_of and include_history answer for the past."""
+
+    async def main() -> None:
+        async with http_client(served, "mover") as session:
+            tools = {t.name: t for t in (await session.list_tools()).tools}
+            assert {"key", "supersedes", "valid_from"} <= set(
+                tools["remember_fact"].input_schema["properties"])
+            assert {"as_of", "include_history"} <= set(tools["recall"].input_schema["properties"])
+            assert tools["fact_history"].annotations.read_only_hint is True
+            austin = await call(session, "remember_fact", content="The user lives in Austin.",
+                                key="user.city", valid_from="2024-01-01T00:00:00Z")
+            denver = await call(session, "remember_fact", content="The user lives in Denver.",
+                                key="user.city")
+            assert await call(session, "remember_fact", content="the user lives in Denver",
+                              key="user.city") == denver
+            for _ in range(600):
+                stats = {k["kind"]: k for k in await call(session, "memory_stats")}
+                if stats["semantic"]["embedded"] == 2:
+                    break
+                await asyncio.sleep(0.5)
+            assert (stats["semantic"]["current"], stats["semantic"]["superseded"]) == (1, 1)
+
+            found = await call(session, "recall", query="where does the user live?")
+            assert found["mode"] == "hybrid"
+            assert [h["id"] for h in found["hits"]] == [denver]
+            hit = found["hits"][0]
+            assert (hit["fact_key"], hit["valid_to"], hit["ended_by"]) == ("user.city", None, None)
+            then = await call(session, "recall", query="where does the user live?",
+                              as_of="2024-06-01T00:00:00Z")
+            assert [h["id"] for h in then["hits"]] == [austin]
+            everything = await call(session, "recall", query="where does the user live?",
+                                    include_history=True)
+            assert {h["id"]: h["ended_by"] for h in everything["hits"]} == \
+                   {austin: "superseded", denver: None}
+
+            history = await call(session, "fact_history", key="user.city")
+            assert [(f["id"], f["is_current"]) for f in history] == \
+                   [(austin, False), (denver, True)]
+            assert [f["id"] for f in await call(session, "get_fact", key="user.city")] == [denver]
+            assert (await tool_error(session, "recall", query="city",
+                                     as_of="last tuesday"))["code"] == "NX039"
+            assert (await tool_error(session, "get_fact", key="user.city",
+                                     as_of="2024-13-45"))["code"] == "NX039"
+
+            ended = await call(session, "invalidate_fact", fact_id=denver)
+            assert ended is not None
+            assert (await tool_error(session, "invalidate_fact", fact_id=denver))["code"] == "NX038"
+            assert (await call(session, "recall", query="where does the user live?"))["hits"] == []
+            assert await call(session, "get_fact", key="user.city") == []
+
+    asyncio.run(main())
+
+
 def test_every_tool_and_parameter_is_described_for_a_model(fresh_db: Config) -> None:
     """From a fresh database's catalog: each tool says what it is for and each parameter its
     meaning, range and an example, in words a model reads (not an SQL type, not DBA notes)."""
@@ -205,7 +260,7 @@ def test_every_tool_and_parameter_is_described_for_a_model(fresh_db: Config) -> 
             words = prop["description"]
             assert len(words.split()) >= 5 and "Example: " in words, (spec.name, name, words)
     described = sum(len(t.input_schema["properties"]) for _s, t in tools.values())
-    assert len(tools) == 20 and described >= 60
+    assert len(tools) == 22 and described >= 60
 
 
 @pytest.mark.parametrize("transport", ["stdio", "http"])

@@ -178,6 +178,7 @@ READS = {
     "current_agent": "()", "memory_search": "('late payers')",
     "memory_similar": "('episode', {episode})", "text_candidates": "('invoice')",
     "recent_episodes": "()", "get_episode": "({episode})", "get_fact": "({fact})",
+    "fact_history": "({fact})",
     "working_memory_get": "('current_task')", "working_memory_keys": "()",
     "load_checkpoint": "()", "list_checkpoints": "()", "consensus_read": "('leader')",
     "memory_stats": "()", "store_list_namespaces": "()",
@@ -187,6 +188,7 @@ READS = {
 WRITES = {
     "record_episode": "('x')", "update_episode": "({episode}, content => 'y')",
     "delete_episode": "({episode})", "remember_fact": "('x')", "delete_fact": "({fact})",
+    "invalidate_fact": "({fact})",
     "working_memory_set": "('k', '1')", "working_memory_delete": "('current_task')",
     "save_checkpoint": "('{{}}')", "consensus_cas": "('leader', 1, '\"x\"')",
     "store_put": "('{{notes}}', 'n2', '{{}}')", "store_delete": "('{{notes}}', 'n1')",

@@ -114,7 +114,8 @@ SELECT columns_are('nexus_memory', 'working_memory_contexts', ARRAY[
     'id', 'agent_id', 'context_key', 'value', 'expires_at', 'created_at', 'updated_at']);
 SELECT columns_are('nexus_memory', 'semantic_memories', ARRAY[
     'id', 'agent_id', 'content', 'metadata', 'tags', 'importance', 'source_episode_id',
-    'created_at', 'updated_at', 'content_sha256', 'content_tsv']);
+    'created_at', 'updated_at', 'content_sha256', 'content_tsv', 'fact_uuid', 'fact_key', 'valid_from',
+    'valid_to', 'ended_by', 'ended_at', 'superseded_by', 'content_norm_sha256']);
 SELECT columns_are('nexus_memory', 'episode_embeddings', ARRAY[
     'agent_id', 'episode_id', 'model', 'model_version', 'content_sha256', 'embedding', 'embedded_at']);
 SELECT columns_are('nexus_memory', 'semantic_memory_embeddings', ARRAY[
@@ -279,8 +280,9 @@ SELECT is_empty(
                                         WHERE a.attrelid = 'memory_system.agents'::regclass
                                           AND a.attname = 'agent_id')])$$,
     'agent_id references the agents registry (a foreign key of its own) in every table an agent writes');
-SELECT col_is_unique('nexus_memory', 'semantic_memories', ARRAY['agent_id', 'content_sha256'],
-                     'a fact is stored once per agent (unique agent_id, content_sha256)');
+-- facts are deduplicated against the facts that hold, not by a unique text (db/tests/14_facts.sql)
+SELECT col_is_unique('nexus_memory', 'semantic_memories', ARRAY['agent_id', 'fact_uuid'],
+                     'a fact''s identity in exports is unique per agent (agent_id, fact_uuid)');
 
 -- indexes ------------------------------------------------------------------------------------
 SELECT ok(pg_temp.has_index_on(t::regclass, 'btree', ARRAY['agent_id', 'created_at']::name[]),

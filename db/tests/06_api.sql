@@ -258,8 +258,8 @@ SELECT results_eq(
     'dedup merges metadata (new keys win), unites tags, keeps the higher importance and the known source');
 SELECT is(nexus.remember_fact('The walrus lives in the Arctic', importance => 0.95), pg_temp.id('f1'), 'and once more');
 SELECT is((SELECT importance FROM nexus.get_fact(pg_temp.id('f1'))), 0.95::real, 'a higher importance wins');
-SELECT isnt(nexus.remember_fact('The walrus lives in the arctic'), pg_temp.id('f1'),
-            'content that differs (case) is another fact');
+SELECT isnt(nexus.remember_fact('The walrus lives in the Antarctic'), pg_temp.id('f1'),
+            'content that differs in a word is another fact (case, spaces, punctuation: 14_facts.sql)');
 RESET ROLE;
 SELECT results_eq(
     $$SELECT (SELECT count(*) FROM nexus_memory.semantic_memories WHERE content = 'The walrus lives in the Arctic'),

@@ -494,7 +494,7 @@ SELECT is(pg_temp.found($$SELECT kind, id FROM nexus.text_candidates('zebra okap
           pg_temp.found($$SELECT kind, id FROM nexus.text_candidates('zebra okapi quagga', candidates => 50, df_budget => NULL)$$),
           'the pruned term (zebra, in every memory) still scores the pool: same ranking as unpruned');
 RESET ROLE;
-SELECT is(pg_get_function_arguments('nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz, text[], jsonb, text, integer, float8, float8, float8, interval, integer, integer, float8, integer)'::regprocedure)
+SELECT is(pg_get_function_arguments('nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz, text[], jsonb, text, integer, float8, float8, float8, interval, integer, integer, float8, integer, timestamptz, boolean)'::regprocedure)
               ~ 'df_budget integer DEFAULT 10000', true, 'memory_search: df_budget defaults to 10,000');
 -- dave's 50 vectors are a thousandth of a partition of 1,000,000 rows: an exact scan, not HNSW
 UPDATE pg_catalog.pg_class SET reltuples = 1000000 WHERE oid = (SELECT part FROM dave_part);

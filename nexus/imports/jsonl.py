@@ -10,7 +10,14 @@ from typing import IO, Any
 
 import psycopg
 
-from nexus.imports.common import BATCH_ROWS, EXPORT_VERSION, KINDS, STAGE_COLUMNS, ImportFailed
+from nexus.imports.common import (
+    BATCH_ROWS,
+    EXPORT_VERSION,
+    KINDS,
+    READ_VERSIONS,
+    STAGE_COLUMNS,
+    ImportFailed,
+)
 from nexus.imports.ledger import (
     begin_import,
     check_agents,
@@ -33,15 +40,21 @@ EXPORT_QUERIES = {
           FROM nexus_memory.zep_episodic_memory WHERE agent_id = %s
          ORDER BY created_at, episode_uuid""",
     "semantic": """
-        SELECT jsonb_build_object('type', 'semantic', 'content', m.content, 'metadata', m.metadata,
-                                  'tags', m.tags, 'importance', m.importance,
-                                  'source_episode_uuid', e.episode_uuid,
+        SELECT jsonb_build_object('type', 'semantic', 'uuid', m.fact_uuid, 'content', m.content,
+                                  'metadata', m.metadata, 'tags', m.tags,
+                                  'importance', m.importance,
+                                  'source_episode_uuid', e.episode_uuid, 'key', m.fact_key,
+                                  'valid_from', m.valid_from, 'valid_to', m.valid_to,
+                                  'ended_by', m.ended_by, 'ended_at', m.ended_at,
+                                  'superseded_by', n.fact_uuid,
                                   'created_at', m.created_at, 'updated_at', m.updated_at)::text
           FROM nexus_memory.semantic_memories AS m
           LEFT JOIN nexus_memory.zep_episodic_memory AS e
             ON e.agent_id = m.agent_id AND e.id = m.source_episode_id
+          LEFT JOIN nexus_memory.semantic_memories AS n
+            ON n.agent_id = m.agent_id AND n.id = m.superseded_by
          WHERE m.agent_id = %s
-         ORDER BY m.created_at, m.content_sha256""",
+         ORDER BY m.created_at, m.fact_uuid""",
     "working_memory": """
         SELECT jsonb_build_object('type', 'working_memory', 'key', context_key, 'value', value,
                                   'expires_at', expires_at, 'created_at', created_at,
@@ -92,10 +105,13 @@ def _jsonl_row(kind: str, agent: str, rec: dict[str, Any]) -> tuple[Any, ...]:
                 js(rec.get("metadata")), js(rec.get("tags")), rec.get("importance"),
                 rec.get("valid_at"), rec.get("created_at"), rec.get("updated_at"))
     if kind == "semantic":
-        ref = "fact/" + hashlib.sha256(rec["content"].encode()).hexdigest()
+        # known by uuid; a version 1 file has none, and its facts are known by their content
+        ref = "fact/" + (rec.get("uuid") or hashlib.sha256(rec["content"].encode()).hexdigest())
         return (ref, agent, rec["content"], js(rec.get("metadata")), js(rec.get("tags")),
                 rec.get("importance"), rec.get("source_episode_uuid"), rec.get("created_at"),
-                rec.get("updated_at"))
+                rec.get("updated_at"), rec.get("uuid"), rec.get("key"), rec.get("valid_from"),
+                rec.get("valid_to"), rec.get("ended_by"), rec.get("ended_at"),
+                rec.get("superseded_by"))
     if kind == "working_memory":
         return ("wm/" + rec["key"], agent, rec["key"], json.dumps(rec["value"]),
                 rec.get("expires_at"), rec.get("created_at"), rec.get("updated_at"), 0)
@@ -118,10 +134,10 @@ def read_jsonl(path: Path) -> tuple[str, Iterator[tuple[int, dict[str, Any]]]]:
     if not isinstance(header, dict) or header.get("type") != "nexus-export":
         f.close()
         raise ImportFailed(f"{path} is not a NEXUS export: its first line is not the header")
-    if header.get("version") != EXPORT_VERSION:
+    if header.get("version") not in READ_VERSIONS:
         f.close()
-        raise ImportFailed(f"{path} is export version {header.get('version')}; "
-                           f"this nexus reads version {EXPORT_VERSION}")
+        raise ImportFailed(f"{path} is export version {header.get('version')}; this nexus reads "
+                           f"versions {', '.join(map(str, READ_VERSIONS))}")
 
     def records() -> Iterator[tuple[int, dict[str, Any]]]:
         with f:
@@ -171,6 +187,8 @@ def import_jsonl(target: psycopg.Connection, path: Path, agent: str | None = Non
     target.execute("SELECT memory_system.import_dedupe_working_memory()")
     target.commit()
     results = {kind: write_batches(target, import_id, kind, batch) for kind in KINDS}
+    # a fact superseded by one written in a later batch: linked once both are in
+    target.execute("SELECT memory_system.import_link_facts()")
     target.execute("TRUNCATE pg_temp.nexus_import_check")
     stage_checks_from(target, KINDS)
     target.commit()

@@ -212,83 +212,207 @@ the next page, give the created_at and id of the last episode you got as before_
   before_created_at. Example: 42.';
 
 
--- semantic memories -----------------------------------------------------------------------------
+-- semantic memories (facts; the model: docs/facts.md) ----------------------------------------------
 CREATE OR REPLACE FUNCTION nexus.remember_fact(
     content            text,
     metadata           jsonb DEFAULT '{}',
     tags               text[] DEFAULT '{}',
     importance         real DEFAULT 0.5,
-    source_episode_id  bigint DEFAULT NULL)
+    source_episode_id  bigint DEFAULT NULL,
+    key                text DEFAULT NULL,
+    supersedes         bigint DEFAULT NULL,
+    valid_from         timestamptz DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-    v_id bigint;
+    v_agent  text := current_user;
+    v_from   timestamptz := coalesce(valid_from, now());
+    v_meta   jsonb := coalesce(metadata, '{}');
+    v_tags   text[] := coalesce(tags, '{}');
+    v_key    text := key;
+    v_sha    bytea := memory_system._fact_text_sha256(content);
+    -- the fact the new one replaces: the key's fact in force at v_from, or the one superseded
+    v_old    nexus_memory.semantic_memories;
+    -- the fact the new one runs into: the next in the key's history
+    v_next   nexus_memory.semantic_memories;
+    -- the fact the new one turns out to be (deduplication)
+    v_same   bigint;
+    v_id     bigint;
 BEGIN
     PERFORM nexus.current_agent();
-    IF nullif(btrim(content), '') IS NULL THEN
-        RAISE EXCEPTION 'a fact needs content' USING ERRCODE = 'NX031';
+    PERFORM memory_system._fact_check_input(content, v_meta, v_tags, importance, key, source_episode_id);
+
+    IF supersedes IS NOT NULL THEN
+        -- explicit: that fact ends where this one begins; this one takes its key
+        v_old := memory_system._fact_to_end(supersedes, v_from);
+        v_key := v_old.fact_key;
+        IF key IS DISTINCT FROM v_key AND key IS NOT NULL THEN
+            RAISE EXCEPTION 'a fact can only supersede a fact of its own key' USING ERRCODE = 'NX031',
+                DETAIL = format('fact %s has key %s, not %s', supersedes, coalesce(quote_literal(v_key), 'none'),
+                                quote_literal(key));
+        END IF;
+        IF v_old.content_norm_sha256 = v_sha THEN
+            v_same := v_old.id;
+        END IF;
+    ELSIF key IS NOT NULL THEN
+        -- keyed: the key's fact in force at v_from ends there (one writer of a key at a time)
+        PERFORM memory_system._fact_lock(v_agent, key);
+        SELECT * INTO v_old FROM nexus_memory.semantic_memories AS s
+         WHERE s.agent_id = v_agent AND s.fact_key = key
+           AND s.valid_from <= v_from AND (s.valid_to IS NULL OR s.valid_to > v_from)
+           FOR UPDATE;
+        IF v_old.content_norm_sha256 = v_sha THEN
+            v_same := v_old.id;
+        ELSIF v_old.id IS NOT NULL THEN
+            SELECT * INTO v_next FROM nexus_memory.semantic_memories AS s
+             WHERE s.agent_id = v_agent AND s.id = v_old.superseded_by AND s.valid_from = v_old.valid_to
+               FOR UPDATE;
+        ELSE
+            SELECT * INTO v_next FROM nexus_memory.semantic_memories AS s
+             WHERE s.agent_id = v_agent AND s.fact_key = key AND s.valid_from > v_from
+             ORDER BY s.valid_from, s.valid_to IS NOT DISTINCT FROM s.valid_from DESC, s.id
+             LIMIT 1 FOR UPDATE;
+        END IF;
+        -- the fact it runs into says the same: that fact held since v_from
+        IF v_next.content_norm_sha256 = v_sha THEN
+            IF v_old.id IS NOT NULL THEN
+                UPDATE nexus_memory.semantic_memories AS s
+                   SET valid_to = v_from, ended_by = 'superseded', ended_at = now(), superseded_by = v_next.id
+                 WHERE s.agent_id = v_agent AND s.id = v_old.id;
+            END IF;
+            UPDATE nexus_memory.semantic_memories AS s SET valid_from = v_from
+             WHERE s.agent_id = v_agent AND s.id = v_next.id;
+            v_same := v_next.id;
+        END IF;
+    ELSE
+        -- unkeyed: one of the agent's unended unkeyed facts with the same normalised text is it
+        PERFORM memory_system._fact_lock(v_agent, 'text ' || encode(v_sha, 'hex'));
+        SELECT s.id INTO v_same FROM nexus_memory.semantic_memories AS s
+         WHERE s.agent_id = v_agent AND s.content_norm_sha256 = v_sha AND s.fact_key IS NULL
+           AND s.valid_to IS NULL
+         ORDER BY s.id LIMIT 1;
     END IF;
-    IF source_episode_id IS NOT NULL AND NOT EXISTS (
-            SELECT FROM nexus_memory.zep_episodic_memory AS e
-             WHERE e.agent_id = (current_user::text COLLATE "default") AND e.id = source_episode_id) THEN
-        RAISE EXCEPTION 'episode % not found', source_episode_id USING ERRCODE = 'NX033';
+
+    IF v_same IS NOT NULL THEN
+        -- the same fact again: metadata merged, tags united, the higher importance kept
+        PERFORM memory_system._fact_merge(v_same, v_meta, v_tags, importance, source_episode_id);
+        RETURN v_same;
     END IF;
-    -- the same fact twice is one row: metadata merged, tags united, the higher importance kept
-    INSERT INTO nexus_memory.semantic_memories AS s (content, metadata, tags, importance, source_episode_id)
-    VALUES (content, coalesce(metadata, '{}'), coalesce(tags, '{}'), importance, source_episode_id)
-    ON CONFLICT (agent_id, content_sha256) DO UPDATE
-       SET metadata = s.metadata || EXCLUDED.metadata,
-           tags = ARRAY(SELECT DISTINCT t FROM unnest(s.tags || EXCLUDED.tags) AS t ORDER BY t),
-           importance = greatest(s.importance, EXCLUDED.importance),
-           source_episode_id = coalesce(EXCLUDED.source_episode_id, s.source_episode_id)
+
+    -- the fact replaced ends where the new one begins; the new one takes over its end (open, or
+    -- in the middle of a history what ended it), else runs into the next fact of its key
+    IF v_old.id IS NOT NULL THEN
+        UPDATE nexus_memory.semantic_memories AS s
+           SET valid_to = v_from, ended_by = 'superseded', ended_at = now(), superseded_by = NULL
+         WHERE s.agent_id = v_agent AND s.id = v_old.id;
+    END IF;
+    INSERT INTO nexus_memory.semantic_memories AS s
+           (content, metadata, tags, importance, source_episode_id, fact_key, valid_from, valid_to,
+            ended_by, ended_at, superseded_by)
+    SELECT content, v_meta, v_tags, importance, source_episode_id, v_key, v_from, e.valid_to,
+           e.ended_by, CASE WHEN e.ended_by IS NOT NULL THEN now() END, e.superseded_by
+      FROM (SELECT v_old.valid_to, v_old.ended_by, v_old.superseded_by WHERE v_old.id IS NOT NULL
+            UNION ALL
+            SELECT v_next.valid_from, 'superseded', v_next.id WHERE v_old.id IS NULL AND v_next.id IS NOT NULL
+            UNION ALL
+            SELECT NULL, NULL, NULL WHERE v_old.id IS NULL AND v_next.id IS NULL)
+           AS e (valid_to, ended_by, superseded_by)
     RETURNING s.id INTO v_id;
+    IF v_old.id IS NOT NULL THEN
+        UPDATE nexus_memory.semantic_memories AS s SET superseded_by = v_id
+         WHERE s.agent_id = v_agent AND s.id = v_old.id;
+    END IF;
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION nexus.remember_fact(text, jsonb, text[], real, bigint) IS
-'Stores a fact (semantic memory) of the calling agent, deduplicated by content checksum: the same
-content again returns the same id, with metadata merged, tags united and the higher importance.
-Errors: NX031 empty content, NX033 unknown source episode, plus the validation codes of record_episode.
+COMMENT ON FUNCTION nexus.remember_fact(text, jsonb, text[], real, bigint, text, bigint, timestamptz) IS
+'Stores a fact (semantic memory) of the calling agent and returns its id. A fact holds from
+valid_from (default now) until it ends (docs/facts.md). With key, it replaces the agent''s fact of
+that key in force at valid_from, which ends where the new one begins; a valid_from inside the key''s
+past splits its history (the new fact holds until what followed). With supersedes, it ends that
+fact (which must not have ended) and takes its key. The same fact again, by normalised text (case,
+whitespace, surrounding punctuation), is one fact: the same id, metadata merged, tags united, the
+higher importance kept; "the same" is the fact it would replace (keyed or supersedes; the fact of the
+key that follows begins at valid_from instead), or an unended unkeyed fact (unkeyed). One writer of a
+key at a time; an exclusion constraint keeps one fact per key at any instant. Errors: NX031 empty
+content or a key other than the superseded fact''s, NX033 unknown source episode or superseded fact
+(another agent''s is unknown too), NX036 bad key, NX037 valid_from before the superseded fact began,
+NX038 superseded fact already ended, plus the validation codes of record_episode. Any agent, on its
+own facts.
 
-MCP: Remember a lasting fact (about the user, the world, a decision), to recall later. The same text
+MCP: Remember a lasting fact (about the user, the world, a decision), to recall later. Give a key
+when the fact is the value of something that has one value at a time (where the user lives, their
+employer): the new fact then replaces the one of that key, which stays in its history. The same text
 again keeps one fact, with its tags and metadata merged. Returns the fact''s id.
 - content: The fact, in plain words: not empty, up to 256 KiB. Example: "ACME pays its invoices late."
 - metadata: Structured details, a JSON object up to 64 KiB (default {}), merged into those the fact
   has. Example: {"customer": "ACME"}.
 - tags: Labels to filter by later: up to 64, each 1 to 64 characters (default none). Example: ["billing"].
 - importance: How much it matters, from 0 to 1 (default 0.5); the higher one is kept. Example: 0.8.
-- source_episode_id: The id of the episode the fact was learned from (default none). Example: 42.';
+- source_episode_id: The id of the episode the fact was learned from (default none). Example: 42.
+- key: What the fact is the value of, 1 to 256 characters (default none): a new fact of a key
+  replaces the one that held. Example: "user.city".
+- supersedes: The id of a fact this one replaces, which must still hold (default none); for a fact
+  without a key. Example: 12.
+- valid_from: When the fact began to hold, if not now: a time in ISO 8601 (default now); a time in
+  the key''s past inserts it into the history. Example: "2025-03-01T00:00:00Z".';
 
 
-CREATE OR REPLACE FUNCTION nexus.get_fact(fact_id bigint)
+CREATE OR REPLACE FUNCTION nexus.get_fact(
+    fact_id          bigint DEFAULT NULL,
+    key              text DEFAULT NULL,
+    as_of            timestamptz DEFAULT NULL,
+    include_history  boolean DEFAULT false)
 RETURNS TABLE (id bigint, content text, metadata jsonb, tags text[], importance real,
-               source_episode_id bigint, created_at timestamptz, updated_at timestamptz, embedded boolean)
+               source_episode_id bigint, created_at timestamptz, updated_at timestamptz,
+               embedded boolean, fact_key text, valid_from timestamptz, valid_to timestamptz,
+               ended_by text, ended_at timestamptz, superseded_by bigint, is_current boolean)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
+DECLARE
+    v_at timestamptz := coalesce(as_of, now());
 BEGIN
-    RETURN QUERY
-    SELECT s.id, s.content, s.metadata, s.tags, s.importance, s.source_episode_id, s.created_at,
-           s.updated_at,
-           memory_system._embedded('semantic_memories', s.agent_id, s.id, s.content_sha256,
-                                   memory_system._embedding_model())
-      FROM nexus_memory.semantic_memories AS s
-     WHERE s.agent_id = (current_user::text COLLATE "default") AND s.id = get_fact.fact_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'fact % not found', get_fact.fact_id USING ERRCODE = 'NX033';
+    IF (fact_id IS NULL) = (key IS NULL) THEN
+        RAISE EXCEPTION 'get_fact takes a fact_id or a key, not both' USING ERRCODE = 'NX031';
     END IF;
+    IF as_of IS NOT NULL AND include_history THEN
+        RAISE EXCEPTION 'as_of and include_history exclude each other' USING ERRCODE = 'NX031',
+            HINT = 'include_history returns every fact, each with its validity.';
+    END IF;
+    PERFORM memory_system._check_fact_key(key);
+    IF fact_id IS NOT NULL AND NOT EXISTS (
+            SELECT FROM nexus_memory.semantic_memories AS s
+             WHERE s.agent_id = (current_user::text COLLATE "default") AND s.id = fact_id) THEN
+        RAISE EXCEPTION 'fact % not found', fact_id USING ERRCODE = 'NX033';
+    END IF;
+    RETURN QUERY
+    SELECT f.* FROM memory_system._fact_rows(key, ARRAY[fact_id],
+                                             CASE WHEN NOT coalesce(include_history, false) THEN v_at END) AS f
+     ORDER BY f.valid_from, f.valid_to IS NOT DISTINCT FROM f.valid_from DESC, f.id;
 END
 $$;
-COMMENT ON FUNCTION nexus.get_fact(bigint) IS
-'One fact (semantic memory) of the calling agent. Errors: NX033 not found.
+COMMENT ON FUNCTION nexus.get_fact(bigint, text, timestamptz, boolean) IS
+'A fact of the calling agent, by id or by key, if it holds now (valid_from <= now < valid_to), or at
+as_of; no row if it does not. include_history: the fact whatever its validity, or every fact of the
+key, oldest first. Each row has its validity, what ended it (ended_by: superseded or invalidated;
+superseded_by) and is_current. Errors: NX031 neither or both of fact_id and key, or as_of with
+include_history; NX033 unknown id (another agent''s is unknown too); NX036 bad key. Any agent, on its
+own facts.
 
-MCP: Read one of your facts in full, by its id (remember_fact and recall give ids), and whether it is
-embedded yet (searchable by meaning).
-- fact_id: The fact''s id, a whole number. Example: 7.';
+MCP: Read what you know of something now: the fact of a key (or a fact by its id, as remember_fact
+and recall give them) if it still holds, and whether it is embedded yet (searchable by meaning).
+With as_of, what held at that time; with include_history, every fact of the key, each with when it
+held and what ended it. Returns no row when nothing holds.
+- fact_id: The fact''s id, a whole number (or give key). Example: 7.
+- key: The key the fact was remembered with (or give fact_id). Example: "user.city".
+- as_of: A past time to answer for instead of now, in ISO 8601 (default now). Example:
+  "2024-06-01T00:00:00Z".
+- include_history: true for every fact of the key, ended ones too (default false). Example: true.';
 
 
 CREATE OR REPLACE FUNCTION nexus.delete_fact(fact_id bigint)
@@ -308,3 +432,92 @@ COMMENT ON FUNCTION nexus.delete_fact(bigint) IS
 MCP: Forget one of your facts for good, by its id. Returns true if it was deleted, false if there was
 no such fact.
 - fact_id: The id of the fact to forget. Example: 7.';
+
+
+CREATE OR REPLACE FUNCTION nexus.invalidate_fact(fact_id bigint, at timestamptz DEFAULT now())
+RETURNS timestamptz
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_agent text := current_user;
+    v_at    timestamptz := coalesce(at, now());
+BEGIN
+    PERFORM nexus.current_agent();
+    PERFORM memory_system._fact_to_end(fact_id, v_at);
+    UPDATE nexus_memory.semantic_memories AS s
+       SET valid_to = v_at, ended_by = 'invalidated', ended_at = now()
+     WHERE s.agent_id = v_agent AND s.id = fact_id;
+    RETURN v_at;
+END
+$$;
+COMMENT ON FUNCTION nexus.invalidate_fact(bigint, timestamptz) IS
+'Ends one of the calling agent''s facts with nothing replacing it: it stops holding at `at` (default
+now; a later time ends it then; at its valid_from, it never held) and stays in its history
+(fact_history, get_fact with include_history). Returns the time it ends. Errors: NX033 unknown id
+(another agent''s is unknown too), NX037 at before the fact began, NX038 the fact has already ended
+(superseded or invalidated). Any agent, on its own facts.
+
+MCP: Say that one of your facts stopped being true and nothing replaces it (to replace it, remember
+the new fact with the same key). It is kept in the history. Returns when it stopped holding.
+- fact_id: The id of the fact that no longer holds. Example: 7.
+- at: When it stopped being true, in ISO 8601 (default now). Example: "2025-03-01T00:00:00Z".';
+
+
+CREATE OR REPLACE FUNCTION nexus.fact_history(fact_id bigint DEFAULT NULL, key text DEFAULT NULL)
+RETURNS TABLE (id bigint, content text, metadata jsonb, tags text[], importance real,
+               source_episode_id bigint, created_at timestamptz, updated_at timestamptz,
+               embedded boolean, fact_key text, valid_from timestamptz, valid_to timestamptz,
+               ended_by text, ended_at timestamptz, superseded_by bigint, is_current boolean)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_agent text := current_user;
+    v_key   text := key;
+    v_ids   bigint[];
+BEGIN
+    IF (fact_id IS NULL) = (key IS NULL) THEN
+        RAISE EXCEPTION 'fact_history takes a fact_id or a key, not both' USING ERRCODE = 'NX031';
+    END IF;
+    PERFORM memory_system._check_fact_key(key);
+    IF fact_id IS NOT NULL THEN
+        SELECT s.fact_key INTO v_key FROM nexus_memory.semantic_memories AS s
+         WHERE s.agent_id = v_agent AND s.id = fact_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'fact % not found', fact_id USING ERRCODE = 'NX033';
+        END IF;
+        IF v_key IS NULL THEN
+            -- an unkeyed fact: the chain of what superseded what, both ways
+            WITH RECURSIVE back (fid) AS (
+                SELECT fact_id
+                UNION
+                SELECT s.id FROM nexus_memory.semantic_memories AS s JOIN back AS b ON s.superseded_by = b.fid
+                 WHERE s.agent_id = v_agent
+            ), forth (fid) AS (
+                SELECT fact_id
+                UNION
+                SELECT s.superseded_by FROM nexus_memory.semantic_memories AS s JOIN forth AS f ON s.id = f.fid
+                 WHERE s.agent_id = v_agent AND s.superseded_by IS NOT NULL
+            )
+            SELECT array_agg(c.fid) INTO v_ids FROM (SELECT b.fid FROM back AS b UNION SELECT f.fid FROM forth AS f) AS c;
+        END IF;
+    END IF;
+    RETURN QUERY
+    SELECT f.* FROM memory_system._fact_rows(v_key, v_ids, NULL) AS f
+     ORDER BY f.valid_from, f.valid_to IS NOT DISTINCT FROM f.valid_from DESC, f.id;
+END
+$$;
+COMMENT ON FUNCTION nexus.fact_history(bigint, text) IS
+'The history of a key of the calling agent, or of the fact with that id (its key''s history, or for
+an unkeyed fact the chain of facts that superseded one another), oldest first (by valid_from; a fact
+that never held before the one that replaced it as it began). Each row has its validity, what ended
+it and is_current. An unknown key has no history. Errors: NX031 neither or both of fact_id and key,
+NX033 unknown id (another agent''s is unknown too), NX036 bad key. Any agent, on its own facts.
+
+MCP: The history of something you know: every fact of a key (or of the chain of the fact with that
+id), oldest first, each with when it held, what ended it and which fact replaced it.
+- fact_id: The id of any fact of the history (or give key). Example: 7.
+- key: The key the facts were remembered with (or give fact_id). Example: "user.city".';

@@ -25,13 +25,32 @@ COMMENT ON FUNCTION nexus._search_kinds(text[]) IS
 'Internal: validates a list of memory kinds (episode, semantic, store; NX031) and returns their postings codes.';
 
 
+CREATE OR REPLACE FUNCTION nexus._search_valid_time(p_as_of timestamptz, p_include_history boolean)
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+    IF p_as_of IS NOT NULL AND p_include_history THEN
+        RAISE EXCEPTION 'as_of and include_history exclude each other' USING ERRCODE = 'NX031',
+            HINT = 'include_history returns every fact, each with its validity.';
+    END IF;
+    RETURN CASE WHEN coalesce(p_include_history, false) THEN NULL ELSE coalesce(p_as_of, now()) END;
+END
+$$;
+COMMENT ON FUNCTION nexus._search_valid_time(timestamptz, boolean) IS
+'Internal: the valid time a search keeps facts at (docs/facts.md): as_of, else now; NULL with
+include_history (every fact). NX031 if both are given.';
+
+
 CREATE OR REPLACE FUNCTION nexus.text_candidates(
     query       text,
     kinds       text[] DEFAULT '{episode,semantic}',
     candidates  integer DEFAULT 100,
     df_budget   integer DEFAULT 10000,
     k1          float8 DEFAULT 1.2,
-    b           float8 DEFAULT 0.75)
+    b           float8 DEFAULT 0.75,
+    as_of            timestamptz DEFAULT NULL,
+    include_history  boolean DEFAULT false)
 RETURNS TABLE (kind "char", id bigint, score float8)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -48,6 +67,8 @@ DECLARE
     v_c2     float8;
     -- postings counted exactly per term (and kind) when pruning; longer lists are estimated
     v_cap    bigint := CASE WHEN df_budget IS NULL THEN NULL ELSE 256 END;
+    -- facts count if they hold at v_at (NULL: every fact, ended ones too)
+    v_at     timestamptz := nexus._search_valid_time(as_of, include_history);
 BEGIN
     IF candidates IS NULL OR candidates NOT BETWEEN 1 AND 1000 THEN
         RAISE EXCEPTION 'candidates must be between 1 and 1000, got %', candidates USING ERRCODE = 'NX031';
@@ -104,8 +125,9 @@ BEGIN
          WHERE k.kept
          GROUP BY p.kind, p.doc_id
          ORDER BY score DESC, p.doc_id
-         -- with pruning, a larger pool is rescored with the pruned terms below
-         LIMIT CASE WHEN df_budget IS NULL THEN candidates ELSE candidates * 3 END
+         -- with pruning, a larger pool is rescored with the pruned terms below; with facts
+         -- that may not hold, a larger pool keeps the candidates full once they are left out
+         LIMIT CASE WHEN df_budget IS NULL AND v_at IS NULL THEN candidates ELSE candidates * 3 END
     ), rescored AS (
         -- the pruned (common) terms still count for the pool: per term one index scan for the
         -- pool's ids (not a read of the term's whole postings, which the planner would choose)
@@ -118,21 +140,34 @@ BEGIN
          WHERE NOT k.kept
          GROUP BY p.kind, p.doc_id
     )
-    SELECT s.kind, s.doc_id, s.score + coalesce(r.extra, 0) AS score
-      FROM scored AS s
-      LEFT JOIN rescored AS r ON r.kind = s.kind AND r.doc_id = s.doc_id
-     ORDER BY score DESC, s.doc_id
+    SELECT f.kind, f.doc_id, f.score
+      FROM (SELECT s.kind, s.doc_id, s.score + coalesce(r.extra, 0) AS score
+              FROM scored AS s
+              LEFT JOIN rescored AS r ON r.kind = s.kind AND r.doc_id = s.doc_id
+             ORDER BY score DESC, s.doc_id
+            OFFSET 0) AS f
+     -- a fact that does not hold at v_at takes no candidate's place: checked best first (OFFSET
+     -- 0 keeps the check above the sort), only until the candidates are complete
+     WHERE v_at IS NULL OR f.kind <> 's'
+        OR EXISTS (SELECT FROM nexus_memory.semantic_memories AS s
+                    WHERE s.agent_id = v_agent AND s.id = f.doc_id
+                      AND s.valid_from <= v_at AND (s.valid_to IS NULL OR s.valid_to > v_at))
+     ORDER BY f.score DESC, f.doc_id
      LIMIT candidates;
 END
 $$;
-COMMENT ON FUNCTION nexus.text_candidates(text, text[], integer, integer, float8, float8) IS
+COMMENT ON FUNCTION nexus.text_candidates(text, text[], integer, integer, float8, float8, timestamptz,
+                                          boolean) IS
 'BM25 over the calling agent''s memories for a natural-language query: OR of its stemmed terms,
 IDF from the agent''s own corpus at query time. df_budget (default 10,000) bounds the postings read:
 the rarest terms whose postings fit it find the candidates (the rarest term always), and the common
 terms left out only rescore the best 3 x candidates of them; with a budget, a term''s document
 frequency over 256 postings is estimated from the spread of its ids. NULL: exact BM25, every
-posting read.
-Returns (kind e|s|t (store texts), id, score), best first. Used by nexus.memory_search; errors NX031.';
+posting read. Facts that do not hold now (or at as_of) take no place among the candidates (they
+are left out of a pool of 3 x candidates, best first); include_history => true keeps every fact
+(docs/facts.md).
+Returns (kind e|s|t (store texts), id, score), best first. Used by nexus.memory_search; errors NX031
+(as_of with include_history too).';
 
 
 CREATE OR REPLACE FUNCTION nexus._memory_search_text(
@@ -146,6 +181,7 @@ CREATE OR REPLACE FUNCTION nexus._memory_search_text(
     p_until              timestamptz,
     p_tags_all           text[],
     p_metadata_contains  jsonb,
+    p_at                 timestamptz,
     OUT kinds            "char"[],
     OUT ids              bigint[],
     OUT scores           float8[])
@@ -166,7 +202,8 @@ BEGIN
                   FROM nexus.text_candidates(p_query,
                            ARRAY(SELECT CASE k WHEN 'e' THEN 'episode' WHEN 't' THEN 'store' ELSE 'semantic' END
                                    FROM unnest(p_kinds) AS k),
-                           CASE WHEN v_filtered THEN 1000 ELSE p_candidates END, p_df_budget) AS c) AS c
+                           CASE WHEN v_filtered THEN 1000 ELSE p_candidates END, p_df_budget,
+                           as_of => p_at, include_history => p_at IS NULL) AS c) AS c
          WHERE NOT v_filtered
             OR (c.kind = 'e' AND EXISTS (
                     SELECT FROM nexus_memory.zep_episodic_memory AS e
@@ -205,6 +242,7 @@ BEGIN
                   SELECT 's', s.id, ts_rank(s.content_tsv, v_tsq, 1)::float8
                     FROM nexus_memory.semantic_memories AS s
                    WHERE 's' = ANY (p_kinds) AND s.agent_id = v_agent AND s.content_tsv @@ v_tsq
+                     AND (p_at IS NULL OR (s.valid_from <= p_at AND (s.valid_to IS NULL OR s.valid_to > p_at)))
                      AND (p_since IS NULL OR s.created_at >= p_since)
                      AND (p_until IS NULL OR s.created_at < p_until)
                      AND (p_tags_all IS NULL OR s.tags @> p_tags_all)
@@ -214,11 +252,12 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION nexus._memory_search_text(text, "char"[], text, integer, integer, text, timestamptz,
-                                              timestamptz, text[], jsonb) IS
+                                              timestamptz, text[], jsonb, timestamptz) IS
 'Internal: the text branch of nexus.memory_search, arguments checked by it. natural: BM25
 (text_candidates), with filters the matches among its best 1,000; websearch: websearch_to_tsquery
-over content_tsv, ranked by ts_rank. Returns the best p_candidates as parallel arrays (kind e|s|t,
-id, score), best first.';
+over content_tsv, ranked by ts_rank. Facts that do not hold at p_at are left out before ranking
+(p_at NULL: none is). Returns the best p_candidates as parallel arrays (kind e|s|t, id, score),
+best first.';
 
 
 CREATE OR REPLACE FUNCTION nexus._memory_search_vector(
@@ -230,6 +269,7 @@ CREATE OR REPLACE FUNCTION nexus._memory_search_vector(
     p_until              timestamptz,
     p_tags_all           text[],
     p_metadata_contains  jsonb,
+    p_at                 timestamptz,
     OUT kinds            "char"[],
     OUT ids              bigint[],
     OUT dists            float8[])
@@ -265,7 +305,7 @@ BEGIN
     -- partition at planning. A cached plan would hold every agent's partition (and lock them
     -- all at each run) or be planned again at each change of role, as row security requires.
     -- $1 query vector, $2 model, $3 session, $4 since, $5 until, $6 tags_all,
-    -- $7 metadata_contains, $8 candidates.
+    -- $7 metadata_contains, $8 candidates, $9 the valid time facts must hold at.
     FOR v_k IN SELECT * FROM (VALUES
             ('e'::"char", 'episode_embeddings', 'episode_id', 'zep_episodic_memory',
              'AND ($3::text IS NULL OR m.session_id = $3)'),
@@ -291,10 +331,9 @@ BEGIN
                 SELECT %2$L::"char" AS kind, x.%4$I AS id,
                        x.embedding OPERATOR(public.<=>) $1 AS dist, x.content_sha256 AS sha
                   FROM nexus_memory.%3$I AS x
-                 WHERE x.agent_id = %1$L AND x.model = $2 %6$s
+                 WHERE x.agent_id = %1$L AND x.model = $2 %6$s %8$s
                  ORDER BY %7$s LIMIT $8) AS b
-             WHERE EXISTS (SELECT FROM nexus_memory.%5$I AS m
-                            WHERE m.agent_id = %1$L AND m.id = b.id AND m.content_sha256 = b.sha))$q$,
+             WHERE %9$s)$q$,
             v_agent, v_k.kind, v_k.tbl, v_k.idcol, v_k.src,
             CASE WHEN v_filtered THEN format($q$AND EXISTS (
                     SELECT FROM nexus_memory.%1$I AS m
@@ -306,7 +345,20 @@ BEGIN
                  ELSE '' END,
             -- exact: an ORDER BY the HNSW index cannot serve
             CASE WHEN v_exact THEN '(x.embedding OPERATOR(public.<=>) $1) + 0'
-                 ELSE 'x.embedding OPERATOR(public.<=>) $1' END);
+                 ELSE 'x.embedding OPERATOR(public.<=>) $1' END,
+            -- a fact that does not hold at $9 takes no place: checked inside the scan, row by row
+            -- (a scalar subquery: an EXISTS would become a join, and the join a scan of them all),
+            -- with its vector's content, in the same probe
+            CASE WHEN v_k.kind = 's' AND p_at IS NOT NULL THEN $q$AND (
+                    SELECT v.content_sha256 = x.content_sha256
+                           AND v.valid_from <= $9 AND (v.valid_to IS NULL OR v.valid_to > $9)
+                      FROM nexus_memory.semantic_memories AS v
+                     WHERE v.agent_id = x.agent_id AND v.id = x.memory_id)$q$
+                 ELSE '' END,
+            CASE WHEN v_k.kind = 's' AND p_at IS NOT NULL THEN 'true'
+                 ELSE format($q$EXISTS (SELECT FROM nexus_memory.%1$I AS m
+                                         WHERE m.agent_id = %2$L AND m.id = b.id AND m.content_sha256 = b.sha)$q$,
+                             v_k.src, v_agent) END);
     END LOOP;
     EXECUTE format($q$
         SELECT coalesce(array_agg(c.kind ORDER BY c.dist, c.id), '{}'),
@@ -318,15 +370,16 @@ BEGIN
         array_to_string(v_branches, ' UNION ALL '))
        INTO kinds, ids, dists
       USING p_embedding, memory_system._embedding_model(), p_session, p_since, p_until, p_tags_all,
-            p_metadata_contains, p_candidates;
+            p_metadata_contains, p_candidates, p_at;
 END
 $$;
 COMMENT ON FUNCTION nexus._memory_search_vector(public.vector, "char"[], integer, text, timestamptz,
-                                                timestamptz, text[], jsonb) IS
+                                                timestamptz, text[], jsonb, timestamptz) IS
 'Internal: the vector branch of nexus.memory_search, arguments checked by it: the p_candidates
 memories of the calling agent nearest to p_embedding (cosine; HNSW over the agent''s own partition,
 iterative scan, ef_search by the agent''s size; an exact scan for a small agent in a shared
-partition), filters applied inside the scan, vectors of outdated content left out. Returns
+partition), filters applied inside the scan (facts that do not hold at p_at too; p_at NULL: every
+fact), vectors of outdated content left out. Returns
 parallel arrays (kind e|s|t, id, cosine distance), nearest first.';
 
 
@@ -629,11 +682,14 @@ CREATE OR REPLACE FUNCTION nexus.memory_search(
     candidates          integer DEFAULT 100,
     df_budget           integer DEFAULT 10000,
     neighbour_weight    float8 DEFAULT 0.4,
-    context             integer DEFAULT 0)
+    context             integer DEFAULT 0,
+    as_of               timestamptz DEFAULT NULL,
+    include_history     boolean DEFAULT false)
 RETURNS TABLE (kind text, id bigint, content text, snippet text,
                text_rank integer, text_score float8, vector_rank integer, vector_score float8,
                fused_score float8, created_at timestamptz, session_id text, tags text[], metadata jsonb,
-               valid_at timestamptz, neighbours jsonb)
+               valid_at timestamptz, neighbours jsonb, fact_key text, valid_from timestamptz,
+               valid_to timestamptz, ended_by text, superseded_by bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -645,6 +701,8 @@ DECLARE
                           query, query_embedding, limit_n, kinds, session, since, until, tags_all,
                           metadata_contains, text_mode, rrf_k, text_weight, vector_weight, recency_weight,
                           recency_half_life, candidates, neighbour_weight, context);
+    -- facts are found if they hold at v_at; NULL: every fact, ended ones too
+    v_at              timestamptz := nexus._search_valid_time(as_of, include_history);
     v_tsq             tsquery;
     -- each branch's results, best first
     v_text_kinds      "char"[] := '{}';
@@ -663,7 +721,7 @@ BEGIN
     IF nullif(btrim(query), '') IS NOT NULL AND text_weight > 0 AND cardinality(v_kinds) > 0 THEN
         SELECT b.kinds, b.ids, b.scores INTO v_text_kinds, v_text_ids, v_text_scores
           FROM nexus._memory_search_text(query, v_kinds, text_mode, candidates, df_budget, session, since,
-                                         until, tags_all, metadata_contains) AS b;
+                                         until, tags_all, metadata_contains, v_at) AS b;
         IF text_mode = 'websearch' THEN
             -- for the snippets
             v_tsq := websearch_to_tsquery('english'::regconfig, query);
@@ -675,7 +733,7 @@ BEGIN
     IF query_embedding IS NOT NULL AND vector_weight > 0 AND cardinality(v_kinds) > 0 THEN
         SELECT b.kinds, b.ids, b.dists INTO v_vector_kinds, v_vector_ids, v_vector_dists
           FROM nexus._memory_search_vector(query_embedding, v_kinds, candidates, session, since, until,
-                                           tags_all, metadata_contains) AS b;
+                                           tags_all, metadata_contains, v_at) AS b;
     END IF;
 
     -- neighbours: the best 20 episodes found lend a share of their score to the episodes recorded
@@ -693,16 +751,21 @@ BEGIN
                                        vector_weight, rrf_k, neighbour_weight) AS c;
     END IF;
 
-    -- fusion ------------------------------------------------------------------------------------
+    -- fusion: of the branches' candidates only (a fact that does not hold at v_at is none of
+    -- them); each fact with its validity --------------------------------------------------------
     RETURN QUERY
-    SELECT * FROM nexus._memory_search_fuse(query, v_tsq, v_text_kinds, v_text_ids, v_text_scores, v_vector_kinds,
-                                            v_vector_ids, v_vector_dists, v_credit_ids, v_credits, limit_n, rrf_k,
-                                            text_weight, vector_weight, recency_weight, recency_half_life, context);
+    SELECT r.*, s.fact_key, s.valid_from, s.valid_to, s.ended_by, s.superseded_by
+      FROM nexus._memory_search_fuse(query, v_tsq, v_text_kinds, v_text_ids, v_text_scores, v_vector_kinds,
+                                     v_vector_ids, v_vector_dists, v_credit_ids, v_credits, limit_n, rrf_k,
+                                     text_weight, vector_weight, recency_weight, recency_half_life, context) AS r
+      LEFT JOIN nexus_memory.semantic_memories AS s
+             ON r.kind = 'semantic' AND s.agent_id = v_agent AND s.id = r.id
+     ORDER BY r.fused_score DESC, r.kind, r.id;
 END
 $$;
 COMMENT ON FUNCTION nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz,
                                         text[], jsonb, text, integer, float8, float8, float8, interval,
-                                        integer, integer, float8, integer) IS
+                                        integer, integer, float8, integer, timestamptz, boolean) IS
 'Hybrid search over the calling agent''s memories. query: natural-language text (BM25, OR of terms;
 text_mode => ''websearch'' for "quoted phrases", OR and -excluded terms); query_embedding: a vector of
 the configured model (HNSW, iterative scan). Either or both; fused by Reciprocal Rank Fusion
@@ -720,12 +783,18 @@ BM25): see text_candidates. An agent of at most 20,000 memories under a tenth of
 is searched exactly instead of by HNSW. context => N (0-20): neighbours holds, for each episode
 returned, up to N episodes before and after it in its session, in the order recorded, as a JSON
 array of {id, offset, content} (offset -1 is the one just before); filters do not apply to them.
-Errors: NX030 no query, NX031 bad argument, NX011 query over 64 KiB, NX013 wrong vector dimension.
+Facts (docs/facts.md) are found only if they hold now, or at as_of; include_history => true finds
+every fact, ended ones too. Left out in each branch, before its candidates are counted. Each fact
+hit has its key and validity (fact_key, valid_from, valid_to, ended_by, superseded_by; NULL for
+episodes and store texts).
+Errors: NX030 no query, NX031 bad argument (as_of with include_history too), NX011 query over 64
+KiB, NX013 wrong vector dimension.
 
 MCP: Search your memories (episodes and facts) by meaning and by words at once; the server embeds your
 query. Returns {"mode", "hits"}, best hit first: each hit has its kind, id, content, a snippet with the
 matching words in **bold**, and its ranks. mode is "text" (words only, "note" says why) when search by
-meaning is unavailable.
+meaning is unavailable. Facts that no longer hold are left out (ask with as_of or include_history);
+a fact hit has its key and when it held (valid_from, valid_to; valid_to null: it still holds).
 - query: What to look for, in plain words or as a question: not empty, up to 8,192 characters.
   Example: "which invoices are overdue?".
 - limit_n: How many hits to return, 1 to 1000 (default 10). Example: 5.
@@ -754,7 +823,11 @@ meaning is unavailable.
 - neighbour_weight: How much a hit lifts the episodes recorded just before and after it in its
   session, 0 or more (default 0.4; 0: not at all). Example: 0.
 - context: Also return, with each episode hit, up to this many episodes before and after it in its
-  session (in "neighbours"), 0 to 20 (default 0). Example: 2.';
+  session (in "neighbours"), 0 to 20 (default 0). Example: 2.
+- as_of: Find the facts that held at this past time instead of now, ISO 8601 (default now); episodes
+  are found whatever their time. Example: "2024-06-01T00:00:00Z".
+- include_history: true to find facts that no longer hold too, each with when it held (default
+  false; not with as_of). Example: true.';
 
 
 CREATE OR REPLACE FUNCTION nexus._or_tsquery(p_query text)
@@ -773,9 +846,13 @@ CREATE OR REPLACE FUNCTION nexus.memory_similar(
     memory_id   bigint,
     limit_n     integer DEFAULT 10,
     kinds       text[] DEFAULT '{episode,semantic}',
-    candidates  integer DEFAULT 100)
+    candidates  integer DEFAULT 100,
+    as_of            timestamptz DEFAULT NULL,
+    include_history  boolean DEFAULT false)
 RETURNS TABLE (kind text, id bigint, content text, snippet text, vector_rank integer,
-               vector_score float8, created_at timestamptz, session_id text, tags text[], metadata jsonb)
+               vector_score float8, created_at timestamptz, session_id text, tags text[], metadata jsonb,
+               fact_key text, valid_from timestamptz, valid_to timestamptz, ended_by text,
+               superseded_by bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -813,17 +890,20 @@ BEGIN
     END IF;
     RETURN QUERY
     SELECT r.kind, r.id, r.content, r.snippet, r.vector_rank, r.vector_score, r.created_at,
-           r.session_id, r.tags, r.metadata
+           r.session_id, r.tags, r.metadata, r.fact_key, r.valid_from, r.valid_to, r.ended_by, r.superseded_by
       FROM nexus.memory_search(query_embedding => v_vec, limit_n => limit_n + 1, kinds => kinds,
-                               candidates => greatest(candidates, limit_n + 1), neighbour_weight => 0) AS r
+                               candidates => greatest(candidates, limit_n + 1), neighbour_weight => 0,
+                               as_of => as_of, include_history => include_history) AS r
      WHERE NOT (r.kind = memory_similar.memory_kind AND r.id = memory_similar.memory_id)
      ORDER BY r.vector_rank
      LIMIT limit_n;
 END
 $$;
-COMMENT ON FUNCTION nexus.memory_similar(text, bigint, integer, text[], integer) IS
+COMMENT ON FUNCTION nexus.memory_similar(text, bigint, integer, text[], integer, timestamptz, boolean) IS
 'Memories like a given one (memory_kind episode|semantic, memory_id), by the stored vector of that memory: no model
-needed. Errors: NX031 bad argument, NX033 not found (or another agent''s), NX034 not embedded yet.
+needed. Facts are found as memory_search finds them: if they hold now (or at as_of; include_history:
+all), each with its key and validity. Errors: NX031 bad argument (as_of with include_history too),
+NX033 not found (or another agent''s), NX034 not embedded yet.
 
 MCP: Find memories close in meaning to one of your own, given by its kind and id (it must be embedded
 already: see memory_stats). To search by a text, use recall.
@@ -833,4 +913,8 @@ already: see memory_stats). To search by a text, use recall.
 - kinds: Which memories to look among: episode, semantic (facts), store (default: episode and
   semantic). Example: ["semantic"].
 - candidates: Tuning, rarely needed: how many nearest memories to consider, 1 to 1000 (default 100).
-  Example: 200.';
+  Example: 200.
+- as_of: Find the facts that held at this past time instead of now, ISO 8601 (default now).
+  Example: "2024-06-01T00:00:00Z".
+- include_history: true to find facts that no longer hold too (default false; not with as_of).
+  Example: true.';

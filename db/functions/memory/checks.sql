@@ -67,3 +67,40 @@ END
 $$;
 COMMENT ON FUNCTION memory_system._check_tags(text[]) IS
 'Raises NX015 for more than 64 tags or a NULL, empty or over-64-character tag. Internal.';
+
+CREATE OR REPLACE FUNCTION memory_system._check_fact_key(p_key text)
+RETURNS void
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+BEGIN
+    IF length(p_key) NOT BETWEEN 1 AND 256 OR p_key ~ '^[[:space:]]|[[:space:]]$' THEN
+        RAISE EXCEPTION 'a fact key must be 1 to 256 characters, without surrounding whitespace'
+            USING ERRCODE = 'NX036', DETAIL = format('key %s', left(quote_literal(p_key), 80)),
+                  HINT = 'A key names what the fact is about, e.g. user.city.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION memory_system._check_fact_key(text) IS
+'Raises NX036 for a fact key that is empty, over 256 characters, or starts or ends with whitespace
+(NULL, no key, passes). Internal.';
+
+-- an as_of given as text (an MCP argument, a form field): a timestamp, or NX039
+CREATE OR REPLACE FUNCTION memory_system._as_of(p_value text)
+RETURNS timestamptz
+LANGUAGE plpgsql
+STABLE
+AS $$
+BEGIN
+    IF p_value IS NULL THEN
+        RETURN NULL;
+    ELSIF NOT pg_input_is_valid(p_value, 'timestamptz') THEN
+        RAISE EXCEPTION 'as_of must be a timestamp, got %', left(quote_literal(p_value), 80)
+            USING ERRCODE = 'NX039', HINT = 'An ISO 8601 time, e.g. 2025-03-01T12:00:00Z.';
+    END IF;
+    RETURN p_value::timestamptz;
+END
+$$;
+COMMENT ON FUNCTION memory_system._as_of(text) IS
+'An as_of given as text, as a timestamptz (NULL stays NULL): raises NX039 for text that is not a
+timestamp. For the doors that take as_of as text (MCP). Internal.';

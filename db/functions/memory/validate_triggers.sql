@@ -57,6 +57,31 @@ CREATE OR REPLACE TRIGGER validate_row
     FOR EACH ROW EXECUTE FUNCTION memory_system._validate_memory_text();
 
 
+-- the key and valid time of a fact (docs/facts.md); the table's CHECKs and exclusion constraint
+-- hold the rest
+CREATE OR REPLACE FUNCTION memory_system._validate_fact()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM memory_system._check_fact_key(NEW.fact_key);
+    IF NEW.valid_to < NEW.valid_from THEN
+        RAISE EXCEPTION 'a fact cannot stop holding before it began' USING ERRCODE = 'NX037',
+            DETAIL = format('valid_from %s, valid_to %s', NEW.valid_from, NEW.valid_to);
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION memory_system._validate_fact() IS
+'Trigger: validates a fact''s key (NX036: 1 to 256 characters, no surrounding whitespace) and valid
+time (NX037: valid_to before valid_from).';
+
+CREATE OR REPLACE TRIGGER validate_fact
+    BEFORE INSERT OR UPDATE OF fact_key, valid_from, valid_to
+    ON nexus_memory.semantic_memories
+    FOR EACH ROW EXECUTE FUNCTION memory_system._validate_fact();
+
+
 CREATE OR REPLACE FUNCTION memory_system._validate_working_memory()
 RETURNS trigger
 LANGUAGE plpgsql
