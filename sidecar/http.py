@@ -103,14 +103,8 @@ class Health:
         ctx = self.ctx
         (_, pg_exc), (_, redis_exc) = await asyncio.gather(
             _check(_ping_postgresql(ctx)), _check(ctx.redis.ping()))
-        if pg_exc is None:
-            ctx.pg.back()
-        else:
-            ctx.pg.lost(pg_exc)
-        if redis_exc is None:
-            ctx.redis_state.back()
-        else:
-            ctx.redis_state.lost(redis_exc)
+        ctx.pg.report(pg_exc)
+        ctx.redis_state.report(redis_exc)
         self.pg_error = None if pg_exc is None else describe(pg_exc)
         self.redis_error = None if redis_exc is None else describe(redis_exc)
         self.checked_at, self.checked_wall = time.monotonic(), time.time()
