@@ -45,6 +45,11 @@ class ModelInfo:
     threads: int        # torch threads (CPU)
     dtype_reason: str   # why this precision: said once in the log
 
+    def labels(self) -> dict[str, str | int]:
+        """What the worker runs, as its heartbeat, /stats and nexus_worker_info say it."""
+        return {"model": self.name, "model_version": self.version, "precision": self.dtype,
+                "device": self.device, "threads": self.threads}
+
 
 def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     """The CPU's feature flags (the first `flags` line of /proc/cpuinfo; none if unreadable)."""

@@ -89,9 +89,8 @@ async def serve(cfg: Config) -> None:
                         "nothing until they match", target, embedder.info.name)
         worker = Worker(cfg, embedder, pool, metrics, pg)
         model = embedder.info
-        metrics.info.info({"worker_id": worker.id, "model": model.name,
-                           "model_version": model.version, "precision": model.dtype,
-                           "device": model.device, "threads": str(model.threads)})
+        metrics.info.info({"worker_id": worker.id,
+                           **{k: str(v) for k, v in model.labels().items()}})
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -25,7 +25,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from sidecar.config import WORKER, Config, ConfigError
-from sidecar.db import POOL_TIMEOUT, RETRY_SECONDS, Outage, postgresql_outage
+from sidecar.db import POOL_TIMEOUT, RETRY_SECONDS, Outage
 from sidecar.embedder import Embedder, EmbedError
 from sidecar.metrics import Metrics
 
@@ -43,10 +43,8 @@ def process_alive(pid: int | None) -> bool:
 
 
 def dead_neighbours(worker_ids: list[str], host: str, me: int) -> list[str]:
-    """The workers among `worker_ids` (host:pid:tag, not stopped) that were of this host and
-    whose process is gone: a replica killed, then started again (by a supervisor, or as its
-    restarted container, where the new process has the old one's pid: `me`, this one's, since
-    a process runs one worker)."""
+    """The workers among `worker_ids` (host:pid:tag, not stopped) of this host whose process is
+    gone, or has this one's pid `me` (a restarted container's new process has the old one's)."""
     dead = []
     for worker_id in worker_ids:
         pid = worker_id.removeprefix(f"{host}:").split(":", 1)[0]
@@ -77,11 +75,8 @@ async def _configure(conn: psycopg.AsyncConnection) -> None:
     await conn.set_autocommit(True)
 
 
-# psycopg_pool retries a failed connection with exponential backoff (1, 2, 4, 8 ... s) for as long
-# as reconnect_timeout: the longer the outage, the longer the wait after it (a 3-minute outage
-# cost two more minutes). Bounded instead: a try gives up after 2 s (tries 1 s apart) and the pool
-# shrinks; the next request grows it again at once. Requests keep coming every second or so
-# during an outage (the health check, the worker's LISTEN connection: see Worker._listen).
+# psycopg_pool's reconnection backs off exponentially for reconnect_timeout, so a long outage cost
+# minutes more: a try gives up after 2 s instead (why: docs/operations.md, "Faults")
 RECONNECT_SECONDS = 2.0
 
 
@@ -94,12 +89,12 @@ def make_pool(cfg: Config) -> AsyncConnectionPool:
 
 class Worker:
     def __init__(self, cfg: Config, embedder: Embedder, pool: AsyncConnectionPool,
-                 metrics: Metrics, pg: Outage | None = None) -> None:
+                 metrics: Metrics, pg: Outage) -> None:
         self.cfg = cfg
         self.embedder = embedder
         self.pool = pool
         self.metrics = metrics
-        self.pg = pg or postgresql_outage(metrics)
+        self.pg = pg
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
         self.wake = asyncio.Event()
@@ -137,11 +132,9 @@ class Worker:
             log.warning("could not check for dead workers of this host: %s", exc)
 
     async def _pipeline(self, stop: asyncio.Event) -> None:
-        """Claim, encode, complete: three stages that overlap, so that the model never waits on
-        the database. While batch N encodes (in the executor thread), batch N+1 is claimed and
-        batch N-1's vectors are written. At most one batch is written at a time and one is
-        claimed ahead; on stop, the batch being encoded is finished and written, and the one
-        claimed ahead is released (by run) untouched."""
+        """Claim, encode, complete, overlapping: while batch N encodes, N+1 is claimed and N-1
+        written (docs/operations.md). On stop the batch encoding is finished and written; the
+        one claimed ahead is released (by run) untouched."""
         loop = asyncio.get_running_loop()
         ahead: asyncio.Task[list[dict]] | None = None
         writing: asyncio.Task[None] | None = None
@@ -224,12 +217,9 @@ class Worker:
                 await asyncio.wait_for(stop.wait(), wait)
 
     async def _reconnected(self, conn: psycopg.AsyncConnection) -> None:
-        """After a lost connection: the batch in hand may have died with it (its write never
-        reached the database, or its failure could not be recorded), and the heartbeats would
-        extend the lease of its items for as long as this process lives. Hand back at once every
-        item this worker holds (no try counted; a batch that still completes finds its items
-        gone and leaves them to the next claim), say it is alive, and drop the pool's connections
-        that died with the server."""
+        """After a lost connection the batch in hand may have died with it, and the heartbeats
+        would keep its lease: hand back every item held (no try counted; a batch that completes
+        still finds its items gone), beat, and drop the pool's dead connections."""
         await self.pool.check()
         async with conn.transaction():
             cur = await conn.execute("SELECT memory_system.release(%s)", (self.id,))
@@ -239,9 +229,7 @@ class Worker:
             log.info("handed back %d items held when the connection was lost", released)
 
     async def _beat(self, conn: psycopg.AsyncConnection) -> None:
-        model = self.embedder.info
-        info = {"pid": os.getpid(), "model": model.name, "model_version": model.version,
-                "precision": model.dtype, "device": model.device, "threads": model.threads}
+        info = {"pid": os.getpid(), **self.embedder.info.labels()}
         await conn.execute("SELECT memory_system.heartbeat(%s, %s, %s)",
                            (self.id, self.lease, psycopg.types.json.Jsonb(info)))
 
@@ -314,13 +302,7 @@ class Worker:
         except psycopg.Error as exc:
             if len(done) == 1:
                 return [(done[0][0], f"write failed: {exc.sqlstate} {exc}")]
-        failed = []
-        for pair in done:
-            try:
-                await self._write(conn, [pair])
-            except psycopg.Error as exc:
-                failed.append((pair[0], f"write failed: {exc.sqlstate} {exc}"))
-        return failed
+        return [failed for pair in done for failed in await self._complete(conn, [pair])]
 
     async def _write(self, conn: psycopg.AsyncConnection,
                      done: list[tuple[dict, np.ndarray]]) -> None:
