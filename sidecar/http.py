@@ -52,13 +52,6 @@ class Context:
     redis_state: Outage
 
 
-async def _queue_stats(ctx: Context) -> dict:
-    async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute("SELECT * FROM memory_system.queue_stats()")
-        return await cur.fetchone()
-
-
 async def _ping_postgresql(ctx: Context) -> None:
     async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
         await conn.execute("SELECT 1")
@@ -107,14 +100,20 @@ class Health:
         self.checked_at, self.checked_wall = time.monotonic(), time.time()
         self.document()  # keeps `since` (when the status began) true to the second
 
+    async def _queue_stats(self) -> dict:
+        async with self.ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute("SELECT * FROM memory_system.queue_stats()")
+            return await cur.fetchone()
+
     async def read_stats(self) -> None:
-        stats, exc = await _check(_queue_stats(self.ctx))
+        stats, exc = await _check(self._queue_stats())
         if exc is None:
             self.stats, self.stats_at = stats, time.monotonic()  # type: ignore[assignment]
 
     async def fresh_stats(self) -> None:
-        """Refresh the queue statistics if they are old or show a problem (no live worker, a
-        deep queue: news of a recovery must not wait), waiting STATS_WAIT at most."""
+        """Refresh the queue statistics (for /health, /metrics and /stats alike) if they are old
+        or show a problem (news of a recovery must not wait), waiting STATS_WAIT at most."""
         if self.pg_error is not None or self.ctx.pg.since is not None:
             return
         stats = self.stats
@@ -184,18 +183,20 @@ async def health(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     ctx: Context = request.app["ctx"]
+    probe: Health = request.app["health"]
+    await probe.fresh_stats()
+    if probe.stats is not None:
+        for state in ("pending", "processing", "done", "dead"):
+            ctx.metrics.queue_depth.labels(state).set(probe.stats[state])
     # while PostgreSQL is away the process's own metrics are served at once, without its gauges
     if ctx.pg.since is None:
         with contextlib.suppress(psycopg.Error, OSError):
-            await _database_gauges(ctx)
+            await _function_gauges(ctx)
     body = generate_latest(ctx.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def _database_gauges(ctx: Context) -> None:
-    stats = await _queue_stats(ctx)
-    for state in ("pending", "processing", "done", "dead"):
-        ctx.metrics.queue_depth.labels(state).set(stats[state])
+async def _function_gauges(ctx: Context) -> None:
     async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
         cur = await conn.execute(
             "SELECT funcname, calls, total_time / 1000.0 FROM pg_stat_user_functions "
@@ -207,10 +208,12 @@ async def _database_gauges(ctx: Context) -> None:
 
 async def stats(request: web.Request) -> web.Response:
     ctx: Context = request.app["ctx"]
+    probe: Health = request.app["health"]
+    await probe.fresh_stats()
     counts = {name: ctx.metrics.registry.get_sample_value(f"embeddings_{name}_total")
               for name in ("processed", "skipped", "stale", "failures", "dead")}
     return web.json_response({"worker_id": ctx.worker_id, **ctx.embedder.info.labels(), **counts,
-                              "queue": await _queue_stats(ctx)},
+                              "queue": probe.stats},
                              dumps=functools.partial(json.dumps, default=str))
 
 

@@ -268,14 +268,10 @@ class Worker:
                       results: list[np.ndarray | EmbedError | None]) -> None:
         """Write a batch's vectors, close its empty items, record its failures. If the database
         is away, the batch's lease brings its items back."""
-        done, empty, failed = [], [], []
-        for item, result in zip(items, results, strict=True):
-            if result is None:
-                empty.append(item)
-            elif isinstance(result, EmbedError):
-                failed.append((item, str(result)))
-            else:
-                done.append((item, result))
+        pairs = list(zip(items, results, strict=True))
+        empty = [item for item, result in pairs if result is None]
+        failed = [(item, str(result)) for item, result in pairs if isinstance(result, EmbedError)]
+        done = [(item, result) for item, result in pairs if isinstance(result, np.ndarray)]
         try:
             async with self.pool.connection() as conn:
                 if empty:
