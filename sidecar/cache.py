@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 
 import psycopg
 import redis
+import redis.asyncio as aioredis
 from psycopg import sql
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -122,19 +124,12 @@ class Mirror:
 
     def apply(self, changes: Iterable[tuple[str, int | None, str | None]]) -> int:
         """Apply outbox entries: (u|d, row id, None) or (r, None, agent); returns Redis writes."""
-        ids: set[int] = set()
-        agents: set[str] = set()
-        for op, row_id, agent in changes:
-            if op == "r":
-                agents.add(agent)  # type: ignore[arg-type]
-            else:
-                ids.add(row_id)  # type: ignore[arg-type]
-        done = 0
-        ordered = sorted(ids)
-        for start in range(0, len(ordered), BATCH):
-            done += self.sync_ids(ordered[start:start + BATCH])
+        changes = list(changes)
+        ids = sorted({row_id for op, row_id, _ in changes if op != "r"})
+        agents = sorted({agent for op, _, agent in changes if op == "r"})
+        done = sum(self.sync_ids(ids[start:start + BATCH]) for start in range(0, len(ids), BATCH))
         if agents:
-            done += self.refresh_recent(sorted(agents))
+            done += self.refresh_recent(agents)
         return done
 
     def sync_ids(self, ids: list[int]) -> int:
@@ -293,16 +288,18 @@ class Mirror:
             self.metrics.cache_writes.labels(kind, op).inc(n)
 
 
-def worker_conn(cfg: Config, **kwargs: object) -> psycopg.Connection:
-    return db.connect(cfg, WORKER, cfg.password(WORKER), autocommit=True, **kwargs)
+def worker_conn(cfg: Config) -> psycopg.Connection:
+    return db.connect(cfg, WORKER, cfg.password(WORKER), autocommit=True)
 
 
-def redis_client(cfg: Config) -> redis.Redis:
-    # one immediate retry (a connection Redis dropped when it restarted), not redis-py's default
-    # of ten with backoff: a Redis that is down fails a call at once, and is tried again later
-    return redis.Redis(host=cfg.redis_host, port=cfg.redis_port,
-                       password=cfg.password("redis"), socket_timeout=5,
-                       socket_connect_timeout=2, retry=Retry(NoBackoff(), 1))
+def redis_client(cfg: Config, asynchronous: bool = False) -> redis.Redis | aioredis.Redis:
+    """The mirror's client, or (asynchronous) /embed's and the health check's. One immediate
+    retry (a connection Redis dropped when it restarted), not redis-py's default of ten with
+    backoff: a Redis that is down fails a call at once, and is tried again later."""
+    module, retry, timeout = (aioredis, AsyncRetry, 2) if asynchronous else (redis, Retry, 5)
+    return module.Redis(host=cfg.redis_host, port=cfg.redis_port, password=cfg.password("redis"),
+                        socket_timeout=timeout, socket_connect_timeout=2,
+                        retry=retry(NoBackoff(), 1))
 
 
 class MirrorThread(threading.Thread):
