@@ -240,7 +240,6 @@ class Embedder(Chunker):
                               device, threads, reason)
         super().__init__(self.model.tokenizer, max_seq)
         self.batch_size = batch_size
-        self.pad_id = int(self.tokenizer.pad_token_id or 0)
 
     def check_dimension(self, expected: int) -> None:
         if self.info.dimension != expected:
@@ -256,21 +255,12 @@ class Embedder(Chunker):
 
         out = []
         for i in range(0, len(batch), self.batch_size):
-            part = batch[i:i + self.batch_size]
-            width = max(len(ids) for ids in part)
-            input_ids = np.full((len(part), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(part), width), dtype=np.int64)
-            for row, ids in enumerate(part):
-                input_ids[row, :len(ids)] = ids
-                mask[row, :len(ids)] = 1
-            features: dict[str, Any] = {
-                "input_ids": torch.from_numpy(input_ids).to(self.model.device),
-                "attention_mask": torch.from_numpy(mask).to(self.model.device),
-                "token_type_ids": torch.zeros((len(part), width), dtype=torch.int64,
-                                              device=self.model.device),
-                "modality": "text"}
+            features: dict[str, Any] = dict(self.tokenizer.pad(
+                {"input_ids": batch[i:i + self.batch_size]}, return_tensors="pt"
+            ).to(self.model.device))
+            features["token_type_ids"] = torch.zeros_like(features["input_ids"])
             with torch.inference_mode():
-                vectors = self.model.forward(features)["sentence_embedding"]
+                vectors = self.model.forward({**features, "modality": "text"})["sentence_embedding"]
             out.append(vectors.float().cpu().numpy())
         encoded = np.concatenate(out)
         norms = np.linalg.norm(encoded, axis=1, keepdims=True)
