@@ -137,7 +137,8 @@ class Worker:
         one claimed ahead is released (by run) untouched."""
         loop = asyncio.get_running_loop()
         ahead: asyncio.Task[list[dict]] | None = None
-        writing: asyncio.Task[None] | None = None
+        writing: asyncio.Future[None] = loop.create_future()
+        writing.set_result(None)  # nothing to write yet
         try:
             while not stop.is_set():
                 items = await (ahead if ahead is not None else self._claim())
@@ -145,22 +146,17 @@ class Worker:
                 if stop.is_set():
                     break  # claimed but not started: released untouched
                 if not items:
-                    if writing is not None:
-                        await writing
-                        writing = None
+                    await writing
                     await self._idle(stop)
                     continue
-                if not stop.is_set():
-                    ahead = asyncio.create_task(self._claim())
+                ahead = asyncio.create_task(self._claim())
                 self.metrics.batch_size.observe(len(items))
                 texts = [item["content"] for item in items]
                 results = await loop.run_in_executor(self.executor, self.embedder.embed, texts)
-                if writing is not None:
-                    await writing
+                await writing
                 writing = asyncio.create_task(self._finish(items, results))
         finally:
-            if writing is not None:
-                await writing
+            await writing
             if ahead is not None:
                 await ahead
 
@@ -177,9 +173,7 @@ class Worker:
                 return await cur.fetchall()
         except psycopg.OperationalError as exc:
             self.pg.lost(exc)
-        except psycopg.Error:
-            # an unexpected SQL error must not stop the worker: it backs off, and the error is
-            # in the log
+        except psycopg.Error:  # must not stop the worker: it backs off, with the error logged
             log.exception("claim failed; backing off")
         return []
 
