@@ -25,7 +25,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from sidecar import db
-from sidecar.config import WORKER, Config
+from sidecar.config import Config
 from sidecar.db import RETRY_SECONDS, Outage, postgresql_outage, redis_outage
 from sidecar.metrics import Metrics
 
@@ -289,7 +289,7 @@ class Mirror:
 
 
 def worker_conn(cfg: Config) -> psycopg.Connection:
-    return db.connect(cfg, WORKER, cfg.password(WORKER), autocommit=True)
+    return psycopg.connect(db.conninfo(cfg), autocommit=True)
 
 
 def redis_client(cfg: Config, asynchronous: bool = False) -> redis.Redis | aioredis.Redis:

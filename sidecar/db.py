@@ -1,5 +1,5 @@
-"""Connections of the sidecar (the tooling's connection strings and pgpass files: nexus/dsn.py),
-and how the sidecar notices, logs and counts a server going away and coming back."""
+"""Connections of the sidecar (the tooling's: nexus/dsn.py), and how the sidecar notices, logs
+and counts a server going away and coming back."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from sidecar.config import Config
+from sidecar.config import WORKER, Config
 from sidecar.metrics import Metrics
 
 log = logging.getLogger("nexus.db")
@@ -23,12 +23,11 @@ RETRY_SECONDS = 1.0
 POOL_TIMEOUT = 10.0
 
 
-def connect(cfg: Config, role: str, password: str, dbname: str | None = None,
-            **kwargs: object) -> psycopg.Connection:
-    return psycopg.connect(
-        host=cfg.pg_host, port=cfg.pg_port, dbname=dbname or cfg.database,
-        user=role, password=password, connect_timeout=10, **kwargs,
-    )
+def conninfo(cfg: Config) -> str:
+    """The connection string of every connection of the sidecar: as nexus_worker."""
+    return psycopg.conninfo.make_conninfo(
+        host=cfg.pg_host, port=cfg.pg_port, dbname=cfg.database, user=WORKER,
+        password=cfg.password(WORKER), connect_timeout=5, application_name="nexus-worker")
 
 
 def describe(error: BaseException) -> str:

@@ -24,8 +24,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from sidecar.config import WORKER, Config, ConfigError
-from sidecar.db import POOL_TIMEOUT, RETRY_SECONDS, Outage
+from sidecar.config import Config, ConfigError
+from sidecar.db import POOL_TIMEOUT, RETRY_SECONDS, Outage, conninfo
 from sidecar.embedder import Embedder, EmbedError
 from sidecar.metrics import Metrics
 
@@ -61,13 +61,6 @@ def check_settings(cfg: Config) -> None:
                           "NEXUS_WORKER_HEARTBEAT_SECONDS, or leases expire under a live worker")
     if cfg.worker_heartbeat_seconds < 1:
         raise ConfigError("NEXUS_WORKER_HEARTBEAT_SECONDS must be at least 1")
-
-
-def conninfo(cfg: Config) -> str:
-    return psycopg.conninfo.make_conninfo(
-        host=cfg.pg_host, port=cfg.pg_port, dbname=cfg.database, user=WORKER,
-        password=cfg.password(WORKER), connect_timeout=5,
-        application_name="nexus-worker")
 
 
 async def _configure(conn: psycopg.AsyncConnection) -> None:
