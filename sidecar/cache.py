@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psycopg
 import redis
@@ -91,10 +91,9 @@ class Report:
     deleted: int = 0
     recent_fixed: int = 0
     seconds: float = 0.0
-    dirty: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if k != "dirty"}
+        return dict(self.__dict__)
 
 
 class Mirror:
@@ -254,7 +253,6 @@ class Mirror:
                     and len(live) == len(held):
                 continue
             report.dirty_ranges += 1
-            report.dirty.append(range_no)
             names = {i: n for i, (n, _) in held.items()}
             seen: set[int] = set()
             batch: list[tuple] = []
