@@ -154,12 +154,8 @@ class Chunker:
         out = []
         for ids, spans, special in zip(enc["input_ids"], enc["offset_mapping"],
                                        enc["special_tokens_mask"], strict=True):
-            lead = 0
-            while lead < len(ids) and special[lead]:
-                lead += 1
-            tail = len(ids)
-            while tail > lead and special[tail - 1]:
-                tail -= 1
+            inner = [k for k, is_special in enumerate(special) if not is_special]
+            lead, tail = (inner[0], inner[-1] + 1) if inner else (len(ids), len(ids))
             out.append(_Tokens(ids[lead:tail], [tuple(s) for s in spans[lead:tail]],
                                ids[:lead], ids[tail:]))
         return out
@@ -186,8 +182,6 @@ class Chunker:
         if not text.strip():
             return []
         tokens = self._tokenize([text])[0]
-        if not tokens.ids:
-            return [text]
         bounds = self._chunk_bounds(text, tokens.spans)
         if len(bounds) == 1:
             return [text]
