@@ -133,10 +133,9 @@ class Health:
                                       round(now - self.stats_at, 1), self.ctx.cfg.health_max_queue)
         if status != self.status:
             self.status, self.since = status, time.time()
-        doc = {"status": status, "since": iso(self.since),
-               "checked_at": iso(self.checked_wall) if self.checked_at else None,
-               "checks": checks, "worker_id": self.ctx.worker_id}
-        return doc, code
+        return {"status": status, "since": iso(self.since),
+                "checked_at": iso(self.checked_wall) if self.checked_at else None,
+                "checks": checks, "worker_id": self.ctx.worker_id}, code
 
 
 def assess(pg_error: str | None, pg_since: float | None, redis_error: str | None,
