@@ -25,10 +25,10 @@ import psycopg
 from psycopg import sql
 
 from nexus import config, migrate, secrets
+from nexus import dsn as db
 from nexus.config import SUPERUSER, WORKER, Config
 from nexus.ports import free_port
 from nexus.stack import Stack
-from sidecar import db
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # data sets kept outside the repository (SciFact, LoCoMo): NEXUS_BENCH_DATA, by default the

@@ -52,10 +52,10 @@ from psycopg import sql
 from bench import harness
 from bench.harness import Benchmark, Figure, percentile, ratio, table, target_note
 from nexus import config, migrate, secrets
+from nexus import dsn as db
 from nexus.config import SUPERUSER
 from nexus.ports import free_port, port_free
 from nexus.stack import Stack
-from sidecar import db
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = ROOT / ".cache" / "bench" / "search-latency"

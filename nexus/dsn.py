@@ -18,6 +18,14 @@ from nexus import secrets
 from nexus.config import Config
 
 
+def connect(cfg: Config, role: str, password: str, dbname: str | None = None,
+            **kwargs: object) -> psycopg.Connection:
+    return psycopg.connect(
+        host=cfg.pg_host, port=cfg.pg_port, dbname=dbname or cfg.database,
+        user=role, password=password, connect_timeout=10, **kwargs,
+    )
+
+
 def _pgpass_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace(":", "\\:")
 

@@ -21,12 +21,11 @@ from psycopg import sql
 
 from nexus import migrate, secrets
 from nexus.config import APP, LOGIN_ROLES, READONLY, SUPERUSER, WORKER, Config
-from nexus.dsn import role_dsn, set_password
+from nexus.dsn import connect, role_dsn, set_password
 from nexus.pgserver import PgServer, reachable_by_server_user
 from nexus.ports import ServerError
 from nexus.redisserver import RedisServer
 from nexus.supervisor import state_file
-from sidecar import db
 from sidecar.worker import process_alive
 
 FALLBACK_HOME = Path("/var/lib/nexus")
@@ -79,7 +78,7 @@ class Stack:
                    RedisServer(cfg, secrets.password(cfg, "redis")))
 
     def superuser_conn(self, dbname: str | None = None, **kwargs: object) -> psycopg.Connection:
-        return db.connect(self.cfg, SUPERUSER, secrets.password(self.cfg, SUPERUSER), dbname,
+        return connect(self.cfg, SUPERUSER, secrets.password(self.cfg, SUPERUSER), dbname,
                           **kwargs)
 
     def up(self) -> None:

@@ -32,12 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         asyncio.run(service.serve(config.load(http_port=args.http_port)))
-    except (ModelError, ValueError) as exc:  # a ConfigError is a ValueError
+    except (ModelError, ValueError, service.DatabaseUnavailable) as exc:  # ConfigError: ValueError
         print(f"nexus worker: error: {exc}", file=sys.stderr)
-        return config.CONFIG_ERROR
-    except service.DatabaseUnavailable as exc:
-        print(f"nexus worker: error: {exc}", file=sys.stderr)
-        return 1
+        return 1 if isinstance(exc, service.DatabaseUnavailable) else config.CONFIG_ERROR
     return 0
 
 

@@ -1,13 +1,9 @@
 """The Redis mirror of working memory and recent episodes: PostgreSQL first, Redis second.
 
-Triggers queue what changed in an outbox and wake the mirror with an empty NOTIFY `nexus_cache`
-(db/functions/cache/redis_mirror.sql: a channel is readable by any role, so it carries nothing of an
-agent); the mirror drains the outbox, reads the changed rows through SECURITY DEFINER functions and
-writes Redis, committing the drain only once Redis has them. A Redis failure never
-touches PostgreSQL: it is counted and logged, and reconciliation heals it. Reconciliation compares
-checksums per range of 10,000 ids computed in SQL with the same computed over Redis, and reloads
-only the ranges that differ, streaming (a server-side cursor, batched reads, pipelined writes).
-The keys (wm_key, idx_key, recent_key below, and /embed's cache) are described in docs/cache.md.
+The mirror drains the outbox the triggers fill (woken by an empty NOTIFY nexus_cache) and writes
+Redis, committing the drain only once Redis has it; reconciliation compares per-range checksums
+computed in SQL with the same over Redis and reloads only the ranges that differ. How, and the
+keys (wm_key, idx_key, recent_key below, and /embed's cache): docs/cache.md.
 """
 
 from __future__ import annotations
@@ -18,17 +14,20 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psycopg
 import redis
+import redis.asyncio as aioredis
 from psycopg import sql
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from sidecar import db
-from sidecar.config import WORKER, Config
+from sidecar.config import Config
 from sidecar.db import RETRY_SECONDS, Outage, postgresql_outage, redis_outage
+from sidecar.metrics import Metrics
 
 log = logging.getLogger("nexus.cache")
 
@@ -92,27 +91,24 @@ class Report:
     deleted: int = 0
     recent_fixed: int = 0
     seconds: float = 0.0
-    dirty: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if k != "dirty"}
+        return dict(self.__dict__)
 
 
 class Mirror:
     """Writes PostgreSQL's working memory and recent episodes into Redis, and reconciles them.
+    `conn`: an autocommit connection as nexus_worker; `metrics`: a private registry if None."""
 
-    `conn` is an autocommit connection as nexus_worker; `client` a Redis client."""
-
-    def __init__(self, conn: psycopg.Connection, client: redis.Redis, metrics: object = None,
-                 range_size: int = RANGE_SIZE) -> None:
+    def __init__(self, conn: psycopg.Connection, client: redis.Redis,
+                 metrics: Metrics | None = None) -> None:
         self.conn = conn
         self.redis = client
-        self.metrics = metrics
-        self.range_size = range_size
+        self.metrics = metrics or Metrics()
         self._read_range = client.register_script(READ_RANGE)
 
     # -- write-through ---------------------------------------------------------------------------
-    def drain(self, limit: int = BATCH * 10) -> int:
+    def drain(self) -> int:
         """Apply every change queued in the outbox; returns Redis writes. Each batch is taken in a
         transaction committed once Redis has it, so a Redis failure leaves it queued."""
         done = 0
@@ -120,26 +116,19 @@ class Mirror:
             with self.conn.transaction():
                 changes = self.conn.execute(
                     "SELECT op, row_id, agent_id FROM memory_system.cache_outbox_drain(%s)",
-                    (limit,)).fetchall()
+                    (BATCH * 10,)).fetchall()
                 done += self.apply(changes)
-            if len(changes) < limit:
+            if len(changes) < BATCH * 10:
                 return done
 
     def apply(self, changes: Iterable[tuple[str, int | None, str | None]]) -> int:
         """Apply outbox entries: (u|d, row id, None) or (r, None, agent); returns Redis writes."""
-        ids: set[int] = set()
-        agents: set[str] = set()
-        for op, row_id, agent in changes:
-            if op == "r":
-                agents.add(agent)  # type: ignore[arg-type]
-            else:
-                ids.add(row_id)  # type: ignore[arg-type]
-        done = 0
-        ordered = sorted(ids)
-        for start in range(0, len(ordered), BATCH):
-            done += self.sync_ids(ordered[start:start + BATCH])
+        changes = list(changes)
+        ids = sorted({row_id for op, row_id, _ in changes if op != "r"})
+        agents = sorted({agent for op, _, agent in changes if op == "r"})
+        done = sum(self.sync_ids(ids[start:start + BATCH]) for start in range(0, len(ids), BATCH))
         if agents:
-            done += self.refresh_recent(sorted(agents))
+            done += self.refresh_recent(agents)
         return done
 
     def sync_ids(self, ids: list[int]) -> int:
@@ -159,11 +148,7 @@ class Mirror:
         if not rows:
             return 0
         if held is None:
-            pipe = self.redis.pipeline(transaction=False)
-            for row in rows:
-                pipe.hget(idx_key(row[0] // self.range_size), row[0])
-            held = {row[0]: old.decode() for row, old in zip(rows, pipe.execute(), strict=True)
-                    if old is not None}
+            held = self._held([row[0] for row in rows])
         pipe = self.redis.pipeline(transaction=False)
         for rid, agent, key, value, expires_ms, _ in rows:
             name = wm_key(agent, key)
@@ -177,26 +162,26 @@ class Mirror:
                 pipe.pexpireat(name, expires_ms)
             else:
                 pipe.persist(name)
-            pipe.hset(idx_key(rid // self.range_size), rid, name)
+            pipe.hset(idx_key(rid // RANGE_SIZE), rid, name)
         pipe.execute()
         return len(rows)
 
-    def _delete(self, ids: list[int]) -> int:
-        if not ids:
-            return 0
+    def _held(self, ids: list[int]) -> dict[int, str]:
+        """The key names the index hashes give these ids (ids absent from them left out)."""
         pipe = self.redis.pipeline(transaction=False)
         for rid in ids:
-            pipe.hget(idx_key(rid // self.range_size), rid)
-        names = pipe.execute()
+            pipe.hget(idx_key(rid // RANGE_SIZE), rid)
+        return {rid: name.decode() for rid, name in zip(ids, pipe.execute(), strict=True)
+                if name is not None}
+
+    def _delete(self, ids: list[int]) -> int:
+        held = self._held(ids) if ids else {}
         pipe = self.redis.pipeline(transaction=False)
-        count = 0
-        for rid, name in zip(ids, names, strict=True):
-            if name is not None:
-                count += 1
-                pipe.delete(name.decode())
-                pipe.hdel(idx_key(rid // self.range_size), rid)
+        for rid, name in held.items():
+            pipe.delete(name)
+            pipe.hdel(idx_key(rid // RANGE_SIZE), rid)
         pipe.execute()
-        return count
+        return len(held)
 
     def refresh_recent(self, agents: list[str], only_if_different: bool = False) -> int:
         changed = 0
@@ -243,13 +228,13 @@ class Mirror:
                                                              count=1000)}
 
     def _pg_rows(self, range_no: int) -> Iterator[tuple]:
-        lo = range_no * self.range_size
+        lo = range_no * RANGE_SIZE
         # a server-side cursor: a range is read in batches, never held whole by the driver
         with self.conn.transaction(), self.conn.cursor(name=f"reconcile_{range_no}") as cur:
             cur.itersize = BATCH
             cur.execute("SELECT id, agent_id, context_key, value, expires_ms, digest "
                         "FROM memory_system.cache_working_memory_range(%s, %s)",
-                        (lo, lo + self.range_size))
+                        (lo, lo + RANGE_SIZE))
             yield from cur
 
     def reconcile(self) -> Report:
@@ -257,7 +242,7 @@ class Mirror:
         report = Report()
         pg = {r: (n, c) for r, n, c in self.conn.execute(
             "SELECT range_no, rows, checksum FROM memory_system.cache_range_checksums(%s)",
-            (self.range_size,))}
+            (RANGE_SIZE,))}
         ranges = sorted(set(pg) | self._redis_ranges())
         report.ranges = len(ranges)
         for range_no in ranges:
@@ -268,7 +253,6 @@ class Mirror:
                     and len(live) == len(held):
                 continue
             report.dirty_ranges += 1
-            report.dirty.append(range_no)
             names = {i: n for i, (n, _) in held.items()}
             seen: set[int] = set()
             batch: list[tuple] = []
@@ -285,44 +269,43 @@ class Mirror:
         agents = [r[0] for r in self.conn.execute("SELECT * FROM memory_system.cache_agents()")]
         report.recent_fixed = self.refresh_recent(agents, only_if_different=True)
         report.seconds = time.monotonic() - started
-        if self.metrics is not None:
-            self.metrics.reconcile_runs.inc()
-            self.metrics.reconcile_ranges.labels("dirty").inc(report.dirty_ranges)
-            self.metrics.reconcile_ranges.labels("clean").inc(report.ranges - report.dirty_ranges)
-            self.metrics.reconcile_repairs.labels("written").inc(report.written)
-            self.metrics.reconcile_repairs.labels("deleted").inc(report.deleted)
-            self.metrics.reconcile_repairs.labels("recent").inc(report.recent_fixed)
-            self.metrics.reconcile_seconds.set(report.seconds)
+        m = self.metrics
+        m.reconcile_runs.inc()
+        m.reconcile_ranges.labels("dirty").inc(report.dirty_ranges)
+        m.reconcile_ranges.labels("clean").inc(report.ranges - report.dirty_ranges)
+        m.reconcile_repairs.labels("written").inc(report.written)
+        m.reconcile_repairs.labels("deleted").inc(report.deleted)
+        m.reconcile_repairs.labels("recent").inc(report.recent_fixed)
+        m.reconcile_seconds.set(report.seconds)
         if report.dirty_ranges or report.recent_fixed:
             log.info("reconcile: %s", json.dumps(report.as_dict()))
         return report
 
     def _count(self, kind: str, op: str, n: int) -> None:
-        if self.metrics is not None and n:
+        if n:
             self.metrics.cache_writes.labels(kind, op).inc(n)
 
 
-def worker_conn(cfg: Config, **kwargs: object) -> psycopg.Connection:
-    return db.connect(cfg, WORKER, cfg.password(WORKER), autocommit=True, **kwargs)
+def worker_conn(cfg: Config) -> psycopg.Connection:
+    return psycopg.connect(db.conninfo(cfg), autocommit=True)
 
 
-def redis_client(cfg: Config) -> redis.Redis:
-    # one immediate retry (a connection Redis dropped when it restarted), not redis-py's default
-    # of ten with backoff: a Redis that is down fails a call at once, and is tried again later
-    return redis.Redis(host=cfg.redis_host, port=cfg.redis_port,
-                       password=cfg.password("redis"), socket_timeout=5,
-                       socket_connect_timeout=2, retry=Retry(NoBackoff(), 1))
+def redis_client(cfg: Config, asynchronous: bool = False) -> redis.Redis | aioredis.Redis:
+    """The mirror's client, or (asynchronous) /embed's and the health check's. One immediate
+    retry (a connection Redis dropped when it restarted), not redis-py's default of ten with
+    backoff: a Redis that is down fails a call at once, and is tried again later."""
+    module, retry, timeout = (aioredis, AsyncRetry, 2) if asynchronous else (redis, Retry, 5)
+    return module.Redis(host=cfg.redis_host, port=cfg.redis_port, password=cfg.password("redis"),
+                        socket_timeout=timeout, socket_connect_timeout=2,
+                        retry=retry(NoBackoff(), 1))
 
 
 class MirrorThread(threading.Thread):
-    """In each sidecar process: the replica holding the leader lock listens to nexus_cache,
-    writes Redis after every commit, and reconciles at start, every `interval` seconds, and as
-    soon as Redis answers again after a failure or a restart (a restarted Redis is empty). The
-    others wait for the lock (a dead leader's session releases it). A lost database or Redis is
-    tried again every second, and logged once when it goes and once when it is back (`pg` and
-    `redis_state`: the process's Outage of each)."""
+    """In each sidecar process: the replica holding the leader lock mirrors (write-through, and
+    reconciliation every `interval` seconds and whenever Redis answers again); the others wait
+    for the lock (docs/cache.md). `pg`, `redis_state`: the process's Outage of each server."""
 
-    def __init__(self, cfg: Config, metrics: object, interval: float, pg: Outage | None = None,
+    def __init__(self, cfg: Config, metrics: Metrics, interval: float, pg: Outage | None = None,
                  redis_state: Outage | None = None) -> None:
         super().__init__(name="cache-mirror", daemon=True)
         self.cfg = cfg
@@ -383,8 +366,7 @@ class MirrorThread(threading.Thread):
                         next_drain = time.monotonic() + DRAIN_SECONDS
                 except (redis.RedisError, OSError) as exc:
                     # PostgreSQL is the truth and has every write: heal once Redis is back
-                    if self.metrics is not None:
-                        self.metrics.cache_errors.inc()
+                    self.metrics.cache_errors.inc()
                     self.redis_state.lost(exc)
                     next_reconcile = next_look = next_drain = 0.0
                     self.stopping.wait(RETRY_SECONDS)

@@ -1,13 +1,11 @@
-"""The one place that reads the runtime's environment.
-
-Each setting is written once, below: its variable, type, default and meaning. `load` parses the
-environment by that table, help texts read it (`describe`), and the tooling extends it with its
-own settings (nexus/config.py). Every default works on a laptop; secrets are read from files
-(`*_PASSWORD_FILE`, Docker secrets style), never from the environment or the repo.
+"""The one place that reads the runtime's environment: each setting written once, below (variable,
+type, default, meaning), for `load`, help texts and the tooling's own table (nexus/config.py).
+Secrets are read from files (`*_PASSWORD_FILE`, Docker secrets style), never the environment.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import types
 from dataclasses import dataclass, field, fields
@@ -97,15 +95,13 @@ def _parse(env: str, hint: Any, raw: str) -> object:
         return kind(raw)
     if optional and raw == "auto":
         return None
-    try:
+    with contextlib.suppress(ValueError):
         value = kind(raw)
-    except ValueError:
-        value = None
-    if value is None or (optional and value < 1):
-        wanted = "a positive integer or auto" if optional else {int: "an integer",
-                                                                 float: "a number"}[kind]
-        raise ConfigError(f"{env} must be {wanted}, got {raw!r}")
-    return value
+        if not optional or value >= 1:
+            return value
+    wanted = "a positive integer or auto" if optional else {int: "an integer",
+                                                             float: "a number"}[kind]
+    raise ConfigError(f"{env} must be {wanted}, got {raw!r}")
 
 
 C = TypeVar("C", bound=Config)

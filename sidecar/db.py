@@ -1,5 +1,5 @@
-"""Connections of the sidecar (the tooling's connection strings and pgpass files: nexus/dsn.py),
-and how the sidecar notices, logs and counts a server going away and coming back."""
+"""Connections of the sidecar (the tooling's: nexus/dsn.py), and how the sidecar notices, logs
+and counts a server going away and coming back."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import time
 from datetime import UTC, datetime
 
 import psycopg
-from prometheus_client import Counter, Gauge
 from psycopg_pool import PoolTimeout
 
-from sidecar.config import Config
+from sidecar.config import WORKER, Config
 from sidecar.metrics import Metrics
 
 log = logging.getLogger("nexus.db")
@@ -24,12 +23,11 @@ RETRY_SECONDS = 1.0
 POOL_TIMEOUT = 10.0
 
 
-def connect(cfg: Config, role: str, password: str, dbname: str | None = None,
-            **kwargs: object) -> psycopg.Connection:
-    return psycopg.connect(
-        host=cfg.pg_host, port=cfg.pg_port, dbname=dbname or cfg.database,
-        user=role, password=password, connect_timeout=10, **kwargs,
-    )
+def conninfo(cfg: Config) -> str:
+    """The connection string of every connection of the sidecar: as nexus_worker."""
+    return psycopg.conninfo.make_conninfo(
+        host=cfg.pg_host, port=cfg.pg_port, dbname=cfg.database, user=WORKER,
+        password=cfg.password(WORKER), connect_timeout=5, application_name="nexus-worker")
 
 
 def describe(error: BaseException) -> str:
@@ -43,78 +41,63 @@ def iso(epoch: float) -> str:
 
 
 class Outage:
-    """Whether this process reaches a server (PostgreSQL, Redis), as its connections find out.
+    """Whether this process reaches a server, as its connections find out: each reports `lost`
+    or `back`, and the log says once that the server went and once that it is back, however
+    many connections notice (docs/operations.md, "Faults"). Thread-safe (the mirror's thread)."""
 
-    Every connection reports here: `lost(error)` when a try fails for want of the server,
-    `back()` when one succeeds. The log says once that the server went away (with the first
-    error) and once that it is back (with how long it was away), however many connections notice
-    and however often they try. Thread-safe (the cache mirror runs in a thread of its own)."""
-
-    def __init__(self, server: str, log: logging.Logger, meanwhile: str,
-                 up: Gauge | None = None, outages: Counter | None = None) -> None:
+    def __init__(self, server: str, meanwhile: str, metrics: Metrics | None = None) -> None:
         self.server = server
         self.meanwhile = meanwhile
-        self._log = log
-        self._up = up
-        self._outages = outages
+        metrics = metrics or Metrics()  # a registry of its own: counted, never exported
+        self._up = metrics.server_up.labels(server.lower())
+        self._outages = metrics.outages.labels(server.lower())
         self._lock = threading.Lock()
-        self._since: float | None = None
+        self.since: float | None = None  # when the server went away (epoch), None while it answers
         self._started = 0.0
         self._back_at = -POOL_TIMEOUT
-        if up is not None:
-            up.set(1)
-
-    @property
-    def since(self) -> float | None:
-        """When the server went away (epoch seconds), or None while it answers."""
-        return self._since
+        self._up.set(1)
 
     def lost(self, error: BaseException) -> bool:
         """A try failed; True if this begins an outage (and was logged). A timeout is a wait
-        that began up to POOL_TIMEOUT seconds earlier: if the server came back meanwhile, it is
-        news of the outage that just ended, not of a new one (a new one cuts connections, and
-        they say so at once)."""
+        begun up to POOL_TIMEOUT earlier: if the server came back meanwhile, it is not news."""
         with self._lock:
-            if self._since is not None:
+            if self.since is not None:
                 return False
             if (isinstance(error, PoolTimeout | TimeoutError)
                     and time.monotonic() - self._back_at < POOL_TIMEOUT):
                 return False
-            self._since, self._started = time.time(), time.monotonic()
-        if self._up is not None:
-            self._up.set(0)
-        if self._outages is not None:
-            self._outages.inc()
-        self._log.warning("%s unreachable (%s); %s", self.server, describe(error),
-                          self.meanwhile)
+            self.since, self._started = time.time(), time.monotonic()
+        self._up.set(0)
+        self._outages.inc()
+        log.warning("%s unreachable (%s); %s", self.server, describe(error), self.meanwhile)
         return True
 
     def back(self) -> float | None:
         """A try succeeded; the outage's length in seconds if this ends one (and was logged)."""
-        if self._since is None:  # the common case, without the lock
+        if self.since is None:  # the common case, without the lock
             return None
         with self._lock:
-            if self._since is None:
+            if self.since is None:
                 return None
             self._back_at = time.monotonic()
-            took, self._since = self._back_at - self._started, None
-        if self._up is not None:
-            self._up.set(1)
-        self._log.info("%s is back after %.1f s unreachable", self.server, took)
+            took, self.since = self._back_at - self._started, None
+        self._up.set(1)
+        log.info("%s is back after %.1f s unreachable", self.server, took)
         return took
+
+    def report(self, error: BaseException | None) -> None:
+        """The result of a try: `lost(error)`, or `back()` when `error` is None."""
+        if error is None:
+            self.back()
+        else:
+            self.lost(error)
 
 
 def postgresql_outage(metrics: Metrics | None = None) -> Outage:
-    return Outage("PostgreSQL", log, "retrying every second or two; logged again when it is back",
-                  *_series(metrics, "postgresql"))
+    return Outage("PostgreSQL", "retrying every second or two; logged again when it is back",
+                  metrics)
 
 
 def redis_outage(metrics: Metrics | None = None) -> Outage:
-    return Outage("Redis", log, "nothing is lost: the cache is reconciled with PostgreSQL when it "
-                  "is back", *_series(metrics, "redis"))
-
-
-def _series(metrics: Metrics | None, server: str) -> tuple[Gauge | None, Counter | None]:
-    if metrics is None:
-        return None, None
-    return metrics.server_up.labels(server), metrics.outages.labels(server)
+    return Outage("Redis", "nothing is lost: the cache is reconciled with PostgreSQL when it is "
+                  "back", metrics)

@@ -1,16 +1,7 @@
-"""The embedding model, offline, and token-aware chunking so that no text is truncated.
-
-Long text is cut into chunks of at most ~250 model tokens with ~50 tokens of overlap, preferring
-to cut after a paragraph, then a line, then a sentence, then a word. Each chunk is embedded, and
-the text's vector is the normalised mean of its chunk vectors.
-
-Each text is tokenized once: the token ids that decide its chunks are the ones the model reads
-(a chunk is a slice of its text's ids between the special tokens), in batches sorted by length.
-
-Precision (NEXUS_EMBED_DTYPE): bfloat16 where the CPU has bf16 units (the `avx512_bf16` or
-`amx_bf16` flag in /proc/cpuinfo), float32 otherwise. On this kind of CPU bf16 encodes ~3x as many
-texts per second with cosine >= 0.9999 to the float32 vectors. The precision is part of the model
-version written with every vector (`+bf16`), so a database that holds both can tell them apart.
+"""The embedding model, offline, and token-aware chunking so that no text is truncated: each text
+is tokenized once, cut into overlapping chunks of its token ids, and its vector is the normalised
+mean of its chunks'. Chunking and precision (NEXUS_EMBED_DTYPE, `+bf16` in the model version):
+docs/operations.md, "What a worker does".
 """
 
 from __future__ import annotations
@@ -54,6 +45,11 @@ class ModelInfo:
     threads: int        # torch threads (CPU)
     dtype_reason: str   # why this precision: said once in the log
 
+    def labels(self) -> dict[str, str | int]:
+        """What the worker runs, as its heartbeat, /stats and nexus_worker_info say it."""
+        return {"model": self.name, "model_version": self.version, "precision": self.dtype,
+                "device": self.device, "threads": self.threads}
+
 
 def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     """The CPU's feature flags (the first `flags` line of /proc/cpuinfo; none if unreadable)."""
@@ -95,9 +91,8 @@ def available_cores() -> int:
 
 def auto_threads(replicas: int = 1, cores: int | None = None) -> int:
     """Torch threads per worker process when not configured: the cores shared by the replicas,
-    but one, left to PostgreSQL (which writes every vector: the HNSW insert, the queue). A torch
-    thread that has to share its core stalls the others at every step (they wait for it), so on
-    2 cores one thread embeds as fast as two next to a busy database (bench/README.md)."""
+    but one, left to PostgreSQL, which writes every vector: a torch thread sharing its core stalls
+    the others at every step (docs/operations.md, NEXUS_WORKER_THREADS)."""
     cores = available_cores() if cores is None else cores
     return max(1, (cores - 1) // max(1, replicas))
 
@@ -159,12 +154,8 @@ class Chunker:
         out = []
         for ids, spans, special in zip(enc["input_ids"], enc["offset_mapping"],
                                        enc["special_tokens_mask"], strict=True):
-            lead = 0
-            while lead < len(ids) and special[lead]:
-                lead += 1
-            tail = len(ids)
-            while tail > lead and special[tail - 1]:
-                tail -= 1
+            inner = [k for k, is_special in enumerate(special) if not is_special]
+            lead, tail = (inner[0], inner[-1] + 1) if inner else (len(ids), len(ids))
             out.append(_Tokens(ids[lead:tail], [tuple(s) for s in spans[lead:tail]],
                                ids[:lead], ids[tail:]))
         return out
@@ -191,8 +182,6 @@ class Chunker:
         if not text.strip():
             return []
         tokens = self._tokenize([text])[0]
-        if not tokens.ids:
-            return [text]
         bounds = self._chunk_bounds(text, tokens.spans)
         if len(bounds) == 1:
             return [text]
@@ -245,7 +234,6 @@ class Embedder(Chunker):
                               device, threads, reason)
         super().__init__(self.model.tokenizer, max_seq)
         self.batch_size = batch_size
-        self.pad_id = int(self.tokenizer.pad_token_id or 0)
 
     def check_dimension(self, expected: int) -> None:
         if self.info.dimension != expected:
@@ -261,84 +249,50 @@ class Embedder(Chunker):
 
         out = []
         for i in range(0, len(batch), self.batch_size):
-            part = batch[i:i + self.batch_size]
-            width = max(len(ids) for ids in part)
-            input_ids = np.full((len(part), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(part), width), dtype=np.int64)
-            for row, ids in enumerate(part):
-                input_ids[row, :len(ids)] = ids
-                mask[row, :len(ids)] = 1
-            features: dict[str, Any] = {
-                "input_ids": torch.from_numpy(input_ids).to(self.model.device),
-                "attention_mask": torch.from_numpy(mask).to(self.model.device),
-                "token_type_ids": torch.zeros((len(part), width), dtype=torch.int64,
-                                              device=self.model.device),
-                "modality": "text"}
+            features: dict[str, Any] = dict(self.tokenizer.pad(
+                {"input_ids": batch[i:i + self.batch_size]}, return_tensors="pt"
+            ).to(self.model.device))
+            features["token_type_ids"] = torch.zeros_like(features["input_ids"])
             with torch.inference_mode():
-                vectors = self.model.forward(features)["sentence_embedding"]
+                vectors = self.model.forward({**features, "modality": "text"})["sentence_embedding"]
             out.append(vectors.float().cpu().numpy())
         encoded = np.concatenate(out)
         norms = np.linalg.norm(encoded, axis=1, keepdims=True)
         return encoded / np.where(norms > 0, norms, 1)
 
     def embed(self, texts: list[str]) -> list[np.ndarray | EmbedError | None]:
-        """Embed many texts in one pass: all their chunks, sorted by length, in shared batches.
+        """Per text a unit vector, None for whitespace-only text, or the EmbedError of a text
+        that failed alone: if the batch fails, each text is embedded on its own to find it."""
+        try:
+            return self._embed_all(texts)
+        except Exception:
+            return [self._embed_alone(text) for text in texts]
 
-        Returns per text a unit vector, None for empty or whitespace-only text, or the EmbedError
-        of a text that failed alone (the others still get their vectors).
-        """
+    def _embed_alone(self, text: str) -> np.ndarray | EmbedError | None:
+        try:
+            return self._embed_all([text])[0]
+        except Exception as exc:
+            return EmbedError(repr(exc))
+
+    def _embed_all(self, texts: list[str]) -> list[np.ndarray | EmbedError | None]:
+        """All the texts' chunks in one pass, sorted by length, in shared batches; a text's
+        vector is the normalised sum of its chunks'."""
         results: list[np.ndarray | EmbedError | None] = [None] * len(texts)
+        wanted = [i for i, t in enumerate(texts) if t.strip()]
+        if not wanted:
+            return results
         owners: list[int] = []
         chunks: list[list[int]] = []
-        wanted = [i for i, t in enumerate(texts) if t.strip()]
-        try:
-            tokenized = self._tokenize([texts[i] for i in wanted])
-        except Exception:
-            tokenized = [self._tokenize_one(texts[i]) for i in wanted]
-        for i, tokens in zip(wanted, tokenized, strict=True):
-            if isinstance(tokens, EmbedError):
-                results[i] = tokens
-                continue
-            try:
-                for s, e in self._chunk_bounds(texts[i], tokens.spans):
-                    chunks.append(tokens.prefix + tokens.ids[s:e] + tokens.suffix)
-                    owners.append(i)
-            except Exception as exc:  # one bad text must not sink the batch
-                results[i] = EmbedError(repr(exc))
-        if not chunks:
-            return results
+        for i, tokens in zip(wanted, self._tokenize([texts[i] for i in wanted]), strict=True):
+            for s, e in self._chunk_bounds(texts[i], tokens.spans):
+                chunks.append(tokens.prefix + tokens.ids[s:e] + tokens.suffix)
+                owners.append(i)
         order = sorted(range(len(chunks)), key=lambda k: len(chunks[k]))
-        try:
-            encoded = self._forward([chunks[k] for k in order])
-        except Exception:
-            # find the text that breaks the model: embed each text on its own
-            return [r if isinstance(r, EmbedError) or not texts[i].strip()
-                    else self._embed_one(texts[i]) for i, r in enumerate(results)]
-        vectors = np.empty_like(encoded)
-        vectors[order] = encoded
-        sums: dict[int, np.ndarray] = {}
-        for owner, vec in zip(owners, vectors, strict=True):
-            sums[owner] = sums[owner] + vec if owner in sums else vec.copy()
-        for owner, total in sums.items():
-            norm = float(np.linalg.norm(total))
-            results[owner] = total / norm if norm > 0 else total
+        sums = np.zeros((len(texts), self.info.dimension), dtype=np.float32)
+        np.add.at(sums, [owners[k] for k in order], self._forward([chunks[k] for k in order]))
+        for i in wanted:
+            results[i] = sums[i] / max(float(np.linalg.norm(sums[i])), 1e-12)
         return results
-
-    def _tokenize_one(self, text: str) -> _Tokens | EmbedError:
-        try:
-            return self._tokenize([text])[0]
-        except Exception as exc:
-            return EmbedError(repr(exc))
-
-    def _embed_one(self, text: str) -> np.ndarray | EmbedError:
-        try:
-            tokens = self._tokenize([text])[0]
-            encoded = self._forward([tokens.prefix + tokens.ids[s:e] + tokens.suffix
-                                     for s, e in self._chunk_bounds(text, tokens.spans)])
-        except Exception as exc:
-            return EmbedError(repr(exc))
-        total = encoded.sum(axis=0)
-        return total / float(np.linalg.norm(total))
 
     def embed_query(self, text: str) -> np.ndarray:
         result = self.embed([text])[0]

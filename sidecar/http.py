@@ -1,21 +1,20 @@
-"""HTTP endpoints of a sidecar process: /health, /metrics, /embed, /stats.
+"""HTTP endpoints of a sidecar process: /health, /metrics, /embed, /stats (docs/operations.md).
 
-/health answers a load balancer and a person alike (docs/operations.md), at once in every state:
-it reads what a background check (`Health`) found at most a second or two ago.
-  ok        200  PostgreSQL reachable, a live worker, Redis up, queue under its threshold
-  degraded  200  only Redis is down (the cache is best effort) or the queue is deep
-  down      503  PostgreSQL unreachable, or no worker has sent a heartbeat in the last minute
+/health answers at once in every state: it reports what a background check (`Health`) found at
+most a second or two ago, as ok (200), degraded (200: Redis down, or a deep queue) or down (503).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -53,13 +52,6 @@ class Context:
     redis_state: Outage
 
 
-async def _queue_stats(ctx: Context) -> dict:
-    async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute("SELECT * FROM memory_system.queue_stats()")
-        return await cur.fetchone()
-
-
 async def _ping_postgresql(ctx: Context) -> None:
     async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
         await conn.execute("SELECT 1")
@@ -75,11 +67,9 @@ async def _check(coro: Awaitable[object]) -> tuple[object, BaseException | None]
 
 
 class Health:
-    """The background check behind /health: every second, is PostgreSQL reachable through the
-    worker's pool (which also keeps the pool trying to reconnect during an outage), and does Redis
-    answer; each reported to the process's Outage of that server. The queue statistics (worker
-    liveness, depth) are a scan of the queue: read when /health asks, and they are older than
-    STATS_FRESH seconds or show a problem."""
+    """The background check behind /health: every second, does PostgreSQL answer through the
+    worker's pool (which keeps the pool reconnecting in an outage), and does Redis; the queue
+    statistics (a scan) are read when /health asks and they are old or show a problem."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -103,27 +93,27 @@ class Health:
         ctx = self.ctx
         (_, pg_exc), (_, redis_exc) = await asyncio.gather(
             _check(_ping_postgresql(ctx)), _check(ctx.redis.ping()))
-        if pg_exc is None:
-            ctx.pg.back()
-        else:
-            ctx.pg.lost(pg_exc)
-        if redis_exc is None:
-            ctx.redis_state.back()
-        else:
-            ctx.redis_state.lost(redis_exc)
+        ctx.pg.report(pg_exc)
+        ctx.redis_state.report(redis_exc)
         self.pg_error = None if pg_exc is None else describe(pg_exc)
         self.redis_error = None if redis_exc is None else describe(redis_exc)
         self.checked_at, self.checked_wall = time.monotonic(), time.time()
         self.document()  # keeps `since` (when the status began) true to the second
 
+    async def _queue_stats(self) -> dict:
+        async with self.ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute("SELECT * FROM memory_system.queue_stats()")
+            return await cur.fetchone()
+
     async def read_stats(self) -> None:
-        stats, exc = await _check(_queue_stats(self.ctx))
+        stats, exc = await _check(self._queue_stats())
         if exc is None:
             self.stats, self.stats_at = stats, time.monotonic()  # type: ignore[assignment]
 
     async def fresh_stats(self) -> None:
-        """Refresh the queue statistics if they are old or show a problem (no live worker, a
-        deep queue: news of a recovery must not wait), waiting STATS_WAIT at most."""
+        """Refresh the queue statistics (for /health, /metrics and /stats alike) if they are old
+        or show a problem (news of a recovery must not wait), waiting STATS_WAIT at most."""
         if self.pg_error is not None or self.ctx.pg.since is not None:
             return
         stats = self.stats
@@ -143,19 +133,17 @@ class Health:
                                       round(now - self.stats_at, 1), self.ctx.cfg.health_max_queue)
         if status != self.status:
             self.status, self.since = status, time.time()
-        doc = {"status": status, "since": iso(self.since),
-               "checked_at": iso(self.checked_wall) if self.checked_at else None,
-               "checks": checks, "worker_id": self.ctx.worker_id}
-        return doc, code
+        return {"status": status, "since": iso(self.since),
+                "checked_at": iso(self.checked_wall) if self.checked_at else None,
+                "checks": checks, "worker_id": self.ctx.worker_id}, code
 
 
 def assess(pg_error: str | None, pg_since: float | None, redis_error: str | None,
            redis_since: float | None, checked_age: float | None, stats: dict | None,
            stats_age: float, max_queue: int) -> tuple[str, int, dict]:
-    """The status, its HTTP code and the checks of /health, from what was found: each server's
-    last check error (None: it answered) and outage start (its Outage's `since`: a connection of
-    this process lost it, which may come before the next check says so), how long ago the last
-    check completed (None: never), and the queue statistics and their age in seconds."""
+    """The status, its HTTP code and the checks of /health, from each server's last check error
+    (None: it answered) and its Outage's `since` (a connection of this process lost it, maybe
+    before the check did), the last check's age (None: never) and the queue statistics'."""
     lost = "a connection of this process lost it"
     pg_error = pg_error or (lost if pg_since else None)
     redis_error = redis_error or (lost if redis_since else None)
@@ -194,18 +182,20 @@ async def health(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     ctx: Context = request.app["ctx"]
+    probe: Health = request.app["health"]
+    await probe.fresh_stats()
+    if probe.stats is not None:
+        for state in ("pending", "processing", "done", "dead"):
+            ctx.metrics.queue_depth.labels(state).set(probe.stats[state])
     # while PostgreSQL is away the process's own metrics are served at once, without its gauges
     if ctx.pg.since is None:
         with contextlib.suppress(psycopg.Error, OSError):
-            await _database_gauges(ctx)
+            await _function_gauges(ctx)
     body = generate_latest(ctx.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def _database_gauges(ctx: Context) -> None:
-    stats = await _queue_stats(ctx)
-    for state in ("pending", "processing", "done", "dead"):
-        ctx.metrics.queue_depth.labels(state).set(stats[state])
+async def _function_gauges(ctx: Context) -> None:
     async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
         cur = await conn.execute(
             "SELECT funcname, calls, total_time / 1000.0 FROM pg_stat_user_functions "
@@ -217,18 +207,13 @@ async def _database_gauges(ctx: Context) -> None:
 
 async def stats(request: web.Request) -> web.Response:
     ctx: Context = request.app["ctx"]
-    queue = await _queue_stats(ctx)
+    probe: Health = request.app["health"]
+    await probe.fresh_stats()
     counts = {name: ctx.metrics.registry.get_sample_value(f"embeddings_{name}_total")
               for name in ("processed", "skipped", "stale", "failures", "dead")}
-    return web.json_response({
-        "worker_id": ctx.worker_id,
-        "model": ctx.embedder.info.name, "model_version": ctx.embedder.info.version,
-        "precision": ctx.embedder.info.dtype, "device": ctx.embedder.info.device,
-        "threads": ctx.embedder.info.threads,
-        **counts,
-        "queue": {k: (str(v) if v is not None and not isinstance(v, int) else v)
-                  for k, v in queue.items()},
-    })
+    return web.json_response({"worker_id": ctx.worker_id, **ctx.embedder.info.labels(), **counts,
+                              "queue": probe.stats},
+                             dumps=functools.partial(json.dumps, default=str))
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -254,7 +239,7 @@ async def embed(request: web.Request) -> web.Response:
     info = ctx.embedder.info
     # the version carries the precision: a vector of another precision is not served from cache
     key = f"nexus:embed:{info.name}:{info.version}:{hashlib.sha256(text.encode()).hexdigest()}"
-    cached = await _cache_get(ctx, key)
+    cached = await _best_effort(ctx, ctx.redis.get(key))
     if cached is not None:
         ctx.metrics.embed_cache.labels("hit").inc()
         vector = np.frombuffer(cached, dtype=np.float32)
@@ -266,25 +251,20 @@ async def embed(request: web.Request) -> web.Response:
                 vector = await loop.run_in_executor(None, ctx.embedder.embed_query, text)
             except EmbedError as exc:
                 return _error(422, f"could not embed the text: {exc}")
-        await _cache_set(ctx, key, vector.astype(np.float32).tobytes())
+        await _best_effort(ctx, ctx.redis.set(key, vector.astype(np.float32).tobytes(),
+                                              ex=EMBED_CACHE_TTL))
     return web.json_response({"model": info.name, "model_version": info.version,
                               "dimension": int(vector.shape[0]), "cached": cached is not None,
                               "embedding": [float(x) for x in vector]})
 
 
-async def _cache_get(ctx: Context, key: str) -> bytes | None:
+async def _best_effort(ctx: Context, call: Awaitable[Any]) -> Any:
+    """A Redis call of /embed's cache; a failure is counted and answers None."""
     try:
-        return await ctx.redis.get(key)
+        return await call
     except (aioredis.RedisError, OSError):
         ctx.metrics.cache_errors.inc()
         return None
-
-
-async def _cache_set(ctx: Context, key: str, value: bytes) -> None:
-    try:
-        await ctx.redis.set(key, value, ex=EMBED_CACHE_TTL)
-    except (aioredis.RedisError, OSError):
-        ctx.metrics.cache_errors.inc()
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -9,13 +9,10 @@ import socket
 import time
 
 import psycopg
-import redis.asyncio as aioredis
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-from sidecar.cache import MirrorThread
+from sidecar.cache import MirrorThread, redis_client
 from sidecar.config import Config, ConfigError
 from sidecar.db import RETRY_SECONDS, Outage, postgresql_outage, redis_outage
 from sidecar.embedder import Embedder, auto_threads
@@ -76,10 +73,7 @@ async def serve(cfg: Config) -> None:
     pg, redis_state = postgresql_outage(metrics), redis_outage(metrics)
     pool = make_pool(cfg)
     await pool.open()
-    # as the mirror's client (sidecar.cache.redis_client): a Redis that is down fails at once
-    redis = aioredis.Redis(host=cfg.redis_host, port=cfg.redis_port,
-                           password=cfg.password("redis"), socket_timeout=2,
-                           socket_connect_timeout=2, retry=Retry(NoBackoff(), 1))
+    redis = redis_client(cfg, asynchronous=True)
     runner = None
     try:
         target, dims = await _database_target(pool, pg)
@@ -89,9 +83,8 @@ async def serve(cfg: Config) -> None:
                         "nothing until they match", target, embedder.info.name)
         worker = Worker(cfg, embedder, pool, metrics, pg)
         model = embedder.info
-        metrics.info.info({"worker_id": worker.id, "model": model.name,
-                           "model_version": model.version, "precision": model.dtype,
-                           "device": model.device, "threads": str(model.threads)})
+        metrics.info.info({"worker_id": worker.id,
+                           **{k: str(v) for k, v in model.labels().items()}})
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -24,8 +24,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from sidecar.config import WORKER, Config, ConfigError
-from sidecar.db import POOL_TIMEOUT, RETRY_SECONDS, Outage, postgresql_outage
+from sidecar.config import Config, ConfigError
+from sidecar.db import POOL_TIMEOUT, RETRY_SECONDS, Outage, conninfo
 from sidecar.embedder import Embedder, EmbedError
 from sidecar.metrics import Metrics
 
@@ -43,10 +43,8 @@ def process_alive(pid: int | None) -> bool:
 
 
 def dead_neighbours(worker_ids: list[str], host: str, me: int) -> list[str]:
-    """The workers among `worker_ids` (host:pid:tag, not stopped) that were of this host and
-    whose process is gone: a replica killed, then started again (by a supervisor, or as its
-    restarted container, where the new process has the old one's pid: `me`, this one's, since
-    a process runs one worker)."""
+    """The workers among `worker_ids` (host:pid:tag, not stopped) of this host whose process is
+    gone, or has this one's pid `me` (a restarted container's new process has the old one's)."""
     dead = []
     for worker_id in worker_ids:
         pid = worker_id.removeprefix(f"{host}:").split(":", 1)[0]
@@ -65,23 +63,13 @@ def check_settings(cfg: Config) -> None:
         raise ConfigError("NEXUS_WORKER_HEARTBEAT_SECONDS must be at least 1")
 
 
-def conninfo(cfg: Config) -> str:
-    return psycopg.conninfo.make_conninfo(
-        host=cfg.pg_host, port=cfg.pg_port, dbname=cfg.database, user=WORKER,
-        password=cfg.password(WORKER), connect_timeout=5,
-        application_name="nexus-worker")
-
-
 async def _configure(conn: psycopg.AsyncConnection) -> None:
     await register_vector_async(conn)
     await conn.set_autocommit(True)
 
 
-# psycopg_pool retries a failed connection with exponential backoff (1, 2, 4, 8 ... s) for as long
-# as reconnect_timeout: the longer the outage, the longer the wait after it (a 3-minute outage
-# cost two more minutes). Bounded instead: a try gives up after 2 s (tries 1 s apart) and the pool
-# shrinks; the next request grows it again at once. Requests keep coming every second or so
-# during an outage (the health check, the worker's LISTEN connection: see Worker._listen).
+# psycopg_pool's reconnection backs off exponentially for reconnect_timeout, so a long outage cost
+# minutes more: a try gives up after 2 s instead (why: docs/operations.md, "Faults")
 RECONNECT_SECONDS = 2.0
 
 
@@ -94,12 +82,12 @@ def make_pool(cfg: Config) -> AsyncConnectionPool:
 
 class Worker:
     def __init__(self, cfg: Config, embedder: Embedder, pool: AsyncConnectionPool,
-                 metrics: Metrics, pg: Outage | None = None) -> None:
+                 metrics: Metrics, pg: Outage) -> None:
         self.cfg = cfg
         self.embedder = embedder
         self.pool = pool
         self.metrics = metrics
-        self.pg = pg or postgresql_outage(metrics)
+        self.pg = pg
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
         self.wake = asyncio.Event()
@@ -137,14 +125,13 @@ class Worker:
             log.warning("could not check for dead workers of this host: %s", exc)
 
     async def _pipeline(self, stop: asyncio.Event) -> None:
-        """Claim, encode, complete: three stages that overlap, so that the model never waits on
-        the database. While batch N encodes (in the executor thread), batch N+1 is claimed and
-        batch N-1's vectors are written. At most one batch is written at a time and one is
-        claimed ahead; on stop, the batch being encoded is finished and written, and the one
-        claimed ahead is released (by run) untouched."""
+        """Claim, encode, complete, overlapping: while batch N encodes, N+1 is claimed and N-1
+        written (docs/operations.md). On stop the batch encoding is finished and written; the
+        one claimed ahead is released (by run) untouched."""
         loop = asyncio.get_running_loop()
         ahead: asyncio.Task[list[dict]] | None = None
-        writing: asyncio.Task[None] | None = None
+        writing: asyncio.Future[None] = loop.create_future()
+        writing.set_result(None)  # nothing to write yet
         try:
             while not stop.is_set():
                 items = await (ahead if ahead is not None else self._claim())
@@ -152,22 +139,17 @@ class Worker:
                 if stop.is_set():
                     break  # claimed but not started: released untouched
                 if not items:
-                    if writing is not None:
-                        await writing
-                        writing = None
+                    await writing
                     await self._idle(stop)
                     continue
-                if not stop.is_set():
-                    ahead = asyncio.create_task(self._claim())
+                ahead = asyncio.create_task(self._claim())
                 self.metrics.batch_size.observe(len(items))
                 texts = [item["content"] for item in items]
                 results = await loop.run_in_executor(self.executor, self.embedder.embed, texts)
-                if writing is not None:
-                    await writing
+                await writing
                 writing = asyncio.create_task(self._finish(items, results))
         finally:
-            if writing is not None:
-                await writing
+            await writing
             if ahead is not None:
                 await ahead
 
@@ -184,9 +166,7 @@ class Worker:
                 return await cur.fetchall()
         except psycopg.OperationalError as exc:
             self.pg.lost(exc)
-        except psycopg.Error:
-            # an unexpected SQL error must not stop the worker: it backs off, and the error is
-            # in the log
+        except psycopg.Error:  # must not stop the worker: it backs off, with the error logged
             log.exception("claim failed; backing off")
         return []
 
@@ -224,12 +204,9 @@ class Worker:
                 await asyncio.wait_for(stop.wait(), wait)
 
     async def _reconnected(self, conn: psycopg.AsyncConnection) -> None:
-        """After a lost connection: the batch in hand may have died with it (its write never
-        reached the database, or its failure could not be recorded), and the heartbeats would
-        extend the lease of its items for as long as this process lives. Hand back at once every
-        item this worker holds (no try counted; a batch that still completes finds its items
-        gone and leaves them to the next claim), say it is alive, and drop the pool's connections
-        that died with the server."""
+        """After a lost connection the batch in hand may have died with it, and the heartbeats
+        would keep its lease: hand back every item held (no try counted; a batch that completes
+        still finds its items gone), beat, and drop the pool's dead connections."""
         await self.pool.check()
         async with conn.transaction():
             cur = await conn.execute("SELECT memory_system.release(%s)", (self.id,))
@@ -239,9 +216,7 @@ class Worker:
             log.info("handed back %d items held when the connection was lost", released)
 
     async def _beat(self, conn: psycopg.AsyncConnection) -> None:
-        model = self.embedder.info
-        info = {"pid": os.getpid(), "model": model.name, "model_version": model.version,
-                "precision": model.dtype, "device": model.device, "threads": model.threads}
+        info = {"pid": os.getpid(), **self.embedder.info.labels()}
         await conn.execute("SELECT memory_system.heartbeat(%s, %s, %s)",
                            (self.id, self.lease, psycopg.types.json.Jsonb(info)))
 
@@ -280,14 +255,10 @@ class Worker:
                       results: list[np.ndarray | EmbedError | None]) -> None:
         """Write a batch's vectors, close its empty items, record its failures. If the database
         is away, the batch's lease brings its items back."""
-        done, empty, failed = [], [], []
-        for item, result in zip(items, results, strict=True):
-            if result is None:
-                empty.append(item)
-            elif isinstance(result, EmbedError):
-                failed.append((item, str(result)))
-            else:
-                done.append((item, result))
+        pairs = list(zip(items, results, strict=True))
+        empty = [item for item, result in pairs if result is None]
+        failed = [(item, str(result)) for item, result in pairs if isinstance(result, EmbedError)]
+        done = [(item, result) for item, result in pairs if isinstance(result, np.ndarray)]
         try:
             async with self.pool.connection() as conn:
                 if empty:
@@ -314,13 +285,7 @@ class Worker:
         except psycopg.Error as exc:
             if len(done) == 1:
                 return [(done[0][0], f"write failed: {exc.sqlstate} {exc}")]
-        failed = []
-        for pair in done:
-            try:
-                await self._write(conn, [pair])
-            except psycopg.Error as exc:
-                failed.append((pair[0], f"write failed: {exc.sqlstate} {exc}"))
-        return failed
+        return [failed for pair in done for failed in await self._complete(conn, [pair])]
 
     async def _write(self, conn: psycopg.AsyncConnection,
                      done: list[tuple[dict, np.ndarray]]) -> None:
