@@ -39,11 +39,17 @@ from pathlib import Path
 import psycopg
 import redis
 
-from bench.harness import Benchmark, Figure, cloned_database, write_waiting, writes_blocked
+from bench.harness import (
+    Benchmark,
+    Figure,
+    cloned_database,
+    free_ports,
+    write_waiting,
+    writes_blocked,
+)
 from nexus import agents, secrets
 from nexus.config import SUPERUSER, Config
 from nexus.pgserver import as_server_user
-from nexus.ports import free_port, port_free
 from nexus.stack import Stack
 from sidecar.cache import wm_key
 
@@ -154,18 +160,10 @@ class Rig:
         self.replicas = replicas
         self.lease = lease
         self.heartbeat = heartbeat
-        self.ports = self._ports(replicas)
+        self.ports = free_ports(replicas)
         self.log = st.cfg.home / "log" / f"faults-{cfg.database}.log"
         self.proc: subprocess.Popen | None = None
         self.writers: list[Writer] = []
-
-    @staticmethod
-    def _ports(n: int) -> list[int]:
-        while True:
-            base = free_port()
-            ports = list(range(base, base + n))
-            if all(port_free("127.0.0.1", p) for p in ports):
-                return ports
 
     # -- connections -----------------------------------------------------------------------------
     def superuser(self) -> psycopg.Connection:

@@ -27,7 +27,7 @@ from psycopg import sql
 from nexus import config, migrate, secrets
 from nexus import dsn as db
 from nexus.config import SUPERUSER, WORKER, Config
-from nexus.ports import free_port
+from nexus.ports import free_port, port_free
 from nexus.stack import Stack
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -138,6 +138,16 @@ def target_note(value: float | None, target: float) -> str:
 
 def runs_note(values: list[float], fmt: str = "{:,.0f}", label: str = "runs") -> str:
     return f"{label} " + " / ".join(fmt.format(v) for v in values)
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` consecutive free ports: `nexus worker --replicas N` serves replica i's HTTP on
+    NEXUS_HTTP_PORT + i, so the ports after a free one must be free too."""
+    while True:
+        base = free_port()
+        ports = list(range(base, base + count))
+        if all(port_free("127.0.0.1", p) for p in ports):
+            return ports
 
 
 # -- the stack ---------------------------------------------------------------------------------

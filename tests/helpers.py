@@ -17,10 +17,10 @@ from pathlib import Path
 
 import psycopg
 
+from bench.harness import free_ports
 from conftest import connect_as
 from nexus import secrets
 from nexus.config import SUPERUSER, Config
-from nexus.ports import free_port
 from sidecar.embedder import Chunker
 
 
@@ -54,8 +54,9 @@ def worker_env(cfg: Config, http_port: int, **extra: str) -> dict[str, str]:
 def start_worker(cfg: Config, *args: str, **extra: str) -> tuple[subprocess.Popen, int]:
     """One worker process (`python -m sidecar`, what the supervisor runs), or the module (and
     its arguments) `args` names: `nexus.cli worker --replicas N`, the supervisor and N replicas;
-    returns once /health answers."""
-    port = free_port()
+    returns once /health answers (the first replica's: they serve on consecutive ports)."""
+    replicas = int(args[args.index("--replicas") + 1]) if "--replicas" in args else 1
+    port = free_ports(replicas)[0]
     command = [sys.executable, "-m", *(args or ("sidecar",))]
     proc = subprocess.Popen(command, env=worker_env(cfg, port, **extra),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -127,36 +127,37 @@ def test_foreground_up_stops_everything_on_ctrl_c(env) -> None:
     assert not any(process_alive(p) for p in pids), "a server outlived Ctrl-C"
 
 
-def test_psql_is_the_stack_s_own_as_an_agent_or_a_role(env, tmp_path) -> None:
+def test_psql_is_the_stack_s_own_as_an_agent_or_a_role(env, up_env, tmp_path) -> None:
+    """`nexus psql` refuses while the stack is down (this module's), and on a running one (the
+    session's, conftest.up_env, so that no stack is started for it) opens the stack's own psql
+    as an agent or a role."""
     nexus(env, "down")
-    stopped = nexus(env, "psql", "scout", check=False)
+    stopped = nexus(env, "psql", "clerk", check=False)
     assert stopped.returncode == 2 and "not running" in stopped.stderr
+    env = up_env
     nexus(env, "up", "--detach")
-    nexus(env, "agent", "add", "scout")
-    try:
-        out = nexus(env, "psql", "scout", "--", "-Atc",
-                    "SELECT current_user, current_setting('server_version_num')").stdout
-        user, server = out.strip().split("|")
-        assert user == "scout"
-        version = nexus(env, "psql", "scout", "--", "--version").stdout
-        assert re.match(rf"psql \(PostgreSQL\) {int(server) // 10000}\.", version), version
-        piped = subprocess.run([NEXUS, "psql", "scout", "--", "-At"], env=env, text=True,
-                               input="SELECT nexus.current_agent();", capture_output=True,
-                               timeout=60)
-        assert piped.returncode == 0 and piped.stdout.strip() == "scout", piped.stderr
-        script = tmp_path / "answer.sql"
-        script.write_text("SELECT 40 + 2;\n")
-        assert nexus(env, "psql", "scout", "--", "-At", "-f", str(script)).stdout.strip() == "42"
-        for role, login in (("ro", "nexus_ro"), ("app", "nexus_app"),
-                            ("superuser", "nexus_superuser")):
-            out = nexus(env, "psql", "--role", role, "--", "-Atc", "SELECT current_user").stdout
-            assert out.strip() == login
-        failed = nexus(env, "psql", "scout", "--", "-c", "SELECT 1/0", check=False)
-        assert failed.returncode == 1 and "division by zero" in failed.stderr
-        for args, says in ((["nobody"], "no agent 'nobody'"),
-                           ([], "needs an agent or a role"),
-                           (["scout", "--role", "ro"], "not both")):
-            refused = nexus(env, "psql", *args, check=False)
-            assert refused.returncode == 2 and says in refused.stderr, refused.stderr
-    finally:
-        nexus(env, "down")
+    nexus(env, "agent", "add", "clerk")
+    out = nexus(env, "psql", "clerk", "--", "-Atc",
+                "SELECT current_user, current_setting('server_version_num')").stdout
+    user, server = out.strip().split("|")
+    assert user == "clerk"
+    version = nexus(env, "psql", "clerk", "--", "--version").stdout
+    assert re.match(rf"psql \(PostgreSQL\) {int(server) // 10000}\.", version), version
+    piped = subprocess.run([NEXUS, "psql", "clerk", "--", "-At"], env=env, text=True,
+                           input="SELECT nexus.current_agent();", capture_output=True,
+                           timeout=60)
+    assert piped.returncode == 0 and piped.stdout.strip() == "clerk", piped.stderr
+    script = tmp_path / "answer.sql"
+    script.write_text("SELECT 40 + 2;\n")
+    assert nexus(env, "psql", "clerk", "--", "-At", "-f", str(script)).stdout.strip() == "42"
+    for role, login in (("ro", "nexus_ro"), ("app", "nexus_app"),
+                        ("superuser", "nexus_superuser")):
+        out = nexus(env, "psql", "--role", role, "--", "-Atc", "SELECT current_user").stdout
+        assert out.strip() == login
+    failed = nexus(env, "psql", "clerk", "--", "-c", "SELECT 1/0", check=False)
+    assert failed.returncode == 1 and "division by zero" in failed.stderr
+    for args, says in ((["nobody"], "no agent 'nobody'"),
+                       ([], "needs an agent or a role"),
+                       (["clerk", "--role", "ro"], "not both")):
+        refused = nexus(env, "psql", *args, check=False)
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
