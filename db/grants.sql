@@ -60,6 +60,8 @@ GRANT INSERT (consensus_key, value, updated_by),
       UPDATE (value, version, updated_by)
     ON consciousness.distributed_consensus TO nexus_agent;
 GRANT SELECT ON memory_system.agents TO nexus_agent;
+-- spaces (docs/spaces.md): the ones an agent is in (row-level security), roles and all
+GRANT SELECT ON memory_system.spaces TO nexus_agent;
 
 -- agents read their own vectors and text postings (search); complete_batch and triggers write them
 GRANT SELECT ON nexus_memory.episode_embeddings, nexus_memory.semantic_memory_embeddings,
@@ -116,6 +118,20 @@ GRANT EXECUTE ON FUNCTION memory_system._fact_text_sha256(text),
                           memory_system._fact_check_input(text, jsonb, text[], real, text, bigint),
                           memory_system._fact_merge(bigint, jsonb, text[], real, bigint),
                           memory_system._as_of(text)
+    TO nexus_agent;
+
+-- spaces (docs/spaces.md): who may read and write which, as the agent (the policies call the first two)
+GRANT EXECUTE ON FUNCTION memory_system._member_spaces(boolean),
+                          memory_system._readable_ids(),
+                          memory_system._writable_ids(),
+                          memory_system._own_id(),
+                          memory_system._space_id(text, boolean),
+                          memory_system._write_target(text),
+                          memory_system._space_row(text),
+                          memory_system._space_owned(text, text),
+                          memory_system._space_rights(text),
+                          memory_system._space_grant_roles(memory_system.spaces, text, text, boolean),
+                          memory_system._space_revoke_role(text, text)
     TO nexus_agent;
 
 -- workers: the queue functions, nothing else

@@ -36,7 +36,8 @@ def remove(conn: psycopg.Connection, cfg: Config, name: str, delete_memories: bo
 
 def list_agents(conn: psycopg.Connection) -> list[tuple[str, str, str]]:
     rows = conn.execute(
-        "SELECT agent_id, description, created_at::text FROM memory_system.agents ORDER BY agent_id"
+        "SELECT agent_id, description, created_at::text FROM memory_system.agents "
+        "WHERE kind = 'agent' ORDER BY agent_id"
     ).fetchall()
     return [(r[0], r[1], r[2]) for r in rows]
 

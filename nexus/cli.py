@@ -217,6 +217,16 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_space(args: argparse.Namespace) -> int:
+    from nexus import spaces
+
+    _, conn = _agent_conn(args)
+    with conn:
+        for line in spaces.run(conn, args):
+            print(line)
+    return 0
+
+
 def _agent_token(conn: psycopg.Connection, args: argparse.Namespace) -> int:
     """nexus agent token NAME | token list NAME | token revoke ID: bearer tokens (MCP over HTTP)."""
     from nexus import mcp
@@ -322,6 +332,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         options["session"] = args.session
     if args.websearch:
         options["text_mode"] = "websearch"
+    if args.space:
+        options["spaces"] = args.space
+    if args.all_spaces:
+        options["scope"] = "all"
     mode = args.mode
     with psycopg.connect(agents.dsn(resolve_home(cfg), args.agent), autocommit=True) as conn:
         embedding = None
@@ -339,7 +353,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     for n, h in enumerate(hits, 1):
         ranks = f"text #{h['text_rank'] or '-'} vector #{h['vector_rank'] or '-'}"
         snippet = " ".join((h["snippet"] or "").split())
-        print(f"{n:>3}. {h['kind']} {h['id']}  score {h['fused_score']:.4f}  ({ranks})")
+        where = f"  [{h['space']}, by {h['author']}]" if h.get("space") else ""
+        print(f"{n:>3}. {h['kind']} {h['id']}  score {h['fused_score']:.4f}  ({ranks}){where}")
         print(f"     {snippet}")
     return 0
 
@@ -437,11 +452,18 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     conn, _cfg = _target(args)
     with conn:
+        owner = args.agent
+        if args.space:  # a space's rows are those of its id (docs/spaces.md)
+            row = conn.execute("SELECT space_id FROM memory_system.spaces WHERE name = %s",
+                               (args.space,)).fetchone()
+            if row is None:
+                raise ServerError(f"no space {args.space}")
+            owner = row[0]
         if args.out:
             with open(args.out, "w", encoding="utf-8") as out:
-                counts = imports.export_agent(conn, args.agent, out)
+                counts = imports.export_agent(conn, owner, out)
         else:
-            counts = imports.export_agent(conn, args.agent, sys.stdout)
+            counts = imports.export_agent(conn, owner, sys.stdout)
     print("exported " + ", ".join(f"{n} {k}" for k, n in counts.items())
           + (f" to {args.out}" if args.out else ""), file=sys.stderr)
     return 0
@@ -532,6 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--to", required=True, help="the orchestrator's role")
     p.set_defaults(func=cmd_agent)
 
+    from nexus import spaces
+    spaces.add_parser(sub).set_defaults(func=cmd_space)
+
     p = sub.add_parser("mcp", help="the MCP server: stdio as one agent (--agent NAME or "
                                    "NEXUS_AGENT_DSN), or --http with bearer tokens")
     p.add_argument("--agent", help="stdio: act as this agent of the local stack")
@@ -561,6 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--websearch", action="store_true",
                    help='text in web-search syntax: "quoted phrase", OR, -excluded')
     p.add_argument("--embed-url", help="the sidecar (default http://NEXUS_HTTP_HOST:NEXUS_HTTP_PORT)")
+    p.add_argument("--space", action="append", help="also search this shared space (repeatable)")
+    p.add_argument("--all-spaces", action="store_true", help="also search every space it may read")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 
@@ -620,7 +647,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("export", help="one agent's memories as JSONL (nexus import jsonl reads it)")
-    p.add_argument("--agent", required=True)
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--agent")
+    who.add_argument("--space", help="a space's memories instead (docs/spaces.md)")
     p.add_argument("--out", help="file to write (default: standard output)")
     target(p)
     p.set_defaults(func=cmd_export)

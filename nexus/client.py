@@ -49,7 +49,7 @@ MODES = ("hybrid", "text", "vector")
 SEARCH_OPTIONS = frozenset({
     "limit_n", "kinds", "session", "since", "until", "tags_all", "metadata_contains", "text_mode",
     "rrf_k", "text_weight", "vector_weight", "recency_weight", "recency_half_life", "candidates",
-    "df_budget", "neighbour_weight", "context", "as_of", "include_history",
+    "df_budget", "neighbour_weight", "context", "as_of", "include_history", "spaces", "scope",
 })
 
 
@@ -132,6 +132,8 @@ class Episode:
     updated_at: datetime
     # get_episode: whether its current content has a vector; recent_episodes does not say
     embedded: bool | None = None
+    # recent_episodes: the agent that wrote it (docs/spaces.md)
+    author: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,9 @@ class SearchHit:
     valid_to: datetime | None = None
     ended_by: str | None = None
     superseded_by: int | None = None
+    # its space (None: the caller's own memory) and the agent that wrote it (docs/spaces.md)
+    space: str | None = None
+    author: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +206,17 @@ class SimilarHit:
     valid_to: datetime | None = None
     ended_by: str | None = None
     superseded_by: int | None = None
+
+
+@dataclass(frozen=True)
+class SpaceInfo:
+    """A space the agent is in (nexus.spaces, docs/spaces.md): its rights, read or write."""
+    space: str
+    rights: str
+    owner: str | None
+    may_grant: bool
+    created_at: datetime
+    description: str
 
 
 @dataclass(frozen=True)
@@ -461,6 +477,9 @@ RESULTS: dict[str, Result] = {
     "store_delete": Result("value"),
     "store_search": Result("rows", StoreHit),
     "store_list_namespaces": Result("rows", StoreNamespace),
+    "spaces": Result("rows", SpaceInfo),
+    "space_grant": Result("value"),
+    "space_revoke": Result("value"),
 }
 
 
@@ -656,7 +675,8 @@ class Memory:
     def record_episode(self, content: str, action_type: str = DEFAULT,
                        metadata: dict[str, Any] = DEFAULT, tags: list[str] = DEFAULT,
                        importance: float = DEFAULT, session: str | None = DEFAULT,
-                       source: str = DEFAULT, valid_at: datetime | None = DEFAULT) -> int:
+                       source: str = DEFAULT, valid_at: datetime | None = DEFAULT,
+                       space: str | None = DEFAULT) -> int:
         return self._invoke("record_episode", locals())
 
     def get_episode(self, episode_id: int) -> Episode:
@@ -675,14 +695,16 @@ class Memory:
                         since: datetime | None = DEFAULT, until: datetime | None = DEFAULT,
                         tags_all: list[str] | None = DEFAULT,
                         before_created_at: datetime | None = DEFAULT,
-                        before_id: int | None = DEFAULT) -> list[Episode]:
+                        before_id: int | None = DEFAULT,
+                        space: str | None = DEFAULT) -> list[Episode]:
         return self._invoke("recent_episodes", locals())
 
     def remember_fact(self, content: str, metadata: dict[str, Any] = DEFAULT,
                       tags: list[str] = DEFAULT, importance: float = DEFAULT,
                       source_episode_id: int | None = DEFAULT, key: str | None = DEFAULT,
                       supersedes: int | None = DEFAULT,
-                      valid_from: datetime | str | None = DEFAULT) -> int:
+                      valid_from: datetime | str | None = DEFAULT,
+                      space: str | None = DEFAULT) -> int:
         return self._invoke("remember_fact", locals())
 
     def get_fact(self, fact_id: int | None = DEFAULT, key: str | None = DEFAULT,
@@ -746,7 +768,8 @@ class Memory:
                       recency_half_life: timedelta | str = DEFAULT, candidates: int = DEFAULT,
                       df_budget: int | None = DEFAULT, neighbour_weight: float = DEFAULT,
                       context: int = DEFAULT, as_of: datetime | str | None = DEFAULT,
-                      include_history: bool = DEFAULT) -> list[SearchHit]:
+                      include_history: bool = DEFAULT, spaces: list[str] | None = DEFAULT,
+                      scope: str = DEFAULT) -> list[SearchHit]:
         return self._invoke("memory_search", locals())
 
     def memory_similar(self, memory_kind: str, memory_id: int, limit_n: int = DEFAULT,
@@ -758,7 +781,8 @@ class Memory:
     def text_candidates(self, query: str, kinds: list[str] = DEFAULT, candidates: int = DEFAULT,
                         df_budget: int | None = DEFAULT, k1: float = DEFAULT,
                         b: float = DEFAULT, as_of: datetime | str | None = DEFAULT,
-                        include_history: bool = DEFAULT) -> list[TextCandidate]:
+                        include_history: bool = DEFAULT,
+                        agent_ids: list[str] | None = DEFAULT) -> list[TextCandidate]:
         return self._invoke("text_candidates", locals())
 
     # the store (LangGraph BaseStore, see nexus.langgraph); namespaces as lists of labels
@@ -787,6 +811,16 @@ class Memory:
                               max_depth: int | None = DEFAULT, limit_n: int = DEFAULT,
                               offset_n: int = DEFAULT) -> list[StoreNamespace]:
         return self._invoke("store_list_namespaces", locals())
+
+    # spaces (docs/spaces.md): the caller's, and its owner's grants
+    def spaces(self) -> list[SpaceInfo]:
+        return self._invoke("spaces", locals())
+
+    def space_grant(self, space: str, agent: str, rights: str) -> None:
+        return self._invoke("space_grant", locals())
+
+    def space_revoke(self, space: str, agent: str) -> None:
+        return self._invoke("space_revoke", locals())
 
 
 # -- the asyncio client -------------------------------------------------------------------------
@@ -890,7 +924,8 @@ class AsyncMemory:
     async def record_episode(self, content: str, action_type: str = DEFAULT,
                              metadata: dict[str, Any] = DEFAULT, tags: list[str] = DEFAULT,
                              importance: float = DEFAULT, session: str | None = DEFAULT,
-                             source: str = DEFAULT, valid_at: datetime | None = DEFAULT) -> int:
+                             source: str = DEFAULT, valid_at: datetime | None = DEFAULT,
+                             space: str | None = DEFAULT) -> int:
         return await self._invoke("record_episode", locals())
 
     async def get_episode(self, episode_id: int) -> Episode:
@@ -910,14 +945,16 @@ class AsyncMemory:
                               since: datetime | None = DEFAULT, until: datetime | None = DEFAULT,
                               tags_all: list[str] | None = DEFAULT,
                               before_created_at: datetime | None = DEFAULT,
-                              before_id: int | None = DEFAULT) -> list[Episode]:
+                              before_id: int | None = DEFAULT,
+                              space: str | None = DEFAULT) -> list[Episode]:
         return await self._invoke("recent_episodes", locals())
 
     async def remember_fact(self, content: str, metadata: dict[str, Any] = DEFAULT,
                             tags: list[str] = DEFAULT, importance: float = DEFAULT,
                             source_episode_id: int | None = DEFAULT, key: str | None = DEFAULT,
                             supersedes: int | None = DEFAULT,
-                            valid_from: datetime | str | None = DEFAULT) -> int:
+                            valid_from: datetime | str | None = DEFAULT,
+                            space: str | None = DEFAULT) -> int:
         return await self._invoke("remember_fact", locals())
 
     async def get_fact(self, fact_id: int | None = DEFAULT, key: str | None = DEFAULT,
@@ -982,7 +1019,8 @@ class AsyncMemory:
                             candidates: int = DEFAULT,
                             df_budget: int | None = DEFAULT, neighbour_weight: float = DEFAULT,
                             context: int = DEFAULT, as_of: datetime | str | None = DEFAULT,
-                            include_history: bool = DEFAULT) -> list[SearchHit]:
+                            include_history: bool = DEFAULT, spaces: list[str] | None = DEFAULT,
+                            scope: str = DEFAULT) -> list[SearchHit]:
         return await self._invoke("memory_search", locals())
 
     async def memory_similar(self, memory_kind: str, memory_id: int, limit_n: int = DEFAULT,
@@ -995,7 +1033,8 @@ class AsyncMemory:
                               candidates: int = DEFAULT, df_budget: int | None = DEFAULT,
                               k1: float = DEFAULT, b: float = DEFAULT,
                               as_of: datetime | str | None = DEFAULT,
-                              include_history: bool = DEFAULT) -> list[TextCandidate]:
+                              include_history: bool = DEFAULT,
+                              agent_ids: list[str] | None = DEFAULT) -> list[TextCandidate]:
         return await self._invoke("text_candidates", locals())
 
     async def store_put(self, namespace: list[str], key: str, value: dict[str, Any],
@@ -1024,6 +1063,15 @@ class AsyncMemory:
                                     max_depth: int | None = DEFAULT, limit_n: int = DEFAULT,
                                     offset_n: int = DEFAULT) -> list[StoreNamespace]:
         return await self._invoke("store_list_namespaces", locals())
+
+    async def spaces(self) -> list[SpaceInfo]:
+        return await self._invoke("spaces", locals())
+
+    async def space_grant(self, space: str, agent: str, rights: str) -> None:
+        return await self._invoke("space_grant", locals())
+
+    async def space_revoke(self, space: str, agent: str) -> None:
+        return await self._invoke("space_revoke", locals())
 
 
 # -- helpers on an agent's own connection (nexus search, and callers that hold a connection) ----

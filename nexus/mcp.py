@@ -147,6 +147,7 @@ TOOLS = (
     ToolSpec("consensus_read", "consensus_read", read_only=True),
     ToolSpec("consensus_cas", "consensus_cas", destructive=True),
     ToolSpec("memory_stats", "memory_stats", read_only=True),
+    ToolSpec("spaces", "spaces", read_only=True),
 )
 # recall: the server embeds the query, so the agent gives text (required), never a vector
 RECALL_HIDDEN = ("query_embedding",)

@@ -260,7 +260,7 @@ def test_every_tool_and_parameter_is_described_for_a_model(fresh_db: Config) -> 
             words = prop["description"]
             assert len(words.split()) >= 5 and "Example: " in words, (spec.name, name, words)
     described = sum(len(t.input_schema["properties"]) for _s, t in tools.values())
-    assert len(tools) == 22 and described >= 60
+    assert len(tools) == 23 and described >= 60
 
 
 @pytest.mark.parametrize("transport", ["stdio", "http"])

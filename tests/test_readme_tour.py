@@ -181,7 +181,7 @@ READS = {
     "fact_history": "({fact})",
     "working_memory_get": "('current_task')", "working_memory_keys": "()",
     "load_checkpoint": "()", "list_checkpoints": "()", "consensus_read": "('leader')",
-    "memory_stats": "()", "store_list_namespaces": "()",
+    "memory_stats": "()", "store_list_namespaces": "()", "spaces": "()",
     "store_get": "('{{notes}}', 'n1', refresh_ttl => false)",
     "store_search": "('{{notes}}', 'tea', refresh_ttl => false)",
 }
@@ -192,9 +192,20 @@ WRITES = {
     "working_memory_set": "('k', '1')", "working_memory_delete": "('current_task')",
     "save_checkpoint": "('{{}}')", "consensus_cas": "('leader', 1, '\"x\"')",
     "store_put": "('{{notes}}', 'n2', '{{}}')", "store_delete": "('{{notes}}', 'n1')",
+    # scout owns the README's space customers and may grant on it
+    "space_grant": "('customers', 'billing', 'read')", "space_revoke": "('customers', 'billing')",
     # their default refresh_ttl pushes back the expiry of what they return
     "store_get": "('{{notes}}', 'n1')", "store_search": "('{{notes}}', 'tea')",
 }
+
+
+def test_spaces_paragraph_shares_memory(toured) -> None:
+    """The README's spaces paragraph: billing writes the space, and finds it with its space and
+    author (scout's recall over MCP: tests/test_spaces.py)."""
+    _require(toured)
+    out = toured[f"{VENV_NEXUS} psql billing"].stdout
+    assert any("customers" in line and "billing" in line and "ACME pays" in line
+               for line in out.splitlines()), out
 
 
 def test_scaling_replica_lists_hold(env, toured) -> None:

@@ -1,2 +1,3 @@
 -- Agents read their own vectors (search runs with their rights); only complete_batch writes them.
 SELECT memory_system._apply_agent_policies('nexus_memory.store_text_embeddings');
+SELECT memory_system._apply_space_policies('nexus_memory.store_text_embeddings', false);

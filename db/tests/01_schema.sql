@@ -101,7 +101,7 @@ SELECT tables_are('nexus_memory',
                         'store_items', 'store_texts', 'store_text_embeddings']);
 SELECT tables_are('memory_system', ARRAY['agents', 'settings', 'embeddings_queue', 'worker_heartbeats',
                                          'imports', 'import_rows', 'import_rejects', 'cache_outbox',
-                                         'agent_tokens']);
+                                         'agent_tokens', 'spaces']);
 SELECT tables_are('consciousness', ARRAY['consciousness_checkpoints', 'distributed_consensus']);
 SELECT is_empty($$SELECT tbl, relkind FROM data_tables WHERE relkind NOT IN ('r', 'p')$$,
                 'no views, materialized views or foreign tables in the data schemas');
@@ -109,13 +109,13 @@ SELECT is_empty($$SELECT tbl, relkind FROM data_tables WHERE relkind NOT IN ('r'
 -- columns ------------------------------------------------------------------------------------
 SELECT columns_are('nexus_memory', 'zep_episodic_memory', ARRAY[
     'id', 'agent_id', 'episode_uuid', 'session_id', 'action_type', 'source', 'content', 'metadata',
-    'tags', 'importance', 'valid_at', 'created_at', 'updated_at', 'content_sha256', 'content_tsv']);
+    'tags', 'importance', 'valid_at', 'created_at', 'updated_at', 'content_sha256', 'content_tsv', 'author']);
 SELECT columns_are('nexus_memory', 'working_memory_contexts', ARRAY[
     'id', 'agent_id', 'context_key', 'value', 'expires_at', 'created_at', 'updated_at']);
 SELECT columns_are('nexus_memory', 'semantic_memories', ARRAY[
     'id', 'agent_id', 'content', 'metadata', 'tags', 'importance', 'source_episode_id',
     'created_at', 'updated_at', 'content_sha256', 'content_tsv', 'fact_uuid', 'fact_key', 'valid_from',
-    'valid_to', 'ended_by', 'ended_at', 'superseded_by', 'content_norm_sha256']);
+    'valid_to', 'ended_by', 'ended_at', 'superseded_by', 'content_norm_sha256', 'author']);
 SELECT columns_are('nexus_memory', 'episode_embeddings', ARRAY[
     'agent_id', 'episode_id', 'model', 'model_version', 'content_sha256', 'embedding', 'embedded_at']);
 SELECT columns_are('nexus_memory', 'semantic_memory_embeddings', ARRAY[
@@ -127,7 +127,7 @@ SELECT fk_ok('nexus_memory', 'semantic_memory_embeddings', ARRAY['agent_id', 'me
              'nexus_memory', 'semantic_memories', ARRAY['agent_id', 'id'],
              'a fact''s vector belongs to the fact (and goes with it)');
 SELECT columns_are('nexus_memory', 'store_items', ARRAY[
-    'id', 'agent_id', 'namespace', 'key', 'value', 'created_at', 'updated_at', 'ttl', 'expires_at']);
+    'id', 'agent_id', 'namespace', 'key', 'value', 'created_at', 'updated_at', 'ttl', 'expires_at', 'author']);
 SELECT columns_are('nexus_memory', 'store_texts', ARRAY[
     'id', 'agent_id', 'item_id', 'path', 'content', 'content_sha256', 'content_tsv']);
 SELECT columns_are('nexus_memory', 'store_text_embeddings', ARRAY[
@@ -150,7 +150,7 @@ SELECT is((SELECT pg_get_indexdef('nexus_memory.text_postings_pkey'::regclass)),
 SELECT col_has_check('nexus_memory', 'text_postings', 'kind', 'a posting''s kind is checked (e or s)');
 SELECT col_is_pk('nexus_memory', 'text_stats', ARRAY['agent_id', 'slot'],
                  'corpus statistics are kept in a few slots per agent');
-SELECT columns_are('memory_system', 'agents', ARRAY['agent_id', 'description', 'created_at']);
+SELECT columns_are('memory_system', 'agents', ARRAY['agent_id', 'description', 'created_at', 'kind']);
 SELECT columns_are('memory_system', 'embeddings_queue', ARRAY[
     'id', 'agent_id', 'source_table', 'source_id', 'content_sha256', 'model', 'state', 'retry_count',
     'last_error', 'enqueued_at', 'available_at', 'claimed_at', 'processed_at', 'processed_by', 'lease_owner',

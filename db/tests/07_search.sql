@@ -494,7 +494,7 @@ SELECT is(pg_temp.found($$SELECT kind, id FROM nexus.text_candidates('zebra okap
           pg_temp.found($$SELECT kind, id FROM nexus.text_candidates('zebra okapi quagga', candidates => 50, df_budget => NULL)$$),
           'the pruned term (zebra, in every memory) still scores the pool: same ranking as unpruned');
 RESET ROLE;
-SELECT is(pg_get_function_arguments('nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz, text[], jsonb, text, integer, float8, float8, float8, interval, integer, integer, float8, integer, timestamptz, boolean)'::regprocedure)
+SELECT is(pg_get_function_arguments('nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz, text[], jsonb, text, integer, float8, float8, float8, interval, integer, integer, float8, integer, timestamptz, boolean, text[], text)'::regprocedure)
               ~ 'df_budget integer DEFAULT 10000', true, 'memory_search: df_budget defaults to 10,000');
 -- dave's 50 vectors are a thousandth of a partition of 1,000,000 rows: an exact scan, not HNSW
 UPDATE pg_catalog.pg_class SET reltuples = 1000000 WHERE oid = (SELECT part FROM dave_part);
@@ -503,7 +503,7 @@ GRANT SELECT ON hnsw_scans TO PUBLIC;
 SET LOCAL ROLE dave;
 SELECT results_eq(
     $$SELECT id FROM nexus.memory_search(query_embedding => pg_temp.v(1, 2.2, 3), limit_n => 10, kinds => '{episode}')$$,
-    $$SELECT x.episode_id FROM nexus_memory.episode_embeddings AS x
+    $$SELECT x.episode_id FROM nexus_memory.episode_embeddings AS x WHERE x.agent_id = 'dave'
        ORDER BY x.embedding OPERATOR(public.<=>) pg_temp.v(1, 2.2, 3), x.episode_id LIMIT 10$$,
     'a small agent in a crowded partition: the exact top 10');
 SELECT is((SELECT pg_stat_get_xact_numscans(hnsw) FROM dave_part), (SELECT n FROM hnsw_scans),

@@ -171,11 +171,13 @@ UNION ALL
 SELECT 'postings_read generic', pg_temp.plan(format('EXECUTE postings_read(current_user, %L, %L)', f.lexeme, '{e}'))
   FROM facts AS f;
 RESET plan_cache_mode;
--- the same lookups written against current_user directly, as the row-level security policies and
--- most API functions (recent_episodes, get_episode, ...) compare agent_id
+-- the same lookups written against current_user directly, as most API functions (recent_episodes,
+-- get_episode, ...) compare agent_id. (The row-level security policies compare it with the agent's
+-- id and its spaces', docs/spaces.md: an index condition, but no partition pruning of their own.)
 INSERT INTO plans
 SELECT 'vector current_user', pg_temp.plan(format(
-           'SELECT x.episode_id FROM nexus_memory.episode_embeddings AS x WHERE x.agent_id = current_user AND x.model = %L '
+           'SELECT x.episode_id FROM nexus_memory.episode_embeddings AS x '
+           'WHERE x.agent_id = (current_user::text COLLATE "default") AND x.model = %L '
            'ORDER BY x.embedding OPERATOR(public.<=>) %L LIMIT 100', f.model, array_fill(0.05::real, ARRAY[384])::public.vector))
   FROM facts AS f
 UNION ALL

@@ -68,7 +68,7 @@ SELECT ok(obj_description(p.oid, 'pg_proc') ~ ('(^|\n)MCP: ') AND
  ORDER BY p.proname;
 SELECT is(p.prosecdef, false, format('%s is SECURITY INVOKER', p.oid::regprocedure))
   FROM pg_proc AS p
- WHERE p.oid IN ('nexus.remember_fact(text,jsonb,text[],real,bigint,text,bigint,timestamptz)'::regprocedure,
+ WHERE p.oid IN ('nexus.remember_fact(text,jsonb,text[],real,bigint,text,bigint,timestamptz,text)'::regprocedure,
                  'nexus.get_fact(bigint,text,timestamptz,boolean)'::regprocedure,
                  'nexus.invalidate_fact(bigint,timestamptz)'::regprocedure,
                  'nexus.fact_history(bigint,text)'::regprocedure)

@@ -19,6 +19,11 @@ BEGIN
     IF EXISTS (SELECT FROM memory_system.agents WHERE agent_id = p_agent_id) THEN
         RAISE EXCEPTION 'agent % already exists', p_agent_id USING ERRCODE = 'NX004';
     END IF;
+    -- agents and spaces share one namespace (docs/spaces.md; space_create takes the same lock)
+    PERFORM pg_advisory_xact_lock(hashtext('nexus_agent_and_space_names'));
+    IF EXISTS (SELECT FROM memory_system.spaces WHERE name = p_agent_id) THEN
+        RAISE EXCEPTION 'the name % is taken by a space', p_agent_id USING ERRCODE = 'NX082';
+    END IF;
     IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = p_agent_id) THEN
         -- Roles are cluster-wide: reuse a role only if it is an agent role (of another database).
         IF NOT pg_catalog.pg_has_role(p_agent_id, 'nexus_agent', 'MEMBER') THEN
@@ -46,4 +51,4 @@ COMMENT ON FUNCTION memory_system.agent_add(text, text, text, text) IS
 'Registers an agent: creates its login role (member of nexus_agent, inheriting its privileges, never
 able to SET ROLE to it), sets its password from a SCRAM verifier if given, and lets the orchestrator
 role (nexus_app by default; NULL for none) SET ROLE to it.
-Errors: NX003 invalid name; NX004 agent exists or the role name is taken. Callers: the owner (nexus agent add).';
+Errors: NX003 invalid name; NX004 agent exists or the role name is taken; NX082 a space has the name. Callers: the owner (nexus agent add).';

@@ -10,7 +10,7 @@ DECLARE
     v_rows bigint := 0;
     v_count bigint;
 BEGIN
-    IF NOT EXISTS (SELECT FROM memory_system.agents WHERE agent_id = p_agent_id) THEN
+    IF NOT EXISTS (SELECT FROM memory_system.agents WHERE agent_id = p_agent_id AND kind = 'agent') THEN
         RAISE EXCEPTION 'no agent %', coalesce(quote_literal(p_agent_id), 'NULL') USING ERRCODE = 'NX002';
     END IF;
     SELECT (SELECT count(*) FROM nexus_memory.zep_episodic_memory WHERE agent_id = p_agent_id)

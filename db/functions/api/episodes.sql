@@ -9,7 +9,8 @@ CREATE OR REPLACE FUNCTION nexus.record_episode(
     importance   real DEFAULT 0.5,
     session      text DEFAULT NULL,
     source       text DEFAULT 'text',
-    valid_at     timestamptz DEFAULT NULL)
+    valid_at     timestamptz DEFAULT NULL,
+    space        text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -26,18 +27,19 @@ BEGIN
         RAISE EXCEPTION 'action_type must be 1 to 64 characters' USING ERRCODE = 'NX031';
     END IF;
     INSERT INTO nexus_memory.zep_episodic_memory
-           (content, action_type, metadata, tags, importance, session_id, source, valid_at)
-    VALUES (content, action_type, coalesce(metadata, '{}'), coalesce(tags, '{}'), importance, session,
-            coalesce(source, 'text'), valid_at)
+           (agent_id, content, action_type, metadata, tags, importance, session_id, source, valid_at)
+    VALUES (memory_system._write_target(space), content, action_type, coalesce(metadata, '{}'),
+            coalesce(tags, '{}'), importance, session, coalesce(source, 'text'), valid_at)
     RETURNING zep_episodic_memory.id INTO v_id;
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION nexus.record_episode(text, text, jsonb, text[], real, text, text, timestamptz) IS
-'Records an episode (an action, observation or message) of the calling agent and returns its id.
+COMMENT ON FUNCTION nexus.record_episode(text, text, jsonb, text[], real, text, text, timestamptz, text) IS
+'Records an episode (an action, observation or message) of the calling agent and returns its id; in
+space (docs/spaces.md), a space the agent may write, instead of its own memory, with the agent as author.
 It is embedded in the background (see nexus.memory_stats). Errors: NX001 not an agent, NX031 no content
 or bad action_type, NX011 content over 256 KiB / metadata over 64 KiB, NX012 metadata not an object,
-NX015 empty or whitespace-only content, importance outside 0-1 or bad tags.
+NX015 empty or whitespace-only content, importance outside 0-1 or bad tags, NX080 no space you may write.
 
 MCP: Remember something that happened: what you did, saw, were told or said. recall finds it later
 by its meaning or its words. Returns the new episode''s id. For a lasting fact, use remember_fact.
@@ -51,7 +53,9 @@ by its meaning or its words. Returns the new episode''s id. For a lasting fact, 
 - session: The conversation or task it belongs to, any name (default none); recall and recent can keep
   to one session. Example: "onboarding".
 - source: Where the content came from, any short word (default "text"). Example: "email".
-- valid_at: When it happened, if not now: an ISO 8601 date-time (default none). Example: "2025-06-01T09:30:00Z".';
+- valid_at: When it happened, if not now: an ISO 8601 date-time (default none). Example: "2025-06-01T09:30:00Z".
+- space: A shared space to remember it in instead of your own memory, one you may write (see the spaces
+  tool; default: your own). Example: "billing-team".';
 
 
 CREATE OR REPLACE FUNCTION nexus.get_episode(episode_id bigint)
@@ -164,14 +168,18 @@ CREATE OR REPLACE FUNCTION nexus.recent_episodes(
     until              timestamptz DEFAULT NULL,
     tags_all           text[] DEFAULT NULL,
     before_created_at  timestamptz DEFAULT NULL,
-    before_id          bigint DEFAULT NULL)
+    before_id          bigint DEFAULT NULL,
+    space              text DEFAULT NULL)
 RETURNS TABLE (id bigint, episode_uuid uuid, session_id text, action_type text, source text, content text,
                metadata jsonb, tags text[], importance real, valid_at timestamptz, created_at timestamptz,
-               updated_at timestamptz)
+               updated_at timestamptz, author text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
+DECLARE
+    -- the caller's own episodes, or those of a space it may read
+    v_agent text := CASE WHEN space IS NULL THEN current_user::text ELSE memory_system._space_id(space) END;
 BEGIN
     IF limit_n IS NULL OR limit_n NOT BETWEEN 1 AND 1000 THEN
         RAISE EXCEPTION 'limit_n must be between 1 and 1000, got %', limit_n USING ERRCODE = 'NX031';
@@ -182,9 +190,9 @@ BEGIN
     END IF;
     RETURN QUERY
     SELECT e.id, e.episode_uuid, e.session_id, e.action_type, e.source, e.content, e.metadata, e.tags,
-           e.importance, e.valid_at, e.created_at, e.updated_at
+           e.importance, e.valid_at, e.created_at, e.updated_at, coalesce(e.author, e.agent_id)
       FROM nexus_memory.zep_episodic_memory AS e
-     WHERE e.agent_id = (current_user::text COLLATE "default")
+     WHERE e.agent_id = (v_agent COLLATE "default")
        AND (session IS NULL OR e.session_id = session)
        AND (since IS NULL OR e.created_at >= since)
        AND (until IS NULL OR e.created_at < until)
@@ -194,10 +202,12 @@ BEGIN
      LIMIT limit_n;
 END
 $$;
-COMMENT ON FUNCTION nexus.recent_episodes(integer, text, timestamptz, timestamptz, text[], timestamptz, bigint) IS
-'The calling agent''s episodes, newest first, optionally of one session, a time range [since, until)
+COMMENT ON FUNCTION nexus.recent_episodes(integer, text, timestamptz, timestamptz, text[], timestamptz, bigint,
+                                         text) IS
+'The calling agent''s episodes, or with space those of a space it may read (docs/spaces.md), newest
+first, each with its author, optionally of one session, a time range [since, until)
 and carrying all of tags_all. Paged by keyset: pass the created_at and id of the last row of a page
-to get the next. Errors: NX031 bad limit or half a page cursor.
+to get the next. Errors: NX031 bad limit or half a page cursor, NX080 no space you may read.
 
 MCP: List your latest episodes, newest first, optionally of one session, a time window or tags. For
 the next page, give the created_at and id of the last episode you got as before_created_at and before_id.
@@ -209,7 +219,9 @@ the next page, give the created_at and id of the last episode you got as before_
 - before_created_at: For the next page: the created_at of the last episode of the previous page, with
   before_id. Example: "2025-06-01T09:30:00.123456+00:00".
 - before_id: For the next page: the id of the last episode of the previous page, with
-  before_created_at. Example: 42.';
+  before_created_at. Example: 42.
+- space: List the episodes of this shared space instead of your own, one you may read (see the spaces
+  tool; default: your own). Example: "billing-team".';
 
 
 -- semantic memories (facts; the model: docs/facts.md) ----------------------------------------------
@@ -221,14 +233,15 @@ CREATE OR REPLACE FUNCTION nexus.remember_fact(
     source_episode_id  bigint DEFAULT NULL,
     key                text DEFAULT NULL,
     supersedes         bigint DEFAULT NULL,
-    valid_from         timestamptz DEFAULT NULL)
+    valid_from         timestamptz DEFAULT NULL,
+    space              text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-    v_agent  text := current_user;
+    v_agent  text := memory_system._write_target(space);   -- own memory, or a space (docs/spaces.md)
     v_from   timestamptz := coalesce(valid_from, now());
     v_meta   jsonb := coalesce(metadata, '{}');
     v_tags   text[] := coalesce(tags, '{}');
@@ -248,6 +261,10 @@ BEGIN
     IF supersedes IS NOT NULL THEN
         -- explicit: that fact ends where this one begins; this one takes its key
         v_old := memory_system._fact_to_end(supersedes, v_from);
+        IF v_old.agent_id IS DISTINCT FROM v_agent THEN
+            RAISE EXCEPTION 'fact % not found', supersedes USING ERRCODE = 'NX033',
+                HINT = 'A fact supersedes one of the same memory: your own, or the same space.';
+        END IF;
         v_key := v_old.fact_key;
         IF key IS DISTINCT FROM v_key AND key IS NOT NULL THEN
             RAISE EXCEPTION 'a fact can only supersede a fact of its own key' USING ERRCODE = 'NX031',
@@ -310,9 +327,9 @@ BEGIN
          WHERE s.agent_id = v_agent AND s.id = v_old.id;
     END IF;
     INSERT INTO nexus_memory.semantic_memories AS s
-           (content, metadata, tags, importance, source_episode_id, fact_key, valid_from, valid_to,
+           (agent_id, content, metadata, tags, importance, source_episode_id, fact_key, valid_from, valid_to,
             ended_by, ended_at, superseded_by)
-    SELECT content, v_meta, v_tags, importance, source_episode_id, v_key, v_from, e.valid_to,
+    SELECT v_agent, content, v_meta, v_tags, importance, source_episode_id, v_key, v_from, e.valid_to,
            e.ended_by, CASE WHEN e.ended_by IS NOT NULL THEN now() END, e.superseded_by
       FROM (SELECT v_old.valid_to, v_old.ended_by, v_old.superseded_by WHERE v_old.id IS NOT NULL
             UNION ALL
@@ -328,7 +345,7 @@ BEGIN
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION nexus.remember_fact(text, jsonb, text[], real, bigint, text, bigint, timestamptz) IS
+COMMENT ON FUNCTION nexus.remember_fact(text, jsonb, text[], real, bigint, text, bigint, timestamptz, text) IS
 'Stores a fact (semantic memory) of the calling agent and returns its id. A fact holds from
 valid_from (default now) until it ends (docs/facts.md). With key, it replaces the agent''s fact of
 that key in force at valid_from, which ends where the new one begins; a valid_from inside the key''s
@@ -340,8 +357,9 @@ key that follows begins at valid_from instead), or an unended unkeyed fact (unke
 key at a time; an exclusion constraint keeps one fact per key at any instant. Errors: NX031 empty
 content or a key other than the superseded fact''s, NX033 unknown source episode or superseded fact
 (another agent''s is unknown too), NX036 bad key, NX037 valid_from before the superseded fact began,
-NX038 superseded fact already ended, plus the validation codes of record_episode. Any agent, on its
-own facts.
+NX038 superseded fact already ended, NX080 no space you may write, plus the validation codes of
+record_episode. Any agent, on its own facts; with space, on the facts of a space it may write
+(docs/spaces.md: one fact per key per space, whichever member wrote it).
 
 MCP: Remember a lasting fact (about the user, the world, a decision), to recall later. Give a key
 when the fact is the value of something that has one value at a time (where the user lives, their
@@ -358,7 +376,9 @@ again keeps one fact, with its tags and metadata merged. Returns the fact''s id.
 - supersedes: The id of a fact this one replaces, which must still hold (default none); for a fact
   without a key. Example: 12.
 - valid_from: When the fact began to hold, if not now: a time in ISO 8601 (default now); a time in
-  the key''s past inserts it into the history. Example: "2025-03-01T00:00:00Z".';
+  the key''s past inserts it into the history. Example: "2025-03-01T00:00:00Z".
+- space: A shared space to keep the fact in instead of your own memory, one you may write (see the
+  spaces tool; default: your own); a key then has one fact in the space. Example: "billing-team".';
 
 
 CREATE OR REPLACE FUNCTION nexus.get_fact(
@@ -441,11 +461,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-    v_agent text := current_user;
+    v_agent text;
     v_at    timestamptz := coalesce(at, now());
 BEGIN
     PERFORM nexus.current_agent();
-    PERFORM memory_system._fact_to_end(fact_id, v_at);
+    -- the caller's own fact or one of a space it may write (docs/spaces.md)
+    v_agent := (memory_system._fact_to_end(fact_id, v_at)).agent_id;
     UPDATE nexus_memory.semantic_memories AS s
        SET valid_to = v_at, ended_by = 'invalidated', ended_at = now()
      WHERE s.agent_id = v_agent AND s.id = fact_id;
@@ -457,7 +478,7 @@ COMMENT ON FUNCTION nexus.invalidate_fact(bigint, timestamptz) IS
 now; a later time ends it then; at its valid_from, it never held) and stays in its history
 (fact_history, get_fact with include_history). Returns the time it ends. Errors: NX033 unknown id
 (another agent''s is unknown too), NX037 at before the fact began, NX038 the fact has already ended
-(superseded or invalidated). Any agent, on its own facts.
+(superseded or invalidated). Any agent, on its own facts and those of the spaces it may write.
 
 MCP: Say that one of your facts stopped being true and nothing replaces it (to replace it, remember
 the new fact with the same key). It is kept in the history. Returns when it stopped holding.

@@ -50,14 +50,16 @@ CREATE OR REPLACE FUNCTION nexus.text_candidates(
     k1          float8 DEFAULT 1.2,
     b           float8 DEFAULT 0.75,
     as_of            timestamptz DEFAULT NULL,
-    include_history  boolean DEFAULT false)
+    include_history  boolean DEFAULT false,
+    agent_ids        text[] DEFAULT NULL)
 RETURNS TABLE (kind "char", id bigint, score float8)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-    v_agent  text := current_user;
+    -- the memories searched: the caller's own, or those nexus._search_scope gave (spaces)
+    v_agents text[] := coalesce(agent_ids, ARRAY[current_user::text]);
     v_kinds  "char"[] := nexus._search_kinds(kinds);
     v_docs   float8;
     v_avgdl  float8;
@@ -78,7 +80,7 @@ BEGIN
     END IF;
     SELECT sum(s.docs), sum(s.tokens)::float8 / nullif(sum(s.docs), 0)
       INTO v_docs, v_avgdl
-      FROM nexus_memory.text_stats AS s WHERE s.agent_id = v_agent;
+      FROM nexus_memory.text_stats AS s WHERE s.agent_id = ANY (v_agents);
     IF coalesce(v_docs, 0) <= 0 OR coalesce(v_avgdl, 0) <= 0 THEN
         RETURN;
     END IF;
@@ -95,17 +97,18 @@ BEGIN
         SELECT t.lexeme, sum(c.df) AS df
           FROM terms AS t
          CROSS JOIN unnest(v_kinds) AS k(kind)
+         CROSS JOIN unnest(v_agents) AS a(agent_id)
          CROSS JOIN LATERAL (
                 SELECT CASE WHEN v_cap IS NULL OR h.n < v_cap OR h.nth = h.first THEN h.n
                             ELSE greatest(h.n, round((h.n - 1) * (l.last - h.first)::float8 / (h.nth - h.first)) + 1)
                        END AS df
                   FROM (SELECT count(*) AS n, min(p.doc_id) AS first, max(p.doc_id) AS nth
                           FROM (SELECT p.doc_id FROM nexus_memory.text_postings AS p
-                                 WHERE p.agent_id = v_agent AND p.lexeme = t.lexeme AND p.kind = k.kind
+                                 WHERE p.agent_id = a.agent_id AND p.lexeme = t.lexeme AND p.kind = k.kind
                                  ORDER BY p.doc_id LIMIT v_cap) AS p) AS h
                   LEFT JOIN LATERAL (
                         SELECT p.doc_id AS last FROM nexus_memory.text_postings AS p
-                         WHERE h.n >= v_cap AND p.agent_id = v_agent AND p.lexeme = t.lexeme AND p.kind = k.kind
+                         WHERE h.n >= v_cap AND p.agent_id = a.agent_id AND p.lexeme = t.lexeme AND p.kind = k.kind
                          ORDER BY p.doc_id DESC LIMIT 1) AS l ON true) AS c
          GROUP BY t.lexeme
     ), ranked AS MATERIALIZED (
@@ -121,7 +124,7 @@ BEGIN
                sum(k.wt * p.tf / (p.tf + v_c1 + v_c2 * p.dl)) AS score
           FROM ranked AS k
           JOIN nexus_memory.text_postings AS p
-            ON p.agent_id = v_agent AND p.lexeme = k.lexeme AND p.kind = ANY (v_kinds)
+            ON p.agent_id = ANY (v_agents) AND p.lexeme = k.lexeme AND p.kind = ANY (v_kinds)
          WHERE k.kept
          GROUP BY p.kind, p.doc_id
          ORDER BY score DESC, p.doc_id
@@ -135,7 +138,7 @@ BEGIN
           FROM ranked AS k
          CROSS JOIN LATERAL (
                 SELECT p.kind, p.doc_id, p.tf, p.dl FROM nexus_memory.text_postings AS p
-                 WHERE p.agent_id = v_agent AND p.lexeme = k.lexeme AND p.kind = ANY (v_kinds)
+                 WHERE p.agent_id = ANY (v_agents) AND p.lexeme = k.lexeme AND p.kind = ANY (v_kinds)
                    AND p.doc_id = ANY (ARRAY(SELECT s.doc_id FROM scored AS s))) AS p
          WHERE NOT k.kept
          GROUP BY p.kind, p.doc_id
@@ -150,14 +153,14 @@ BEGIN
      -- 0 keeps the check above the sort), only until the candidates are complete
      WHERE v_at IS NULL OR f.kind <> 's'
         OR EXISTS (SELECT FROM nexus_memory.semantic_memories AS s
-                    WHERE s.agent_id = v_agent AND s.id = f.doc_id
+                    WHERE s.agent_id = ANY (v_agents) AND s.id = f.doc_id
                       AND s.valid_from <= v_at AND (s.valid_to IS NULL OR s.valid_to > v_at))
      ORDER BY f.score DESC, f.doc_id
      LIMIT candidates;
 END
 $$;
 COMMENT ON FUNCTION nexus.text_candidates(text, text[], integer, integer, float8, float8, timestamptz,
-                                          boolean) IS
+                                          boolean, text[]) IS
 'BM25 over the calling agent''s memories for a natural-language query: OR of its stemmed terms,
 IDF from the agent''s own corpus at query time. df_budget (default 10,000) bounds the postings read:
 the rarest terms whose postings fit it find the candidates (the rarest term always), and the common
@@ -165,7 +168,8 @@ terms left out only rescore the best 3 x candidates of them; with a budget, a te
 frequency over 256 postings is estimated from the spread of its ids. NULL: exact BM25, every
 posting read. Facts that do not hold now (or at as_of) take no place among the candidates (they
 are left out of a pool of 3 x candidates, best first); include_history => true keeps every fact
-(docs/facts.md).
+(docs/facts.md). agent_ids: the memories searched as one corpus, the caller''s own and spaces''
+(docs/spaces.md; default the caller''s own); rows the caller may not read stay unseen.
 Returns (kind e|s|t (store texts), id, score), best first. Used by nexus.memory_search; errors NX031
 (as_of with include_history too).';
 
@@ -182,6 +186,7 @@ CREATE OR REPLACE FUNCTION nexus._memory_search_text(
     p_tags_all           text[],
     p_metadata_contains  jsonb,
     p_at                 timestamptz,
+    p_agents             text[],
     OUT kinds            "char"[],
     OUT ids              bigint[],
     OUT scores           float8[])
@@ -189,7 +194,6 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_agent     text := current_user;
     v_filtered  boolean := p_session IS NOT NULL OR p_since IS NOT NULL OR p_until IS NOT NULL
                            OR p_tags_all IS NOT NULL OR p_metadata_contains IS NOT NULL;
     v_tsq       tsquery;
@@ -203,11 +207,11 @@ BEGIN
                            ARRAY(SELECT CASE k WHEN 'e' THEN 'episode' WHEN 't' THEN 'store' ELSE 'semantic' END
                                    FROM unnest(p_kinds) AS k),
                            CASE WHEN v_filtered THEN 1000 ELSE p_candidates END, p_df_budget,
-                           as_of => p_at, include_history => p_at IS NULL) AS c) AS c
+                           as_of => p_at, include_history => p_at IS NULL, agent_ids => p_agents) AS c) AS c
          WHERE NOT v_filtered
             OR (c.kind = 'e' AND EXISTS (
                     SELECT FROM nexus_memory.zep_episodic_memory AS e
-                     WHERE e.agent_id = v_agent AND e.id = c.id
+                     WHERE e.agent_id = ANY (p_agents) AND e.id = c.id
                        AND (p_session IS NULL OR e.session_id = p_session)
                        AND (p_since IS NULL OR e.created_at >= p_since)
                        AND (p_until IS NULL OR e.created_at < p_until)
@@ -215,7 +219,7 @@ BEGIN
                        AND (p_metadata_contains IS NULL OR e.metadata @> p_metadata_contains)))
             OR (c.kind = 's' AND EXISTS (
                     SELECT FROM nexus_memory.semantic_memories AS s
-                     WHERE s.agent_id = v_agent AND s.id = c.id
+                     WHERE s.agent_id = ANY (p_agents) AND s.id = c.id
                        AND (p_since IS NULL OR s.created_at >= p_since)
                        AND (p_until IS NULL OR s.created_at < p_until)
                        AND (p_tags_all IS NULL OR s.tags @> p_tags_all)
@@ -232,7 +236,7 @@ BEGIN
           FROM (SELECT * FROM (
                   SELECT 'e'::"char" AS kind, e.id, ts_rank(e.content_tsv, v_tsq, 1)::float8 AS score
                     FROM nexus_memory.zep_episodic_memory AS e
-                   WHERE 'e' = ANY (p_kinds) AND e.agent_id = v_agent AND e.content_tsv @@ v_tsq
+                   WHERE 'e' = ANY (p_kinds) AND e.agent_id = ANY (p_agents) AND e.content_tsv @@ v_tsq
                      AND (p_session IS NULL OR e.session_id = p_session)
                      AND (p_since IS NULL OR e.created_at >= p_since)
                      AND (p_until IS NULL OR e.created_at < p_until)
@@ -241,7 +245,7 @@ BEGIN
                   UNION ALL
                   SELECT 's', s.id, ts_rank(s.content_tsv, v_tsq, 1)::float8
                     FROM nexus_memory.semantic_memories AS s
-                   WHERE 's' = ANY (p_kinds) AND s.agent_id = v_agent AND s.content_tsv @@ v_tsq
+                   WHERE 's' = ANY (p_kinds) AND s.agent_id = ANY (p_agents) AND s.content_tsv @@ v_tsq
                      AND (p_at IS NULL OR (s.valid_from <= p_at AND (s.valid_to IS NULL OR s.valid_to > p_at)))
                      AND (p_since IS NULL OR s.created_at >= p_since)
                      AND (p_until IS NULL OR s.created_at < p_until)
@@ -252,12 +256,12 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION nexus._memory_search_text(text, "char"[], text, integer, integer, text, timestamptz,
-                                              timestamptz, text[], jsonb, timestamptz) IS
+                                              timestamptz, text[], jsonb, timestamptz, text[]) IS
 'Internal: the text branch of nexus.memory_search, arguments checked by it. natural: BM25
 (text_candidates), with filters the matches among its best 1,000; websearch: websearch_to_tsquery
 over content_tsv, ranked by ts_rank. Facts that do not hold at p_at are left out before ranking
-(p_at NULL: none is). Returns the best p_candidates as parallel arrays (kind e|s|t, id, score),
-best first.';
+(p_at NULL: none is). p_agents: the memories searched (own and spaces, nexus._search_scope).
+Returns the best p_candidates as parallel arrays (kind e|s|t, id, score), best first.';
 
 
 CREATE OR REPLACE FUNCTION nexus._memory_search_vector(
@@ -270,6 +274,7 @@ CREATE OR REPLACE FUNCTION nexus._memory_search_vector(
     p_tags_all           text[],
     p_metadata_contains  jsonb,
     p_at                 timestamptz,
+    p_agents             text[],
     OUT kinds            "char"[],
     OUT ids              bigint[],
     OUT dists            float8[])
@@ -279,7 +284,7 @@ SET hnsw.iterative_scan = 'relaxed_order'
 SET hnsw.ef_search = '100'
 AS $$
 DECLARE
-    v_agent     text := current_user;
+    v_agent     text;
     v_filtered  boolean := p_session IS NOT NULL OR p_since IS NOT NULL OR p_until IS NOT NULL
                            OR p_tags_all IS NOT NULL OR p_metadata_contains IS NOT NULL;
     v_rows      float8;
@@ -287,7 +292,10 @@ DECLARE
     v_branches  text[] := '{}';
     v_k         record;
 BEGIN
-    SELECT sum(s.docs) INTO v_rows FROM nexus_memory.text_stats AS s WHERE s.agent_id = v_agent;
+    -- the largest of the memories searched (own, spaces) sets ef_search
+    SELECT max(s.docs) INTO v_rows
+      FROM (SELECT sum(s.docs) AS docs FROM nexus_memory.text_stats AS s
+             WHERE s.agent_id = ANY (p_agents) GROUP BY s.agent_id) AS s;
     -- a branch of N candidates needs ef_search >= N, or HNSW silently returns fewer; beyond
     -- that, recall needs ef_search to grow with the log of the agent's size: N (at least 100)
     -- times 1 + log10(memories / 10,000), at most 1,000. With the default 100 candidates, on
@@ -314,6 +322,8 @@ BEGIN
             ('t'::"char", 'store_text_embeddings', 'text_id', 'store_texts', ''))
             AS v(kind, tbl, idcol, src, session_cond)
             WHERE v.kind = ANY (p_kinds) ORDER BY v.kind LOOP
+      -- a branch per memory searched (own, each space): each its own partition and graph
+      FOREACH v_agent IN ARRAY p_agents LOOP
         -- the agent's partition, by name (not through the partitioned table, whose plan
         -- would scan every agent's); an agent without one has its rows in the DEFAULT
         v_exact := false;
@@ -359,6 +369,7 @@ BEGIN
                  ELSE format($q$EXISTS (SELECT FROM nexus_memory.%1$I AS m
                                          WHERE m.agent_id = %2$L AND m.id = b.id AND m.content_sha256 = b.sha)$q$,
                              v_k.src, v_agent) END);
+      END LOOP;
     END LOOP;
     EXECUTE format($q$
         SELECT coalesce(array_agg(c.kind ORDER BY c.dist, c.id), '{}'),
@@ -374,47 +385,48 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION nexus._memory_search_vector(public.vector, "char"[], integer, text, timestamptz,
-                                                timestamptz, text[], jsonb, timestamptz) IS
+                                                timestamptz, text[], jsonb, timestamptz, text[]) IS
 'Internal: the vector branch of nexus.memory_search, arguments checked by it: the p_candidates
 memories of the calling agent nearest to p_embedding (cosine; HNSW over the agent''s own partition,
 iterative scan, ef_search by the agent''s size; an exact scan for a small agent in a shared
 partition), filters applied inside the scan (facts that do not hold at p_at too; p_at NULL: every
-fact), vectors of outdated content left out. Returns
+fact), vectors of outdated content left out. p_agents: the memories searched (own and spaces), each
+in its own partition, merged by distance. Returns
 parallel arrays (kind e|s|t, id, cosine distance), nearest first.';
 
 
-CREATE OR REPLACE FUNCTION nexus._session_neighbours(p_id bigint, p_session text, p_n integer)
+CREATE OR REPLACE FUNCTION nexus._session_neighbours(p_id bigint, p_session text, p_n integer, p_agent text)
 RETURNS TABLE (id bigint, pos integer)
 LANGUAGE sql STABLE
 AS $$
     -- index-only scans of (agent_id, session_id, id); no SET clause, so that it is inlined
     SELECT b.id, -(row_number() OVER (ORDER BY b.id DESC))::integer
       FROM (SELECT e.id FROM nexus_memory.zep_episodic_memory AS e
-             WHERE e.agent_id = (current_user::text COLLATE "default") AND e.session_id = p_session
+             WHERE e.agent_id = p_agent AND e.session_id = p_session
                AND e.id < p_id
              ORDER BY e.id DESC LIMIT p_n) AS b
     UNION ALL
     SELECT a.id, (row_number() OVER (ORDER BY a.id))::integer
       FROM (SELECT e.id FROM nexus_memory.zep_episodic_memory AS e
-             WHERE e.agent_id = (current_user::text COLLATE "default") AND e.session_id = p_session
+             WHERE e.agent_id = p_agent AND e.session_id = p_session
                AND e.id > p_id
              ORDER BY e.id LIMIT p_n) AS a
 $$;
-COMMENT ON FUNCTION nexus._session_neighbours(bigint, text, integer) IS
-'Internal: the calling agent''s episodes of session p_session recorded just before and after
+COMMENT ON FUNCTION nexus._session_neighbours(bigint, text, integer, text) IS
+'Internal: the episodes of p_agent (the caller, or a space it reads) of session p_session recorded just before and after
 episode p_id (by id), up to p_n on each side: (id, pos), pos -1 the one just before, 1 just after.';
 
 
-CREATE OR REPLACE FUNCTION nexus._session_context(p_id bigint, p_session text, p_n integer)
+CREATE OR REPLACE FUNCTION nexus._session_context(p_id bigint, p_session text, p_n integer, p_agent text)
 RETURNS jsonb
 LANGUAGE sql STABLE
 AS $$
     SELECT jsonb_agg(jsonb_build_object('id', n.id, 'offset', n.pos, 'content', e.content) ORDER BY n.pos)
-      FROM nexus._session_neighbours(p_id, p_session, p_n) AS n
+      FROM nexus._session_neighbours(p_id, p_session, p_n, p_agent) AS n
       JOIN nexus_memory.zep_episodic_memory AS e
-        ON e.agent_id = (current_user::text COLLATE "default") AND e.id = n.id
+        ON e.agent_id = p_agent AND e.id = n.id
 $$;
-COMMENT ON FUNCTION nexus._session_context(bigint, text, integer) IS
+COMMENT ON FUNCTION nexus._session_context(bigint, text, integer, text) IS
 'Internal: _session_neighbours with their content, as the JSON array memory_search returns in
 neighbours ([{id, offset, content}], in order); NULL if there are none.';
 
@@ -526,14 +538,15 @@ CREATE OR REPLACE FUNCTION nexus._neighbour_credit(
     p_text_weight       float8,
     p_vector_weight     float8,
     p_rrf_k             integer,
-    p_neighbour_weight  float8)
+    p_neighbour_weight  float8,
+    p_agents            text[])
 RETURNS TABLE (id bigint, credit float8)
 LANGUAGE sql STABLE
 SECURITY INVOKER
 AS $$
     -- no SET clause, not STRICT, one SELECT: inlined into the caller's statement
     SELECT n.id, sum(p_neighbour_weight / abs(n.pos) * hit.rrf)
-      FROM (SELECT best.id, best.rrf, e.session_id
+      FROM (SELECT best.id, best.rrf, e.session_id, e.agent_id
               FROM (SELECT u.id, u.rrf
                       FROM (SELECT coalesce(txt.id, vec.id) AS id,
                                    coalesce(p_text_weight / (p_rrf_k + txt.rnk), 0)
@@ -546,17 +559,17 @@ AS $$
                                           WHERE x.kind = 'e') AS vec ON vec.id = txt.id) AS u
                      ORDER BY u.rrf DESC, u.id LIMIT 20) AS best
               JOIN nexus_memory.zep_episodic_memory AS e
-                ON e.agent_id = (current_user::text COLLATE "default") AND e.id = best.id
+                ON e.agent_id = ANY (p_agents) AND e.id = best.id
              WHERE e.session_id IS NOT NULL) AS hit
-     CROSS JOIN LATERAL nexus._session_neighbours(hit.id, hit.session_id, 2) AS n
+     CROSS JOIN LATERAL nexus._session_neighbours(hit.id, hit.session_id, 2, hit.agent_id) AS n
      GROUP BY n.id
 $$;
 COMMENT ON FUNCTION nexus._neighbour_credit("char"[], bigint[], "char"[], bigint[], float8, float8, integer,
-                                            float8) IS
+                                            float8, text[]) IS
 'Internal: the neighbour credit of nexus.memory_search. Its branches'' results (parallel arrays of
 kind e|s|t and id, best first) are fused by Reciprocal Rank Fusion; each of the best 20 episodes that
-has a session lends p_neighbour_weight times its fused score to the calling agent''s episodes
-recorded just before and after it in that session, half of it to those two away. Returns (id,
+has a session lends p_neighbour_weight times its fused score to the episodes of its memory (p_agents:
+the caller''s own and spaces) recorded just before and after it in that session, half of it to those two away. Returns (id,
 credit) per episode credited.';
 
 
@@ -577,18 +590,17 @@ CREATE OR REPLACE FUNCTION nexus._memory_search_fuse(
     p_vector_weight      float8,
     p_recency_weight     float8,
     p_recency_half_life  interval,
-    p_context            integer)
+    p_context            integer,
+    p_agents             text[])
 RETURNS TABLE (kind text, id bigint, content text, snippet text,
                text_rank integer, text_score float8, vector_rank integer, vector_score float8,
                fused_score float8, created_at timestamptz, session_id text, tags text[], metadata jsonb,
-               valid_at timestamptz, neighbours jsonb)
+               valid_at timestamptz, neighbours jsonb, owner_id text, author text)
 LANGUAGE plpgsql
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
-DECLARE
-    v_agent  text := current_user;
 BEGIN
     RETURN QUERY
     WITH txt AS (
@@ -614,19 +626,21 @@ BEGIN
          LIMIT CASE WHEN p_recency_weight > 0 THEN NULL ELSE 2 * p_limit_n END
     ), m AS (
         SELECT b.*, 'episode'::text AS kind_name, e.content, e.created_at, e.session_id, e.tags, e.metadata,
-               e.valid_at
-          FROM best AS b JOIN nexus_memory.zep_episodic_memory AS e ON e.agent_id = v_agent AND e.id = b.id
+               e.valid_at, e.agent_id AS owner_id, coalesce(e.author, e.agent_id) AS author
+          FROM best AS b JOIN nexus_memory.zep_episodic_memory AS e ON e.agent_id = ANY (p_agents) AND e.id = b.id
          WHERE b.kind = 'e'
         UNION ALL
-        SELECT b.*, 'semantic', s.content, s.created_at, NULL, s.tags, s.metadata, NULL
-          FROM best AS b JOIN nexus_memory.semantic_memories AS s ON s.agent_id = v_agent AND s.id = b.id
+        SELECT b.*, 'semantic', s.content, s.created_at, NULL, s.tags, s.metadata, NULL, s.agent_id,
+               coalesce(s.author, s.agent_id)
+          FROM best AS b JOIN nexus_memory.semantic_memories AS s ON s.agent_id = ANY (p_agents) AND s.id = b.id
          WHERE b.kind = 's'
         UNION ALL
         -- a store item's text (nexus.store_put): its item's namespace, key and the text's path
         SELECT b.*, 'store', x.content, i.created_at, NULL, NULL,
-               jsonb_build_object('namespace', i.namespace, 'key', i.key, 'path', x.path), NULL
-          FROM best AS b JOIN nexus_memory.store_texts AS x ON x.agent_id = v_agent AND x.id = b.id
-          JOIN nexus_memory.store_items AS i ON i.agent_id = v_agent AND i.id = x.item_id
+               jsonb_build_object('namespace', i.namespace, 'key', i.key, 'path', x.path), NULL, i.agent_id,
+               coalesce(i.author, i.agent_id)
+          FROM best AS b JOIN nexus_memory.store_texts AS x ON x.agent_id = ANY (p_agents) AND x.id = b.id
+          JOIN nexus_memory.store_items AS i ON i.agent_id = x.agent_id AND i.id = x.item_id
          WHERE b.kind = 't' AND (i.expires_at IS NULL OR i.expires_at > clock_timestamp())
     ), ranked AS (
         SELECT m.*,
@@ -648,19 +662,21 @@ BEGIN
            r.txt_rnk, r.txt_score, r.vec_rnk, r.vec_sim, r.fused, r.created_at, r.session_id, r.tags, r.metadata,
            r.valid_at,
            CASE WHEN p_context > 0 AND r.session_id IS NOT NULL
-                THEN nexus._session_context(r.id, r.session_id, p_context) END
+                THEN nexus._session_context(r.id, r.session_id, p_context, r.owner_id) END,
+           r.owner_id, r.author
       FROM ranked AS r
      ORDER BY r.fused DESC, r.kind, r.id;
 END
 $$;
 COMMENT ON FUNCTION nexus._memory_search_fuse(text, tsquery, "char"[], bigint[], float8[], "char"[], bigint[],
                                               float8[], bigint[], float8[], integer, integer, float8, float8,
-                                              float8, interval, integer) IS
+                                              float8, interval, integer, text[]) IS
 'Internal: the fusion of nexus.memory_search, arguments checked by it. Each branch''s results
 (parallel arrays, best first: kind e|s|t, id, and text score or cosine distance) scored by
 Reciprocal Rank Fusion, plus each episode''s neighbour credit (nexus._neighbour_credit) and the
 recency term; the best p_limit_n that still exist, as memory_search returns them: snippets from
-p_tsq (else the OR of p_query''s terms), neighbours for p_context > 0.';
+p_tsq (else the OR of p_query''s terms), neighbours for p_context > 0; each with the agent_id it belongs
+to (owner_id: the caller, or a space of p_agents) and its author.';
 
 
 CREATE OR REPLACE FUNCTION nexus.memory_search(
@@ -684,18 +700,21 @@ CREATE OR REPLACE FUNCTION nexus.memory_search(
     neighbour_weight    float8 DEFAULT 0.4,
     context             integer DEFAULT 0,
     as_of               timestamptz DEFAULT NULL,
-    include_history     boolean DEFAULT false)
+    include_history     boolean DEFAULT false,
+    spaces              text[] DEFAULT NULL,
+    scope               text DEFAULT 'own')
 RETURNS TABLE (kind text, id bigint, content text, snippet text,
                text_rank integer, text_score float8, vector_rank integer, vector_score float8,
                fused_score float8, created_at timestamptz, session_id text, tags text[], metadata jsonb,
                valid_at timestamptz, neighbours jsonb, fact_key text, valid_from timestamptz,
-               valid_to timestamptz, ended_by text, superseded_by bigint)
+               valid_to timestamptz, ended_by text, superseded_by bigint, space text, author text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-    v_agent           text := current_user;
+    -- the memories searched: the caller's own and the spaces asked for (docs/spaces.md)
+    v_agents          text[] := nexus._search_scope(spaces, scope);
     -- the kinds as postings codes: e episode, s semantic, t store text
     v_kinds           "char"[] := nexus._memory_search_check_args(
                           query, query_embedding, limit_n, kinds, session, since, until, tags_all,
@@ -721,7 +740,7 @@ BEGIN
     IF nullif(btrim(query), '') IS NOT NULL AND text_weight > 0 AND cardinality(v_kinds) > 0 THEN
         SELECT b.kinds, b.ids, b.scores INTO v_text_kinds, v_text_ids, v_text_scores
           FROM nexus._memory_search_text(query, v_kinds, text_mode, candidates, df_budget, session, since,
-                                         until, tags_all, metadata_contains, v_at) AS b;
+                                         until, tags_all, metadata_contains, v_at, v_agents) AS b;
         IF text_mode = 'websearch' THEN
             -- for the snippets
             v_tsq := websearch_to_tsquery('english'::regconfig, query);
@@ -733,7 +752,7 @@ BEGIN
     IF query_embedding IS NOT NULL AND vector_weight > 0 AND cardinality(v_kinds) > 0 THEN
         SELECT b.kinds, b.ids, b.dists INTO v_vector_kinds, v_vector_ids, v_vector_dists
           FROM nexus._memory_search_vector(query_embedding, v_kinds, candidates, session, since, until,
-                                           tags_all, metadata_contains, v_at) AS b;
+                                           tags_all, metadata_contains, v_at, v_agents) AS b;
     END IF;
 
     -- neighbours: the best 20 episodes found lend a share of their score to the episodes recorded
@@ -745,27 +764,32 @@ BEGIN
     -- whenever the role changes)
     IF neighbour_weight > 0 AND 'e' = ANY (v_kinds)
        AND EXISTS (SELECT FROM nexus_memory.zep_episodic_memory AS e
-                    WHERE e.agent_id = v_agent AND e.session_id IS NOT NULL) THEN
+                    WHERE e.agent_id = ANY (v_agents) AND e.session_id IS NOT NULL) THEN
         SELECT coalesce(array_agg(c.id), '{}'), coalesce(array_agg(c.credit), '{}') INTO v_credit_ids, v_credits
           FROM nexus._neighbour_credit(v_text_kinds, v_text_ids, v_vector_kinds, v_vector_ids, text_weight,
-                                       vector_weight, rrf_k, neighbour_weight) AS c;
+                                       vector_weight, rrf_k, neighbour_weight, v_agents) AS c;
     END IF;
 
     -- fusion: of the branches' candidates only (a fact that does not hold at v_at is none of
     -- them); each fact with its validity --------------------------------------------------------
     RETURN QUERY
-    SELECT r.*, s.fact_key, s.valid_from, s.valid_to, s.ended_by, s.superseded_by
+    SELECT r.kind, r.id, r.content, r.snippet, r.text_rank, r.text_score, r.vector_rank, r.vector_score,
+           r.fused_score, r.created_at, r.session_id, r.tags, r.metadata, r.valid_at, r.neighbours,
+           s.fact_key, s.valid_from, s.valid_to, s.ended_by, s.superseded_by, sp.name, r.author
       FROM nexus._memory_search_fuse(query, v_tsq, v_text_kinds, v_text_ids, v_text_scores, v_vector_kinds,
                                      v_vector_ids, v_vector_dists, v_credit_ids, v_credits, limit_n, rrf_k,
-                                     text_weight, vector_weight, recency_weight, recency_half_life, context) AS r
+                                     text_weight, vector_weight, recency_weight, recency_half_life, context,
+                                     v_agents) AS r
       LEFT JOIN nexus_memory.semantic_memories AS s
-             ON r.kind = 'semantic' AND s.agent_id = v_agent AND s.id = r.id
+             ON r.kind = 'semantic' AND s.agent_id = r.owner_id AND s.id = r.id
+      -- the space a hit is in (NULL: the caller's own memory)
+      LEFT JOIN memory_system.spaces AS sp ON sp.space_id = r.owner_id
      ORDER BY r.fused_score DESC, r.kind, r.id;
 END
 $$;
 COMMENT ON FUNCTION nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz,
                                         text[], jsonb, text, integer, float8, float8, float8, interval,
-                                        integer, integer, float8, integer, timestamptz, boolean) IS
+                                        integer, integer, float8, integer, timestamptz, boolean, text[], text) IS
 'Hybrid search over the calling agent''s memories. query: natural-language text (BM25, OR of terms;
 text_mode => ''websearch'' for "quoted phrases", OR and -excluded terms); query_embedding: a vector of
 the configured model (HNSW, iterative scan). Either or both; fused by Reciprocal Rank Fusion
@@ -787,8 +811,12 @@ Facts (docs/facts.md) are found only if they hold now, or at as_of; include_hist
 every fact, ended ones too. Left out in each branch, before its candidates are counted. Each fact
 hit has its key and validity (fact_key, valid_from, valid_to, ended_by, superseded_by; NULL for
 episodes and store texts).
+Spaces (docs/spaces.md): spaces => ''{billing-team}'' searches those spaces with the caller''s own
+memory, scope => ''all'' every space it may read too, scope => ''spaces'' the named spaces alone; one
+BM25 corpus, a vector branch per memory (each its own HNSW graph), fused as one. Each hit has its
+space (NULL: the caller''s own) and author (the agent that wrote it).
 Errors: NX030 no query, NX031 bad argument (as_of with include_history too), NX011 query over 64
-KiB, NX013 wrong vector dimension.
+KiB, NX013 wrong vector dimension, NX080 a space you may not read, NX085 bad scope.
 
 MCP: Search your memories (episodes and facts) by meaning and by words at once; the server embeds your
 query. Returns {"mode", "hits"}, best hit first: each hit has its kind, id, content, a snippet with the
@@ -827,7 +855,11 @@ a fact hit has its key and when it held (valid_from, valid_to; valid_to null: it
 - as_of: Find the facts that held at this past time instead of now, ISO 8601 (default now); episodes
   are found whatever their time. Example: "2024-06-01T00:00:00Z".
 - include_history: true to find facts that no longer hold too, each with when it held (default
-  false; not with as_of). Example: true.';
+  false; not with as_of). Example: true.
+- spaces: Shared spaces to search as well as your own memory, ones you may read (see the spaces tool;
+  default none). Each hit says its space and author. Example: ["billing-team"].
+- scope: "own" (your memory and the spaces named; the default), "all" (your memory and every space
+  you may read) or "spaces" (only the spaces named). Example: "all".';
 
 
 CREATE OR REPLACE FUNCTION nexus._or_tsquery(p_query text)

@@ -75,8 +75,10 @@ BEGIN
     IF NOT memory_system._cache_mirror_leading() THEN
         RETURN NULL;
     END IF;
+    -- a space's episodes are not mirrored (docs/spaces.md): Redis could not enforce a revoke
     INSERT INTO memory_system.cache_outbox (op, agent_id)
-    SELECT DISTINCT 'r', r.agent_id FROM changed_rows AS r;
+    SELECT DISTINCT 'r', r.agent_id FROM changed_rows AS r
+     WHERE EXISTS (SELECT FROM memory_system.agents AS a WHERE a.agent_id = r.agent_id AND a.kind = 'agent');
     PERFORM pg_notify('nexus_cache', '');
     RETURN NULL;
 END
@@ -203,6 +205,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT a.agent_id, r.doc, md5(r.doc)
       FROM unnest(p_agents) AS a(agent_id)
+      -- agents only: a space's episodes never reach the cache (docs/spaces.md)
+      JOIN memory_system.agents AS g ON g.agent_id = a.agent_id AND g.kind = 'agent'
       CROSS JOIN LATERAL (
           SELECT coalesce(jsonb_agg(jsonb_build_object(
                      'id', e.id, 'created_at', e.created_at, 'session_id', e.session_id,
@@ -221,6 +225,6 @@ CREATE OR REPLACE FUNCTION memory_system.cache_agents()
 RETURNS SETOF text
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT a.agent_id FROM memory_system.agents AS a ORDER BY 1 $$;
+AS $$ SELECT a.agent_id FROM memory_system.agents AS a WHERE a.kind = 'agent' ORDER BY 1 $$;
 COMMENT ON FUNCTION memory_system.cache_agents() IS
 'Sidecar (reconciliation): every registered agent, whose recent-episodes list the cache keeps.';

@@ -78,12 +78,13 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_agent text := current_user;
+    v_agent text;
     v_key   text;
     v_fact  nexus_memory.semantic_memories;
 BEGIN
-    SELECT s.fact_key INTO v_key FROM nexus_memory.semantic_memories AS s
-     WHERE s.agent_id = v_agent AND s.id = p_fact_id;
+    -- the caller's own fact, or one of a space it may write (docs/spaces.md)
+    SELECT s.agent_id, s.fact_key INTO v_agent, v_key FROM nexus_memory.semantic_memories AS s
+     WHERE s.agent_id = ANY (memory_system._writable_ids()) AND s.id = p_fact_id;
     IF v_key IS NOT NULL THEN
         PERFORM memory_system._fact_lock(v_agent, v_key);
     END IF;
@@ -105,7 +106,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memory_system._fact_to_end(bigint, timestamptz) IS
-'The calling agent''s fact p_fact_id, locked (its key, then its row), that is to end at p_at. NX033
+'The calling agent''s fact p_fact_id (or a fact of a space it may write), locked (its key, then its row), that is to end at p_at. NX033
 if the agent has no such fact (another agent''s included), NX038 if it has ended already, NX037 if
 p_at is before its valid_from. Internal: remember_fact (supersedes) and invalidate_fact.';
 
@@ -131,7 +132,8 @@ BEGIN
     PERFORM memory_system._check_fact_key(p_key);
     IF p_source_episode_id IS NOT NULL AND NOT EXISTS (
             SELECT FROM nexus_memory.zep_episodic_memory AS e
-             WHERE e.agent_id = (current_user::text COLLATE "default") AND e.id = p_source_episode_id) THEN
+             WHERE e.agent_id = ANY (memory_system._writable_ids())
+               AND e.id = p_source_episode_id) THEN
         RAISE EXCEPTION 'episode % not found', p_source_episode_id USING ERRCODE = 'NX033';
     END IF;
 END
@@ -153,7 +155,7 @@ AS $$
            tags = ARRAY(SELECT DISTINCT t FROM unnest(s.tags || p_tags) AS t ORDER BY t),
            importance = greatest(s.importance, p_importance),
            source_episode_id = coalesce(p_source_episode_id, s.source_episode_id)
-     WHERE s.agent_id = (current_user::text COLLATE "default") AND s.id = p_id
+     WHERE s.agent_id = ANY (memory_system._writable_ids()) AND s.id = p_id
 $$;
 COMMENT ON FUNCTION memory_system._fact_merge(bigint, jsonb, text[], real, bigint) IS
 'remember_fact''s deduplication: the calling agent''s fact p_id is the new one again; its metadata
