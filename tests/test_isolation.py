@@ -187,3 +187,123 @@ def test_no_login_without_the_password(fresh_db: Config) -> None:
     for password in ("", "wrong-password"):
         with pytest.raises(psycopg.OperationalError, match="password"):
             connect_as(fresh_db, READONLY, password)
+
+
+# -- spaces (docs/spaces.md) -------------------------------------------------------------------
+SPACE_TABLES = ("nexus_memory.zep_episodic_memory", "nexus_memory.semantic_memories",
+                "nexus_memory.store_items", "nexus_memory.episode_embeddings",
+                "nexus_memory.text_postings", "nexus_memory.text_stats")
+
+
+def _space_snapshot(su_conn: psycopg.Connection, space_id: str) -> list[tuple]:
+    return [row for table in SPACE_TABLES[:3] for row in su_conn.execute(
+        f"SELECT %s, id, md5(t::text) FROM {table} AS t WHERE agent_id = %s ORDER BY id",
+        (table, space_id)).fetchall()]
+
+
+def _refused_or_empty(conn: psycopg.Connection, statement: str, args: tuple = ()) -> int:
+    """Rows a statement returned or touched (0 if refused)."""
+    try:
+        cur = conn.execute(statement, args)
+        return len(cur.fetchall()) if cur.description else max(cur.rowcount, 0)
+    except psycopg.Error:
+        return 0
+
+
+def test_spaces_leak_nothing_to_outsiders_revoked_members_or_readers(fresh_db: Config) -> None:
+    cfg = fresh_db
+    with connect_as(cfg, SUPERUSER, secrets.password(cfg, SUPERUSER), autocommit=True) as su:
+        writer, reader, outsider, revoked = (_add_agent(su, cfg) for _ in range(4))
+        space_id, read_role = su.execute(
+            "SELECT space_id, reader_role FROM memory_system.space_create('vault')").fetchone()
+        for agent, rights in ((writer, "write"), (reader, "read"), (revoked, "read")):
+            su.execute("SELECT memory_system.space_grant('vault', %s, %s)", (agent, rights))
+        # a mirror leads (its advisory lock), so that the cache's triggers queue what changes
+        su.execute("SELECT pg_advisory_lock(hashtext('nexus_cache_mirror'))")
+        with _login(cfg, outsider, autocommit=True) as listener:
+            listener.execute("LISTEN nexus_cache")
+            listener.execute("LISTEN nexus_embeddings")
+            with _login(cfg, writer, autocommit=True) as w:
+                episode = w.execute("SELECT nexus.record_episode('the vault secret is 4471', "
+                                    "space => 'vault')").fetchone()[0]
+                fact = w.execute("SELECT nexus.remember_fact('the vault secret changes weekly', "
+                                 "key => 'vault.rule', space => 'vault')").fetchone()[0]
+                w.execute("INSERT INTO nexus_memory.store_items (agent_id, namespace, key, value) "
+                          "VALUES (%s, '{vault}', 'k', '{\"secret\": 4471}')", (space_id,))
+            payloads = [n.payload for n in listener.notifies(timeout=1, stop_after=4)]
+        assert payloads and set(payloads) == {""}, "notifications carry no content"
+        su.execute("INSERT INTO nexus_memory.episode_embeddings (agent_id, episode_id, model, "
+                   "content_sha256, embedding) SELECT agent_id, id, "
+                   "memory_system._embedding_model(), content_sha256, "
+                   "array_fill(0.1, ARRAY[384])::float4[]::public.vector "
+                   "FROM nexus_memory.zep_episodic_memory WHERE agent_id = %s", (space_id,))
+        assert su.execute("SELECT count(*) FROM memory_system.cache_outbox WHERE agent_id = %s",
+                          (space_id,)).fetchone()[0] == 0, "no space row is queued for Redis"
+        su.execute("SELECT pg_advisory_unlock(hashtext('nexus_cache_mirror'))")
+        before = _space_snapshot(su, space_id)
+    with _login(cfg, WORKER, autocommit=True) as worker:
+        assert worker.execute("SELECT count(*) FROM memory_system.cache_recent_episodes(%s)",
+                              ([space_id],)).fetchone()[0] == 0, "the mirror never reads a space"
+        assert space_id not in {r[0] for r in worker.execute(
+            "SELECT memory_system.cache_agents()").fetchall()}
+
+    revoked_conn = _login(cfg, revoked, autocommit=True)
+    assert revoked_conn.execute("SELECT count(*) FROM nexus_memory.zep_episodic_memory "
+                                "WHERE agent_id = %s", (space_id,)).fetchone()[0] == 1
+    with connect_as(cfg, SUPERUSER, secrets.password(cfg, SUPERUSER), autocommit=True) as su:
+        su.execute("SELECT memory_system.space_revoke('vault', %s)", (revoked,))
+
+    reads = [(f"SELECT * FROM {t} WHERE agent_id = %s", (space_id,)) for t in SPACE_TABLES] + [
+        ("SELECT * FROM memory_system.spaces", ()),
+        ("SELECT * FROM nexus.spaces()", ()),
+        ("SELECT * FROM nexus.memory_search('vault secret', scope => 'all') "
+         "WHERE space IS NOT NULL", ()),
+        ("SELECT * FROM nexus.memory_search(query_embedding => "
+         "array_fill(0.1, ARRAY[384])::float4[]::public.vector, scope => 'all')", ()),
+        ("SELECT * FROM nexus.memory_search('vault secret', spaces => '{vault}')", ()),
+        ("SELECT * FROM nexus.recent_episodes(space => 'vault')", ()),
+        ("SELECT * FROM nexus.text_candidates('vault secret', agent_ids => ARRAY[%s])",
+         (space_id,)),
+        ("SELECT * FROM nexus.get_episode(%s)", (episode,)),
+        ("SELECT * FROM nexus.get_fact(%s)", (fact,)),
+        ("SELECT * FROM nexus.fact_history(%s)", (fact,)),
+        ("SELECT * FROM nexus.memory_similar('episode', %s)", (episode,)),
+        ("SELECT * FROM nexus.store_get('{vault}', 'k')", ()),
+    ]
+    writes = [
+        ("UPDATE nexus_memory.zep_episodic_memory SET content = 'pwned' WHERE agent_id = %s",
+         (space_id,)),
+        ("DELETE FROM nexus_memory.zep_episodic_memory WHERE agent_id = %s", (space_id,)),
+        ("DELETE FROM nexus_memory.semantic_memories WHERE agent_id = %s", (space_id,)),
+        ("DELETE FROM nexus_memory.store_items WHERE agent_id = %s", (space_id,)),
+        ("INSERT INTO nexus_memory.zep_episodic_memory (agent_id, content) VALUES (%s, 'x')",
+         (space_id,)),
+        ("INSERT INTO nexus_memory.zep_episodic_memory (agent_id, content, author) "
+         "VALUES (%s, 'forged', %s)", (space_id, writer)),
+        ("UPDATE nexus_memory.zep_episodic_memory SET author = %s", (writer,)),
+        ("SELECT nexus.record_episode('x', space => 'vault')", ()),
+        ("SELECT nexus.remember_fact('x', key => 'vault.rule', space => 'vault')", ()),
+        ("SELECT nexus.remember_fact('x', supersedes => %s)", (fact,)),
+        ("SELECT nexus.invalidate_fact(%s)", (fact,)),
+        ("SELECT nexus.update_episode(%s, content => 'pwned')", (episode,)),
+        ("SELECT nexus.delete_episode(%s)", (episode,)),
+        ("SELECT nexus.space_grant('vault', current_user, 'write')", ()),
+        (f'GRANT "{read_role}" TO CURRENT_USER', ()),
+        (f'SET ROLE "{read_role}"', ()),
+    ]
+    seen = {}
+    with _login(cfg, outsider, autocommit=True) as out, revoked_conn, \
+            _login(cfg, reader, autocommit=True) as rd:
+        for who, conn in (("outsider", out), ("revoked", revoked_conn)):
+            for statement, args in reads:
+                seen[(who, statement)] = _refused_or_empty(conn, statement, args)
+        for conn in (out, revoked_conn, rd):
+            for statement, args in writes:
+                _refused_or_empty(conn, statement, args)
+            assert conn.execute("SELECT current_user").fetchone()[0] != read_role
+        # the reader reads it all the same (the reads above are not empty for a member), and
+        # changed nothing
+        assert sum(_refused_or_empty(rd, statement, args) for statement, args in reads) >= 10
+    assert sum(seen.values()) == 0, {k: n for k, n in seen.items() if n}
+    with connect_as(cfg, SUPERUSER, secrets.password(cfg, SUPERUSER)) as su:
+        assert _space_snapshot(su, space_id) == before, "no space row changed"

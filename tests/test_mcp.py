@@ -30,7 +30,8 @@ from nexus.ports import free_port
 from nexus.stack import Stack
 from tests.helpers import start_worker, stop, su, wait_for, worker_env
 
-AGENTS = ("stdio_agent", "http_agent", "alpha", "beta", "gate", "newcomer", "mover")
+AGENTS = ("stdio_agent", "http_agent", "alpha", "beta", "gate", "newcomer", "mover", "sharer",
+          "teammate")
 EPISODES = [
     "A violent storm with gale-force winds sank two fishing boats in the harbour.",
     "The quarterly invoice for ACME Corporation is thirty days overdue.",
@@ -243,6 +244,34 @@ def test_a_fact_that_changed_over_mcp(served: Served) -> None:
             assert (await tool_error(session, "invalidate_fact", fact_id=denver))["code"] == "NX038"
             assert (await call(session, "recall", query="where does the user live?"))["hits"] == []
             assert await call(session, "get_fact", key="user.city") == []
+
+    asyncio.run(main())
+
+
+def test_recall_over_a_space(served: Served) -> None:
+    """docs/spaces.md over MCP: what sharer remembers in a space, teammate (a reader) recalls with
+    scope all, each hit with its space and author; teammate may not write there (NX080), and the
+    spaces tool lists its rights."""
+    with su(served.cfg) as conn:
+        conn.execute("SELECT memory_system.space_create('crew', 'sharer')")
+        conn.execute("SELECT memory_system.space_grant('crew', 'teammate', 'read')")
+
+    async def main() -> None:
+        async with http_client(served, "sharer") as session:
+            shared = await call(session, "remember", content="The crew meets at the lighthouse "
+                                "at dawn.", space="crew")
+            await call(session, "remember", content="Sharer's own note about the lighthouse.")
+        async with http_client(served, "teammate") as session:
+            assert [(s["space"], s["rights"]) for s in await call(session, "spaces")] == \
+                   [("crew", "read")]
+            found = await call(session, "recall", query="where does the crew meet?", scope="all")
+            assert [(h["id"], h["space"], h["author"]) for h in found["hits"]] == \
+                   [(shared, "crew", "sharer")]
+            assert (await call(session, "recall", query="where does the crew meet?"))["hits"] == []
+            error = await tool_error(session, "remember", content="x", space="crew")
+            assert error["code"] == "NX080"
+            assert (await tool_error(session, "recall", query="crew", spaces=["nope"]))["code"] \
+                == "NX080"
 
     asyncio.run(main())
 
