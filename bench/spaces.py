@@ -108,9 +108,10 @@ def _load(conn: psycopg.Connection, owners: dict[str, str]) -> list[tuple]:
 
 
 def _search(conn: psycopg.Connection, agent: str, scope: str, words: str,
-            vec: np.ndarray) -> tuple[float, list[int]]:
+            vec: np.ndarray, branch: str = "") -> tuple[float, list[int]]:
+    """One hybrid search as the agent: (ms, ids); branch: ", text_weight => 0" or the like."""
     conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(agent)))
-    stmt = SEARCH + (", scope => 'all')" if scope == "all" else ")")
+    stmt = SEARCH + branch + (", scope => 'all')" if scope == "all" else ")")
     t0 = time.perf_counter()
     ids = [r[0] for r in conn.execute(stmt, (words, vec)).fetchall()]
     ms = (time.perf_counter() - t0) * 1000
@@ -164,6 +165,13 @@ def measure(d: BenchDb) -> list[Figure]:
                 p50[scope].append(percentile(ms[scope], 50))
             log(f"round {r + 1}: p50 own {p50['own'][-1]:.1f} ms,"
                 f" own + 3 spaces {p50['all'][-1]:.1f} ms")
+        # where the time goes: each branch alone, one round
+        branches = {}
+        for name, branch in (("text", ", vector_weight => 0"), ("vector", ", text_weight => 0")):
+            for scope in ("own", "all"):
+                branches[(name, scope)] = percentile(
+                    [_search(conn, "owner", scope, w, v, branch)[0] for _m, _i, _u, w, v in own_q],
+                    50)
         found_all = found_union = 0
         for _memory, mid, uid, words, vec in queries:
             found_all += mid in _search(conn, "owner", "all", words, vec)[1]
@@ -185,7 +193,10 @@ def measure(d: BenchDb) -> list[Figure]:
                f"hybrid memory_search p50 {all50:.1f} ms over own + 3 spaces ({4 * ROWS:,} rows,"
                f" scope all) vs {own50:.1f} ms over own memory ({ROWS:,}), the same {len(own_q)}"
                f" queries, {ROUNDS} rounds (p50s all {', '.join(f'{v:.1f}' for v in p50['all'])};"
-               f" own {', '.join(f'{v:.1f}' for v in p50['own'])}); target <= 2.0; {data}"),
+               f" own {', '.join(f'{v:.1f}' for v in p50['own'])}); text branch alone"
+               f" {branches[('text', 'all')]:.1f} vs {branches[('text', 'own')]:.1f} ms, vector"
+               f" branch alone {branches[('vector', 'all')]:.1f} vs"
+               f" {branches[('vector', 'own')]:.1f} ms; target <= 2.0; {data}"),
         Figure("spaces.write_ratio", ratio(space_w, own_w), "ratio", None, None,
                f"record_episode into a space {space_w:,.0f}/s vs own memory {own_w:,.0f}/s"
                f" ({WRITES} calls each, {ROUNDS} rounds, one session); target >= 0.9"),

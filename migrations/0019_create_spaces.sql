@@ -57,3 +57,14 @@ DROP FUNCTION IF EXISTS nexus._memory_search_fuse(text, tsquery, "char"[], bigin
 DROP FUNCTION IF EXISTS nexus.record_episode(text, text, jsonb, text[], real, text, text, timestamptz);
 DROP FUNCTION IF EXISTS nexus.remember_fact(text, jsonb, text[], real, bigint, text, bigint, timestamptz);
 DROP FUNCTION IF EXISTS nexus.recent_episodes(integer, text, timestamptz, timestamptz, text[], timestamptz, bigint);
+DROP FUNCTION IF EXISTS nexus.store_put(text[], text, jsonb, jsonb, interval);
+DROP FUNCTION IF EXISTS nexus.store_get(text[], text, boolean);
+DROP FUNCTION IF EXISTS nexus.store_delete(text[], text);
+DROP FUNCTION IF EXISTS nexus.store_search(text[], text, public.vector, jsonb, integer, integer, boolean, integer,
+                                           integer, integer);
+DROP FUNCTION IF EXISTS nexus.store_list_namespaces(text[], text[], integer, integer, integer);
+DROP FUNCTION IF EXISTS nexus._store_search_text(text, boolean, text[], text[], timestamptz, text[], text[], jsonb[],
+                                                 integer, integer, integer);
+DROP FUNCTION IF EXISTS nexus._store_search_vector(public.vector, boolean, text[], text[], timestamptz, text[],
+                                                   text[], jsonb[], integer);
+DROP FUNCTION IF EXISTS nexus.memory_stats();

@@ -754,7 +754,7 @@ class Memory:
     def consensus_cas(self, key: str, expected_version: int, value: Any) -> int:
         return self._invoke("consensus_cas", locals())
 
-    def memory_stats(self) -> list[KindStats]:
+    def memory_stats(self, space: str | None = DEFAULT) -> list[KindStats]:
         return self._invoke("memory_stats", locals())
 
     def memory_search(self, query: str | None = DEFAULT,
@@ -788,14 +788,17 @@ class Memory:
     # the store (LangGraph BaseStore, see nexus.langgraph); namespaces as lists of labels
     def store_put(self, namespace: list[str], key: str, value: dict[str, Any],
                   texts: dict[str, str] | None = DEFAULT,
-                  ttl: timedelta | str | None = DEFAULT) -> datetime:
+                  ttl: timedelta | str | None = DEFAULT,
+                  space: str | None = DEFAULT) -> datetime:
         return self._invoke("store_put", locals())
 
     def store_get(self, namespace: list[str], key: str,
-                  refresh_ttl: bool = DEFAULT) -> StoreItem | None:
+                  refresh_ttl: bool = DEFAULT,
+                  space: str | None = DEFAULT) -> StoreItem | None:
         return self._invoke("store_get", locals())
 
-    def store_delete(self, namespace: list[str], key: str) -> bool:
+    def store_delete(self, namespace: list[str], key: str,
+                     space: str | None = DEFAULT) -> bool:
         return self._invoke("store_delete", locals())
 
     def store_search(self, namespace_prefix: list[str] = DEFAULT, query: str | None = DEFAULT,
@@ -803,13 +806,15 @@ class Memory:
                      filter: dict[str, Any] | None = DEFAULT, limit_n: int = DEFAULT,
                      offset_n: int = DEFAULT, refresh_ttl: bool = DEFAULT, rrf_k: int = DEFAULT,
                      candidates: int = DEFAULT,
-                     df_budget: int | None = DEFAULT) -> list[StoreHit]:
+                     df_budget: int | None = DEFAULT,
+                     space: str | None = DEFAULT) -> list[StoreHit]:
         return self._invoke("store_search", locals())
 
     def store_list_namespaces(self, prefix: list[str] | None = DEFAULT,
                               suffix: list[str] | None = DEFAULT,
                               max_depth: int | None = DEFAULT, limit_n: int = DEFAULT,
-                              offset_n: int = DEFAULT) -> list[StoreNamespace]:
+                              offset_n: int = DEFAULT,
+                              space: str | None = DEFAULT) -> list[StoreNamespace]:
         return self._invoke("store_list_namespaces", locals())
 
     # spaces (docs/spaces.md): the caller's, and its owner's grants
@@ -1003,7 +1008,7 @@ class AsyncMemory:
     async def consensus_cas(self, key: str, expected_version: int, value: Any) -> int:
         return await self._invoke("consensus_cas", locals())
 
-    async def memory_stats(self) -> list[KindStats]:
+    async def memory_stats(self, space: str | None = DEFAULT) -> list[KindStats]:
         return await self._invoke("memory_stats", locals())
 
     async def memory_search(self, query: str | None = DEFAULT,
@@ -1039,14 +1044,17 @@ class AsyncMemory:
 
     async def store_put(self, namespace: list[str], key: str, value: dict[str, Any],
                         texts: dict[str, str] | None = DEFAULT,
-                        ttl: timedelta | str | None = DEFAULT) -> datetime:
+                        ttl: timedelta | str | None = DEFAULT,
+                        space: str | None = DEFAULT) -> datetime:
         return await self._invoke("store_put", locals())
 
     async def store_get(self, namespace: list[str], key: str,
-                        refresh_ttl: bool = DEFAULT) -> StoreItem | None:
+                        refresh_ttl: bool = DEFAULT,
+                        space: str | None = DEFAULT) -> StoreItem | None:
         return await self._invoke("store_get", locals())
 
-    async def store_delete(self, namespace: list[str], key: str) -> bool:
+    async def store_delete(self, namespace: list[str], key: str,
+                           space: str | None = DEFAULT) -> bool:
         return await self._invoke("store_delete", locals())
 
     async def store_search(self, namespace_prefix: list[str] = DEFAULT,
@@ -1055,13 +1063,15 @@ class AsyncMemory:
                            filter: dict[str, Any] | None = DEFAULT, limit_n: int = DEFAULT,
                            offset_n: int = DEFAULT, refresh_ttl: bool = DEFAULT,
                            rrf_k: int = DEFAULT, candidates: int = DEFAULT,
-                           df_budget: int | None = DEFAULT) -> list[StoreHit]:
+                           df_budget: int | None = DEFAULT,
+                           space: str | None = DEFAULT) -> list[StoreHit]:
         return await self._invoke("store_search", locals())
 
     async def store_list_namespaces(self, prefix: list[str] | None = DEFAULT,
                                     suffix: list[str] | None = DEFAULT,
                                     max_depth: int | None = DEFAULT, limit_n: int = DEFAULT,
-                                    offset_n: int = DEFAULT) -> list[StoreNamespace]:
+                                    offset_n: int = DEFAULT,
+                                    space: str | None = DEFAULT) -> list[StoreNamespace]:
         return await self._invoke("store_list_namespaces", locals())
 
     async def spaces(self) -> list[SpaceInfo]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -108,7 +108,10 @@ class _Planner:
     the translation of LangGraph ops into SQL calls."""
 
     def __init__(self, index: NexusIndexConfig | None, embed_url: str | None,
-                 embed_query: Callable[[str], Sequence[float]] | None) -> None:
+                 embed_query: Callable[[str], Sequence[float]] | None,
+                 space: str | None = None) -> None:
+        # a space's store instead of the agent's own (docs/spaces.md): every call names it
+        self.space = space
         index = dict(index or {})
         if index.get("embed") is not None:
             raise ValueError("NexusStore embeds with NEXUS's own model (its workers and the "
@@ -182,7 +185,10 @@ class _Planner:
                 puts[(op.namespace, op.key)] = call
             else:
                 raise ValueError(f"unknown operation: {type(op).__name__}")
-        return count, [*reads, *puts.values()], queries
+        calls = [*reads, *puts.values()]
+        if self.space is not None:
+            calls = [replace(c, args={**c.args, "space": self.space}) for c in calls]
+        return count, calls, queries
 
     @staticmethod
     def _list(i: int, op: ListNamespacesOp) -> Call:
@@ -249,10 +255,11 @@ class _Store(BaseStore):
 
     def _configure(self, dsn: str | None, pool: object, agent: str | None,
                    index: NexusIndexConfig | None, ttl: TTLConfig | None, embed_url: str | None,
-                   embed_query: Callable[[str], Sequence[float]] | None) -> None:
+                   embed_query: Callable[[str], Sequence[float]] | None,
+                   space: str | None = None) -> None:
         if (dsn is None) == (pool is None) or (pool is not None and not agent):
             raise TypeError("give either an agent's dsn, or pool= and agent=")
-        self._planner = _Planner(index, embed_url, embed_query)
+        self._planner = _Planner(index, embed_url, embed_query, space)
         self.ttl_config = ttl
         self._own_pool = pool is None
 
@@ -266,13 +273,16 @@ class NexusStore(_Store):
     ttl: {"default_ttl": minutes, "refresh_on_read": bool}   expiry is swept by NEXUS's workers
     embed_url: the sidecar's base URL for query vectors (None: text-only search)
     embed_query: a function giving the query vector instead (NEXUS's model run in this process)
+    space: a space's store instead of the agent's own (docs/spaces.md): reads need read on it,
+           puts and deletes write (NX080 otherwise)
     """
 
     def __init__(self, dsn: str | None = None, *, pool: ConnectionPool | None = None,
                  agent: str | None = None, index: NexusIndexConfig | None = None,
                  ttl: TTLConfig | None = None, embed_url: str | None = DEFAULT_EMBED_URL,
-                 embed_query: Callable[[str], Sequence[float]] | None = None) -> None:
-        self._configure(dsn, pool, agent, index, ttl, embed_url, embed_query)
+                 embed_query: Callable[[str], Sequence[float]] | None = None,
+                 space: str | None = None) -> None:
+        self._configure(dsn, pool, agent, index, ttl, embed_url, embed_query, space)
         self._pool = pool or ConnectionPool(dsn, min_size=1, max_size=4,
                                             kwargs={"autocommit": True}, open=True)
         self._memory = Memory(pool=self._pool, agent=agent)
@@ -311,8 +321,9 @@ class AsyncNexusStore(_Store):
     def __init__(self, dsn: str | None = None, *, pool: AsyncConnectionPool | None = None,
                  agent: str | None = None, index: NexusIndexConfig | None = None,
                  ttl: TTLConfig | None = None, embed_url: str | None = DEFAULT_EMBED_URL,
-                 embed_query: Callable[[str], Sequence[float]] | None = None) -> None:
-        self._configure(dsn, pool, agent, index, ttl, embed_url, embed_query)
+                 embed_query: Callable[[str], Sequence[float]] | None = None,
+                 space: str | None = None) -> None:
+        self._configure(dsn, pool, agent, index, ttl, embed_url, embed_query, space)
         self._pool = pool or AsyncConnectionPool(dsn, min_size=1, max_size=4,
                                                  kwargs={"autocommit": True}, open=False)
         self._memory = AsyncMemory(pool=self._pool, agent=agent)

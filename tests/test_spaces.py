@@ -88,3 +88,22 @@ def test_a_revoke_holds_from_the_members_next_statement(team: Config) -> None:
             cy.recent_episodes(space="team")
         assert refused.value.code == "NX080"
         assert cy.spaces() == []
+
+
+def test_nexus_store_in_a_space(team: Config) -> None:
+    """NexusStore(space=...): one agent's puts are another member's gets and searches (text only:
+    no sidecar); a reader's put is refused, and nothing lands in anyone's own store."""
+    from langgraph.store.base import PutOp
+
+    from nexus.langgraph import NexusStore
+
+    with NexusStore(agents.dsn(team, "ann"), space="team", embed_url=None) as ann:
+        ann.put(("customers",), "acme", {"content": "ACME pays its invoices late"})
+    with NexusStore(agents.dsn(team, "cy"), space="team", embed_url=None) as cy:
+        assert cy.get(("customers",), "acme").value == {"content": "ACME pays its invoices late"}
+        assert [i.key for i in cy.search(("customers",), query="who pays late")] == ["acme"]
+        with pytest.raises(InvalidInput) as refused:
+            cy.batch([PutOp(("customers",), "x", {"content": "x"})])
+        assert refused.value.code == "NX080"
+    with NexusStore(agents.dsn(team, "ann"), embed_url=None) as own:
+        assert own.get(("customers",), "acme") is None

@@ -3,7 +3,7 @@
 -- reaches the catalogs or the Redis mirror. Two agents writing one space at once, a revoke over a
 -- real login and the hostile-agent suite: tests/test_spaces.py and tests/test_isolation.py.
 BEGIN;
-SELECT plan(75);
+SELECT plan(87);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('alice');   -- writer
@@ -68,6 +68,8 @@ SELECT throws_ok($$INSERT INTO nexus_memory.working_memory_contexts (agent_id, c
                    VALUES (pg_temp.sid(), 'k', '{}')$$, '42501', NULL, 'working memory stays private: no space''s');
 SELECT throws_ok($$INSERT INTO consciousness.consciousness_checkpoints (agent_id, state) VALUES (pg_temp.sid(), '{}')$$,
                  '42501', NULL, 'checkpoints stay private: no space''s');
+SELECT isnt(nexus.store_put('{notes}', 'n1', '{"v": 1}', texts => '{"content": "the ledger of tusks"}', space => 'team'),
+            NULL, 'a writer puts a store item in the space');
 RESET ROLE;
 SELECT is(ARRAY(SELECT DISTINCT author FROM nexus_memory.zep_episodic_memory WHERE agent_id = pg_temp.sid()),
           ARRAY['alice'], 'every space row written by alice has alice as author');
@@ -107,6 +109,18 @@ SELECT is((SELECT count(*) FROM nexus.memory_search('walrus')), 0::bigint, 'by d
 SELECT is(ARRAY(SELECT space || ':' || rights || ':' || may_grant FROM nexus.spaces()), ARRAY['team:read:false'],
           'nexus.spaces(): bob''s spaces and rights, not the ones he is not in');
 SELECT throws_ok($$SELECT nexus.space_grant('team', 'carol', 'read')$$, 'NX083', NULL, 'a member that is not the owner may not grant');
+SELECT is((SELECT value FROM nexus.store_get('{notes}', 'n1', space => 'team')), '{"v": 1}'::jsonb,
+          'a reader gets an item of the space''s store');
+SELECT is(ARRAY(SELECT key FROM nexus.store_search('{notes}', 'ledger tusks', space => 'team')), ARRAY['n1'],
+          'and finds it by store_search in the space');
+SELECT is(ARRAY(SELECT namespace::text FROM nexus.store_list_namespaces(space => 'team')), ARRAY['{notes}'],
+          'store_list_namespaces of the space');
+SELECT is((SELECT count(*) FROM nexus.store_get('{notes}', 'n1')), 0::bigint, 'his own store has no such item');
+SELECT is((SELECT total || '/' || pending FROM nexus.memory_stats(space => 'team') WHERE kind = 'episode'), '2/2',
+          'memory_stats of a space: its episodes and their queue items');
+SELECT is((SELECT total FROM nexus.memory_stats() WHERE kind = 'episode'), 0::bigint, 'and of his own memory, none');
+SELECT throws_ok($$SELECT nexus.store_put('{notes}', 'n2', '{}', space => 'team')$$, 'NX080', NULL, 'a reader may not put');
+SELECT throws_ok($$SELECT nexus.store_delete('{notes}', 'n1', space => 'team')$$, 'NX080', NULL, 'nor delete');
 RESET ROLE;
 
 SET LOCAL ROLE alice;
@@ -125,6 +139,11 @@ SELECT throws_ok($$SELECT * FROM nexus.recent_episodes(space => 'team')$$, 'NX08
 SELECT throws_ok($$SELECT * FROM nexus.memory_search('walrus', spaces => '{team}')$$, 'NX080', NULL,
                  'a non-member searches nothing: the same error as no such space');
 SELECT throws_ok($$SELECT * FROM nexus.memory_search('walrus', spaces => '{nope}')$$, 'NX080', NULL, 'no such space');
+SELECT throws_ok($$SELECT * FROM nexus.store_get('{notes}', 'n1', space => 'team')$$, 'NX080', NULL,
+                 'a non-member gets no store item of the space');
+SELECT throws_ok($$SELECT * FROM nexus.store_search('{notes}', 'ledger', space => 'team')$$, 'NX080', NULL,
+                 'nor searches its store');
+SELECT throws_ok($$SELECT * FROM nexus.memory_stats(space => 'team')$$, 'NX080', NULL, 'nor counts its memories');
 SELECT is((SELECT count(*) FROM nexus.memory_search('walrus', scope => 'all')), 0::bigint, 'scope all: none of the space');
 SELECT is((SELECT count(*) FROM nexus.text_candidates('walrus', agent_ids => ARRAY[pg_temp.sid()])), 0::bigint,
           'a non-member naming the space''s id to text_candidates finds nothing');
@@ -190,7 +209,7 @@ SELECT throws_ok(format('SELECT memory_system.agent_remove(%L)', pg_temp.sid()),
 
 -- drop -------------------------------------------------------------------------------------------
 SELECT throws_ok($$SELECT memory_system.space_drop('team')$$, 'NX084', NULL, 'a space with members is not dropped without the flag');
-SELECT is(memory_system.space_drop('team', true), 4::bigint, 'dropped with its memories (2 episodes, 2 facts)');
+SELECT is(memory_system.space_drop('team', true), 5::bigint, 'dropped with its memories (2 episodes, 2 facts, a store item)');
 SELECT is_empty(format('SELECT 1 FROM memory_system.agents WHERE agent_id = %L', pg_temp.sid()), 'its id is gone');
 SELECT is_empty(format('SELECT 1 FROM pg_roles WHERE rolname IN (%L, %L)', (SELECT reader_role FROM sp), (SELECT writer_role FROM sp)),
                 'its roles are gone');

