@@ -68,6 +68,15 @@ def test_up_status_agents_down(env) -> None:
         conn.commit()
         assert conn.execute("SELECT nexus.current_agent()").fetchone()[0] == "scout"
     assert "scout" in nexus(env, "agent", "list").stdout
+    # spaces (docs/spaces.md): create, members, list, drop refused while it has members, revoke
+    nexus(env, "space", "create", "crew", "--owner", "scout")
+    assert nexus(env, "space", "members", "crew").stdout == "scout\twrite\n"
+    assert nexus(env, "space", "list").stdout.startswith("crew\tscout\t0\t1\t0\t")
+    assert "crew" not in nexus(env, "agent", "list").stdout, "a space is no agent"
+    busy = nexus(env, "space", "drop", "crew", check=False)
+    assert busy.returncode == 2 and "NX084" in busy.stderr
+    nexus(env, "space", "revoke", "crew", "scout")
+    assert "dropped space crew (0 memory rows" in nexus(env, "space", "drop", "crew").stdout
     again = nexus(env, "agent", "add", "scout", check=False)
     assert again.returncode == 2 and "NX004" in again.stderr
     refused = nexus(env, "agent", "remove", "scout", check=False)
