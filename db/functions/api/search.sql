@@ -285,6 +285,7 @@ SET hnsw.ef_search = '100'
 AS $$
 DECLARE
     v_agent     text;
+    v_per       integer;
     v_filtered  boolean := p_session IS NOT NULL OR p_since IS NOT NULL OR p_until IS NOT NULL
                            OR p_tags_all IS NOT NULL OR p_metadata_contains IS NOT NULL;
     v_rows      float8;
@@ -302,7 +303,13 @@ BEGIN
     -- the benchmark's graphs (ef_construction 128), recall@10: 10,000 memories at 100, 0.996
     -- (0.999 at 200, which took 60% longer); 100,000 at 200, 1.00; 1,000,000 at 300, 0.98-0.996
     -- (200 finds 0.967-0.983). Set for this function's call only (its SET clause restores it).
-    PERFORM set_config('hnsw.ef_search', least(round(greatest(p_candidates, 100)
+    -- With spaces (docs/spaces.md) each memory's graph gives twice its share of the candidates
+    -- (v_per), and ef_search follows that share (at least 40): the merged candidates are the
+    -- best of them all, for about twice the work of one graph rather than once per memory.
+    v_per := CASE WHEN cardinality(p_agents) > 1 THEN ceil(2.0 * p_candidates / cardinality(p_agents))::integer
+                  ELSE p_candidates END;
+    PERFORM set_config('hnsw.ef_search', least(round(greatest(v_per, CASE WHEN cardinality(p_agents) > 1
+                                                                          THEN 40 ELSE 100 END)
                            * (1 + log(greatest(coalesce(v_rows, 0), 10000) / 10000.0))), 1000)::text, true);
     -- An agent whose rows are a small share of its partition is scanned exactly: filtered by
     -- agent, the HNSW scan would walk the whole graph (hundreds of ms at 1% of a million
@@ -342,7 +349,7 @@ BEGIN
                        x.embedding OPERATOR(public.<=>) $1 AS dist, x.content_sha256 AS sha
                   FROM nexus_memory.%3$I AS x
                  WHERE x.agent_id = %1$L AND x.model = $2 %6$s %8$s
-                 ORDER BY %7$s LIMIT $8) AS b
+                 ORDER BY %7$s LIMIT %10$s) AS b
              WHERE %9$s)$q$,
             v_agent, v_k.kind, v_k.tbl, v_k.idcol, v_k.src,
             CASE WHEN v_filtered THEN format($q$AND EXISTS (
@@ -368,7 +375,8 @@ BEGIN
             CASE WHEN v_k.kind = 's' AND p_at IS NOT NULL THEN 'true'
                  ELSE format($q$EXISTS (SELECT FROM nexus_memory.%1$I AS m
                                          WHERE m.agent_id = %2$L AND m.id = b.id AND m.content_sha256 = b.sha)$q$,
-                             v_k.src, v_agent) END);
+                             v_k.src, v_agent) END,
+            v_per);
       END LOOP;
     END LOOP;
     EXECUTE format($q$
@@ -391,7 +399,8 @@ memories of the calling agent nearest to p_embedding (cosine; HNSW over the agen
 iterative scan, ef_search by the agent''s size; an exact scan for a small agent in a shared
 partition), filters applied inside the scan (facts that do not hold at p_at too; p_at NULL: every
 fact), vectors of outdated content left out. p_agents: the memories searched (own and spaces), each
-in its own partition, merged by distance. Returns
+in its own partition, merged by distance; with more than one, each gives 2 x p_candidates / their
+number, with ef_search to match (at least 40). Returns
 parallel arrays (kind e|s|t, id, cosine distance), nearest first.';
 
 
