@@ -640,6 +640,11 @@ def main(argv: list[str] | None = None) -> int:
         code = getattr(exc, "sqlstate", None) or "-----"
         print(f"nexus: database error {code}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`nexus status | head`): stop quietly, as cat does, without a
+        # second error when Python flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
