@@ -21,10 +21,9 @@ from nexus import agents, backup, client, config, doctor, imports, migrate, secr
 from nexus.config import APP, READONLY, SUPERUSER, ConfigError
 from nexus.ports import ServerError
 from nexus.stack import Stack, apply_role_passwords, resolve_home
-from nexus.supervisor import Supervisor
+from nexus.supervisor import Supervisor, process_alive
 from nexus.watch import Watchdog
 from sidecar import cache
-from sidecar.worker import process_alive
 
 
 def _stack(args: argparse.Namespace) -> Stack:

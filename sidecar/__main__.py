@@ -24,8 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sidecar", description=__doc__.split("\n")[0],
                                      epilog=epilog,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--http-port", type=int,
-                        help=f"HTTP port ({config.describe('http_port')}; 0 for none)")
+    parser.add_argument("--http-port", type=int, help="HTTP port (0 for none; default: "
+                        "NEXUS_HTTP_PORT, below)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # an outage is logged once each way by sidecar.db.Outage; the pool would log every try
