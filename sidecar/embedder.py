@@ -6,6 +6,7 @@ docs/operations.md, "What a worker does".
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from importlib import metadata
@@ -38,7 +39,6 @@ class ModelInfo:
     name: str
     version: str        # the package's version, and "+bf16" for bf16 vectors
     dimension: int
-    max_tokens: int
     dtype: str          # float32 | bfloat16
     device: str         # cpu | cuda
     threads: int        # torch threads (CPU)
@@ -52,13 +52,10 @@ class ModelInfo:
 
 def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     """The CPU's feature flags (the first `flags` line of /proc/cpuinfo; none if unreadable)."""
-    try:
-        with path.open() as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.partition(":")[2].split())
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), path.open() as f:
+        for line in f:
+            if line.startswith("flags"):
+                return frozenset(line.partition(":")[2].split())
     return frozenset()
 
 
@@ -213,8 +210,8 @@ class Embedder(Chunker):
         self.model.eval()
         dimension = int(self.model.get_embedding_dimension())
         max_seq = int(self.model.max_seq_length)
-        self.info = ModelInfo(name, version + VERSION_SUFFIX[chosen], dimension, max_seq, chosen,
-                              device, threads, reason)
+        self.info = ModelInfo(name, version + VERSION_SUFFIX[chosen], dimension, chosen, device,
+                              threads, reason)
         super().__init__(self.model.tokenizer, max_seq)
         self.batch_size = batch_size
 
