@@ -1,7 +1,5 @@
 """`python -m sidecar`: one embedding worker, its HTTP endpoints and the cache mirror.
 
-    python -m sidecar [--http-port PORT]
-
 Settings come from the environment (below; sidecar/config.py). It runs until SIGTERM or SIGINT,
 then drains; it exits 2 when it refuses its configuration (starting it again cannot help), 1 when
 PostgreSQL did not answer at start. It is what the container runs; to run several replicas with

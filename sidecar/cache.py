@@ -1,9 +1,7 @@
-"""The Redis mirror of working memory and recent episodes: PostgreSQL first, Redis second.
-
-The mirror drains the outbox the triggers fill (woken by an empty NOTIFY nexus_cache) and writes
-Redis, committing the drain only once Redis has it; reconciliation compares per-range checksums
-computed in SQL with the same over Redis and reloads only the ranges that differ. How, and the
-keys (wm_key, idx_key, recent_key below, and /embed's cache): docs/cache.md.
+"""The Redis mirror of working memory and recent episodes: PostgreSQL first, Redis second. It
+drains the outbox the triggers fill (woken by an empty NOTIFY nexus_cache), and reconciles Redis
+with per-range checksums computed in SQL. How, and the keys (wm_key, idx_key, recent_key below,
+and /embed's cache): docs/cache.md.
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""The embedding worker: claim a batch, embed it off the event loop, hand the vectors back,
-the three overlapping (the next batch is claimed and the previous one written while one encodes).
+"""The embedding worker: claim a batch, embed it off the event loop, hand the vectors back.
 
 All decisions (leases, retries, dead letters, stale results) are made by the SQL queue functions;
 this loop only moves data between PostgreSQL and the model and reports what happened.
