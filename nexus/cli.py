@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -21,10 +22,9 @@ from nexus import agents, backup, client, config, doctor, imports, migrate, secr
 from nexus.config import APP, READONLY, SUPERUSER, ConfigError
 from nexus.ports import ServerError
 from nexus.stack import Stack, apply_role_passwords, resolve_home
-from nexus.supervisor import Supervisor
+from nexus.supervisor import Supervisor, process_alive
 from nexus.watch import Watchdog
 from sidecar import cache
-from sidecar.worker import process_alive
 
 
 def _stack(args: argparse.Namespace) -> Stack:
@@ -301,7 +301,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     with cache.worker_conn(cfg) as conn:
         report = cache.Mirror(conn, cache.redis_client(cfg)).reconcile()
     if args.json:
-        print(json.dumps(report.as_dict()))
+        print(json.dumps(dataclasses.asdict(report)))
     else:
         print(f"reconciled {report.ranges} range(s) in {report.seconds:.1f} s: "
               f"{report.dirty_ranges} differed, {report.rows_read} rows read, "
