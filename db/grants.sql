@@ -163,6 +163,7 @@ GRANT EXECUTE ON FUNCTION memory_system.claim_batch(text, integer, interval, tex
 GRANT SELECT ON memory_system.embeddings_queue, memory_system.worker_heartbeats, memory_system.settings
     TO nexus_worker;
 GRANT EXECUTE ON FUNCTION memory_system.queue_stats() TO nexus_ro;
-GRANT EXECUTE ON FUNCTION memory_system.reads_status() TO nexus_ro;
+GRANT EXECUTE ON FUNCTION memory_system.reads_status(),
+                          memory_system.reads_of(text, timestamptz, timestamptz, integer) TO nexus_ro;
 -- the MCP server (logged in as nexus_app): which agent a bearer token acts as, nothing else
 GRANT EXECUTE ON FUNCTION memory_system.token_agent(bytea) TO nexus_app;

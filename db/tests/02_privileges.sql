@@ -243,7 +243,8 @@ INSERT INTO expected_execute VALUES
     ('nexus_agent', 'nexus.retention_rules()'),
     ('nexus_agent', 'nexus.read_log(text,timestamp with time zone,timestamp with time zone,integer)'),
     ('nexus_worker', 'memory_system.retention_sweep(integer)'),
-    ('nexus_ro', 'memory_system.reads_status()');
+    ('nexus_ro', 'memory_system.reads_status()'),
+    ('nexus_ro', 'memory_system.reads_of(text,timestamp with time zone,timestamp with time zone,integer)');
 
 -- schema privileges
 CREATE TEMP TABLE expected_schema_privs (schema_name name, role name, priv text);

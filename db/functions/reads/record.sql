@@ -242,3 +242,23 @@ COMMENT ON FUNCTION nexus.read_log(text, timestamptz, timestamptz, integer) IS
 first, within [since, until): when, by which function, the SHA-256 of the query (its text if kept)
 and the kinds and ids of the memories returned, in the order returned. Errors: NX101 agent names
 another agent; NX103 bad limit. Any agent, on its own reads.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.reads_of(p_agent text, p_since timestamptz DEFAULT NULL,
+                                                  p_until timestamptz DEFAULT NULL, p_limit integer DEFAULT 1000)
+RETURNS TABLE (read_at timestamptz, function text, login text, query_sha256 bytea, query text, kinds text[],
+               ids bigint[])
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT r.read_at, r.function, r.login, r.query_sha256, r.query, r.kinds, r.ids
+      FROM memory_system.reads AS r
+     WHERE r.agent_id = p_agent
+       AND (p_since IS NULL OR r.read_at >= p_since) AND (p_until IS NULL OR r.read_at < p_until)
+     ORDER BY r.read_at, r.id
+     LIMIT p_limit
+$$;
+COMMENT ON FUNCTION memory_system.reads_of(text, timestamptz, timestamptz, integer) IS
+'What an agent was shown: its recorded reads within [p_since, p_until), oldest first, with the role
+that logged in, the SHA-256 of each query (its text if kept) and the kinds and ids returned, in
+order. Callers: the owner (nexus reads --agent NAME --since ...), analysts.';
