@@ -41,8 +41,8 @@ CREATE TABLE memory_system.read_settings (
 );
 COMMENT ON TABLE memory_system.read_settings IS
     'Per agent: whether its reads are recorded (overrides the setting reads) and with the query text.';
-INSERT INTO memory_system.settings (name, value) VALUES
-    ('reads', 'off'), ('reads_query_text', 'off'), ('reads_keep_days', '90');
+-- for all agents, rows of memory_system.settings made by memory_system.reads_set when first set:
+-- 'reads' (on|off, default off), 'reads_query_text' (on|off, default off), 'reads_keep_days' (90)
 
 
 CREATE TABLE memory_system.reads (

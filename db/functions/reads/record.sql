@@ -160,15 +160,12 @@ BEGIN
         RAISE EXCEPTION 'reads are kept at least 1 day, got %', p_keep_days USING ERRCODE = 'NX103';
     END IF;
     IF p_agent IS NULL THEN
-        IF p_on IS NOT NULL THEN
-            UPDATE memory_system.settings SET value = CASE WHEN p_on THEN 'on' ELSE 'off' END, updated_at = now()
-             WHERE name = 'reads';
-        END IF;
-        IF p_query_text IS NOT NULL THEN
-            UPDATE memory_system.settings SET value = CASE WHEN p_query_text THEN 'on' ELSE 'off' END,
-                   updated_at = now()
-             WHERE name = 'reads_query_text';
-        END IF;
+        INSERT INTO memory_system.settings AS s (name, value)
+        SELECT v.name, v.value FROM (VALUES ('reads', CASE p_on WHEN true THEN 'on' WHEN false THEN 'off' END),
+                                            ('reads_query_text', CASE p_query_text WHEN true THEN 'on' WHEN false THEN 'off' END))
+                                    AS v (name, value)
+         WHERE v.value IS NOT NULL
+        ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now();
     ELSE
         IF NOT EXISTS (SELECT FROM memory_system.agents AS a WHERE a.agent_id = p_agent) THEN
             RAISE EXCEPTION 'no agent %', quote_literal(p_agent) USING ERRCODE = 'NX096';
@@ -183,7 +180,8 @@ BEGIN
                updated_at = now();
     END IF;
     IF p_keep_days IS NOT NULL THEN
-        UPDATE memory_system.settings SET value = p_keep_days::text, updated_at = now() WHERE name = 'reads_keep_days';
+        INSERT INTO memory_system.settings AS s (name, value) VALUES ('reads_keep_days', p_keep_days::text)
+        ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now();
     END IF;
     PERFORM memory_system._reads_maintain();
 END
@@ -200,9 +198,12 @@ RETURNS TABLE (agent_id text, record boolean, query_text boolean, keep_days inte
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT NULL::text, g.value = 'on', t.value = 'on', k.value::integer
-      FROM memory_system.settings AS g, memory_system.settings AS t, memory_system.settings AS k
-     WHERE g.name = 'reads' AND t.name = 'reads_query_text' AND k.name = 'reads_keep_days'
+    SELECT NULL::text, coalesce(g.value = 'on', false), coalesce(t.value = 'on', false),
+           coalesce(k.value::integer, 90)
+      FROM (SELECT) AS one
+      LEFT JOIN memory_system.settings AS g ON g.name = 'reads'
+      LEFT JOIN memory_system.settings AS t ON t.name = 'reads_query_text'
+      LEFT JOIN memory_system.settings AS k ON k.name = 'reads_keep_days'
     UNION ALL
     SELECT s.agent_id, s.record, s.query_text, NULL FROM memory_system.read_settings AS s
 $$;
