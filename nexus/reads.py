@@ -49,7 +49,9 @@ def _show(conn: psycopg.Connection, args: argparse.Namespace) -> int:
 
 
 def run(conn: psycopg.Connection, args: argparse.Namespace) -> int:
-    if args.switch is None and args.agent is None:
+    if args.switch is None and args.keep_days is None and not args.query_text:
+        if args.agent is not None:
+            return _show(conn, args)
         conn.execute("SELECT memory_system._reads_maintain()")
         for agent, record, query_text, keep in conn.execute(
                 "SELECT * FROM memory_system.reads_status()"):
@@ -58,13 +60,12 @@ def run(conn: psycopg.Connection, args: argparse.Namespace) -> int:
             print(f"{who}: {'on' if record else 'off'}"
                   f"{', with query text' if query_text else ''}{extra}")
         return 0
-    if args.switch is None:
-        return _show(conn, args)
     conn.execute("SELECT memory_system.reads_set(%s, %s, %s, %s)",
-                 (args.switch == "on", args.agent, True if args.query_text else None,
-                  args.keep_days))
-    print(f"reads of {args.agent or 'all agents'}: {args.switch}"
-          + (" (with the query text)" if args.query_text else ""))
+                 (None if args.switch is None else args.switch == "on", args.agent,
+                  True if args.query_text else None, args.keep_days))
+    print(f"reads of {args.agent or 'all agents'}: {args.switch or 'unchanged'}"
+          + (" (with the query text)" if args.query_text else "")
+          + (f"; {args.keep_days} days kept" if args.keep_days else ""))
     return 0
 
 

@@ -1,7 +1,8 @@
 """Retention by rule, applied by the worker's own heartbeat loop (sidecar.worker.Worker, run
 in-process with FakeEmbedder: this test embeds nothing, so it loads no model) while an agent keeps
 writing: the sweep goes in bounded batches, takes what the rule says, skips rows a writer holds and
-loses nothing it should keep (docs/privacy.md, "Retention")."""
+loses nothing it should keep (docs/privacy.md, "Retention"). Then the read record's commit: a
+recorded search alone commits without waiting for the WAL flush, a write after it with."""
 
 from __future__ import annotations
 
@@ -146,3 +147,19 @@ def test_retention_sweeps_in_batches_while_writes_go_on(fresh_db: Config) -> Non
         assert _orphans(conn, "memory_system.embeddings_queue", "source_id") == 0
         assert _one(conn, "SELECT sum(docs) FROM nexus_memory.text_stats "
                           "WHERE agent_id = 'keeper'") == 300 + 30 + 200 + len(rescued)
+
+    # the read record (docs/privacy.md, "Reads"): as the client sends it (extended protocol), on
+    # a session that commits synchronously (the tests' server does not by default)
+    with su(cfg) as conn:
+        conn.execute("SELECT memory_system.reads_set(true, 'keeper')")
+    search = ("SELECT current_setting('synchronous_commit') "
+              "FROM nexus.memory_search(%s, limit_n => 1) LIMIT 1")
+    with psycopg.connect(agents.dsn(cfg, "keeper", True), autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = on")
+        assert _one(conn, search, "note") == "off", "a search alone waits for no WAL flush"
+        assert _one(conn, "SHOW synchronous_commit") == "on", "for its own transaction only"
+        with conn.transaction():
+            assert _one(conn, search, "note") == "off"
+            conn.execute("SELECT nexus.record_episode('acted on what it was shown')")
+            assert _one(conn, "SHOW synchronous_commit") == "on", "a write after it does"
+        assert _one(conn, "SELECT count(*) FROM nexus.read_log()") == 2

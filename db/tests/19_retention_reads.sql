@@ -5,7 +5,7 @@
 -- them, another agent's reads refused (NX101), read-only transactions (NX102), day partitions
 -- made ahead and dropped past their retention.
 BEGIN;
-SELECT plan(76);
+SELECT plan(78);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('alice');
@@ -240,6 +240,15 @@ SET LOCAL ROLE alice;
 SELECT throws_ok($$SELECT pg_temp.read_only_search()$$, 'NX102', NULL,
                  'a recorded read in a read-only transaction is refused, not left unrecorded');
 RESET ROLE;
+
+-- a write after a read that made its commit asynchronous makes it synchronous again -------------
+SET LOCAL synchronous_commit = off;
+SELECT set_config('nexus.reads_commit', 'on', true);
+SET LOCAL ROLE alice;
+SELECT nexus.record_episode('a write after a read');
+RESET ROLE;
+SELECT is(current_setting('synchronous_commit'), 'on', 'a write after a read commits synchronously again');
+SELECT is(current_setting('nexus.reads_commit'), '', 'and only once');
 
 -- day partitions: made ahead, dropped past their retention ---------------------------------------
 SELECT is((SELECT count(*) FROM pg_catalog.pg_class WHERE relnamespace = 'nexus_parts'::regnamespace

@@ -38,6 +38,17 @@ BEGIN
             USING ERRCODE = 'NX102',
                   HINT = 'Run this agent''s reads on the primary in a read-write transaction, or turn its read record off (nexus reads off --agent NAME).';
     END IF;
+    -- A read that is its transaction's first write (an agent's search, in autocommit or first in
+    -- its transaction) commits without waiting for the WAL flush, which would cost more than the
+    -- search: a recorded read is otherwise a read-only transaction, which flushes nothing. Any
+    -- later write of the memory tables in the same transaction puts the wait back
+    -- (_reads_durable_writes). What is lost in a crash is at most the reads of the last
+    -- wal_writer_delay x 3 that nothing durable followed: the next commit that waits for the flush
+    -- (what the agent does next) makes the earlier reads durable too, as WAL is flushed in order.
+    IF pg_current_xact_id_if_assigned() IS NULL THEN
+        PERFORM set_config('nexus.reads_commit', current_setting('synchronous_commit'), true);
+        PERFORM set_config('synchronous_commit', 'off', true);
+    END IF;
     INSERT INTO memory_system.reads (agent_id, function, query_sha256, query, kinds, ids)
     VALUES (p_agent, p_function, sha256(convert_to(p_query, 'UTF8')), CASE WHEN v_text THEN p_query END,
             coalesce(p_kinds, '{}'), coalesce(p_ids, '{}'));
@@ -51,6 +62,39 @@ row to memory_system.reads: the agent, the time, the function, the SHA-256 of p_
 if read_settings.query_text, else the setting reads_query_text, says so), the kinds and ids.
 Returns whether it recorded. Errors: NX101 recording as another agent than the caller; NX102 a
 recorded read in a read-only transaction (a replica). Callers: the nexus.* read functions.';
+
+
+CREATE OR REPLACE FUNCTION memory_system._reads_durable_writes()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF nullif(current_setting('nexus.reads_commit', true), '') IS NOT NULL THEN
+        PERFORM set_config('synchronous_commit', current_setting('nexus.reads_commit'), true);
+        PERFORM set_config('nexus.reads_commit', '', true);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION memory_system._reads_durable_writes() IS
+'Internal trigger (statement, on every table an agent writes): a transaction whose recorded read
+made its commit asynchronous (memory_system._record_read) commits synchronously again, as set
+before, once it writes memories too.';
+
+DO $$
+DECLARE
+    v_table regclass;
+BEGIN
+    FOREACH v_table IN ARRAY ARRAY['nexus_memory.zep_episodic_memory', 'nexus_memory.semantic_memories',
+                                   'nexus_memory.working_memory_contexts', 'nexus_memory.store_items',
+                                   'nexus_memory.store_texts', 'consciousness.consciousness_checkpoints',
+                                   'consciousness.distributed_consensus', 'memory_system.retention_rules']::regclass[]
+    LOOP
+        EXECUTE format('CREATE OR REPLACE TRIGGER reads_durable_writes AFTER INSERT OR UPDATE OR DELETE ON %s '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION memory_system._reads_durable_writes()', v_table);
+    END LOOP;
+END
+$$;
 
 
 CREATE OR REPLACE FUNCTION memory_system._reads_refuse_change()
