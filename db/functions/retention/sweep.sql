@@ -13,11 +13,13 @@ DECLARE
     v_n      integer;
     v_rule   record;
 BEGIN
-    -- the rules least recently swept first; a rule another worker is sweeping is skipped
+    -- the rules least recently swept first, 100 at most per sweep (each visit is a probe of the
+    -- agent's index and an update of the rule); a rule another worker is sweeping is skipped
     FOR v_rule IN
         SELECT r.agent_id, r.kind, r.older_than, r.importance_below
           FROM memory_system.retention_rules AS r
          ORDER BY r.last_swept_at NULLS FIRST, r.agent_id, r.kind
+         LIMIT 100
            FOR UPDATE SKIP LOCKED
     LOOP
         EXIT WHEN v_left <= 0;
@@ -62,6 +64,6 @@ COMMENT ON FUNCTION memory_system.retention_sweep(integer) IS
 'Applies the retention rules: deletes up to p_limit memories (default 2,000, all rules together) that
 a rule takes, the oldest first, with their vectors, postings, queue items and Redis mirror entries;
 returns how many (each rule counts its own in retention_rules.removed). Rules are taken least
-recently swept first and skipped while another worker sweeps them; rows locked by a writer wait
-for the next sweep. Then keeps the read record''s day partitions (memory_system._reads_maintain).
+recently swept first, at most 100 per call, and skipped while another worker sweeps them; rows
+locked by a writer wait for the next sweep. Then keeps the read record''s day partitions (memory_system._reads_maintain).
 Run by the embedding workers at each heartbeat. Callers: nexus_worker, operators.';
