@@ -7,11 +7,14 @@ recorded search alone commits without waiting for the WAL flush, a write after i
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import threading
 from collections.abc import Callable
 
 import psycopg
 
+from conftest import NEXUS
 from nexus import agents
 from nexus.config import Config
 from sidecar import config as sidecar_config
@@ -163,3 +166,34 @@ def test_retention_sweeps_in_batches_while_writes_go_on(fresh_db: Config) -> Non
             conn.execute("SELECT nexus.record_episode('acted on what it was shown')")
             assert _one(conn, "SHOW synchronous_commit") == "on", "a write after it does"
         assert _one(conn, "SELECT count(*) FROM nexus.read_log()") == 2
+
+
+def test_the_operator_commands(up_env: dict[str, str]) -> None:
+    """`nexus retention` and `nexus reads` on the session's `nexus up` stack (conftest.up_env):
+    a dry run counts and stores nothing, and the reads of an agent turned on are listed with
+    exactly the ids its search returned (five commands: each starts a process)."""
+    env = up_env
+
+    def nexus(*args: str) -> str:
+        done = subprocess.run([NEXUS, *args], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    nexus("up", "--detach")
+    with psycopg.connect(nexus("agent", "add", "ret_cli").strip(), autocommit=True) as conn:
+        conn.execute("INSERT INTO nexus_memory.zep_episodic_memory "
+                     "(content, importance, created_at) "
+                     "SELECT format('an old invoice note %s', g), 0.1, now() - interval '1 year' "
+                     "FROM generate_series(1, 3) AS g")
+        out = nexus("retention", "set", "--agent", "ret_cli", "--kind", "episode", "--older-than",
+                    "180d", "--importance-below", "0.3", "--dry-run")
+        assert "would take 3 now" in out
+        assert _one(conn, "SELECT count(*) FROM nexus.retention_rules()") == 0
+        nexus("reads", "on", "--agent", "ret_cli")
+        shown = [(k, i) for k, i in conn.execute(
+            "SELECT kind, id FROM nexus.memory_search('invoice note', limit_n => 2)")]
+    reads = json.loads(nexus("reads", "--agent", "ret_cli", "--since", "1h", "--json"))
+    assert [(r["function"], list(zip(r["kinds"], r["ids"], strict=True))) for r in reads] == \
+        [("memory_search", shown)]
+    assert len(shown) == 2
