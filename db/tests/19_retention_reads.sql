@@ -5,7 +5,7 @@
 -- them, another agent's reads refused (NX101), read-only transactions (NX102), day partitions
 -- made ahead and dropped past their retention.
 BEGIN;
-SELECT plan(78);
+SELECT plan(79);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('alice');
@@ -215,6 +215,8 @@ SELECT throws_ok($$SELECT memory_system.reads_set(true, 'nobody')$$, 'NX096', NU
 SELECT throws_ok($$SELECT memory_system.reads_set(NULL, p_keep_days => 0)$$, 'NX103', NULL, 'reads are kept a day at least');
 
 -- append-only, row-level security, another agent's reads ----------------------------------------
+SELECT ok((SELECT relrowsecurity AND relforcerowsecurity FROM pg_catalog.pg_class
+             WHERE oid = 'memory_system.reads'::regclass), 'the read record has row-level security forced');
 SELECT throws_ok($$UPDATE memory_system.reads SET ids = '{}'$$, 'NX100', NULL, 'the owner cannot change a read');
 SELECT throws_ok($$DELETE FROM memory_system.reads$$, 'NX100', NULL, 'the owner cannot delete a read');
 SELECT throws_ok($$TRUNCATE memory_system.reads$$, 'NX100', NULL, 'nor truncate the record');
