@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 
 import psycopg
+import pytest
 
 from conftest import NEXUS
 from nexus import agents
@@ -166,6 +167,13 @@ def test_retention_sweeps_in_batches_while_writes_go_on(fresh_db: Config) -> Non
             conn.execute("SELECT nexus.record_episode('acted on what it was shown')")
             assert _one(conn, "SHOW synchronous_commit") == "on", "a write after it does"
         assert _one(conn, "SELECT count(*) FROM nexus.read_log()") == 2
+        # an agent records reads as itself only (it logged in as keeper: session_user)
+        with su(cfg) as owner:
+            owner.execute("SELECT memory_system.reads_set(true, 'other')")
+        with pytest.raises(psycopg.Error) as refused:
+            conn.execute("SELECT memory_system._record_read('memory_search', 'forged', '{}', '{}', "
+                         "'other')")
+        assert refused.value.sqlstate == "NX101"
 
 
 def test_the_operator_commands(up_env: dict[str, str]) -> None:
