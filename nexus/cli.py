@@ -310,6 +310,18 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(args: argparse.Namespace) -> int:
+    from nexus import retention
+    with _agent_conn(args)[1] as conn:
+        return retention.run(conn, args)
+
+
+def cmd_reads(args: argparse.Namespace) -> int:
+    from nexus import reads
+    with _agent_conn(args)[1] as conn:
+        return reads.run(conn, args)
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     cfg = config.load()
     url = args.embed_url or f"http://{cfg.http_host}:{cfg.http_port}"
@@ -547,6 +559,10 @@ def build_parser() -> argparse.ArgumentParser:
                                          "repair what differs (once)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_reconcile)
+
+    from nexus import reads, retention
+    retention.add_parser(sub).set_defaults(func=cmd_retention)
+    reads.add_parser(sub).set_defaults(func=cmd_reads)
 
     p = sub.add_parser("search", help="search an agent's memories (embeds the query with /embed)")
     p.add_argument("query")

@@ -186,12 +186,15 @@ class Worker:
                 async with self.pool.connection() as conn:
                     await self._beat(conn)
                     # expired working memory and store items are invisible already; this
-                    # reclaims their rows
+                    # reclaims their rows. Then the retention rules' batch (docs/privacy.md)
                     cur = await conn.execute("SELECT memory_system.purge_expired_working_memory()"
-                                             " + memory_system.purge_expired_store_items()")
-                    purged = (await cur.fetchone())[0]
-                    if purged:
-                        log.info("purged %d expired working-memory keys and store items", purged)
+                                             " + memory_system.purge_expired_store_items(),"
+                                             " memory_system.retention_sweep()")
+                    purged, retained = await cur.fetchone()
+                    self.metrics.retention_removed.inc(retained)
+                    if purged or retained:
+                        log.info("purged %d expired working-memory keys and store items, %d "
+                                 "memories under retention rules", purged, retained)
                 self.pg.back()
             except psycopg.OperationalError as exc:
                 self.pg.lost(exc)
