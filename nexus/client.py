@@ -98,11 +98,11 @@ class Conflict(NexusError):
 
 
 class InvalidInput(NexusError, ValueError):
-    """Any other NX0xx error: a bad argument, a payload too large, not an agent... (the code says
+    """Any other NX error: a bad argument, a payload too large, not an agent... (the code says
     which: docs/errors.md)."""
 
 
-_NEXUS_CODE = re.compile(r"NX0\d\d")
+_NEXUS_CODE = re.compile(r"NX\d\d\d")
 
 
 def translate(exc: psycopg.Error) -> NexusError | None:
@@ -276,6 +276,8 @@ class KindStats:
     current: int | None = None
     superseded: int | None = None
     invalidated: int | None = None
+    # episodes and facts: how many the agent's retention rules removed (docs/privacy.md)
+    removed_by_retention: int | None = None
 
 
 @dataclass(frozen=True)
@@ -304,6 +306,33 @@ class StoreHit:
 @dataclass(frozen=True)
 class StoreNamespace:
     namespace: list[str]
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    """A retention rule of the agent (docs/privacy.md): what the sweep removed under it, and
+    `matching`, what it would take now."""
+    kind: str
+    older_than: timedelta
+    importance_below: float | None
+    set_by: str
+    created_at: datetime
+    updated_at: datetime
+    removed: int
+    last_swept_at: datetime | None
+    matching: int
+
+
+@dataclass(frozen=True)
+class ReadRecord:
+    """A recorded read of the agent (docs/privacy.md): `kinds[i]` and `ids[i]` are the i-th
+    memory returned."""
+    read_at: datetime
+    function: str
+    query_sha256: bytes | None
+    query: str | None
+    kinds: list[str]
+    ids: list[int]
 
 
 @dataclass(frozen=True)
@@ -480,6 +509,10 @@ RESULTS: dict[str, Result] = {
     "spaces": Result("rows", SpaceInfo),
     "space_grant": Result("value"),
     "space_revoke": Result("value"),
+    "retention_set": Result("value"),
+    "retention_remove": Result("value"),
+    "retention_rules": Result("rows", RetentionRule),
+    "read_log": Result("rows", ReadRecord),
 }
 
 
@@ -827,6 +860,20 @@ class Memory:
     def space_revoke(self, space: str, agent: str) -> None:
         return self._invoke("space_revoke", locals())
 
+    def retention_set(self, kind: str, older_than: timedelta | str,
+                      importance_below: float | None = DEFAULT, dry_run: bool = DEFAULT) -> int:
+        return self._invoke("retention_set", locals())
+
+    def retention_remove(self, kind: str) -> bool:
+        return self._invoke("retention_remove", locals())
+
+    def retention_rules(self) -> list[RetentionRule]:
+        return self._invoke("retention_rules", locals())
+
+    def read_log(self, agent: str | None = DEFAULT, since: datetime | None = DEFAULT,
+                 until: datetime | None = DEFAULT, limit_n: int = DEFAULT) -> list[ReadRecord]:
+        return self._invoke("read_log", locals())
+
 
 # -- the asyncio client -------------------------------------------------------------------------
 class AsyncMemory:
@@ -1082,6 +1129,22 @@ class AsyncMemory:
 
     async def space_revoke(self, space: str, agent: str) -> None:
         return await self._invoke("space_revoke", locals())
+
+    async def retention_set(self, kind: str, older_than: timedelta | str,
+                            importance_below: float | None = DEFAULT,
+                            dry_run: bool = DEFAULT) -> int:
+        return await self._invoke("retention_set", locals())
+
+    async def retention_remove(self, kind: str) -> bool:
+        return await self._invoke("retention_remove", locals())
+
+    async def retention_rules(self) -> list[RetentionRule]:
+        return await self._invoke("retention_rules", locals())
+
+    async def read_log(self, agent: str | None = DEFAULT, since: datetime | None = DEFAULT,
+                       until: datetime | None = DEFAULT,
+                       limit_n: int = DEFAULT) -> list[ReadRecord]:
+        return await self._invoke("read_log", locals())
 
 
 # -- helpers on an agent's own connection (nexus search, and callers that hold a connection) ----

@@ -184,6 +184,7 @@ READS = {
     "memory_stats": "()", "store_list_namespaces": "()", "spaces": "()",
     "store_get": "('{{notes}}', 'n1', refresh_ttl => false)",
     "store_search": "('{{notes}}', 'tea', refresh_ttl => false)",
+    "retention_rules": "()", "read_log": "()",
 }
 WRITES = {
     "record_episode": "('x')", "update_episode": "({episode}, content => 'y')",
@@ -196,6 +197,7 @@ WRITES = {
     "space_grant": "('customers', 'billing', 'read')", "space_revoke": "('customers', 'billing')",
     # their default refresh_ttl pushes back the expiry of what they return
     "store_get": "('{{notes}}', 'n1')", "store_search": "('{{notes}}', 'tea')",
+    "retention_set": "('episode', '180 days')", "retention_remove": "('episode')",
 }
 
 

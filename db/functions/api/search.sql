@@ -285,7 +285,8 @@ SET hnsw.ef_search = '100'
 AS $$
 DECLARE
     v_agent     text;
-    v_per       integer;
+    -- candidates per memory's graph: all for one memory; twice its share with spaces (docs/spaces.md)
+    v_per       integer := CASE WHEN cardinality(p_agents) > 1 THEN ceil(2.0 * p_candidates / cardinality(p_agents))::integer ELSE p_candidates END;
     v_filtered  boolean := p_session IS NOT NULL OR p_since IS NOT NULL OR p_until IS NOT NULL
                            OR p_tags_all IS NOT NULL OR p_metadata_contains IS NOT NULL;
     v_rows      float8;
@@ -293,23 +294,15 @@ DECLARE
     v_branches  text[] := '{}';
     v_k         record;
 BEGIN
-    -- the largest of the memories searched (own, spaces) sets ef_search
-    SELECT max(s.docs) INTO v_rows
-      FROM (SELECT sum(s.docs) AS docs FROM nexus_memory.text_stats AS s
-             WHERE s.agent_id = ANY (p_agents) GROUP BY s.agent_id) AS s;
+    SELECT max(s.docs) INTO v_rows  -- the largest of the memories searched (own, spaces)
+      FROM (SELECT sum(docs) AS docs FROM nexus_memory.text_stats WHERE agent_id = ANY (p_agents) GROUP BY agent_id) AS s;
     -- a branch of N candidates needs ef_search >= N, or HNSW silently returns fewer; beyond
     -- that, recall needs ef_search to grow with the log of the agent's size: N (at least 100)
     -- times 1 + log10(memories / 10,000), at most 1,000. With the default 100 candidates, on
     -- the benchmark's graphs (ef_construction 128), recall@10: 10,000 memories at 100, 0.996
     -- (0.999 at 200, which took 60% longer); 100,000 at 200, 1.00; 1,000,000 at 300, 0.98-0.996
     -- (200 finds 0.967-0.983). Set for this function's call only (its SET clause restores it).
-    -- With spaces (docs/spaces.md) each memory's graph gives twice its share of the candidates
-    -- (v_per), and ef_search follows that share (at least 40): the merged candidates are the
-    -- best of them all, for about twice the work of one graph rather than once per memory.
-    v_per := CASE WHEN cardinality(p_agents) > 1 THEN ceil(2.0 * p_candidates / cardinality(p_agents))::integer
-                  ELSE p_candidates END;
-    PERFORM set_config('hnsw.ef_search', least(round(greatest(v_per, CASE WHEN cardinality(p_agents) > 1
-                                                                          THEN 40 ELSE 100 END)
+    PERFORM set_config('hnsw.ef_search', least(round(greatest(v_per, CASE WHEN cardinality(p_agents) > 1 THEN 40 ELSE 100 END)
                            * (1 + log(greatest(coalesce(v_rows, 0), 10000) / 10000.0))), 1000)::text, true);
     -- An agent whose rows are a small share of its partition is scanned exactly: filtered by
     -- agent, the HNSW scan would walk the whole graph (hundreds of ms at 1% of a million
@@ -329,8 +322,7 @@ BEGIN
             ('t'::"char", 'store_text_embeddings', 'text_id', 'store_texts', ''))
             AS v(kind, tbl, idcol, src, session_cond)
             WHERE v.kind = ANY (p_kinds) ORDER BY v.kind LOOP
-      -- a branch per memory searched (own, each space): each its own partition and graph
-      FOREACH v_agent IN ARRAY p_agents LOOP
+      FOREACH v_agent IN ARRAY p_agents LOOP  -- a branch per memory searched: its own partition and graph
         -- the agent's partition, by name (not through the partitioned table, whose plan
         -- would scan every agent's); an agent without one has its rows in the DEFAULT
         v_exact := false;
@@ -782,6 +774,7 @@ BEGIN
     -- fusion: of the branches' candidates only (a fact that does not hold at v_at is none of
     -- them); each fact with its validity --------------------------------------------------------
     RETURN QUERY
+    WITH hits AS MATERIALIZED (
     SELECT r.kind, r.id, r.content, r.snippet, r.text_rank, r.text_score, r.vector_rank, r.vector_score,
            r.fused_score, r.created_at, r.session_id, r.tags, r.metadata, r.valid_at, r.neighbours,
            s.fact_key, s.valid_from, s.valid_to, s.ended_by, s.superseded_by, sp.name, r.author
@@ -793,7 +786,12 @@ BEGIN
              ON r.kind = 'semantic' AND s.agent_id = r.owner_id AND s.id = r.id
       -- the space a hit is in (NULL: the caller's own memory)
       LEFT JOIN memory_system.spaces AS sp ON sp.space_id = r.owner_id
-     ORDER BY r.fused_score DESC, r.kind, r.id;
+     ORDER BY r.fused_score DESC, r.kind, r.id)
+    -- the read record (docs/privacy.md): one call with the hits in the order returned, made
+    -- before any row is (an uncorrelated condition: a one-time filter), even when there is none
+    SELECT h.* FROM hits AS h
+     WHERE (SELECT memory_system._record_read('memory_search', query, array_agg(x.kind), array_agg(x.id))
+              FROM hits AS x) IS NOT NULL;
 END
 $$;
 COMMENT ON FUNCTION nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz,
