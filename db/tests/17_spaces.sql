@@ -3,7 +3,7 @@
 -- reaches the catalogs or the Redis mirror. Two agents writing one space at once, a revoke over a
 -- real login and the hostile-agent suite: tests/test_spaces.py and tests/test_isolation.py.
 BEGIN;
-SELECT plan(87);
+SELECT plan(90);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('alice');   -- writer
@@ -206,6 +206,18 @@ SELECT is((SELECT count(*) FROM memory_system.cache_recent_episodes(ARRAY[pg_tem
           'the Redis mirror never reads a space''s episodes');
 SELECT throws_ok(format('SELECT memory_system.agent_remove(%L)', pg_temp.sid()), 'NX002', NULL,
                  'a space is not an agent to remove');
+
+-- an owner removed: its role goes (no membership keeps it), what it granted stays -------------------
+SELECT tests.create_agent('fred');
+SELECT memory_system.space_create('fredspace', 'fred', true);
+SET LOCAL ROLE fred;
+SELECT nexus.space_grant('fredspace', 'erin', 'read');
+RESET ROLE;
+SELECT memory_system.agent_remove('fred', true);
+SELECT is_empty($$SELECT 1 FROM pg_roles WHERE rolname = 'fred'$$, 'a removed owner''s role is dropped, not kept by its grants');
+SELECT is(ARRAY(SELECT agent_id || ':' || rights FROM memory_system.space_members('fredspace')), ARRAY['erin:read'],
+          'the rights it granted stay with their members');
+SELECT is((SELECT owner FROM memory_system.spaces WHERE name = 'fredspace'), NULL, 'the space has no owner then');
 
 -- drop -------------------------------------------------------------------------------------------
 SELECT throws_ok($$SELECT memory_system.space_drop('team')$$, 'NX084', NULL, 'a space with members is not dropped without the flag');

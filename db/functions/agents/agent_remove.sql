@@ -37,6 +37,8 @@ BEGIN
     -- the BM25 corpus counters (zero by now) have no foreign key to the agent
     DELETE FROM nexus_memory.text_stats WHERE agent_id = p_agent_id;
     DELETE FROM memory_system.agents WHERE agent_id = p_agent_id;
+    -- out of every space (docs/spaces.md), or the role would keep its memberships
+    PERFORM memory_system._space_forget_agent(p_agent_id);
     -- The role is cluster-wide: drop it unless this cluster has other databases using it.
     BEGIN
         EXECUTE format('DROP ROLE %I', p_agent_id);

@@ -142,6 +142,40 @@ COMMENT ON FUNCTION memory_system._space_revoke_role(text, text) IS
 'Internal: takes p_agent out of a space role, whoever granted it (and what it granted on from it).';
 
 
+CREATE OR REPLACE FUNCTION memory_system._space_forget_agent(p_agent text)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    -- what the agent granted (an owner's grants) is granted again by the caller (the operator), so
+    -- that the members keep their rights; then the agent's own memberships go
+    FOR r IN SELECT ro.rolname AS role_name, me.rolname AS member, m.admin_option
+               FROM pg_catalog.pg_auth_members AS m
+               JOIN pg_catalog.pg_roles AS ro ON ro.oid = m.roleid
+               JOIN pg_catalog.pg_roles AS me ON me.oid = m.member
+               JOIN pg_catalog.pg_roles AS g ON g.oid = m.grantor
+               JOIN memory_system.spaces AS s ON ro.rolname IN (s.reader_role, s.writer_role)
+              WHERE g.rolname = p_agent AND me.rolname <> p_agent
+    LOOP
+        EXECUTE format('GRANT %I TO %I WITH INHERIT FALSE, SET FALSE%s', r.role_name, r.member,
+                       CASE WHEN r.admin_option THEN ', ADMIN TRUE' ELSE '' END);
+        EXECUTE format('REVOKE %I FROM %I GRANTED BY %I', r.role_name, r.member, p_agent);
+    END LOOP;
+    FOR r IN SELECT s.reader_role, s.writer_role FROM memory_system.spaces AS s LOOP
+        PERFORM memory_system._space_revoke_role(r.writer_role, p_agent);
+        PERFORM memory_system._space_revoke_role(r.reader_role, p_agent);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION memory_system._space_forget_agent(text) IS
+'Internal (memory_system.agent_remove): takes an agent out of every space before its role is dropped;
+the rights it granted as an owner are granted again by the caller, so that their members keep them.';
+
+
 CREATE OR REPLACE FUNCTION memory_system.space_grant(p_name text, p_agent text, p_right text)
 RETURNS void
 LANGUAGE plpgsql
