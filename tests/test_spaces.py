@@ -5,12 +5,15 @@ recall over MCP: tests/test_mcp.py.)"""
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 
+import psycopg
 import pytest
 
-from nexus import InvalidInput, Memory, agents
-from nexus.config import Config
+from nexus import InvalidInput, Memory, agents, cli, secrets
+from nexus.config import SUPERUSER, Config
 from tests.helpers import su
 
 WRITES = 40  # per writer
@@ -28,7 +31,7 @@ def team(fresh_db: Config) -> Config:
     return fresh_db
 
 
-def test_two_agents_write_one_space_at_once(team: Config) -> None:
+def test_two_agents_write_one_space_at_once(team: Config, tmp_path: Path) -> None:
     start = threading.Barrier(2)
     errors: list[BaseException] = []
 
@@ -65,6 +68,13 @@ def test_two_agents_write_one_space_at_once(team: Config) -> None:
     assert authors == {"ann": WRITES, "ben": WRITES}, "every write landed, with its own author"
     assert current == 1, "one current fact per key in the space, whichever member wrote it"
     assert facts == 2 * WRITES, "every fact of the key is in its history"
+    # the operator exports the space (nexus export --space)
+    out = tmp_path / "team.jsonl"
+    dsn = psycopg.conninfo.make_conninfo(host=team.pg_host, port=team.pg_port, dbname=team.database,
+                                         user=SUPERUSER, password=secrets.password(team, SUPERUSER))
+    assert cli.main(["export", "--space", "team", "--dsn", dsn, "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert json.loads(lines[0])["agent"] == space_id and len(lines) == 1 + 4 * WRITES
     with Memory(agents.dsn(team, "cy")) as cy:
         assert len(cy.recent_episodes(limit_n=1000, space="team")) == 2 * WRITES
         hits = cy.memory_search(query="shared invoice", spaces=["team"], limit_n=5)
