@@ -129,7 +129,8 @@ GRANT EXECUTE ON FUNCTION memory_system._fact_text_sha256(text),
     TO nexus_agent;
 
 -- spaces (docs/spaces.md): who may read and write which, as the agent (the policies call the first two)
-GRANT EXECUTE ON FUNCTION memory_system._member_spaces(boolean),
+GRANT EXECUTE ON FUNCTION memory_system._is_member(text),
+                          memory_system._member_spaces(boolean),
                           memory_system._readable_ids(),
                           memory_system._writable_ids(),
                           memory_system._own_id(),

@@ -5,6 +5,6 @@ ALTER TABLE memory_system.spaces FORCE ROW LEVEL SECURITY;
 
 DROP POLICY IF EXISTS space_member ON memory_system.spaces;
 CREATE POLICY space_member ON memory_system.spaces
-    FOR SELECT TO nexus_agent USING (pg_catalog.pg_has_role(current_user, reader_role, 'MEMBER'));
+    FOR SELECT TO nexus_agent USING (memory_system._is_member(reader_role));
 DROP POLICY IF EXISTS analyst_read ON memory_system.spaces;
 CREATE POLICY analyst_read ON memory_system.spaces FOR SELECT TO nexus_ro USING (true);

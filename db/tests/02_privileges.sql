@@ -141,6 +141,7 @@ INSERT INTO expected_execute VALUES
     ('nexus_agent', 'memory_system._embedded_version(text,text,bigint,bytea,text)'),
     ('nexus_agent', 'memory_system._vector_partition(text,text)'),
     -- spaces (docs/spaces.md): who reads and writes which, called by the policies and the API
+    ('nexus_agent', 'memory_system._is_member(text)'),
     ('nexus_agent', 'memory_system._member_spaces(boolean)'),
     ('nexus_agent', 'memory_system._readable_ids()'),
     ('nexus_agent', 'memory_system._writable_ids()'),

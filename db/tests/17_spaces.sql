@@ -3,7 +3,7 @@
 -- reaches the catalogs or the Redis mirror. Two agents writing one space at once, a revoke over a
 -- real login and the hostile-agent suite: tests/test_spaces.py and tests/test_isolation.py.
 BEGIN;
-SELECT plan(90);
+SELECT plan(92);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('alice');   -- writer
@@ -206,6 +206,15 @@ SELECT is((SELECT count(*) FROM memory_system.cache_recent_episodes(ARRAY[pg_tem
           'the Redis mirror never reads a space''s episodes');
 SELECT throws_ok(format('SELECT memory_system.agent_remove(%L)', pg_temp.sid()), 'NX002', NULL,
                  'a space is not an agent to remove');
+
+-- a space whose roles are missing (restored into another cluster): no member, and no error --------
+SELECT memory_system.space_create('ghost');
+SELECT memory_system.space_grant('ghost', 'erin', 'read');
+DO $$ BEGIN EXECUTE format('DROP ROLE %I', (SELECT reader_role FROM memory_system.spaces WHERE name = 'ghost')); END $$;
+SET LOCAL ROLE erin;
+SELECT lives_ok($$SELECT count(*) FROM nexus_memory.zep_episodic_memory$$, 'a missing space role raises no error');
+SELECT is(ARRAY(SELECT space FROM nexus.spaces()), ARRAY['solo']::text[], 'and makes nobody a member of that space');
+RESET ROLE;
 
 -- an owner removed: its role goes (no membership keeps it), what it granted stays -------------------
 SELECT tests.create_agent('fred');

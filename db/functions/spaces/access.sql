@@ -2,6 +2,20 @@
 -- Membership is PostgreSQL role membership in a space's reader and writer roles, looked up at each
 -- statement: nothing caches it, so a REVOKE holds from the member's next statement.
 
+CREATE OR REPLACE FUNCTION memory_system._is_member(p_role text)
+RETURNS boolean
+LANGUAGE sql STABLE
+SECURITY INVOKER
+AS $$
+    -- a role that does not exist (a database restored into another cluster) makes no member,
+    -- where pg_has_role would raise an error at every statement
+    SELECT coalesce((SELECT pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER')
+                       FROM pg_catalog.pg_roles AS r WHERE r.rolname = p_role), false)
+$$;
+COMMENT ON FUNCTION memory_system._is_member(text) IS
+'Internal: whether the calling role is a member of role p_role (false if there is no such role).';
+
+
 CREATE OR REPLACE FUNCTION memory_system._member_spaces(p_write boolean)
 RETURNS text[]
 LANGUAGE sql STABLE
@@ -9,8 +23,7 @@ SECURITY INVOKER
 AS $$
     -- invoker rights: row-level security on memory_system.spaces shows a member its spaces only
     SELECT coalesce(array_agg(s.space_id), '{}') FROM memory_system.spaces AS s
-     WHERE pg_catalog.pg_has_role(current_user, CASE WHEN p_write THEN s.writer_role ELSE s.reader_role END,
-                                  'MEMBER')
+     WHERE memory_system._is_member(CASE WHEN p_write THEN s.writer_role ELSE s.reader_role END)
 $$;
 COMMENT ON FUNCTION memory_system._member_spaces(boolean) IS
 'Internal: the ids of the spaces the calling role may read (member of their reader role), or with
@@ -59,8 +72,7 @@ DECLARE
 BEGIN
     SELECT s.space_id INTO v_id FROM memory_system.spaces AS s
      WHERE s.name = p_name
-       AND pg_catalog.pg_has_role(current_user, CASE WHEN p_write THEN s.writer_role ELSE s.reader_role END,
-                                  'MEMBER');
+       AND memory_system._is_member(CASE WHEN p_write THEN s.writer_role ELSE s.reader_role END);
     IF v_id IS NULL THEN
         -- one error for a space that does not exist, one the caller is not in, and one it may only
         -- read: a name cannot be probed

@@ -320,10 +320,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     -- row-level security shows the caller the spaces it is in, and no other
     SELECT s.name,
-           CASE WHEN pg_catalog.pg_has_role(current_user, s.writer_role, 'MEMBER') THEN 'write' ELSE 'read' END,
+           CASE WHEN memory_system._is_member(s.writer_role) THEN 'write' ELSE 'read' END,
            s.owner, s.owner = current_user AND s.owner_may_grant, s.created_at, s.description
       FROM memory_system.spaces AS s
-     WHERE pg_catalog.pg_has_role(current_user, s.reader_role, 'MEMBER')
+     WHERE memory_system._is_member(s.reader_role)
      ORDER BY s.name
 $$;
 COMMENT ON FUNCTION nexus.spaces() IS
