@@ -218,6 +218,12 @@ INSERT INTO expected_execute VALUES
     ('nexus_agent', 'nexus._store_compare(jsonb,jsonb)'),
     ('nexus_agent', 'nexus._store_match(jsonb,text[],text[],jsonb[])'),
     ('nexus_agent', 'nexus._store_prefix_bound(text[])');
+-- forgetting by filter (db/functions/api/forget.sql)
+INSERT INTO expected_execute VALUES
+    ('nexus_agent', 'nexus.forget(text[],text[],text,timestamp with time zone,timestamp with time zone,jsonb,text,boolean,bigint)'),
+    ('nexus_agent', 'nexus._forget_batch("char",bigint,integer,text,timestamp with time zone,timestamp with time zone,text[],jsonb,bigint,boolean)'),
+    ('nexus_agent', 'nexus._memory_filter(timestamp with time zone,text[],jsonb,timestamp with time zone,timestamp with time zone,text[],jsonb)'),
+    ('nexus_agent', 'memory_system._cache_mirror_leading()');
 
 -- schema privileges
 CREATE TEMP TABLE expected_schema_privs (schema_name name, role name, priv text);
