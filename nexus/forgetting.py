@@ -17,7 +17,7 @@ import redis
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from sidecar.cache import recent_key, wm_key
+from sidecar.cache import idx_key, recent_key, wm_key
 
 # the code of a verification pass that found something left (the command exits 1)
 LEFT_BEHIND = "NX093"
@@ -61,7 +61,11 @@ def redis_leftovers(conn: psycopg.Connection, client: redis.Redis, agent: str,
     held = client.get(recent_key(agent))
     if whole:
         keys = sum(1 for _ in client.scan_iter(match=wm_key(agent, "*"), count=1000))
-        return {"redis keys": keys + (held is not None)}
+        # the mirror's index hashes name each key (and so the agent and its working-memory key)
+        prefix = wm_key(agent, "").encode()
+        named = sum(v.startswith(prefix) for idx in client.scan_iter(match=idx_key(0)[:-1] + "*")
+                    for v in client.hvals(idx))
+        return {"redis keys": keys + (held is not None) + named}
     ids = [e["id"] for e in json.loads(held)] if held else []
     row = conn.execute("SELECT count(*) FROM unnest(%s::bigint[]) AS i(id) WHERE NOT EXISTS ("
                        "SELECT FROM nexus_memory.zep_episodic_memory AS e "

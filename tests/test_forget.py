@@ -69,6 +69,7 @@ def test_forget_by_filter_everywhere_then_verified_and_found_again(up_env: dict[
         wait_for(lambda: embedded(alice) and embedded(bob), timeout=120)
         wait_for(lambda: set(secret_ids) <= {e["id"] for e in json.loads(
             r.get("nexus:recent:fg_alice") or "[]")}, timeout=15)
+        wait_for(lambda: r.exists("nexus:wm:fg_alice:task"), timeout=15)
         found = alice.search("patient clinic diagnosis")
         assert found.mode == "hybrid" and {h.id for h in found.hits} >= set(secret_ids)
 
