@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -21,10 +22,9 @@ from nexus import agents, backup, client, config, doctor, forgetting, imports, m
 from nexus.config import APP, READONLY, SUPERUSER, ConfigError
 from nexus.ports import ServerError
 from nexus.stack import Stack, apply_role_passwords, resolve_home
-from nexus.supervisor import Supervisor
+from nexus.supervisor import Supervisor, process_alive
 from nexus.watch import Watchdog
 from sidecar import cache
-from sidecar.worker import process_alive
 
 
 def _stack(args: argparse.Namespace) -> Stack:
@@ -338,13 +338,25 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     with cache.worker_conn(cfg) as conn:
         report = cache.Mirror(conn, cache.redis_client(cfg)).reconcile()
     if args.json:
-        print(json.dumps(report.as_dict()))
+        print(json.dumps(dataclasses.asdict(report)))
     else:
         print(f"reconciled {report.ranges} range(s) in {report.seconds:.1f} s: "
               f"{report.dirty_ranges} differed, {report.rows_read} rows read, "
               f"{report.written} keys written, {report.deleted} removed, "
               f"{report.recent_fixed} recent-episode lists refreshed")
     return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    from nexus import retention
+    with _agent_conn(args)[1] as conn:
+        return retention.run(conn, args)
+
+
+def cmd_reads(args: argparse.Namespace) -> int:
+    from nexus import reads
+    with _agent_conn(args)[1] as conn:
+        return reads.run(conn, args)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -604,6 +616,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_reconcile)
 
+    from nexus import reads, retention
+    retention.add_parser(sub).set_defaults(func=cmd_retention)
+    reads.add_parser(sub).set_defaults(func=cmd_reads)
+
     p = sub.add_parser("search", help="search an agent's memories (embeds the query with /embed)")
     p.add_argument("query")
     p.add_argument("--agent", required=True, help="search as this agent (its own connection)")
@@ -696,6 +712,11 @@ def main(argv: list[str] | None = None) -> int:
         code = getattr(exc, "sqlstate", None) or "-----"
         print(f"nexus: database error {code}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`nexus status | head`): stop quietly, as cat does, without a
+        # second error when Python flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

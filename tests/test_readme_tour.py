@@ -184,6 +184,7 @@ READS = {
     "memory_stats": "()", "store_list_namespaces": "()",
     "store_get": "('{{notes}}', 'n1', refresh_ttl => false)",
     "store_search": "('{{notes}}', 'tea', refresh_ttl => false)",
+    "retention_rules": "()", "read_log": "()",
 }
 WRITES = {
     "record_episode": "('x')", "update_episode": "({episode}, content => 'y')",
@@ -194,6 +195,7 @@ WRITES = {
     "store_put": "('{{notes}}', 'n2', '{{}}')", "store_delete": "('{{notes}}', 'n1')",
     # their default refresh_ttl pushes back the expiry of what they return
     "store_get": "('{{notes}}', 'n1')", "store_search": "('{{notes}}', 'tea')",
+    "retention_set": "('episode', '180 days')", "retention_remove": "('episode')",
 }
 
 

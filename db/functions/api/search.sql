@@ -769,13 +769,19 @@ BEGIN
     -- fusion: of the branches' candidates only (a fact that does not hold at v_at is none of
     -- them); each fact with its validity --------------------------------------------------------
     RETURN QUERY
+    WITH hits AS MATERIALIZED (
     SELECT r.*, s.fact_key, s.valid_from, s.valid_to, s.ended_by, s.superseded_by
       FROM nexus._memory_search_fuse(query, v_tsq, v_text_kinds, v_text_ids, v_text_scores, v_vector_kinds,
                                      v_vector_ids, v_vector_dists, v_credit_ids, v_credits, limit_n, rrf_k,
                                      text_weight, vector_weight, recency_weight, recency_half_life, context) AS r
       LEFT JOIN nexus_memory.semantic_memories AS s
              ON r.kind = 'semantic' AND s.agent_id = v_agent AND s.id = r.id
-     ORDER BY r.fused_score DESC, r.kind, r.id;
+     ORDER BY r.fused_score DESC, r.kind, r.id)
+    -- the read record (docs/privacy.md): one call with the hits in the order returned, made
+    -- before any row is (an uncorrelated condition: a one-time filter), even when there is none
+    SELECT h.* FROM hits AS h
+     WHERE (SELECT memory_system._record_read('memory_search', query, array_agg(x.kind), array_agg(x.id))
+              FROM hits AS x) IS NOT NULL;
 END
 $$;
 COMMENT ON FUNCTION nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz,
