@@ -263,10 +263,12 @@ def cmd_forget(args: argparse.Namespace) -> int:
     with conn:
         if not args.verify:
             receipt = forgetting.forget(conn, args.agent, filters, args.dry_run)
+            kinds = [k for k in ("episode", "semantic", "store") if k in receipt["kinds"]]
+            places = ("rows", "store_texts", "vectors", "postings", "queue_items", "cache_outbox")
             print(json.dumps(receipt) if args.json else
                   ("would forget " if receipt["dry_run"] else "forgot ")
-                  + ", ".join(f"{n} {k}" for k, n in receipt["kinds"].items())
-                  + " (" + ", ".join(f"{n} {k}" for k, n in receipt["places"].items()) + ")")
+                  + ", ".join(f"{receipt['kinds'][k]} {k}" for k in kinds)
+                  + " (" + ", ".join(f"{receipt['places'][p]} {p}" for p in places) + ")")
             if args.dry_run:
                 return 0
         return _verified(conn, stack, args.agent, filters)

@@ -96,7 +96,13 @@ def test_forget_by_filter_everywhere_then_verified_and_found_again(up_env: dict[
                 return [h["content"] for h in found["hits"]]
 
         assert not [c for c in asyncio.run(recall()) if "patient" in c or "penicillin" in c]
-        # another agent's same memories stay
+        # another agent's same memories stay; a dry run counts them, takes nothing, and the
+        # verification pass of that filter finds them left: exit 1
+        dry = nexus(env, "forget", "--agent", "fg_bob", "--tag", "clinic", "--dry-run")
+        assert dry.stdout.startswith("would forget 2 episode, 1 semantic, 0 store")
+        left = nexus(env, "forget", "--agent", "fg_bob", "--tag", "clinic", "--verify",
+                     check=False)
+        assert left.returncode == 1 and "NX093" in left.stderr and "episodes 2" in left.stderr
         assert {h.id for h in bob.search("patient clinic diagnosis").hits} >= set(bob_ids)
         # written again, found again (embedded again: the old vectors and checksums are gone)
         again = write(alice, SECRET, SECRET_FACT, True)
