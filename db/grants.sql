@@ -110,6 +110,8 @@ GRANT EXECUTE ON FUNCTION memory_system._embedding_model(),
                           memory_system._embedded(text, text, bigint, bytea, text),
                           memory_system._embedded_version(text, text, bigint, bytea, text),
                           memory_system._vector_partition(text, text) TO nexus_agent;
+-- whether the Redis mirror leads (nexus.forget's receipt says whether its outbox was filled)
+GRANT EXECUTE ON FUNCTION memory_system._cache_mirror_leading() TO nexus_agent;
 -- used by the validation triggers, which run as the writing agent
 GRANT EXECUTE ON FUNCTION memory_system._check_agent(text),
                           memory_system._check_size(text, bigint, bigint),

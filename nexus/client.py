@@ -482,6 +482,7 @@ RESULTS: dict[str, Result] = {
     "get_episode": Result("one", Episode),
     "update_episode": Result("value"),
     "delete_episode": Result("value"),
+    "forget": Result("value"),
     "recent_episodes": Result("rows", Episode),
     "remember_fact": Result("value"),
     "get_fact": Result("rows", Fact),
@@ -723,6 +724,14 @@ class Memory:
 
     def delete_episode(self, episode_id: int) -> bool:
         return self._invoke("delete_episode", locals())
+
+    def forget(self, kinds: list[str] = DEFAULT, tags_all: list[str] | None = DEFAULT,
+               session: str | None = DEFAULT, since: datetime | None = DEFAULT,
+               until: datetime | None = DEFAULT, metadata_contains: dict[str, Any] | None = DEFAULT,
+               space: str | None = DEFAULT, dry_run: bool | None = DEFAULT,
+               episode_id: int | None = DEFAULT) -> dict[str, Any]:
+        """nexus.forget: the receipt (a dry run unless dry_run=False; docs/privacy.md)."""
+        return self._invoke("forget", locals())
 
     def recent_episodes(self, limit_n: int = DEFAULT, session: str | None = DEFAULT,
                         since: datetime | None = DEFAULT, until: datetime | None = DEFAULT,
@@ -992,6 +1001,14 @@ class AsyncMemory:
 
     async def delete_episode(self, episode_id: int) -> bool:
         return await self._invoke("delete_episode", locals())
+
+    async def forget(self, kinds: list[str] = DEFAULT, tags_all: list[str] | None = DEFAULT,
+                     session: str | None = DEFAULT, since: datetime | None = DEFAULT,
+                     until: datetime | None = DEFAULT,
+                     metadata_contains: dict[str, Any] | None = DEFAULT,
+                     space: str | None = DEFAULT, dry_run: bool | None = DEFAULT,
+                     episode_id: int | None = DEFAULT) -> dict[str, Any]:
+        return await self._invoke("forget", locals())
 
     async def recent_episodes(self, limit_n: int = DEFAULT, session: str | None = DEFAULT,
                               since: datetime | None = DEFAULT, until: datetime | None = DEFAULT,

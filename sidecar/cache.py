@@ -182,10 +182,13 @@ class Mirror:
             if only_if_different:
                 held = self.redis.mget([recent_key(a) for a, _, _ in rows])
                 rows = [r for r, h in zip(rows, held, strict=True)
-                        if h is None or hashlib.md5(h).hexdigest() != r[2]]
+                        if (h and hashlib.md5(h).hexdigest()) != r[2]]
             pipe = self.redis.pipeline(transaction=False)
             for agent, episodes, _ in rows:
-                pipe.set(recent_key(agent), episodes)
+                if episodes:
+                    pipe.set(recent_key(agent), episodes)
+                else:  # no episode left (forgotten, or the agent removed): no key
+                    pipe.delete(recent_key(agent))
             pipe.execute()
             changed += len(rows)
         self._count("recent", "set", changed)
@@ -256,6 +259,11 @@ class Mirror:
             report.deleted += self._delete([i for i in held if i not in seen])
         agents = [r[0] for r in self.conn.execute("SELECT * FROM memory_system.cache_agents()")]
         report.recent_fixed = self.refresh_recent(agents, only_if_different=True)
+        # the lists of agents removed while no mirror listened
+        known = {recent_key(a).encode() for a in agents}
+        stale = [k for k in self.redis.scan_iter(match=recent_key("*"), count=1000)
+                 if k not in known]
+        report.recent_fixed += self.redis.delete(*stale) if stale else 0
         report.seconds = time.monotonic() - started
         m = self.metrics
         m.reconcile_runs.inc()

@@ -189,6 +189,7 @@ READS = {
 WRITES = {
     "record_episode": "('x')", "update_episode": "({episode}, content => 'y')",
     "delete_episode": "({episode})", "remember_fact": "('x')", "delete_fact": "({fact})",
+    "forget": "(episode_id => {episode})",
     "invalidate_fact": "({fact})",
     "working_memory_set": "('k', '1')", "working_memory_delete": "('current_task')",
     "save_checkpoint": "('{{}}')", "consensus_cas": "('leader', 1, '\"x\"')",

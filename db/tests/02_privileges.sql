@@ -238,6 +238,12 @@ INSERT INTO expected_execute VALUES
     ('nexus_agent', 'nexus._store_compare(jsonb,jsonb)'),
     ('nexus_agent', 'nexus._store_match(jsonb,text[],text[],jsonb[])'),
     ('nexus_agent', 'nexus._store_prefix_bound(text[])');
+-- forgetting by filter (db/functions/api/forget.sql)
+INSERT INTO expected_execute VALUES
+    ('nexus_agent', 'nexus.forget(text[],text[],text,timestamp with time zone,timestamp with time zone,jsonb,text,boolean,bigint)'),
+    ('nexus_agent', 'nexus._forget_batch("char",bigint,integer,text,timestamp with time zone,timestamp with time zone,text[],jsonb,bigint,boolean)'),
+    ('nexus_agent', 'nexus._memory_filter(timestamp with time zone,text[],jsonb,timestamp with time zone,timestamp with time zone,text[],jsonb)'),
+    ('nexus_agent', 'memory_system._cache_mirror_leading()');
 
 -- retention rules and the read record (docs/privacy.md): an agent sets its own rules and reads
 -- its own reads (row-level security); only memory_system._record_read writes reads
