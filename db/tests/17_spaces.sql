@@ -3,7 +3,7 @@
 -- reaches the catalogs or the Redis mirror. Two agents writing one space at once, a revoke over a
 -- real login and the hostile-agent suite: tests/test_spaces.py and tests/test_isolation.py.
 BEGIN;
-SELECT plan(92);
+SELECT plan(96);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('alice');   -- writer
@@ -36,7 +36,10 @@ CREATE TEMP TABLE sp AS SELECT space_id, reader_role, writer_role FROM memory_sy
 GRANT SELECT ON sp TO PUBLIC;
 CREATE FUNCTION pg_temp.sid() RETURNS text LANGUAGE sql STABLE AS $$ SELECT space_id FROM sp $$;
 SELECT matches(pg_temp.sid(), '^space_[0-9a-f]{16}$', 'a space''s id is opaque');
-SELECT is_empty($$SELECT rolname FROM pg_roles WHERE rolname ~ 'team|solo'$$, 'no role names a space');
+-- (roles are cluster-wide: other tests' agents may be called teammate)
+SELECT is_empty($$SELECT name FROM memory_system.spaces
+                   WHERE strpos(reader_role, name) > 0 OR strpos(writer_role, name) > 0 OR strpos(space_id, name) > 0$$,
+                'no role or id of a space carries its name');
 SELECT is_empty($$SELECT c.relname FROM pg_class AS c WHERE c.relname ~ 'team|solo'
                   OR obj_description(c.oid, 'pg_class') ~ 'team|solo'$$,
                 'no relation or comment of the catalogs names a space');
@@ -71,6 +74,10 @@ SELECT throws_ok($$INSERT INTO consciousness.consciousness_checkpoints (agent_id
 SELECT isnt(nexus.store_put('{notes}', 'n1', '{"v": 1}', texts => '{"content": "the ledger of tusks"}', space => 'team'),
             NULL, 'a writer puts a store item in the space');
 RESET ROLE;
+SET LOCAL ROLE alice;
+SELECT isnt(nexus.update_episode((SELECT max(id) FROM nexus.recent_episodes(space => 'team')), tags => '{edited}'), NULL,
+            'a writer updates a space''s episode');
+RESET ROLE;
 SELECT is(ARRAY(SELECT DISTINCT author FROM nexus_memory.zep_episodic_memory WHERE agent_id = pg_temp.sid()),
           ARRAY['alice'], 'every space row written by alice has alice as author');
 
@@ -98,6 +105,12 @@ SELECT is(tests.affected($$DELETE FROM nexus_memory.semantic_memories WHERE agen
           0::bigint, 'a reader deletes no space fact');
 SELECT is((SELECT count(*) FROM nexus_memory.zep_episodic_memory WHERE agent_id = pg_temp.sid()), 2::bigint,
           'a reader reads the space''s episodes');
+SELECT is((SELECT content FROM nexus.get_episode((SELECT min(id) FROM nexus.recent_episodes(space => 'team')))),
+          'the walrus invoice is overdue', 'a reader gets a space''s episode by its id');
+SELECT throws_ok(format('SELECT nexus.update_episode(%s, content => %L)',
+                        (SELECT min(id) FROM nexus.recent_episodes(space => 'team')), 'hacked'),
+                 'NX033', NULL, 'but may not update it');
+SELECT is(nexus.delete_episode((SELECT min(id) FROM nexus.recent_episodes(space => 'team'))), false, 'nor delete it');
 SELECT is(ARRAY(SELECT content || ':' || author FROM nexus.recent_episodes(space => 'team') ORDER BY content),
           ARRAY['direct walrus:alice', 'the walrus invoice is overdue:alice'], 'recent_episodes of a space, with authors');
 SELECT is(ARRAY(SELECT coalesce(space, '-') || ':' || author || ':' || content

@@ -73,7 +73,8 @@ BEGIN
            memory_system._embedded('zep_episodic_memory', e.agent_id, e.id, e.content_sha256,
                                    memory_system._embedding_model())
       FROM nexus_memory.zep_episodic_memory AS e
-     WHERE e.agent_id = (current_user::text COLLATE "default") AND e.id = get_episode.episode_id;
+     -- its own, or one of a space it reads (docs/spaces.md)
+     WHERE e.agent_id = ANY (memory_system._readable_ids()) AND e.id = get_episode.episode_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'episode % not found', get_episode.episode_id USING ERRCODE = 'NX033';
     END IF;
@@ -83,8 +84,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION nexus.get_episode(bigint) IS
-'One episode of the calling agent; embedded tells whether its current content has a vector.
-Errors: NX033 not found (another agent''s episode is not found either).
+'One episode of the calling agent (or of a space it may read: docs/spaces.md); embedded tells whether
+its current content has a vector. Errors: NX033 not found (another agent''s episode is not found
+either).
 
 MCP: Read one of your episodes in full, by its id (remember, recall and recent give ids), and whether it
 is embedded yet (searchable by meaning).
@@ -118,7 +120,7 @@ BEGIN
            importance = coalesce(update_episode.importance, e.importance),
            action_type = coalesce(update_episode.action_type, e.action_type),
            session_id = coalesce(update_episode.session, e.session_id)
-     WHERE e.agent_id = (current_user::text COLLATE "default") AND e.id = update_episode.episode_id
+     WHERE e.agent_id = ANY (memory_system._writable_ids()) AND e.id = update_episode.episode_id
     RETURNING e.updated_at INTO v_updated;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'episode % not found', update_episode.episode_id USING ERRCODE = 'NX033';
@@ -127,7 +129,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION nexus.update_episode(bigint, text, jsonb, text[], real, text, text) IS
-'Changes the given fields of one of the calling agent''s episodes (NULL leaves a field as it is) and
+'Changes the given fields of one of the calling agent''s episodes, or of a space it may write
+(docs/spaces.md; the author stays), (NULL leaves a field as it is) and
 returns updated_at. New content is re-embedded through the queue; until then search uses the text index
 and the old vector is never shown for the new content. Errors: NX033 not found, plus those of record_episode.
 
@@ -152,12 +155,13 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     WITH d AS (
         DELETE FROM nexus_memory.zep_episodic_memory AS e
-         WHERE e.agent_id = (current_user::text COLLATE "default") AND e.id = delete_episode.episode_id
+         WHERE e.agent_id = ANY (memory_system._writable_ids()) AND e.id = delete_episode.episode_id
         RETURNING 1)
     SELECT EXISTS (SELECT FROM d)
 $$;
 COMMENT ON FUNCTION nexus.delete_episode(bigint) IS
-'Deletes one of the calling agent''s episodes with its vector, postings and queued work; true if it existed.
+'Deletes one of the calling agent''s episodes (or of a space it may write: docs/spaces.md) with its
+vector, postings and queued work; true if it existed.
 
 MCP: Forget one of your episodes for good, by its id. Returns true if it was deleted, false if there
 was no such episode.
