@@ -322,6 +322,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         options["session"] = args.session
     if args.websearch:
         options["text_mode"] = "websearch"
+    if args.as_of:
+        options["as_of"] = args.as_of
+    if args.include_history:
+        options["include_history"] = True
     mode = args.mode
     with psycopg.connect(agents.dsn(resolve_home(cfg), args.agent), autocommit=True) as conn:
         embedding = None
@@ -340,6 +344,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         ranks = f"text #{h['text_rank'] or '-'} vector #{h['vector_rank'] or '-'}"
         snippet = " ".join((h["snippet"] or "").split())
         print(f"{n:>3}. {h['kind']} {h['id']}  score {h['fused_score']:.4f}  ({ranks})")
+        if h.get("valid_from") is not None:
+            until = h["valid_to"] or "now"
+            print(f"     {h['fact_key'] or 'fact'}: held from {h['valid_from']} until {until}")
         print(f"     {snippet}")
     return 0
 
@@ -560,6 +567,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--session", help="only episodes of this session")
     p.add_argument("--websearch", action="store_true",
                    help='text in web-search syntax: "quoted phrase", OR, -excluded')
+    history = p.add_mutually_exclusive_group()
+    history.add_argument("--as-of", metavar="TS",
+                         help="the facts that held at this time (ISO 8601) instead of now")
+    history.add_argument("--include-history", action="store_true",
+                         help="facts that no longer hold too, each with when it held")
     p.add_argument("--embed-url", help="the sidecar (default http://NEXUS_HTTP_HOST:NEXUS_HTTP_PORT)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
