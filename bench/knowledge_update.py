@@ -9,7 +9,8 @@ The data is bench/knowledge_data.py's, deterministic from its seed:
   agents of their own:
   - as episodes, as a conversation records them: each statement a turn `User: ...` of the day's
     session, with `valid_at` its day, followed by an acknowledgement `Assistant: ...`; every
-    question searched over all episodes (hybrid, limit 10);
+    question (every attribute in each of its 3 phrasings) searched over all episodes (hybrid,
+    limit 10);
   - as keyed facts: `remember_fact(statement, key => subject.attribute, valid_from => its day)`;
     searched over facts, "true now" (the default) and `as_of` a time between two values.
 The keyed figures need memory_search's validity filtering (`as_of`, `include_history`): while the
