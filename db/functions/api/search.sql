@@ -867,8 +867,10 @@ the configured model (HNSW, iterative scan). Either or both; fused by Reciprocal
 (sum of weight / (rrf_k + rank) per branch, rrf_k 5 by default). Each of the best 20 episodes that
 has a session lends neighbour_weight (default 0.4) times its score to the episodes recorded just
 before and after it in that session, half of it to those two away, if a branch found them too: the
-reply to a hit rises. Plus recency_weight * 0.5^(age / recency_half_life) / (rrf_k + 1), the age
-of coalesce(valid_at, created_at).
+reply to a hit rises, to just below the hit (a neighbour never outranks its best lender). Plus
+recency_weight * 0.5^(age / recency_half_life) / (rrf_k + 1), the age of coalesce(valid_at,
+created_at). Then among the first 5 rows, episodes on one topic (near tie, cosine >= 0.4) are
+reordered newest first (nexus._newer_first); equal scores: the newer first.
 Filters: kinds (episode, semantic, store: the texts of nexus.store_put items, metadata naming
 the item''s namespace, key and path; without filters and in natural text mode only), session
 (episodes only), since/until (created_at), tags_all
@@ -886,7 +888,8 @@ Errors: NX030 no query, NX031 bad argument (as_of with include_history too), NX0
 KiB, NX013 wrong vector dimension.
 
 MCP: Search your memories (episodes and facts) by meaning and by words at once; the server embeds your
-query. Returns {"mode", "hits"}, best hit first: each hit has its kind, id, content, a snippet with the
+query. Returns {"mode", "hits"}, best hit first (of two episodes that say different things about
+the same thing and match alike, the newer first): each hit has its kind, id, content, a snippet with the
 matching words in **bold**, and its ranks. mode is "text" (words only, "note" says why) when search by
 meaning is unavailable. Facts that no longer hold are left out (ask with as_of or include_history);
 a fact hit has its key and when it held (valid_from, valid_to; valid_to null: it still holds).
