@@ -888,8 +888,7 @@ Errors: NX030 no query, NX031 bad argument (as_of with include_history too), NX0
 KiB, NX013 wrong vector dimension.
 
 MCP: Search your memories (episodes and facts) by meaning and by words at once; the server embeds your
-query. Returns {"mode", "hits"}, best hit first (of two episodes that say different things about
-the same thing and match alike, the newer first): each hit has its kind, id, content, a snippet with the
+query. Returns {"mode", "hits"}, best hit first: each hit has its kind, id, content, a snippet with the
 matching words in **bold**, and its ranks. mode is "text" (words only, "note" says why) when search by
 meaning is unavailable. Facts that no longer hold are left out (ask with as_of or include_history);
 a fact hit has its key and when it held (valid_from, valid_to; valid_to null: it still holds).
