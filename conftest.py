@@ -27,8 +27,8 @@ from nexus import config, secrets
 from nexus.config import SUPERUSER, Config
 from nexus.ports import free_port
 from nexus.stack import Stack
+from nexus.supervisor import process_alive  # noqa: F401 (the tests import it from here)
 from sidecar.embedder import BF16_FLAGS, cpu_flags
-from sidecar.worker import process_alive  # noqa: F401 (the tests import it from here)
 
 ROOT = Path(__file__).resolve().parent
 TEMPLATE = "nexus_template"

@@ -38,13 +38,13 @@ RSS_TARGET_MB = 200
 RANGE_SIZE = 10_000
 
 RECONCILE = """
-import json, sys
+import dataclasses, json, sys
 from sidecar import cache, config
 cfg = config.load()
 with cache.worker_conn(cfg) as conn:
     report = cache.Mirror(conn, cache.redis_client(cfg)).reconcile()
 peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]
-print(json.dumps({**report.as_dict(), "peak_rss_mb": int(peak) / 1024}))
+print(json.dumps({**dataclasses.asdict(report), "peak_rss_mb": int(peak) / 1024}))
 """
 
 

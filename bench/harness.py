@@ -29,6 +29,7 @@ from nexus import dsn as db
 from nexus.config import SUPERUSER, WORKER, Config
 from nexus.ports import free_port, port_free
 from nexus.stack import Stack
+from sidecar.embedder import Chunker
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # data sets kept outside the repository (SciFact, LoCoMo): NEXUS_BENCH_DATA, by default the
@@ -281,3 +282,15 @@ def write_json(figures: list[Figure], path: Path | None = None, merge: bool = Fa
     rows = sorted([*kept, *new], key=lambda f: str(f.get("name")))
     path.write_text(json.dumps(rows, indent=2) + "\n")
     return path
+
+
+def chunk_text(chunker: Chunker, text: str) -> list[str]:
+    """The chunks the Embedder (or its tokenizer alone, `chunker`) cuts `text` into, as text:
+    none for whitespace, `text` itself if it fits (sidecar/embedder.py)."""
+    if not text.strip():
+        return []
+    spans = chunker.tokenize([text])[0].spans
+    bounds = chunker.chunk_bounds(text, spans)
+    if len(bounds) == 1:
+        return [text]
+    return [text[spans[s][0]:spans[e - 1][1]] for s, e in bounds]

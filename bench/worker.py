@@ -40,6 +40,7 @@ from bench.harness import (
     BenchDb,
     Benchmark,
     Figure,
+    chunk_text,
     cloned_database,
     median,
     percentile,
@@ -226,7 +227,7 @@ def bench_worker(st: Stack, wanted: frozenset[str]) -> list[Figure]:
         for kind, dtype in pairs:
             print(f"{dtype} {kind}", file=sys.stderr, flush=True)
             chunks = texts[kind] if kind == "short" else \
-                [c for t in texts[kind] for c in embedders[dtype].chunk(t)]
+                [c for t in texts[kind] for c in chunk_text(embedders[dtype], t)]
             works, raws, ratios = rounds(
                 lambda c=chunks, d=dtype: raw_seconds(embedders[d], c),
                 lambda k=kind, d=dtype: worker_seconds(bdbs[d], texts[k]), ROUNDS[kind])

@@ -60,6 +60,14 @@ GRANT INSERT (consensus_key, value, updated_by),
       UPDATE (value, version, updated_by)
     ON consciousness.distributed_consensus TO nexus_agent;
 GRANT SELECT ON memory_system.agents TO nexus_agent;
+-- retention rules (docs/privacy.md): an agent sets its own (row-level security); what the sweep
+-- removed (removed, last_swept_at) only the sweep writes
+GRANT SELECT, DELETE ON memory_system.retention_rules TO nexus_agent;
+GRANT INSERT (agent_id, kind, older_than, importance_below),
+      UPDATE (older_than, importance_below, set_by, updated_at)
+    ON memory_system.retention_rules TO nexus_agent;
+-- the read record: an agent reads its own (row-level security); only _record_read writes it
+GRANT SELECT ON memory_system.reads TO nexus_agent;
 
 -- agents read their own vectors and text postings (search); complete_batch and triggers write them
 GRANT SELECT ON nexus_memory.episode_embeddings, nexus_memory.semantic_memory_embeddings,
@@ -100,6 +108,8 @@ GRANT EXECUTE ON FUNCTION memory_system._embedding_model(),
                           memory_system._embedded(text, text, bigint, bytea, text),
                           memory_system._embedded_version(text, text, bigint, bytea, text),
                           memory_system._vector_partition(text, text) TO nexus_agent;
+-- whether the Redis mirror leads (nexus.forget's receipt says whether its outbox was filled)
+GRANT EXECUTE ON FUNCTION memory_system._cache_mirror_leading() TO nexus_agent;
 -- used by the validation triggers, which run as the writing agent
 GRANT EXECUTE ON FUNCTION memory_system._check_agent(text),
                           memory_system._check_size(text, bigint, bigint),
@@ -118,6 +128,16 @@ GRANT EXECUTE ON FUNCTION memory_system._fact_text_sha256(text),
                           memory_system._as_of(text)
     TO nexus_agent;
 
+-- retention rules, for the agent's own (nexus.retention_*), and the read record's one call at the
+-- end of each read function
+GRANT EXECUTE ON FUNCTION memory_system.retention_set(text, text, interval, real, boolean),
+                          memory_system.retention_remove(text, text),
+                          memory_system.retention_list(text),
+                          memory_system._retention_check(text, interval, real),
+                          memory_system._retention_matching(text, text, interval, real),
+                          memory_system._record_read(text, text, text[], bigint[], text)
+    TO nexus_agent;
+
 -- workers: the queue functions, nothing else
 GRANT EXECUTE ON FUNCTION memory_system.claim_batch(text, integer, interval, text),
                           memory_system.complete_batch(text, bigint[], public.vector[], bytea[], text, text),
@@ -131,6 +151,7 @@ GRANT EXECUTE ON FUNCTION memory_system.claim_batch(text, integer, interval, tex
                           memory_system.queue_stats(),
                           memory_system.purge_expired_working_memory(integer),
                           memory_system.purge_expired_store_items(integer),
+                          memory_system.retention_sweep(integer),
                           -- the Redis mirror (sidecar/cache.py): what the cache holds, and checksums
                           memory_system.cache_working_memory(bigint[]),
                           memory_system.cache_working_memory_range(bigint, bigint),
@@ -144,5 +165,7 @@ GRANT EXECUTE ON FUNCTION memory_system.claim_batch(text, integer, interval, tex
 GRANT SELECT ON memory_system.embeddings_queue, memory_system.worker_heartbeats, memory_system.settings
     TO nexus_worker;
 GRANT EXECUTE ON FUNCTION memory_system.queue_stats() TO nexus_ro;
+GRANT EXECUTE ON FUNCTION memory_system.reads_status(),
+                          memory_system.reads_of(text, timestamptz, timestamptz, integer) TO nexus_ro;
 -- the MCP server (logged in as nexus_app): which agent a bearer token acts as, nothing else
 GRANT EXECUTE ON FUNCTION memory_system.token_agent(bytea) TO nexus_app;

@@ -106,6 +106,24 @@ def backup(stack: Stack, out: Path) -> dict:
     return manifest
 
 
+def prune(directory: Path, keep: int) -> list[Path]:
+    """Remove all but the newest `keep` backups in `directory` (the subdirectories holding a
+    manifest, by its created_at; anything else is left alone). Returns those removed. An older
+    backup still holds every memory forgotten after it was taken (docs/privacy.md)."""
+    if keep < 1:
+        raise BackupError(f"--keep must be at least 1, got {keep}")
+    found = []
+    for manifest in directory.glob(f"*/{MANIFEST}"):
+        try:
+            found.append((json.loads(manifest.read_text())["created_at"], manifest.parent))
+        except (OSError, ValueError, KeyError):
+            continue  # not a backup this command wrote: not ours to remove
+    old = [path for _, path in sorted(found, reverse=True)[keep:]]
+    for path in old:
+        shutil.rmtree(path)
+    return old
+
+
 def verify(directory: Path) -> dict:
     """The manifest of a backup whose files are all present and intact; BackupError otherwise."""
     try:

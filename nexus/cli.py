@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -17,14 +18,13 @@ import psycopg
 import redis
 from psycopg.conninfo import conninfo_to_dict
 
-from nexus import agents, backup, client, config, doctor, imports, migrate, secrets
+from nexus import agents, backup, client, config, doctor, forgetting, imports, migrate, secrets
 from nexus.config import APP, READONLY, SUPERUSER, ConfigError
 from nexus.ports import ServerError
 from nexus.stack import Stack, apply_role_passwords, resolve_home
-from nexus.supervisor import Supervisor
+from nexus.supervisor import Supervisor, process_alive
 from nexus.watch import Watchdog
 from sidecar import cache
-from sidecar.worker import process_alive
 
 
 def _stack(args: argparse.Namespace) -> Stack:
@@ -206,6 +206,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         elif args.agent_cmd == "remove":
             deleted = agents.remove(conn, stack.cfg, args.name, args.delete_memories)
             print(f"removed agent {args.name} ({deleted} memory rows deleted)")
+            if args.delete_memories:
+                return _verified(conn, stack, args.name, {})
         elif args.agent_cmd == "token":
             return _agent_token(conn, args)
         elif args.agent_cmd == "grant":
@@ -240,6 +242,38 @@ def _agent_token(conn: psycopg.Connection, args: argparse.Namespace) -> int:
     return 0
 
 
+def _verified(conn: psycopg.Connection, stack: Stack, agent: str, filters: dict) -> int:
+    """The verification pass of forgetting, printed; 1 if anything is left (docs/privacy.md)."""
+    try:
+        r = cache.redis_client(stack.cfg)
+        r.ping()
+    except redis.RedisError:
+        r = None
+    left = forgetting.verify(conn, r, agent, filters)
+    print(forgetting.report(left), file=sys.stderr if left else sys.stdout)
+    return 1 if left else 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    """nexus forget --agent NAME FILTER... [--dry-run | --verify]: forget, then verify."""
+    filters = {"kinds": args.kind, "tags_all": args.tag, "session": args.session,
+               "since": args.since, "until": args.until,
+               "metadata_contains": json.loads(args.metadata) if args.metadata else None}
+    stack, conn = _agent_conn(args)
+    with conn:
+        if not args.verify:
+            receipt = forgetting.forget(conn, args.agent, filters, args.dry_run)
+            kinds = [k for k in ("episode", "semantic", "store") if k in receipt["kinds"]]
+            places = ("rows", "store_texts", "vectors", "postings", "queue_items", "cache_outbox")
+            print(json.dumps(receipt) if args.json else
+                  ("would forget " if receipt["dry_run"] else "forgot ")
+                  + ", ".join(f"{receipt['kinds'][k]} {k}" for k in kinds)
+                  + " (" + ", ".join(f"{receipt['places'][p]} {p}" for p in places) + ")")
+            if args.dry_run:
+                return 0
+        return _verified(conn, stack, args.agent, filters)
+
+
 def cmd_mcp(args: argparse.Namespace) -> int:
     """The MCP server: stdio as one agent, or streamable HTTP with bearer tokens."""
     from nexus import mcp
@@ -268,6 +302,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
+    if args.keep is not None and args.keep < 1:
+        raise backup.BackupError(f"--keep must be at least 1, got {args.keep}")
     stack = _stack(args)
     if stack.pg.pid() is None or stack.redis.pid() is None:
         raise ServerError("the local stack is not running: nexus up --detach")
@@ -276,6 +312,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
     manifest = backup.backup(stack, out)
     rows = sum(manifest["row_counts"].values())
     print(f"backup written to {out} ({rows} rows; manifest with checksums in {backup.MANIFEST})")
+    if args.keep is not None:
+        for path in backup.prune(out.parent, args.keep):
+            print(f"removed older backup {path}")
     return 0
 
 
@@ -301,13 +340,25 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     with cache.worker_conn(cfg) as conn:
         report = cache.Mirror(conn, cache.redis_client(cfg)).reconcile()
     if args.json:
-        print(json.dumps(report.as_dict()))
+        print(json.dumps(dataclasses.asdict(report)))
     else:
         print(f"reconciled {report.ranges} range(s) in {report.seconds:.1f} s: "
               f"{report.dirty_ranges} differed, {report.rows_read} rows read, "
               f"{report.written} keys written, {report.deleted} removed, "
               f"{report.recent_fixed} recent-episode lists refreshed")
     return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    from nexus import retention
+    with _agent_conn(args)[1] as conn:
+        return retention.run(conn, args)
+
+
+def cmd_reads(args: argparse.Namespace) -> int:
+    from nexus import reads
+    with _agent_conn(args)[1] as conn:
+        return reads.run(conn, args)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -503,6 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("backup", help="pg_dump + Redis snapshot + manifest with checksums")
     p.add_argument("--out", help="a new directory (default: $NEXUS_HOME/backups/<time>)")
+    p.add_argument("--keep", type=int, metavar="N",
+                   help="then remove all but the newest N backups beside it (they still hold "
+                        "what was forgotten since: docs/privacy.md)")
     p.set_defaults(func=cmd_backup)
 
     p = sub.add_parser("restore", help="verify a backup's checksums, then restore it")
@@ -539,6 +593,22 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--to", required=True, help="the orchestrator's role")
     p.set_defaults(func=cmd_agent)
 
+    p = sub.add_parser("forget", help="forget an agent's memories that match a filter, with "
+                                      "every copy, then verify nothing is left (exit 1 if so)")
+    p.add_argument("--agent", required=True)
+    p.add_argument("--kind", action="append", choices=("episode", "semantic", "store"),
+                   help="only this kind of memory (repeatable; default all three)")
+    p.add_argument("--tag", action="append", help="memories carrying this tag (repeatable: all)")
+    p.add_argument("--session", help="episodes of this session")
+    p.add_argument("--since", help="recorded at or after this time (ISO 8601)")
+    p.add_argument("--until", help="recorded before this time (ISO 8601)")
+    p.add_argument("--metadata", metavar="JSON", help="metadata containing this JSON object")
+    p.add_argument("--dry-run", action="store_true", help="only count what would go")
+    p.add_argument("--verify", action="store_true",
+                   help="forget nothing: only the verification pass for the filter")
+    p.add_argument("--json", action="store_true", help="the receipt as JSON")
+    p.set_defaults(func=cmd_forget)
+
     p = sub.add_parser("mcp", help="the MCP server: stdio as one agent (--agent NAME or "
                                    "NEXUS_AGENT_DSN), or --http with bearer tokens")
     p.add_argument("--agent", help="stdio: act as this agent of the local stack")
@@ -554,6 +624,10 @@ def build_parser() -> argparse.ArgumentParser:
                                          "repair what differs (once)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_reconcile)
+
+    from nexus import reads, retention
+    retention.add_parser(sub).set_defaults(func=cmd_retention)
+    reads.add_parser(sub).set_defaults(func=cmd_reads)
 
     p = sub.add_parser("search", help="search an agent's memories (embeds the query with /embed)")
     p.add_argument("query")
@@ -652,6 +726,11 @@ def main(argv: list[str] | None = None) -> int:
         code = getattr(exc, "sqlstate", None) or "-----"
         print(f"nexus: database error {code}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`nexus status | head`): stop quietly, as cat does, without a
+        # second error when Python flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

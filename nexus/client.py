@@ -98,11 +98,11 @@ class Conflict(NexusError):
 
 
 class InvalidInput(NexusError, ValueError):
-    """Any other NX0xx error: a bad argument, a payload too large, not an agent... (the code says
+    """Any other NX error: a bad argument, a payload too large, not an agent... (the code says
     which: docs/errors.md)."""
 
 
-_NEXUS_CODE = re.compile(r"NX0\d\d")
+_NEXUS_CODE = re.compile(r"NX\d\d\d")
 
 
 def translate(exc: psycopg.Error) -> NexusError | None:
@@ -260,6 +260,8 @@ class KindStats:
     current: int | None = None
     superseded: int | None = None
     invalidated: int | None = None
+    # episodes and facts: how many the agent's retention rules removed (docs/privacy.md)
+    removed_by_retention: int | None = None
 
 
 @dataclass(frozen=True)
@@ -288,6 +290,33 @@ class StoreHit:
 @dataclass(frozen=True)
 class StoreNamespace:
     namespace: list[str]
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    """A retention rule of the agent (docs/privacy.md): what the sweep removed under it, and
+    `matching`, what it would take now."""
+    kind: str
+    older_than: timedelta
+    importance_below: float | None
+    set_by: str
+    created_at: datetime
+    updated_at: datetime
+    removed: int
+    last_swept_at: datetime | None
+    matching: int
+
+
+@dataclass(frozen=True)
+class ReadRecord:
+    """A recorded read of the agent (docs/privacy.md): `kinds[i]` and `ids[i]` are the i-th
+    memory returned."""
+    read_at: datetime
+    function: str
+    query_sha256: bytes | None
+    query: str | None
+    kinds: list[str]
+    ids: list[int]
 
 
 @dataclass(frozen=True)
@@ -437,6 +466,7 @@ RESULTS: dict[str, Result] = {
     "get_episode": Result("one", Episode),
     "update_episode": Result("value"),
     "delete_episode": Result("value"),
+    "forget": Result("value"),
     "recent_episodes": Result("rows", Episode),
     "remember_fact": Result("value"),
     "get_fact": Result("rows", Fact),
@@ -461,6 +491,10 @@ RESULTS: dict[str, Result] = {
     "store_delete": Result("value"),
     "store_search": Result("rows", StoreHit),
     "store_list_namespaces": Result("rows", StoreNamespace),
+    "retention_set": Result("value"),
+    "retention_remove": Result("value"),
+    "retention_rules": Result("rows", RetentionRule),
+    "read_log": Result("rows", ReadRecord),
 }
 
 
@@ -671,6 +705,14 @@ class Memory:
     def delete_episode(self, episode_id: int) -> bool:
         return self._invoke("delete_episode", locals())
 
+    def forget(self, kinds: list[str] = DEFAULT, tags_all: list[str] | None = DEFAULT,
+               session: str | None = DEFAULT, since: datetime | None = DEFAULT,
+               until: datetime | None = DEFAULT, metadata_contains: dict[str, Any] | None = DEFAULT,
+               space: str | None = DEFAULT, dry_run: bool | None = DEFAULT,
+               episode_id: int | None = DEFAULT) -> dict[str, Any]:
+        """nexus.forget: the receipt (a dry run unless dry_run=False; docs/privacy.md)."""
+        return self._invoke("forget", locals())
+
     def recent_episodes(self, limit_n: int = DEFAULT, session: str | None = DEFAULT,
                         since: datetime | None = DEFAULT, until: datetime | None = DEFAULT,
                         tags_all: list[str] | None = DEFAULT,
@@ -787,6 +829,20 @@ class Memory:
                               max_depth: int | None = DEFAULT, limit_n: int = DEFAULT,
                               offset_n: int = DEFAULT) -> list[StoreNamespace]:
         return self._invoke("store_list_namespaces", locals())
+
+    def retention_set(self, kind: str, older_than: timedelta | str,
+                      importance_below: float | None = DEFAULT, dry_run: bool = DEFAULT) -> int:
+        return self._invoke("retention_set", locals())
+
+    def retention_remove(self, kind: str) -> bool:
+        return self._invoke("retention_remove", locals())
+
+    def retention_rules(self) -> list[RetentionRule]:
+        return self._invoke("retention_rules", locals())
+
+    def read_log(self, agent: str | None = DEFAULT, since: datetime | None = DEFAULT,
+                 until: datetime | None = DEFAULT, limit_n: int = DEFAULT) -> list[ReadRecord]:
+        return self._invoke("read_log", locals())
 
 
 # -- the asyncio client -------------------------------------------------------------------------
@@ -906,6 +962,14 @@ class AsyncMemory:
     async def delete_episode(self, episode_id: int) -> bool:
         return await self._invoke("delete_episode", locals())
 
+    async def forget(self, kinds: list[str] = DEFAULT, tags_all: list[str] | None = DEFAULT,
+                     session: str | None = DEFAULT, since: datetime | None = DEFAULT,
+                     until: datetime | None = DEFAULT,
+                     metadata_contains: dict[str, Any] | None = DEFAULT,
+                     space: str | None = DEFAULT, dry_run: bool | None = DEFAULT,
+                     episode_id: int | None = DEFAULT) -> dict[str, Any]:
+        return await self._invoke("forget", locals())
+
     async def recent_episodes(self, limit_n: int = DEFAULT, session: str | None = DEFAULT,
                               since: datetime | None = DEFAULT, until: datetime | None = DEFAULT,
                               tags_all: list[str] | None = DEFAULT,
@@ -1024,6 +1088,22 @@ class AsyncMemory:
                                     max_depth: int | None = DEFAULT, limit_n: int = DEFAULT,
                                     offset_n: int = DEFAULT) -> list[StoreNamespace]:
         return await self._invoke("store_list_namespaces", locals())
+
+    async def retention_set(self, kind: str, older_than: timedelta | str,
+                            importance_below: float | None = DEFAULT,
+                            dry_run: bool = DEFAULT) -> int:
+        return await self._invoke("retention_set", locals())
+
+    async def retention_remove(self, kind: str) -> bool:
+        return await self._invoke("retention_remove", locals())
+
+    async def retention_rules(self) -> list[RetentionRule]:
+        return await self._invoke("retention_rules", locals())
+
+    async def read_log(self, agent: str | None = DEFAULT, since: datetime | None = DEFAULT,
+                       until: datetime | None = DEFAULT,
+                       limit_n: int = DEFAULT) -> list[ReadRecord]:
+        return await self._invoke("read_log", locals())
 
 
 # -- helpers on an agent's own connection (nexus search, and callers that hold a connection) ----

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import ClassVar
 
@@ -37,6 +37,10 @@ class Config(runtime.Config):
         READONLY: "NEXUS_RO_PASSWORD_FILE", **runtime.Config.SECRET_ENV}
 
     @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
     def sidecar_url(self) -> str:
         return self.embed_url or f"http://{self.http_host}:{self.http_port}"
 
@@ -49,7 +53,9 @@ def load(env: dict[str, str] | None = None, **overrides: object) -> Config:
 
 
 def describe(name: str) -> str:
-    return runtime.describe(name, Config)
+    """A setting's variable and default, for help texts: 'NEXUS_PG_PORT, 55432'."""
+    field = next(f for f in fields(Config) if f.name == name)
+    return f"{field.metadata['env']}, {field.metadata['shown'] or field.default}"
 
 
 def settings() -> list[tuple[str, str, str]]:

@@ -130,7 +130,7 @@ TOOLS = (
     ToolSpec("recent", "recent_episodes", read_only=True),
     ToolSpec("get", "get_episode", read_only=True),
     ToolSpec("update", "update_episode", destructive=True, idempotent=True),
-    ToolSpec("forget", "delete_episode", destructive=True, idempotent=True),
+    ToolSpec("forget", "forget", destructive=True, idempotent=True),
     ToolSpec("similar", "memory_similar", read_only=True),
     ToolSpec("remember_fact", "remember_fact", idempotent=True),
     ToolSpec("get_fact", "get_fact", read_only=True),

@@ -25,8 +25,7 @@ from nexus.dsn import connect, role_dsn, set_password
 from nexus.pgserver import PgServer, reachable_by_server_user
 from nexus.ports import ServerError
 from nexus.redisserver import RedisServer
-from nexus.supervisor import state_file
-from sidecar.worker import process_alive
+from nexus.supervisor import process_alive, state_file
 
 FALLBACK_HOME = Path("/var/lib/nexus")
 

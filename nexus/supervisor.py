@@ -3,7 +3,9 @@
 (1 s doubling to 30 s, back to 1 s after a minute of health). It gives up only when a replica
 refuses its configuration (exit 2). SIGTERM/SIGINT are passed on, each replica drains; one that
 has not finished within STOP_SECONDS is killed (its lease brings its items back). A replica gets
-SIGTERM, and drains, if the supervisor dies (Linux: the parent-death signal).
+SIGTERM, and drains, if the supervisor dies (Linux: the parent-death signal). At its start and
+whenever a replica dies, it ends at once the leases of this host's workers whose process is gone
+(`expire_dead_workers`), rather than when they run out.
 
 Its state (replicas, pids, restarts) is written to $NEXUS_HOME/run/worker.json for `nexus status`.
 In a container there is none of this: the container runs one replica, and is restarted by compose.
@@ -16,13 +18,17 @@ import ctypes
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import psycopg
+
 from sidecar.config import CONFIG_ERROR, Config
+from sidecar.db import conninfo
 
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
@@ -52,6 +58,46 @@ def write_state(path: Path, doc: object) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc))
     tmp.replace(path)
+
+
+def process_alive(pid: int | None) -> bool:
+    """Is `pid` a live process: not gone, and not a zombie waiting to be reaped? (Linux)"""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def dead_neighbours(worker_ids: list[str], host: str, me: int) -> list[str]:
+    """The workers among `worker_ids` (host:pid:tag, not stopped) of this host whose process is
+    gone, or has this one's pid `me` (a worker of an earlier process that had it)."""
+    dead = []
+    for worker_id in worker_ids:
+        pid = worker_id.removeprefix(f"{host}:").split(":", 1)[0]
+        if pid.isdigit() and (int(pid) == me or not process_alive(int(pid))):
+            dead.append(worker_id)
+    return dead
+
+
+def expire_dead_workers(cfg: Config) -> None:
+    """A worker of this host whose process is gone holds leases nobody will finish: end them now
+    instead of when they run out (a container's worker that died: its lease does it)."""
+    host = socket.gethostname()
+    try:
+        with psycopg.connect(conninfo(cfg), autocommit=True) as conn:
+            rows = conn.execute("SELECT worker_id FROM memory_system.worker_heartbeats "
+                                "WHERE stopped_at IS NULL AND starts_with(worker_id, %s)",
+                                (host + ":",)).fetchall()
+            dead = dead_neighbours([w for (w,) in rows], host, os.getpid())
+            if dead:
+                ended = conn.execute("SELECT memory_system.expire_leases(%s)",
+                                     (dead,)).fetchone()[0]
+                print(f"nexus worker: ended {ended} leases of {len(dead)} dead worker(s) of this "
+                      f"host: {', '.join(dead)}", file=sys.stderr, flush=True)
+    except (psycopg.Error, OSError, ValueError) as exc:  # ConfigError: a missing secret
+        print(f"nexus worker: could not check for dead workers of this host: {exc}",
+              file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -107,6 +153,7 @@ class Supervisor:
                   "not restarting", file=sys.stderr, flush=True)
             self.stopping = True
             return
+        expire_dead_workers(self.cfg)
         now = time.monotonic()
         wait = r.backoff.next(now - r.started_at)
         r.state, r.next_start = "restarting", now + wait
@@ -128,6 +175,7 @@ class Supervisor:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        expire_dead_workers(self.cfg)
         for r in self.replicas:
             self.spawn(r)
         self.write_state()

@@ -1,10 +1,9 @@
-"""`python -m sidecar`: one embedding worker with its HTTP endpoints (what the container runs).
-
-    python -m sidecar [--http-port PORT]
+"""`python -m sidecar`: one embedding worker, its HTTP endpoints and the cache mirror.
 
 Settings come from the environment (below; sidecar/config.py). It runs until SIGTERM or SIGINT,
 then drains; it exits 2 when it refuses its configuration (starting it again cannot help), 1 when
-PostgreSQL did not answer at start. To run several replicas with restarts: `nexus worker`.
+PostgreSQL did not answer at start. It is what the container runs; to run several replicas with
+restarts: `nexus worker`.
 """
 
 from __future__ import annotations
@@ -12,10 +11,124 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
+import socket
 import sys
+import time
 
-from sidecar import config, service
-from sidecar.embedder import ModelError
+import psycopg
+from aiohttp import web
+from psycopg_pool import AsyncConnectionPool
+
+from sidecar import config
+from sidecar.cache import MirrorThread, redis_client
+from sidecar.config import Config, ConfigError
+from sidecar.db import RETRY_SECONDS, Outage, postgresql_outage, redis_outage
+from sidecar.embedder import Embedder, ModelError, auto_threads
+from sidecar.http import Context, Health, make_app
+from sidecar.metrics import Metrics
+from sidecar.worker import RECONNECT_SECONDS, Worker, check_settings, make_pool
+
+log = logging.getLogger("nexus.service")
+# how long a starting worker waits for PostgreSQL before it exits (to be started again)
+START_SECONDS = 60
+
+
+class DatabaseUnavailable(RuntimeError):
+    pass
+
+
+async def _database_target(pool: AsyncConnectionPool, pg: Outage) -> tuple[str, int]:
+    """The model and dimension the database expects; PostgreSQL is waited for START_SECONDS at
+    most (tried every second or so), then the error is the replica's exit."""
+    deadline = time.monotonic() + START_SECONDS
+    while True:
+        try:
+            async with pool.connection(timeout=RECONNECT_SECONDS) as conn:
+                cur = await conn.execute(
+                    "SELECT max(value) FILTER (WHERE name = 'embedding_model'), "
+                    "max(value) FILTER (WHERE name = 'embedding_dimensions')::integer "
+                    "FROM memory_system.settings")
+                model, dims = await cur.fetchone()
+            pg.back()
+            return model, dims
+        except psycopg.OperationalError as exc:
+            if time.monotonic() >= deadline:
+                raise DatabaseUnavailable(f"PostgreSQL did not answer within {START_SECONDS} s: "
+                                          f"{exc}") from exc
+            pg.lost(exc)
+            await asyncio.sleep(RETRY_SECONDS)
+
+
+def _listen(cfg: Config) -> socket.socket | None:
+    """The HTTP port, taken before the model loads: a port in use is said at once."""
+    if not cfg.http_port:
+        return None
+    try:
+        return socket.create_server((cfg.http_host, cfg.http_port))
+    except OSError as exc:
+        raise ConfigError(f"HTTP port {cfg.http_port} of {cfg.http_host} cannot be used "
+                          f"({exc.strerror}): set NEXUS_HTTP_PORT") from None
+
+
+async def serve(cfg: Config) -> None:
+    """Run one worker with its HTTP endpoints until SIGTERM/SIGINT; then drain and exit."""
+    check_settings(cfg)
+    sock = _listen(cfg)
+    threads = cfg.worker_threads or auto_threads(cfg.worker_replicas)
+    embedder = Embedder(cfg.embed_model, threads, batch_size=cfg.worker_batch,
+                        dtype=cfg.embed_dtype, device=cfg.embed_device)
+    metrics = Metrics()
+    pg, redis_state = postgresql_outage(metrics), redis_outage(metrics)
+    pool = make_pool(cfg)
+    await pool.open()
+    redis = redis_client(cfg, asynchronous=True)
+    runner = None
+    try:
+        target, dims = await _database_target(pool, pg)
+        embedder.check_dimension(dims)
+        if target != embedder.info.name:
+            log.warning("the database targets model %s but this worker runs %s: it will claim "
+                        "nothing until they match", target, embedder.info.name)
+        worker = Worker(cfg, embedder, pool, metrics, pg)
+        model = embedder.info
+        metrics.info.info({"worker_id": worker.id,
+                           **{k: str(v) for k, v in model.labels().items()}})
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        tasks = []
+        if sock is not None:
+            ctx = Context(cfg, pool, redis, embedder, metrics, worker.id, asyncio.Lock(), pg,
+                          redis_state)
+            probe = Health(ctx)
+            await probe.check()
+            await probe.read_stats()
+            tasks.append(asyncio.create_task(probe.run(stop)))
+            runner = web.AppRunner(make_app(ctx, probe), access_log=None)
+            await runner.setup()
+            await web.SockSite(runner, sock).start()
+        log.info("worker %s ready (model %s %s, precision %s (%s), %s, %d torch threads, "
+                 "http %s:%s)", worker.id, model.name, model.version, model.dtype,
+                 model.dtype_reason, model.device, model.threads, cfg.http_host, cfg.http_port)
+        mirror = MirrorThread(cfg, metrics, cfg.reconcile_seconds, pg, redis_state)
+        mirror.start()
+        try:
+            await worker.run(stop)
+        finally:
+            for task in tasks:
+                task.cancel()
+            mirror.stop()
+            await asyncio.to_thread(mirror.join, 10)
+        log.info("worker %s stopped", worker.id)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        if sock is not None:
+            sock.close()
+        await pool.close()
+        await redis.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,17 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sidecar", description=__doc__.split("\n")[0],
                                      epilog=epilog,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--http-port", type=int,
-                        help=f"HTTP port ({config.describe('http_port')}; 0 for none)")
+    parser.add_argument("--http-port", type=int, help="HTTP port (0 for none; default: "
+                        "NEXUS_HTTP_PORT, below)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # an outage is logged once each way by sidecar.db.Outage; the pool would log every try
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
-        asyncio.run(service.serve(config.load(http_port=args.http_port)))
-    except (ModelError, ValueError, service.DatabaseUnavailable) as exc:  # ConfigError: ValueError
+        asyncio.run(serve(config.load(http_port=args.http_port)))
+    except (ModelError, ValueError, DatabaseUnavailable) as exc:  # ConfigError: ValueError
         print(f"nexus worker: error: {exc}", file=sys.stderr)
-        return 1 if isinstance(exc, service.DatabaseUnavailable) else config.CONFIG_ERROR
+        return 1 if isinstance(exc, DatabaseUnavailable) else config.CONFIG_ERROR
     return 0
 
 

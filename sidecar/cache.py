@@ -1,9 +1,7 @@
-"""The Redis mirror of working memory and recent episodes: PostgreSQL first, Redis second.
-
-The mirror drains the outbox the triggers fill (woken by an empty NOTIFY nexus_cache) and writes
-Redis, committing the drain only once Redis has it; reconciliation compares per-range checksums
-computed in SQL with the same over Redis and reloads only the ranges that differ. How, and the
-keys (wm_key, idx_key, recent_key below, and /embed's cache): docs/cache.md.
+"""The Redis mirror of working memory and recent episodes: PostgreSQL first, Redis second. It
+drains the outbox the triggers fill (woken by an empty NOTIFY nexus_cache), and reconciles Redis
+with per-range checksums computed in SQL. How, and the keys (wm_key, idx_key, recent_key below,
+and /embed's cache): docs/cache.md.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import psycopg
 import redis
@@ -24,9 +22,8 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from sidecar import db
 from sidecar.config import Config
-from sidecar.db import RETRY_SECONDS, Outage, postgresql_outage, redis_outage
+from sidecar.db import RETRY_SECONDS, Outage, conninfo, postgresql_outage, redis_outage
 from sidecar.metrics import Metrics
 
 log = logging.getLogger("nexus.cache")
@@ -92,9 +89,6 @@ class Report:
     recent_fixed: int = 0
     seconds: float = 0.0
 
-    def as_dict(self) -> dict[str, object]:
-        return dict(self.__dict__)
-
 
 class Mirror:
     """Writes PostgreSQL's working memory and recent episodes into Redis, and reconciles them.
@@ -109,27 +103,21 @@ class Mirror:
 
     # -- write-through ---------------------------------------------------------------------------
     def drain(self) -> int:
-        """Apply every change queued in the outbox; returns Redis writes. Each batch is taken in a
-        transaction committed once Redis has it, so a Redis failure leaves it queued."""
+        """Apply every change queued in the outbox, (u|d, row id, None) or (r, None, agent);
+        returns Redis writes. Each batch is taken in a transaction committed once Redis has it,
+        so a Redis failure leaves it queued."""
         done = 0
         while True:
             with self.conn.transaction():
                 changes = self.conn.execute(
                     "SELECT op, row_id, agent_id FROM memory_system.cache_outbox_drain(%s)",
                     (BATCH * 10,)).fetchall()
-                done += self.apply(changes)
+                ids = sorted({row_id for op, row_id, _ in changes if op != "r"})
+                for start in range(0, len(ids), BATCH):
+                    done += self.sync_ids(ids[start:start + BATCH])
+                done += self.refresh_recent(sorted({a for op, _, a in changes if op == "r"}))
             if len(changes) < BATCH * 10:
                 return done
-
-    def apply(self, changes: Iterable[tuple[str, int | None, str | None]]) -> int:
-        """Apply outbox entries: (u|d, row id, None) or (r, None, agent); returns Redis writes."""
-        changes = list(changes)
-        ids = sorted({row_id for op, row_id, _ in changes if op != "r"})
-        agents = sorted({agent for op, _, agent in changes if op == "r"})
-        done = sum(self.sync_ids(ids[start:start + BATCH]) for start in range(0, len(ids), BATCH))
-        if agents:
-            done += self.refresh_recent(agents)
-        return done
 
     def sync_ids(self, ids: list[int]) -> int:
         """Make Redis hold exactly PostgreSQL's live rows among `ids` (absent ones removed)."""
@@ -194,10 +182,13 @@ class Mirror:
             if only_if_different:
                 held = self.redis.mget([recent_key(a) for a, _, _ in rows])
                 rows = [r for r, h in zip(rows, held, strict=True)
-                        if h is None or hashlib.md5(h).hexdigest() != r[2]]
+                        if (h and hashlib.md5(h).hexdigest()) != r[2]]
             pipe = self.redis.pipeline(transaction=False)
             for agent, episodes, _ in rows:
-                pipe.set(recent_key(agent), episodes)
+                if episodes:
+                    pipe.set(recent_key(agent), episodes)
+                else:  # no episode left (forgotten, or the agent removed): no key
+                    pipe.delete(recent_key(agent))
             pipe.execute()
             changed += len(rows)
         self._count("recent", "set", changed)
@@ -268,6 +259,11 @@ class Mirror:
             report.deleted += self._delete([i for i in held if i not in seen])
         agents = [r[0] for r in self.conn.execute("SELECT * FROM memory_system.cache_agents()")]
         report.recent_fixed = self.refresh_recent(agents, only_if_different=True)
+        # the lists of agents removed while no mirror listened
+        known = {recent_key(a).encode() for a in agents}
+        stale = [k for k in self.redis.scan_iter(match=recent_key("*"), count=1000)
+                 if k not in known]
+        report.recent_fixed += self.redis.delete(*stale) if stale else 0
         report.seconds = time.monotonic() - started
         m = self.metrics
         m.reconcile_runs.inc()
@@ -278,7 +274,7 @@ class Mirror:
         m.reconcile_repairs.labels("recent").inc(report.recent_fixed)
         m.reconcile_seconds.set(report.seconds)
         if report.dirty_ranges or report.recent_fixed:
-            log.info("reconcile: %s", json.dumps(report.as_dict()))
+            log.info("reconcile: %s", json.dumps(asdict(report)))
         return report
 
     def _count(self, kind: str, op: str, n: int) -> None:
@@ -287,7 +283,7 @@ class Mirror:
 
 
 def worker_conn(cfg: Config) -> psycopg.Connection:
-    return psycopg.connect(db.conninfo(cfg), autocommit=True)
+    return psycopg.connect(conninfo(cfg), autocommit=True)
 
 
 def redis_client(cfg: Config, asynchronous: bool = False) -> redis.Redis | aioredis.Redis:

@@ -65,13 +65,9 @@ class Config:
     SECRET_ENV: ClassVar[dict[str, str]] = {WORKER: "NEXUS_WORKER_PASSWORD_FILE",
                                             "redis": "REDIS_PASSWORD_FILE"}
 
-    @property
-    def secrets_dir(self) -> Path:
-        return self.home / "secrets"
-
     def secret_file(self, name: str) -> Path:
         """Path of the password file of a fixed role (or 'redis')."""
-        return self.secret_files.get(name) or self.secrets_dir / f"{name}_password"
+        return self.secret_files.get(name) or self.home / "secrets" / f"{name}_password"
 
     def password(self, name: str) -> str:
         return read_secret(self.secret_file(name))
@@ -123,12 +119,6 @@ def load(env: dict[str, str] | None = None, cls: type[C] = Config,  # type: igno
     values.update({k: v for k, v in overrides.items() if v is not None})
     values["home"] = Path(values.get("home", cls.home)).absolute()  # type: ignore[arg-type]
     return cls(**values)  # type: ignore[arg-type]
-
-
-def describe(name: str, cls: type[Config] = Config) -> str:
-    """A setting's variable and default, for help texts: 'NEXUS_PG_PORT, 55432'."""
-    meta = next(f for f in fields(cls) if f.name == name)
-    return f"{meta.metadata['env']}, {meta.metadata['shown'] or meta.default}"
 
 
 def settings(cls: type[Config] = Config) -> list[tuple[str, str, str]]:

@@ -6,6 +6,7 @@ docs/operations.md, "What a worker does".
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from importlib import metadata
@@ -15,7 +16,6 @@ from typing import Any
 import numpy as np
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-SEPARATORS = ("\n\n", "\n", ". ", " ")
 OVERLAP_TOKENS = 50
 # room for the [CLS]/[SEP] tokens and for a chunk re-tokenising a little longer than its slice
 TOKEN_MARGIN = 6
@@ -39,7 +39,6 @@ class ModelInfo:
     name: str
     version: str        # the package's version, and "+bf16" for bf16 vectors
     dimension: int
-    max_tokens: int
     dtype: str          # float32 | bfloat16
     device: str         # cpu | cuda
     threads: int        # torch threads (CPU)
@@ -53,13 +52,10 @@ class ModelInfo:
 
 def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     """The CPU's feature flags (the first `flags` line of /proc/cpuinfo; none if unreadable)."""
-    try:
-        with path.open() as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.partition(":")[2].split())
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), path.open() as f:
+        for line in f:
+            if line.startswith("flags"):
+                return frozenset(line.partition(":")[2].split())
     return frozenset()
 
 
@@ -81,19 +77,13 @@ def choose_dtype(setting: str, device: str, flags: frozenset[str]) -> tuple[str,
     return "float32", "auto: the CPU has no bf16 units (no avx512_bf16 or amx_bf16 flag)"
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, e.g. a container's cpuset)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def auto_threads(replicas: int = 1, cores: int | None = None) -> int:
-    """Torch threads per worker process when not configured: the cores shared by the replicas,
-    but one, left to PostgreSQL, which writes every vector: a torch thread sharing its core stalls
-    the others at every step (docs/operations.md, NEXUS_WORKER_THREADS)."""
-    cores = available_cores() if cores is None else cores
+    """Torch threads per worker process when not configured: the cores it may run on (its CPU
+    affinity, e.g. a container's cpuset) shared by the replicas, but one, left to PostgreSQL,
+    which writes every vector: a torch thread sharing its core stalls the others at every step
+    (docs/operations.md, NEXUS_WORKER_THREADS)."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0))
     return max(1, (cores - 1) // max(1, replicas))
 
 
@@ -147,7 +137,7 @@ class Chunker:
         self.chunk_tokens = max_tokens - TOKEN_MARGIN
 
     # -- tokenizing and chunking ----------------------------------------------------------
-    def _tokenize(self, texts: list[str]) -> list[_Tokens]:
+    def tokenize(self, texts: list[str]) -> list[_Tokens]:
         """All texts in one call of the (fast) tokenizer, with the model's special tokens."""
         enc = self.tokenizer(texts, return_offsets_mapping=True, return_special_tokens_mask=True,
                              verbose=False)
@@ -160,7 +150,7 @@ class Chunker:
                                ids[:lead], ids[tail:]))
         return out
 
-    def _chunk_bounds(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    def chunk_bounds(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Token ranges [start, end) of the chunks of a text of these token spans."""
         n = len(spans)
         if n <= self.chunk_tokens:
@@ -176,16 +166,6 @@ class Chunker:
                 break
             start = self._next_start(text, spans, start, end)
         return bounds
-
-    def chunk(self, text: str) -> list[str]:
-        """Split `text` into chunks of at most `chunk_tokens` tokens, with overlap."""
-        if not text.strip():
-            return []
-        tokens = self._tokenize([text])[0]
-        bounds = self._chunk_bounds(text, tokens.spans)
-        if len(bounds) == 1:
-            return [text]
-        return [text[tokens.spans[s][0]:tokens.spans[e - 1][1]] for s, e in bounds]
 
     def _best_cut(self, text: str, spans: list[tuple[int, int]], start: int, end: int) -> int:
         """Where to end a chunk: after the strongest separator in its second half (end < n)."""
@@ -230,8 +210,8 @@ class Embedder(Chunker):
         self.model.eval()
         dimension = int(self.model.get_embedding_dimension())
         max_seq = int(self.model.max_seq_length)
-        self.info = ModelInfo(name, version + VERSION_SUFFIX[chosen], dimension, max_seq, chosen,
-                              device, threads, reason)
+        self.info = ModelInfo(name, version + VERSION_SUFFIX[chosen], dimension, chosen, device,
+                              threads, reason)
         super().__init__(self.model.tokenizer, max_seq)
         self.batch_size = batch_size
 
@@ -283,8 +263,8 @@ class Embedder(Chunker):
             return results
         owners: list[int] = []
         chunks: list[list[int]] = []
-        for i, tokens in zip(wanted, self._tokenize([texts[i] for i in wanted]), strict=True):
-            for s, e in self._chunk_bounds(texts[i], tokens.spans):
+        for i, tokens in zip(wanted, self.tokenize([texts[i] for i in wanted]), strict=True):
+            for s, e in self.chunk_bounds(texts[i], tokens.spans):
                 chunks.append(tokens.prefix + tokens.ids[s:e] + tokens.suffix)
                 owners.append(i)
         order = sorted(range(len(chunks)), key=lambda k: len(chunks[k]))

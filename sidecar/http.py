@@ -116,9 +116,8 @@ class Health:
         or show a problem (news of a recovery must not wait), waiting STATS_WAIT at most."""
         if self.pg_error is not None or self.ctx.pg.since is not None:
             return
-        stats = self.stats
-        fine = (stats is not None and int(stats["live_workers"]) > 0
-                and int(stats["pending"]) < self.ctx.cfg.health_max_queue)
+        checks = self.document()[0]["checks"]
+        fine = checks["worker"]["ok"] and checks["queue"]["ok"]
         if fine and time.monotonic() - self.stats_at < STATS_FRESH:
             return
         if self._refresh is None or self._refresh.done():

@@ -52,4 +52,6 @@ class Metrics:
                                "(postgresql, redis), 0 during an outage", ["server"], registry=r)
         self.outages = Counter("nexus_server_outages", "Outages of each server this process "
                                "went through", ["server"], registry=r)
+        self.retention_removed = Counter("retention_removed", "Memories removed by retention "
+                                         "rules (docs/privacy.md)", registry=r)
         self.info = Info("nexus_worker", "Worker identity and model", registry=r)

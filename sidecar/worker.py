@@ -1,5 +1,4 @@
-"""The embedding worker: claim a batch, embed it off the event loop, hand the vectors back,
-the three overlapping (the next batch is claimed and the previous one written while one encodes).
+"""The embedding worker: claim a batch, embed it off the event loop, hand the vectors back.
 
 All decisions (leases, retries, dead letters, stale results) are made by the SQL queue functions;
 this loop only moves data between PostgreSQL and the model and reports what happened.
@@ -15,7 +14,6 @@ import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -31,26 +29,6 @@ from sidecar.metrics import Metrics
 
 log = logging.getLogger("nexus.worker")
 CHANNEL = "nexus_embeddings"
-
-
-def process_alive(pid: int | None) -> bool:
-    """Is `pid` a live process: not gone, and not a zombie waiting to be reaped? (Linux)"""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
-
-
-def dead_neighbours(worker_ids: list[str], host: str, me: int) -> list[str]:
-    """The workers among `worker_ids` (host:pid:tag, not stopped) of this host whose process is
-    gone, or has this one's pid `me` (a restarted container's new process has the old one's)."""
-    dead = []
-    for worker_id in worker_ids:
-        pid = worker_id.removeprefix(f"{host}:").split(":", 1)[0]
-        if pid.isdigit() and (int(pid) == me or not process_alive(int(pid))):
-            dead.append(worker_id)
-    return dead
 
 
 def check_settings(cfg: Config) -> None:
@@ -96,7 +74,6 @@ class Worker:
     # -- the loop -------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; then finish the batch in hand and release anything held."""
-        await self._expire_dead_neighbours()
         listener = asyncio.create_task(self._listen(stop))
         beater = asyncio.create_task(self._heartbeats(stop))
         try:
@@ -106,23 +83,6 @@ class Worker:
             beater.cancel()
             await self._release()
             self.executor.shutdown(wait=True)
-
-    async def _expire_dead_neighbours(self) -> None:
-        """A worker of this host whose process is gone holds leases nobody will finish: end them
-        now instead of when they run out. (Before this worker's first heartbeat: none is it.)"""
-        host = socket.gethostname()
-        try:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(
-                    "SELECT worker_id FROM memory_system.worker_heartbeats "
-                    "WHERE stopped_at IS NULL AND starts_with(worker_id, %s)", (host + ":",))
-                dead = dead_neighbours([w for (w,) in await cur.fetchall()], host, os.getpid())
-                if dead:
-                    cur = await conn.execute("SELECT memory_system.expire_leases(%s)", (dead,))
-                    log.info("ended %d leases of %d dead worker(s) of this host: %s",
-                             (await cur.fetchone())[0], len(dead), ", ".join(dead))
-        except psycopg.Error as exc:
-            log.warning("could not check for dead workers of this host: %s", exc)
 
     async def _pipeline(self, stop: asyncio.Event) -> None:
         """Claim, encode, complete, overlapping: while batch N encodes, N+1 is claimed and N-1
@@ -226,12 +186,15 @@ class Worker:
                 async with self.pool.connection() as conn:
                     await self._beat(conn)
                     # expired working memory and store items are invisible already; this
-                    # reclaims their rows
+                    # reclaims their rows. Then the retention rules' batch (docs/privacy.md)
                     cur = await conn.execute("SELECT memory_system.purge_expired_working_memory()"
-                                             " + memory_system.purge_expired_store_items()")
-                    purged = (await cur.fetchone())[0]
-                    if purged:
-                        log.info("purged %d expired working-memory keys and store items", purged)
+                                             " + memory_system.purge_expired_store_items(),"
+                                             " memory_system.retention_sweep()")
+                    purged, retained = await cur.fetchone()
+                    self.metrics.retention_removed.inc(retained)
+                    if purged or retained:
+                        log.info("purged %d expired working-memory keys and store items, %d "
+                                 "memories under retention rules", purged, retained)
                 self.pg.back()
             except psycopg.OperationalError as exc:
                 self.pg.lost(exc)

@@ -90,7 +90,7 @@ def pg_state(cfg: Config) -> dict[str, object]:
                   "WHERE expires_at IS NULL OR expires_at > clock_timestamp()")}
         recent = {cache.recent_key(a): json.loads(doc) for a, doc, _ in conn.execute(
             "SELECT * FROM memory_system.cache_recent_episodes("
-            "ARRAY(SELECT agent_id FROM memory_system.agents), 50)")}
+            "ARRAY(SELECT agent_id FROM memory_system.agents), 50)") if doc is not None}
     return {"wm": wm, "recent": recent}
 
 

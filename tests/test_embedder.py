@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.harness import chunk_text
 from conftest import precisions
 from sidecar.embedder import (
     Embedder,
@@ -55,7 +56,7 @@ def test_the_embedder_chunks_as_its_tokenizer_alone_does(embedder: Embedder) -> 
     text = long_text(2000)
     assert type(embedder.tokenizer) is type(model_chunker().tokenizer)
     assert embedder.chunk_tokens == model_chunker().chunk_tokens
-    assert embedder.chunk(text) == model_chunker().chunk(text)
+    assert chunk_text(embedder, text) == chunk_text(model_chunker(), text)
 
 
 def test_changing_the_last_sentence_of_a_long_text_changes_its_vector(embedder: Embedder) -> None:

@@ -132,7 +132,8 @@ def test_tools_remember_recall_working_memory_and_conflict(served: Served, trans
             assert tools["remember"].input_schema["properties"]["tags"]["description"] \
                 == text.params["tags"]
             assert tools["remember"].input_schema["required"] == ["content"]
-            assert list(tools["forget"].input_schema["properties"]) == ["episode_id"]
+            forget = tools["forget"].input_schema
+            assert {"episode_id", "tags_all", "dry_run"} <= set(forget["properties"])
             recall = tools["recall"].input_schema
             assert "query_embedding" not in recall["properties"]
             assert recall["required"] == ["query"]
@@ -480,8 +481,8 @@ def test_isolation_under_16_concurrent_clients(served: Served) -> None:
                     elif step == 2:
                         error = await tool_error(session, "get", episode_id=ids_of[theirs][r % 4])
                         assert error["code"] == "NX033"
-                        assert await call(session, "forget",
-                                          episode_id=ids_of[theirs][r % 4]) is False
+                        receipt = await call(session, "forget", episode_id=ids_of[theirs][r % 4])
+                        assert receipt["kinds"] == {"episode": 0}
                     elif step == 3:
                         rows = await call(session, "recent", limit_n=1000)
                         assert rows and not any(theirs in e["content"] for e in rows)

@@ -184,16 +184,19 @@ READS = {
     "memory_stats": "()", "store_list_namespaces": "()",
     "store_get": "('{{notes}}', 'n1', refresh_ttl => false)",
     "store_search": "('{{notes}}', 'tea', refresh_ttl => false)",
+    "retention_rules": "()", "read_log": "()",
 }
 WRITES = {
     "record_episode": "('x')", "update_episode": "({episode}, content => 'y')",
     "delete_episode": "({episode})", "remember_fact": "('x')", "delete_fact": "({fact})",
+    "forget": "(episode_id => {episode})",
     "invalidate_fact": "({fact})",
     "working_memory_set": "('k', '1')", "working_memory_delete": "('current_task')",
     "save_checkpoint": "('{{}}')", "consensus_cas": "('leader', 1, '\"x\"')",
     "store_put": "('{{notes}}', 'n2', '{{}}')", "store_delete": "('{{notes}}', 'n1')",
     # their default refresh_ttl pushes back the expiry of what they return
     "store_get": "('{{notes}}', 'n1')", "store_search": "('{{notes}}', 'tea')",
+    "retention_set": "('episode', '180 days')", "retention_remove": "('episode')",
 }
 
 

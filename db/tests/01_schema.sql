@@ -67,6 +67,10 @@ INSERT INTO system_tables_with_agent_id VALUES ('memory_system.import_rows'), ('
 INSERT INTO system_tables_with_agent_id VALUES ('memory_system.cache_outbox');
 -- agents' bearer tokens: the owner's (issued by the CLI, mapped by a SECURITY DEFINER function)
 INSERT INTO system_tables_with_agent_id VALUES ('memory_system.agent_tokens');
+-- the read record and its per-agent settings (docs/privacy.md): written by the owner's functions
+-- only, kept after the agent is gone (no foreign key); the record has row-level security forced
+-- all the same (db/tests/19_retention_reads.sql)
+INSERT INTO system_tables_with_agent_id VALUES ('memory_system.reads'), ('memory_system.read_settings');
 
 CREATE TEMP VIEW agent_tables AS
     SELECT t.*
@@ -101,7 +105,7 @@ SELECT tables_are('nexus_memory',
                         'store_items', 'store_texts', 'store_text_embeddings']);
 SELECT tables_are('memory_system', ARRAY['agents', 'settings', 'embeddings_queue', 'worker_heartbeats',
                                          'imports', 'import_rows', 'import_rejects', 'cache_outbox',
-                                         'agent_tokens']);
+                                         'agent_tokens', 'retention_rules', 'read_settings', 'reads']);
 SELECT tables_are('consciousness', ARRAY['consciousness_checkpoints', 'distributed_consensus']);
 SELECT is_empty($$SELECT tbl, relkind FROM data_tables WHERE relkind NOT IN ('r', 'p')$$,
                 'no views, materialized views or foreign tables in the data schemas');
@@ -249,8 +253,8 @@ SELECT set_eq('SELECT tbl::text FROM agent_tables',
                     'consciousness.consciousness_checkpoints', 'nexus_memory.episode_embeddings',
                     'nexus_memory.semantic_memory_embeddings', 'nexus_memory.text_postings',
                     'nexus_memory.text_stats', 'nexus_memory.store_items', 'nexus_memory.store_texts',
-                    'nexus_memory.store_text_embeddings'],
-              'the agent-owned tables (with an agent_id column) are the expected twelve');
+                    'nexus_memory.store_text_embeddings', 'memory_system.retention_rules'],
+              'the agent-owned tables (with an agent_id column) are the expected thirteen');
 SELECT is_empty(
     $$SELECT t.tbl FROM agent_tables AS t
        WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
@@ -370,7 +374,9 @@ SELECT is_empty(
                                               WHERE i.indexrelid = c.oid AND t.relispartition))$$,
     'schema nexus_parts holds only partitions and their indexes');
 SELECT is((SELECT count(*) FROM pg_catalog.pg_class AS c
-            WHERE c.relnamespace = 'nexus_parts'::regnamespace AND c.relkind = 'r'),
+            WHERE c.relnamespace = 'nexus_parts'::regnamespace AND c.relkind = 'r'
+              -- the read record's days (db/tests/19_retention_reads.sql)
+              AND NOT c.relname ~ '^reads_(default|[0-9]{8})$'),
           3 * (1 + (SELECT count(*) FROM memory_system.agents)),
           'schema nexus_parts holds the vector partitions (three per agent, three DEFAULT) and no other table');
 SELECT is_empty(

@@ -219,6 +219,39 @@ INSERT INTO expected_execute VALUES
     ('nexus_agent', 'nexus._store_compare(jsonb,jsonb)'),
     ('nexus_agent', 'nexus._store_match(jsonb,text[],text[],jsonb[])'),
     ('nexus_agent', 'nexus._store_prefix_bound(text[])');
+-- forgetting by filter (db/functions/api/forget.sql)
+INSERT INTO expected_execute VALUES
+    ('nexus_agent', 'nexus.forget(text[],text[],text,timestamp with time zone,timestamp with time zone,jsonb,text,boolean,bigint)'),
+    ('nexus_agent', 'nexus._forget_batch("char",bigint,integer,text,timestamp with time zone,timestamp with time zone,text[],jsonb,bigint,boolean)'),
+    ('nexus_agent', 'nexus._memory_filter(timestamp with time zone,text[],jsonb,timestamp with time zone,timestamp with time zone,text[],jsonb)'),
+    ('nexus_agent', 'memory_system._cache_mirror_leading()');
+
+-- retention rules and the read record (docs/privacy.md): an agent sets its own rules and reads
+-- its own reads (row-level security); only memory_system._record_read writes reads
+INSERT INTO expected_table_privs VALUES
+    ('memory_system.retention_rules', 'nexus_agent', 'SELECT'),
+    ('memory_system.retention_rules', 'nexus_agent', 'DELETE'),
+    ('memory_system.retention_rules', 'nexus_ro',    'SELECT'),
+    ('memory_system.reads',           'nexus_agent', 'SELECT'),
+    ('memory_system.reads',           'nexus_ro',    'SELECT'),
+    ('memory_system.read_settings',   'nexus_ro',    'SELECT');
+INSERT INTO expected_column_privs VALUES
+    ('memory_system.retention_rules', 'nexus_agent', 'INSERT', '{agent_id,kind,older_than,importance_below}'),
+    ('memory_system.retention_rules', 'nexus_agent', 'UPDATE', '{older_than,importance_below,set_by,updated_at}');
+INSERT INTO expected_execute VALUES
+    ('nexus_agent', 'memory_system.retention_set(text,text,interval,real,boolean)'),
+    ('nexus_agent', 'memory_system.retention_remove(text,text)'),
+    ('nexus_agent', 'memory_system.retention_list(text)'),
+    ('nexus_agent', 'memory_system._retention_check(text,interval,real)'),
+    ('nexus_agent', 'memory_system._retention_matching(text,text,interval,real)'),
+    ('nexus_agent', 'memory_system._record_read(text,text,text[],bigint[],text)'),
+    ('nexus_agent', 'nexus.retention_set(text,interval,real,boolean)'),
+    ('nexus_agent', 'nexus.retention_remove(text)'),
+    ('nexus_agent', 'nexus.retention_rules()'),
+    ('nexus_agent', 'nexus.read_log(text,timestamp with time zone,timestamp with time zone,integer)'),
+    ('nexus_worker', 'memory_system.retention_sweep(integer)'),
+    ('nexus_ro', 'memory_system.reads_status()'),
+    ('nexus_ro', 'memory_system.reads_of(text,timestamp with time zone,timestamp with time zone,integer)');
 
 -- schema privileges
 CREATE TEMP TABLE expected_schema_privs (schema_name name, role name, priv text);
@@ -382,7 +415,9 @@ SELECT ok(n.nspacl IS NOT NULL
 
 -- partitions (schema nexus_parts): nobody but the owner; everyone goes through the parent tables
 SELECT is((SELECT count(*) FROM pg_catalog.pg_class AS c
-            WHERE c.relnamespace = 'nexus_parts'::regnamespace AND c.relkind = 'r'),
+            WHERE c.relnamespace = 'nexus_parts'::regnamespace AND c.relkind = 'r'
+              -- and the read record's days, checked below as well (db/tests/19_retention_reads.sql)
+              AND NOT c.relname ~ '^reads_(default|[0-9]{8})$'),
           3 * (1 + (SELECT count(*) FROM memory_system.agents)),
           'the partitions checked below are the vector partitions (three per agent, three DEFAULT)');
 SELECT is_empty(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from bench.harness import chunk_text
 from sidecar.embedder import OVERLAP_TOKENS, Chunker
 from tests.helpers import model_chunker
 
@@ -50,15 +51,15 @@ def assert_covers(text: str, chunks: list[str]) -> None:
 
 
 def test_short_text_is_one_chunk_and_whitespace_none(chunker: Chunker) -> None:
-    assert chunker.chunk(" \n\t ") == []
-    assert chunker.chunk("one short sentence") == ["one short sentence"]
+    assert chunk_text(chunker, " \n\t ") == []
+    assert chunk_text(chunker, "one short sentence") == ["one short sentence"]
     text = sentences(chunker, 0, chunker.chunk_tokens - 10)
-    assert chunker.chunk(text) == [text], "a text that fits is not cut"
+    assert chunk_text(chunker, text) == [text], "a text that fits is not cut"
 
 
 def test_chunks_fit_the_model_lose_nothing_and_overlap(chunker: Chunker) -> None:
     text = "\n\n".join(sentences(chunker, p * 100, 90) for p in range(30)) + " The end: apples."
-    chunks = chunker.chunk(text)
+    chunks = chunk_text(chunker, text)
     assert len(chunks) > 10
     with_specials = [len(chunker.tokenizer(c)["input_ids"]) for c in chunks]
     assert max(with_specials) <= chunker.chunk_tokens + 2, "a chunk would be truncated"
@@ -74,7 +75,7 @@ def test_a_paragraph_break_beats_a_line_break_and_sentence_ends(chunker: Chunker
     head = sentences(chunker, 0, chunker.chunk_tokens * 2 // 3)
     text = (head + "\n\n" + sentences(chunker, 1000, 20) + "\n"
             + sentences(chunker, 2000, chunker.chunk_tokens))
-    assert chunker.chunk(text)[0] == head
+    assert chunk_text(chunker, text)[0] == head
 
 
 def test_a_line_break_beats_sentence_ends_and_an_early_paragraph(chunker: Chunker) -> None:
@@ -82,12 +83,12 @@ def test_a_line_break_beats_sentence_ends_and_an_early_paragraph(chunker: Chunke
     early = sentences(chunker, 0, chunker.chunk_tokens // 5)
     head = early + "\n\n" + sentences(chunker, 1000, chunker.chunk_tokens // 2)
     text = head + "\n" + sentences(chunker, 2000, chunker.chunk_tokens)
-    assert chunker.chunk(text)[0] == head
+    assert chunk_text(chunker, text)[0] == head
 
 
 def test_a_sentence_end_beats_a_word_break(chunker: Chunker) -> None:
     text = sentences(chunker, 0, chunker.chunk_tokens * 3)
-    chunks = chunker.chunk(text)
+    chunks = chunk_text(chunker, text)
     assert all(c.endswith(".") for c in chunks)
     assert all(tokens(chunker, c) > chunker.chunk_tokens // 2 for c in chunks[:-1])
     assert_covers(text, chunks)
@@ -95,7 +96,7 @@ def test_a_sentence_end_beats_a_word_break(chunker: Chunker) -> None:
 
 def test_without_punctuation_a_chunk_ends_between_words(chunker: Chunker) -> None:
     text = " ".join(f"word{i}" for i in range(400))
-    chunks = chunker.chunk(text)
+    chunks = chunk_text(chunker, text)
     assert len(chunks) > 1
     for start, end in placed(text, chunks)[:-1]:
         assert text[end] == " " and (start == 0 or text[start - 1] == " "), "a word was cut"
@@ -107,6 +108,6 @@ def test_text_without_a_gap_is_cut_anywhere_but_kept_whole(chunker: Chunker) -> 
     # than 100 characters would be one [UNK] token instead): no word starts in the overlap, so
     # the next chunk starts where this one ends
     text = "-".join(f"x{i:04d}" for i in range(600))
-    chunks = chunker.chunk(text)
+    chunks = chunk_text(chunker, text)
     assert len(chunks) > 1
     assert_covers(text, chunks)

@@ -21,8 +21,8 @@ def test_an_empty_environment_gives_every_default(tmp_path: Path,
     assert (cfg.pg_host, cfg.pg_port, cfg.database) == ("127.0.0.1", 55432, "nexus")
     assert (cfg.http_port, cfg.worker_batch, cfg.worker_threads) == (58080, 32, None)
     assert cfg.worker_poll_seconds == 5.0 and isinstance(cfg.worker_poll_seconds, float)
-    assert config.describe("pg_port") == "NEXUS_PG_PORT, 55432"
-    assert config.describe("worker_threads") == "NEXUS_WORKER_THREADS, auto"
+    assert tooling.describe("pg_port") == "NEXUS_PG_PORT, 55432"
+    assert tooling.describe("worker_threads") == "NEXUS_WORKER_THREADS, auto"
 
 
 def test_each_variable_is_parsed_as_its_type() -> None:

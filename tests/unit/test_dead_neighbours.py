@@ -1,6 +1,6 @@
-"""Which workers of this host a starting worker takes for dead (sidecar/worker.py): those whose
-process is gone, and one that had this process's pid (a restarted container's worker, pid 1 each
-time); never a live one or another host's."""
+"""Which workers of this host the supervisor of `nexus worker` takes for dead, and ends the leases
+of (nexus/supervisor.py): those whose process is gone, and one that had its own pid (a worker of an
+earlier process with that pid); never a live one or another host's."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from sidecar.worker import dead_neighbours, process_alive
+from nexus.supervisor import dead_neighbours, process_alive
 
 
 def test_gone_processes_and_this_pid_are_dead_live_ones_and_other_hosts_are_not() -> None:

@@ -34,6 +34,9 @@ BEGIN
     GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
     DELETE FROM nexus_memory.store_items WHERE agent_id = p_agent_id;
     GET DIAGNOSTICS v_count = ROW_COUNT; v_rows := v_rows + v_count;
+    -- the import ledger's entries of the agent (source identities, content checksums)
+    DELETE FROM memory_system.import_rows WHERE agent_id = p_agent_id;
+    DELETE FROM memory_system.import_rejects WHERE agent_id = p_agent_id;
     -- the BM25 corpus counters (zero by now) have no foreign key to the agent
     DELETE FROM nexus_memory.text_stats WHERE agent_id = p_agent_id;
     DELETE FROM memory_system.agents WHERE agent_id = p_agent_id;
@@ -49,5 +52,6 @@ $$;
 
 COMMENT ON FUNCTION memory_system.agent_remove(text, boolean) IS
 'Unregisters an agent and drops its role. Refuses (NX005) while the agent has memories unless
-p_delete_memories is true; returns the number of memory rows deleted.
+p_delete_memories is true; returns the number of memory rows deleted. Its import-ledger entries go
+too; memory_system.forget_leftovers(NAME) then finds nothing left (docs/privacy.md).
 Errors: NX002 unknown agent; NX005 agent has memories. Callers: the owner (nexus agent remove).';

@@ -58,7 +58,7 @@ CREATE OR REPLACE FUNCTION nexus.get_episode(episode_id bigint)
 RETURNS TABLE (id bigint, episode_uuid uuid, session_id text, action_type text, source text, content text,
                metadata jsonb, tags text[], importance real, valid_at timestamptz, created_at timestamptz,
                updated_at timestamptz, embedded boolean)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -73,6 +73,9 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'episode % not found', get_episode.episode_id USING ERRCODE = 'NX033';
     END IF;
+    -- the read record (docs/privacy.md)
+    PERFORM memory_system._record_read('get_episode', json_build_object('episode_id', get_episode.episode_id)::text,
+                                       '{episode}', ARRAY[get_episode.episode_id]);
 END
 $$;
 COMMENT ON FUNCTION nexus.get_episode(bigint) IS
@@ -168,7 +171,7 @@ CREATE OR REPLACE FUNCTION nexus.recent_episodes(
 RETURNS TABLE (id bigint, episode_uuid uuid, session_id text, action_type text, source text, content text,
                metadata jsonb, tags text[], importance real, valid_at timestamptz, created_at timestamptz,
                updated_at timestamptz)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -181,6 +184,7 @@ BEGIN
             USING ERRCODE = 'NX031';
     END IF;
     RETURN QUERY
+    WITH hits AS MATERIALIZED (
     SELECT e.id, e.episode_uuid, e.session_id, e.action_type, e.source, e.content, e.metadata, e.tags,
            e.importance, e.valid_at, e.created_at, e.updated_at
       FROM nexus_memory.zep_episodic_memory AS e
@@ -191,7 +195,15 @@ BEGIN
        AND (tags_all IS NULL OR e.tags @> tags_all)
        AND (before_id IS NULL OR (e.created_at, e.id) < (before_created_at, before_id))
      ORDER BY e.created_at DESC, e.id DESC
-     LIMIT limit_n;
+     LIMIT limit_n)
+    -- the read record (docs/privacy.md): one call with the rows in order, as in memory_search
+    SELECT h.* FROM hits AS h
+     WHERE (SELECT memory_system._record_read('recent_episodes',
+                       json_strip_nulls(json_build_object('limit_n', limit_n, 'session', session, 'since', since,
+                           'until', until, 'tags_all', tags_all, 'before_created_at', before_created_at,
+                           'before_id', before_id))::text,
+                       array_agg('episode'::text), array_agg(x.id))
+              FROM hits AS x) IS NOT NULL;
 END
 $$;
 COMMENT ON FUNCTION nexus.recent_episodes(integer, text, timestamptz, timestamptz, text[], timestamptz, bigint) IS
@@ -370,7 +382,7 @@ RETURNS TABLE (id bigint, content text, metadata jsonb, tags text[], importance 
                source_episode_id bigint, created_at timestamptz, updated_at timestamptz,
                embedded boolean, fact_key text, valid_from timestamptz, valid_to timestamptz,
                ended_by text, ended_at timestamptz, superseded_by bigint, is_current boolean)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -391,9 +403,17 @@ BEGIN
         RAISE EXCEPTION 'fact % not found', fact_id USING ERRCODE = 'NX033';
     END IF;
     RETURN QUERY
+    WITH hits AS MATERIALIZED (
     SELECT f.* FROM memory_system._fact_rows(key, ARRAY[fact_id],
                                              CASE WHEN NOT coalesce(include_history, false) THEN v_at END) AS f
-     ORDER BY f.valid_from, f.valid_to IS NOT DISTINCT FROM f.valid_from DESC, f.id;
+     ORDER BY f.valid_from, f.valid_to IS NOT DISTINCT FROM f.valid_from DESC, f.id)
+    -- the read record (docs/privacy.md): one call with the rows in order, as in memory_search
+    SELECT h.* FROM hits AS h
+     WHERE (SELECT memory_system._record_read('get_fact',
+                       json_strip_nulls(json_build_object('fact_id', fact_id, 'key', key, 'as_of', as_of,
+                           'include_history', include_history))::text,
+                       array_agg('semantic'::text), array_agg(x.id))
+              FROM hits AS x) IS NOT NULL;
 END
 $$;
 COMMENT ON FUNCTION nexus.get_fact(bigint, text, timestamptz, boolean) IS
@@ -470,7 +490,7 @@ RETURNS TABLE (id bigint, content text, metadata jsonb, tags text[], importance 
                source_episode_id bigint, created_at timestamptz, updated_at timestamptz,
                embedded boolean, fact_key text, valid_from timestamptz, valid_to timestamptz,
                ended_by text, ended_at timestamptz, superseded_by bigint, is_current boolean)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -506,8 +526,15 @@ BEGIN
         END IF;
     END IF;
     RETURN QUERY
+    WITH hits AS MATERIALIZED (
     SELECT f.* FROM memory_system._fact_rows(v_key, v_ids, NULL) AS f
-     ORDER BY f.valid_from, f.valid_to IS NOT DISTINCT FROM f.valid_from DESC, f.id;
+     ORDER BY f.valid_from, f.valid_to IS NOT DISTINCT FROM f.valid_from DESC, f.id)
+    -- the read record (docs/privacy.md): one call with the rows in order, as in memory_search
+    SELECT h.* FROM hits AS h
+     WHERE (SELECT memory_system._record_read('fact_history',
+                       json_strip_nulls(json_build_object('fact_id', fact_id, 'key', key))::text,
+                       array_agg('semantic'::text), array_agg(x.id))
+              FROM hits AS x) IS NOT NULL;
 END
 $$;
 COMMENT ON FUNCTION nexus.fact_history(bigint, text) IS

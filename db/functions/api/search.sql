@@ -42,6 +42,31 @@ COMMENT ON FUNCTION nexus._search_valid_time(timestamptz, boolean) IS
 include_history (every fact). NX031 if both are given.';
 
 
+CREATE OR REPLACE FUNCTION nexus._memory_filter(
+    p_created_at         timestamptz,
+    p_tags               text[],
+    p_metadata           jsonb,
+    p_since              timestamptz,
+    p_until              timestamptz,
+    p_tags_all           text[],
+    p_metadata_contains  jsonb)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+AS $$
+    -- no SET clause, not STRICT, one expression: inlined into the caller's statement, so that
+    -- the indexes on tags and metadata still serve it
+    SELECT (p_since IS NULL OR p_created_at >= p_since)
+       AND (p_until IS NULL OR p_created_at < p_until)
+       AND (p_tags_all IS NULL OR p_tags @> p_tags_all)
+       AND (p_metadata_contains IS NULL OR p_metadata @> p_metadata_contains)
+$$;
+COMMENT ON FUNCTION nexus._memory_filter(timestamptz, text[], jsonb, timestamptz, timestamptz, text[], jsonb) IS
+'Internal: whether a memory (its created_at, tags, metadata) passes the filters of
+nexus.memory_search and nexus.forget: since <= created_at < until, carries every tag of tags_all,
+metadata contains metadata_contains (each NULL: no condition). The session filter is the
+episodes'' own (facts and store items belong to none).';
+
+
 CREATE OR REPLACE FUNCTION nexus.text_candidates(
     query       text,
     kinds       text[] DEFAULT '{episode,semantic}',
@@ -209,17 +234,13 @@ BEGIN
                     SELECT FROM nexus_memory.zep_episodic_memory AS e
                      WHERE e.agent_id = v_agent AND e.id = c.id
                        AND (p_session IS NULL OR e.session_id = p_session)
-                       AND (p_since IS NULL OR e.created_at >= p_since)
-                       AND (p_until IS NULL OR e.created_at < p_until)
-                       AND (p_tags_all IS NULL OR e.tags @> p_tags_all)
-                       AND (p_metadata_contains IS NULL OR e.metadata @> p_metadata_contains)))
+                       AND nexus._memory_filter(e.created_at, e.tags, e.metadata, p_since, p_until, p_tags_all,
+                                                p_metadata_contains)))
             OR (c.kind = 's' AND EXISTS (
                     SELECT FROM nexus_memory.semantic_memories AS s
                      WHERE s.agent_id = v_agent AND s.id = c.id
-                       AND (p_since IS NULL OR s.created_at >= p_since)
-                       AND (p_until IS NULL OR s.created_at < p_until)
-                       AND (p_tags_all IS NULL OR s.tags @> p_tags_all)
-                       AND (p_metadata_contains IS NULL OR s.metadata @> p_metadata_contains)));
+                       AND nexus._memory_filter(s.created_at, s.tags, s.metadata, p_since, p_until, p_tags_all,
+                                                p_metadata_contains)));
         IF cardinality(ids) > p_candidates THEN
             kinds := kinds[1:p_candidates]; ids := ids[1:p_candidates]; scores := scores[1:p_candidates];
         END IF;
@@ -234,19 +255,15 @@ BEGIN
                     FROM nexus_memory.zep_episodic_memory AS e
                    WHERE 'e' = ANY (p_kinds) AND e.agent_id = v_agent AND e.content_tsv @@ v_tsq
                      AND (p_session IS NULL OR e.session_id = p_session)
-                     AND (p_since IS NULL OR e.created_at >= p_since)
-                     AND (p_until IS NULL OR e.created_at < p_until)
-                     AND (p_tags_all IS NULL OR e.tags @> p_tags_all)
-                     AND (p_metadata_contains IS NULL OR e.metadata @> p_metadata_contains)
+                     AND nexus._memory_filter(e.created_at, e.tags, e.metadata, p_since, p_until, p_tags_all,
+                                              p_metadata_contains)
                   UNION ALL
                   SELECT 's', s.id, ts_rank(s.content_tsv, v_tsq, 1)::float8
                     FROM nexus_memory.semantic_memories AS s
                    WHERE 's' = ANY (p_kinds) AND s.agent_id = v_agent AND s.content_tsv @@ v_tsq
                      AND (p_at IS NULL OR (s.valid_from <= p_at AND (s.valid_to IS NULL OR s.valid_to > p_at)))
-                     AND (p_since IS NULL OR s.created_at >= p_since)
-                     AND (p_until IS NULL OR s.created_at < p_until)
-                     AND (p_tags_all IS NULL OR s.tags @> p_tags_all)
-                     AND (p_metadata_contains IS NULL OR s.metadata @> p_metadata_contains)) AS u
+                     AND nexus._memory_filter(s.created_at, s.tags, s.metadata, p_since, p_until, p_tags_all,
+                                              p_metadata_contains)) AS u
                  ORDER BY u.score DESC, u.id LIMIT p_candidates) AS c;
     END IF;
 END
@@ -338,10 +355,8 @@ BEGIN
             CASE WHEN v_filtered THEN format($q$AND EXISTS (
                     SELECT FROM nexus_memory.%1$I AS m
                      WHERE m.agent_id = x.agent_id AND m.id = x.%2$I %3$s
-                       AND ($4::timestamptz IS NULL OR m.created_at >= $4)
-                       AND ($5::timestamptz IS NULL OR m.created_at < $5)
-                       AND ($6::text[] IS NULL OR m.tags @> $6)
-                       AND ($7::jsonb IS NULL OR m.metadata @> $7))$q$, v_k.src, v_k.idcol, v_k.session_cond)
+                       AND nexus._memory_filter(m.created_at, m.tags, m.metadata, $4, $5, $6, $7))$q$,
+                 v_k.src, v_k.idcol, v_k.session_cond)
                  ELSE '' END,
             -- exact: an ORDER BY the HNSW index cannot serve
             CASE WHEN v_exact THEN '(x.embedding OPERATOR(public.<=>) $1) + 0'
@@ -848,6 +863,7 @@ BEGIN
     -- fusion: of the branches' candidates only (a fact that does not hold at v_at is none of
     -- them); each fact with its validity --------------------------------------------------------
     RETURN QUERY
+    WITH hits AS MATERIALIZED (
     SELECT r.*, s.fact_key, s.valid_from, s.valid_to, s.ended_by, s.superseded_by
       FROM nexus._memory_search_fuse(query, v_tsq, v_text_kinds, v_text_ids, v_text_scores, v_vector_kinds,
                                      v_vector_ids, v_vector_dists, v_credit_ids, v_credits, limit_n, rrf_k,
@@ -855,7 +871,12 @@ BEGIN
       LEFT JOIN nexus_memory.semantic_memories AS s
              ON r.kind = 'semantic' AND s.agent_id = v_agent AND s.id = r.id
      -- equal scores: the newer first
-     ORDER BY r.fused_score DESC, coalesce(r.valid_at, s.valid_from, r.created_at) DESC, r.kind, r.id;
+     ORDER BY r.fused_score DESC, coalesce(r.valid_at, s.valid_from, r.created_at) DESC, r.kind, r.id)
+    -- the read record (docs/privacy.md): one call with the hits in the order returned, made
+    -- before any row is (an uncorrelated condition: a one-time filter), even when there is none
+    SELECT h.* FROM hits AS h
+     WHERE (SELECT memory_system._record_read('memory_search', query, array_agg(x.kind), array_agg(x.id))
+              FROM hits AS x) IS NOT NULL;
 END
 $$;
 COMMENT ON FUNCTION nexus.memory_search(text, public.vector, integer, text[], text, timestamptz, timestamptz,

@@ -3,7 +3,7 @@
 CREATE OR REPLACE FUNCTION nexus.memory_stats()
 RETURNS TABLE (kind text, total bigint, embedded bigint, embedded_share float8,
                pending bigint, processing bigint, dead bigint, model_versions jsonb,
-               current bigint, superseded bigint, invalidated bigint)
+               current bigint, superseded bigint, invalidated bigint, removed_by_retention bigint)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -51,7 +51,11 @@ AS $$
            count(*) FILTER (WHERE q.state = 'dead'), n.versions,
            CASE WHEN n.kind = 'semantic' THEN f.current END,
            CASE WHEN n.kind = 'semantic' THEN f.superseded END,
-           CASE WHEN n.kind = 'semantic' THEN f.invalidated END
+           CASE WHEN n.kind = 'semantic' THEN f.invalidated END,
+           -- what retention rules removed (docs/privacy.md)
+           CASE WHEN n.kind IN ('episode', 'semantic')
+                THEN (SELECT coalesce(sum(r.removed), 0)::bigint FROM memory_system.retention_rules AS r
+                       WHERE r.agent_id = (current_user::text COLLATE "default") AND r.kind = n.kind) END
       FROM n
      CROSS JOIN facts AS f
       LEFT JOIN memory_system.embeddings_queue AS q
@@ -59,11 +63,11 @@ AS $$
      GROUP BY n.ord, n.kind, n.total, n.embedded, n.versions, f.current, f.superseded, f.invalidated
      ORDER BY n.ord)
     UNION ALL
-    SELECT 'working_memory', count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    SELECT 'working_memory', count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
       FROM nexus_memory.working_memory_contexts AS w
      WHERE w.agent_id = (current_user::text COLLATE "default") AND (w.expires_at IS NULL OR w.expires_at > clock_timestamp())
     UNION ALL
-    SELECT 'checkpoint', count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    SELECT 'checkpoint', count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
       FROM consciousness.consciousness_checkpoints AS c WHERE c.agent_id = (current_user::text COLLATE "default")
 $$;
 COMMENT ON FUNCTION nexus.memory_stats() IS
@@ -74,6 +78,7 @@ pending, processing and dead, and model_versions: the current vectors per model 
 precisions are mixed (memory_system.reembed_all with a version unifies them). For facts
 (semantic; NULL for the other kinds): current, those that hold now; superseded and invalidated,
 those that have stopped holding, replaced by another fact or invalidated (docs/facts.md).
+removed_by_retention (episode and semantic): how many the agent''s retention rules removed.
 
 MCP: How much you remember: for each kind (episode, semantic, store_text, working_memory,
 checkpoint) how many, and for episodes, facts and store texts how many are embedded yet (searchable by

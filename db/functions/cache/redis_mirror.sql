@@ -204,17 +204,19 @@ AS $$
     SELECT a.agent_id, r.doc, md5(r.doc)
       FROM unnest(p_agents) AS a(agent_id)
       CROSS JOIN LATERAL (
-          SELECT coalesce(jsonb_agg(jsonb_build_object(
+          -- NULL when the agent has no episode (or is gone): the mirror deletes its key
+          SELECT (jsonb_agg(jsonb_build_object(
                      'id', e.id, 'created_at', e.created_at, 'session_id', e.session_id,
                      'action_type', e.action_type, 'content', e.content, 'tags', e.tags,
-                     'metadata', e.metadata) ORDER BY e.created_at DESC, e.id DESC), '[]')::text AS doc
+                     'metadata', e.metadata) ORDER BY e.created_at DESC, e.id DESC))::text AS doc
             FROM (SELECT * FROM nexus_memory.zep_episodic_memory AS x
                    WHERE x.agent_id = a.agent_id
                    ORDER BY x.created_at DESC, x.id DESC
                    LIMIT greatest(least(p_limit, 1000), 1)) AS e) AS r
 $$;
 COMMENT ON FUNCTION memory_system.cache_recent_episodes(text[], integer) IS
-'Sidecar: each agent''s latest p_limit episodes (newest first) as the JSON array the cache stores, and its md5.';
+'Sidecar: each agent''s latest p_limit episodes (newest first) as the JSON array the cache stores, and its md5;
+NULL and NULL for an agent with no episode (forgotten, or removed): the cache holds no key for it.';
 
 
 CREATE OR REPLACE FUNCTION memory_system.cache_agents()

@@ -430,10 +430,10 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION memory_system.expire_leases(text[]) IS
-'For a worker known to be dead (its process is gone; a replica starting on the same host checks):
-ends the leases of the items it held now rather than when they run out, so the next claim reaps
-them, counting a failed try as an expired lease does, and marks the workers stopped. Returns the
-number of leases ended. Errors: NX020 more than 1000 ids. Callers: nexus_worker.';
+'For a worker known to be dead (its process is gone; the supervisor of `nexus worker` checks its
+host''s at its start and whenever a replica dies): ends the leases of the items it held now rather
+than when they run out, so the next claim reaps them, counting a failed try as an expired lease
+does, and marks the workers stopped. Returns the number of leases ended. Errors: NX020 more than 1000 ids. Callers: nexus_worker.';
 
 
 CREATE OR REPLACE FUNCTION memory_system.skip_batch(p_worker text, p_item_ids bigint[], p_reason text)

@@ -159,16 +159,22 @@ BEGIN
            AND i.namespace = store_get.namespace AND i.key = store_get.key
            AND i.ttl IS NOT NULL AND i.expires_at > v_now
         RETURNING i.value, i.created_at, i.updated_at, i.expires_at;
-        IF FOUND THEN
-            RETURN;
-        END IF;
     END IF;
-    RETURN QUERY
-    SELECT i.value, i.created_at, i.updated_at, i.expires_at
-      FROM nexus_memory.store_items AS i
-     WHERE i.agent_id = (current_user::text COLLATE "default")
-       AND i.namespace = store_get.namespace AND i.key = store_get.key
-       AND (i.expires_at IS NULL OR i.expires_at > v_now);
+    IF NOT (refresh_ttl AND FOUND) THEN
+        RETURN QUERY
+        SELECT i.value, i.created_at, i.updated_at, i.expires_at
+          FROM nexus_memory.store_items AS i
+         WHERE i.agent_id = (current_user::text COLLATE "default")
+           AND i.namespace = store_get.namespace AND i.key = store_get.key
+           AND (i.expires_at IS NULL OR i.expires_at > v_now);
+    END IF;
+    -- the read record (docs/privacy.md): the item returned, if any
+    PERFORM memory_system._record_read('store_get', json_build_array(store_get.namespace, store_get.key)::text,
+                                       array_agg('store_item'::text), array_agg(i.id))
+       FROM nexus_memory.store_items AS i
+      WHERE i.agent_id = (current_user::text COLLATE "default")
+        AND i.namespace = store_get.namespace AND i.key = store_get.key
+        AND (i.expires_at IS NULL OR i.expires_at > v_now);
 END
 $$;
 COMMENT ON FUNCTION nexus.store_get(text[], text, boolean) IS

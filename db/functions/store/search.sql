@@ -307,6 +307,8 @@ DECLARE
     v_vector_ids      bigint[] := '{}';
     v_vector_dists    float8[] := '{}';
     v_ids             bigint[];
+    v_request         text := json_strip_nulls(json_build_object('namespace_prefix', namespace_prefix, 'query', query,
+                                  'filter', filter, 'limit_n', limit_n, 'offset_n', offset_n))::text;
 BEGIN
     PERFORM nexus._store_search_check_args(namespace_prefix, query, limit_n, offset_n, rrf_k, candidates, df_budget);
     SELECT * INTO v_f FROM nexus._store_filter(filter);
@@ -335,6 +337,9 @@ BEGIN
         SELECT h.namespace::text[], h.key::text, h.value, h.created_at, h.updated_at,
                NULL::float8, NULL::integer, NULL::float8, NULL::integer, NULL::float8
           FROM hits AS h
+         -- the read record (docs/privacy.md): one call with the items in order, as in memory_search
+         WHERE (SELECT memory_system._record_read('store_search', v_request, array_agg('store_item'::text),
+                                                  array_agg(x.id ORDER BY x.updated_at DESC, x.id DESC)) FROM hits AS x) IS NOT NULL
          ORDER BY h.updated_at DESC, h.id DESC;
         RETURN;
     END IF;
@@ -371,6 +376,8 @@ BEGIN
               FROM txt FULL JOIN vec ON vec.id = txt.id
              ORDER BY rrf DESC, id
              LIMIT limit_n OFFSET offset_n) AS f;
+    -- the read record (docs/privacy.md): the items returned, in order
+    PERFORM memory_system._record_read('store_search', v_request, array_fill('store_item'::text, ARRAY[coalesce(cardinality(v_ids), 0)]), v_ids);
     IF v_ids IS NULL THEN
         RETURN;
     END IF;
