@@ -94,6 +94,8 @@ DECLARE
     v_cap    bigint := CASE WHEN df_budget IS NULL THEN NULL ELSE 256 END;
     -- facts count if they hold at v_at (NULL: every fact, ended ones too)
     v_at     timestamptz := nexus._search_valid_time(as_of, include_history);
+    -- "true now": a fact's postings under s hold, under h never will, under f are checked (0022)
+    v_now    boolean := v_at >= now();
 BEGIN
     IF candidates IS NULL OR candidates NOT BETWEEN 1 AND 1000 THEN
         RAISE EXCEPTION 'candidates must be between 1 and 1000, got %', candidates USING ERRCODE = 'NX031';
@@ -109,6 +111,9 @@ BEGIN
     END IF;
     v_c1 := k1 * (1 - b);
     v_c2 := k1 * b / v_avgdl;
+    IF 's' = ANY (v_kinds) THEN
+        v_kinds := v_kinds || CASE WHEN v_now THEN '{f}' ELSE '{h,f}' END::"char"[];
+    END IF;
     RETURN QUERY
     WITH terms AS (
         -- the query's distinct lexemes (stemmed, stop words gone): OR semantics
@@ -165,7 +170,7 @@ BEGIN
          WHERE NOT k.kept
          GROUP BY p.kind, p.doc_id
     )
-    SELECT f.kind, f.doc_id, f.score
+    SELECT CASE WHEN f.kind IN ('h', 'f') THEN 's' ELSE f.kind END::"char", f.doc_id, f.score
       FROM (SELECT s.kind, s.doc_id, s.score + coalesce(r.extra, 0) AS score
               FROM scored AS s
               LEFT JOIN rescored AS r ON r.kind = s.kind AND r.doc_id = s.doc_id
@@ -173,7 +178,7 @@ BEGIN
             OFFSET 0) AS f
      -- a fact that does not hold at v_at takes no candidate's place: checked best first (OFFSET
      -- 0 keeps the check above the sort), only until the candidates are complete
-     WHERE v_at IS NULL OR f.kind <> 's'
+     WHERE v_at IS NULL OR f.kind NOT IN ('s', 'h', 'f') OR (f.kind = 's' AND v_now)
         OR EXISTS (SELECT FROM nexus_memory.semantic_memories AS s
                     WHERE s.agent_id = v_agent AND s.id = f.doc_id
                       AND s.valid_from <= v_at AND (s.valid_to IS NULL OR s.valid_to > v_at))
@@ -190,7 +195,8 @@ terms left out only rescore the best 3 x candidates of them; with a budget, a te
 frequency over 256 postings is estimated from the spread of its ids. NULL: exact BM25, every
 posting read. Facts that do not hold now (or at as_of) take no place among the candidates (they
 are left out of a pool of 3 x candidates, best first); include_history => true keeps every fact
-(docs/facts.md).
+(docs/facts.md). "Now" needs no check of a fact whose postings are of kind s and never reads those
+of kind h (a fact''s postings follow its validity, migration 0022).
 Returns (kind e|s|t (store texts), id, score), best first. Used by nexus.memory_search; errors NX031
 (as_of with include_history too).';
 
