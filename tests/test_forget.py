@@ -56,6 +56,7 @@ def test_forget_by_filter_everywhere_then_verified_and_found_again(up_env: dict[
     with su(cfg) as conn:
         dsn = {a: agents.add(conn, cfg, a) for a in ("fg_alice", "fg_bob")}
         token, _, _ = mcp.issue_token(conn, "fg_alice", "1d", "tests")
+        conn.execute("SELECT memory_system.reads_set(true, 'fg_alice')")  # her reads recorded
     url = cfg.sidecar_url
     with Memory(dsn["fg_alice"], embed_url=url) as alice, \
             Memory(dsn["fg_bob"], embed_url=url) as bob:
@@ -111,6 +112,8 @@ def test_forget_by_filter_everywhere_then_verified_and_found_again(up_env: dict[
         assert {h.id for h in hits} >= set(again) and all(
             h.vector_rank for h in hits if h.id in again)
 
+    with su(cfg) as conn:
+        assert forgetting.verify(conn, r, "fg_alice", {}, wait=0).get("reads", 0) > 0
     removed = nexus(env, "agent", "remove", "fg_alice", "--delete-memories")
     assert "verified: nothing left" in removed.stdout
     assert not list(r.scan_iter(match="nexus:*fg_alice*"))

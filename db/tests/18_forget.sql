@@ -157,7 +157,7 @@ INSERT INTO memory_system.agent_tokens (agent_id, token_sha256) VALUES ('bob', s
 SELECT memory_system.agent_remove('bob', true);
 SELECT is((SELECT string_agg(place || '=' || remaining, ', ') FROM memory_system.forget_leftovers('bob') WHERE remaining > 0),
           NULL, 'after agent_remove nothing of the agent is left: rows, copies, ledger, tokens, role, partitions');
-SELECT is((SELECT count(*) FROM memory_system.forget_leftovers('bob')), 15::bigint, 'the whole-agent pass checks 15 places');
+SELECT is((SELECT count(*) FROM memory_system.forget_leftovers('bob')), 16::bigint, 'the whole-agent pass checks 16 places');
 
 SELECT * FROM finish();
 ROLLBACK;

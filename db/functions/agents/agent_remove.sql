@@ -37,6 +37,11 @@ BEGIN
     -- the import ledger's entries of the agent (source identities, content checksums)
     DELETE FROM memory_system.import_rows WHERE agent_id = p_agent_id;
     DELETE FROM memory_system.import_rejects WHERE agent_id = p_agent_id;
+    -- its record of reads (query hashes, maybe query texts): erased with its memories, kept as an
+    -- audit record (until the read record's retention) when the agent had none
+    IF p_delete_memories THEN
+        PERFORM memory_system.reads_erase(p_agent_id);
+    END IF;
     -- the BM25 corpus counters (zero by now) have no foreign key to the agent
     DELETE FROM nexus_memory.text_stats WHERE agent_id = p_agent_id;
     DELETE FROM memory_system.agents WHERE agent_id = p_agent_id;
@@ -53,5 +58,5 @@ $$;
 COMMENT ON FUNCTION memory_system.agent_remove(text, boolean) IS
 'Unregisters an agent and drops its role. Refuses (NX005) while the agent has memories unless
 p_delete_memories is true; returns the number of memory rows deleted. Its import-ledger entries go
-too; memory_system.forget_leftovers(NAME) then finds nothing left (docs/privacy.md).
+too, and with p_delete_memories its record of reads; memory_system.forget_leftovers(NAME) then finds nothing left (docs/privacy.md).
 Errors: NX002 unknown agent; NX005 agent has memories. Callers: the owner (nexus agent remove).';

@@ -105,6 +105,8 @@ AS $$
         UNION ALL
         SELECT 'tokens', (SELECT count(*) FROM memory_system.agent_tokens AS k WHERE k.agent_id = p_agent), true
         UNION ALL
+        SELECT 'reads', (SELECT count(*) FROM memory_system.reads AS r WHERE r.agent_id = p_agent), true
+        UNION ALL
         SELECT 'agent', (SELECT count(*) FROM memory_system.agents AS a WHERE a.agent_id = p_agent)
                       + (SELECT count(*) FROM pg_catalog.pg_roles AS r WHERE r.rolname = p_agent), true
         UNION ALL
