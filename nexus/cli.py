@@ -387,6 +387,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         options["spaces"] = args.space
     if args.all_spaces:
         options["scope"] = "all"
+    if args.as_of:
+        options["as_of"] = args.as_of
+    if args.include_history:
+        options["include_history"] = True
     mode = args.mode
     with psycopg.connect(agents.dsn(resolve_home(cfg), args.agent), autocommit=True) as conn:
         embedding = None
@@ -406,6 +410,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         snippet = " ".join((h["snippet"] or "").split())
         where = f"  [{h['space']}, by {h['author']}]" if h.get("space") else ""
         print(f"{n:>3}. {h['kind']} {h['id']}  score {h['fused_score']:.4f}  ({ranks}){where}")
+        if h.get("valid_from") is not None:
+            until = h["valid_to"] or "now"
+            print(f"     {h['fact_key'] or 'fact'}: held from {h['valid_from']} until {until}")
         print(f"     {snippet}")
     return 0
 
@@ -659,6 +666,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--session", help="only episodes of this session")
     p.add_argument("--websearch", action="store_true",
                    help='text in web-search syntax: "quoted phrase", OR, -excluded')
+    history = p.add_mutually_exclusive_group()
+    history.add_argument("--as-of", metavar="TS",
+                         help="the facts that held at this time (ISO 8601) instead of now")
+    history.add_argument("--include-history", action="store_true",
+                         help="facts that no longer hold too, each with when it held")
     p.add_argument("--embed-url", help="the sidecar (default http://NEXUS_HTTP_HOST:NEXUS_HTTP_PORT)")
     p.add_argument("--space", action="append", help="also search this shared space (repeatable)")
     p.add_argument("--all-spaces", action="store_true", help="also search every space it may read")

@@ -143,3 +143,27 @@ def test_every_api_function_has_a_comment(fresh_db: Config) -> None:
                              "WHERE pronamespace = 'nexus'::regnamespace").fetchone()[0]
     assert count >= 20
     assert missing == []
+
+
+def test_cli_as_of_and_history(searched: tuple[Config, int, dict[str, int]]) -> None:
+    """`nexus search --as-of TS` finds the facts that held then, `--include-history` every fact
+    with its validity; "true now" by default (docs/facts.md)."""
+    cfg, port, _ = searched
+    with su(cfg) as conn:
+        agents.add(conn, cfg, "historian", "", None)
+    with psycopg.connect(agents.dsn(cfg, "historian"), autocommit=True) as conn:
+        remember = "SELECT nexus.remember_fact(%s, key => 'home', valid_from => %s)"
+        boston, denver = (conn.execute(remember, (text, at)).fetchone()[0]
+                          for text, at in (("The user lives in Boston", "2024-01-01T00:00:00Z"),
+                                           ("The user lives in Denver", "2025-01-01T00:00:00Z")))
+    query = ("where does the user live", "--agent", "historian", "--mode", "text")
+    assert [h["id"] for h in run_search(cfg, port, *query)] == [denver]
+    then = run_search(cfg, port, *query, "--as-of", "2024-06-01T00:00:00Z")
+    assert [h["id"] for h in then] == [boston] and then[0]["valid_to"] is not None
+    assert {h["id"] for h in run_search(cfg, port, *query, "--include-history")} == {boston, denver}
+    out = subprocess.run([NEXUS, "search", *query, "--as-of", "last spring"],
+                         env=worker_env(cfg, port), capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "NX039" in out.stderr
+    out = subprocess.run([NEXUS, "search", *query, "--include-history"],
+                         env=worker_env(cfg, port), capture_output=True, text=True, timeout=120)
+    assert "home: held from 2024-01-01" in out.stdout, out.stdout

@@ -226,6 +226,7 @@ INSERT INTO expected_execute VALUES
     ('nexus_agent', 'nexus._memory_search_fuse(text,tsquery,"char"[],bigint[],double precision[],"char"[],bigint[],double precision[],bigint[],double precision[],integer,integer,double precision,double precision,double precision,interval,integer,text[])'),
     ('nexus_agent', 'nexus._search_kinds(text[])'),
     ('nexus_agent', 'nexus._or_tsquery(text)'),
+    ('nexus_agent', 'nexus._newer_first(bigint[],double precision[],integer,text[])'),
     ('nexus_agent', 'nexus.store_put(text[],text,jsonb,jsonb,interval,text)'),
     ('nexus_agent', 'nexus.store_get(text[],text,boolean,text)'),
     ('nexus_agent', 'nexus.store_delete(text[],text,text)'),

@@ -285,9 +285,9 @@ SELECT ok((SELECT bool_and(abs(fused_score - (coalesce(1.0 / (5 + text_rank), 0)
 SELECT ok((SELECT bool_and(abs(fused_score - (coalesce(1.0 / (60 + text_rank), 0) + coalesce(1.0 / (60 + vector_rank), 0))) < 1e-12)
              FROM nexus.memory_search('walrus', pg_temp.v(0, 1), rrf_k => 60, neighbour_weight => 0)),
           'hybrid: with rrf_k 60');
-SELECT ok(array_position(pg_temp.found($$SELECT kind, id FROM nexus.memory_search('walrus', pg_temp.v(0.6, 0, 0, 0.8))$$), 'eD')
-          < array_position(pg_temp.found($$SELECT kind, id FROM nexus.memory_search('walrus', pg_temp.v(0.6, 0, 0, 0.8))$$), 'eA'),
-          'hybrid: text rank 3 with vector rank 1 beats text rank 2 with vector rank 2');
+SELECT ok(array_position(pg_temp.found($$SELECT kind, id FROM nexus.memory_search('walrus', pg_temp.v(0.6, 0, 0, 0.8))$$), 'eA')
+          < array_position(pg_temp.found($$SELECT kind, id FROM nexus.memory_search('walrus', pg_temp.v(0.6, 0, 0, 0.8))$$), 'eD'),
+          'hybrid: eD (text rank 3, vector rank 1) outscores eA (text rank 2, vector rank 2), but eA, on the same topic (cosine 0.6) and 29 days newer, takes its place (nexus._newer_first)');
 SELECT results_eq(
     $$SELECT n.name, r.text_rank, r.vector_rank FROM nexus.memory_search('walrus', pg_temp.v(0.6, 0, 0, 0.8)) AS r
         JOIN ids AS n ON n.kind = r.kind AND n.id = r.id WHERE n.name IN ('eA', 'eD') ORDER BY n.name$$,
@@ -502,7 +502,8 @@ CREATE TEMP TABLE hnsw_scans AS SELECT pg_stat_get_xact_numscans(hnsw) AS n FROM
 GRANT SELECT ON hnsw_scans TO PUBLIC;
 SET LOCAL ROLE dave;
 SELECT results_eq(
-    $$SELECT id FROM nexus.memory_search(query_embedding => pg_temp.v(1, 2.2, 3), limit_n => 10, kinds => '{episode}')$$,
+    $$SELECT id FROM nexus.memory_search(query_embedding => pg_temp.v(1, 2.2, 3), limit_n => 50, kinds => '{episode}')
+       ORDER BY vector_rank LIMIT 10$$,
     $$SELECT x.episode_id FROM nexus_memory.episode_embeddings AS x WHERE x.agent_id = 'dave'
        ORDER BY x.embedding OPERATOR(public.<=>) pg_temp.v(1, 2.2, 3), x.episode_id LIMIT 10$$,
     'a small agent in a crowded partition: the exact top 10');

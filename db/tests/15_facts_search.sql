@@ -4,7 +4,7 @@
 -- hold takes no candidate's place in any branch; memory_stats counts current and ended facts;
 -- another agent's facts never appear.
 BEGIN;
-SELECT plan(44);
+SELECT plan(45);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('alice');
@@ -161,6 +161,15 @@ SELECT results_eq($$SELECT total, current, superseded, invalidated FROM nexus.me
                   'memory_stats: facts that hold now, superseded, invalidated (one still to come is neither)');
 SELECT is((SELECT current FROM nexus.memory_stats() WHERE kind = 'episode'), NULL, 'memory_stats: no fact counts for episodes');
 RESET ROLE;
+
+-- the postings of a fact are kept under the kind of its validity (migration 0022): s holds from now
+-- on, h has ended, f has a bound in the future; "true now" reads s without a check and never h
+SELECT results_eq($$SELECT n.name, array_agg(DISTINCT p.kind::text) FROM ids AS n
+                     JOIN nexus_memory.text_postings AS p ON p.doc_id = n.id AND p.kind IN ('s', 'h', 'f')
+                    WHERE n.kind = 's' GROUP BY n.name ORDER BY n.name$$,
+                  $$VALUES ('bobs', '{s}'::text[]), ('hotel', '{f}'), ('new', '{s}'), ('old', '{h}'),
+                           ('soon', '{f}'), ('tea', '{h}')$$,
+                  'postings: a fact''s kind follows its validity (superseded, invalidated: h; a bound to come: f)');
 
 -- isolation ---------------------------------------------------------------------------------------
 SET LOCAL ROLE bob;

@@ -50,10 +50,11 @@ AS $$
                                                WHERE t.agent_id = x.agent_id AND t.id = x.text_id)), false
         UNION ALL
         SELECT 'postings', (SELECT count(*) FROM nexus_memory.text_postings AS p
-                             WHERE p.agent_id = p_agent AND NOT CASE p.kind
-                                 WHEN 'e' THEN EXISTS (SELECT FROM nexus_memory.zep_episodic_memory AS e
+                             WHERE p.agent_id = p_agent AND NOT CASE
+                                 WHEN p.kind = 'e' THEN EXISTS (SELECT FROM nexus_memory.zep_episodic_memory AS e
                                                         WHERE e.agent_id = p.agent_id AND e.id = p.doc_id)
-                                 WHEN 's' THEN EXISTS (SELECT FROM nexus_memory.semantic_memories AS s
+                                 -- a fact's postings: s, h or f (migration 0022)
+                                 WHEN p.kind IN ('s', 'h', 'f') THEN EXISTS (SELECT FROM nexus_memory.semantic_memories AS s
                                                         WHERE s.agent_id = p.agent_id AND s.id = p.doc_id)
                                  ELSE EXISTS (SELECT FROM nexus_memory.store_texts AS t
                                                WHERE t.agent_id = p.agent_id AND t.id = p.doc_id) END), false

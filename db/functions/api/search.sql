@@ -88,14 +88,14 @@ DECLARE
     v_kinds  "char"[] := nexus._search_kinds(kinds);
     v_docs   float8;
     v_avgdl  float8;
-    -- BM25's term weight is wt * tf / (tf + v_c1 + v_c2 * dl), wt = idf * (k1 + 1): the constants
-    -- once per query, not per posting
+    -- BM25's weight is wt * tf / (tf + v_c1 + v_c2 * dl), wt = idf * (k1 + 1): constants per query
     v_c1     float8;
     v_c2     float8;
     -- postings counted exactly per term (and kind) when pruning; longer lists are estimated
     v_cap    bigint := CASE WHEN df_budget IS NULL THEN NULL ELSE 256 END;
-    -- facts count if they hold at v_at (NULL: every fact, ended ones too)
+    -- facts count if they hold at v_at (NULL: all). "Now": postings s hold, h never will, f checked
     v_at     timestamptz := nexus._search_valid_time(as_of, include_history);
+    v_now    boolean := v_at >= now();
 BEGIN
     IF candidates IS NULL OR candidates NOT BETWEEN 1 AND 1000 THEN
         RAISE EXCEPTION 'candidates must be between 1 and 1000, got %', candidates USING ERRCODE = 'NX031';
@@ -111,6 +111,9 @@ BEGIN
     END IF;
     v_c1 := k1 * (1 - b);
     v_c2 := k1 * b / v_avgdl;
+    IF 's' = ANY (v_kinds) THEN
+        v_kinds := v_kinds || CASE WHEN v_now THEN '{f}' ELSE '{h,f}' END::"char"[];
+    END IF;
     RETURN QUERY
     WITH terms AS (
         -- the query's distinct lexemes (stemmed, stop words gone): OR semantics
@@ -168,7 +171,7 @@ BEGIN
          WHERE NOT k.kept
          GROUP BY p.kind, p.doc_id
     )
-    SELECT f.kind, f.doc_id, f.score
+    SELECT CASE WHEN f.kind IN ('h', 'f') THEN 's' ELSE f.kind END::"char", f.doc_id, f.score
       FROM (SELECT s.kind, s.doc_id, s.score + coalesce(r.extra, 0) AS score
               FROM scored AS s
               LEFT JOIN rescored AS r ON r.kind = s.kind AND r.doc_id = s.doc_id
@@ -176,7 +179,7 @@ BEGIN
             OFFSET 0) AS f
      -- a fact that does not hold at v_at takes no candidate's place: checked best first (OFFSET
      -- 0 keeps the check above the sort), only until the candidates are complete
-     WHERE v_at IS NULL OR f.kind <> 's'
+     WHERE v_at IS NULL OR f.kind NOT IN ('s', 'h', 'f') OR (f.kind = 's' AND v_now)
         OR EXISTS (SELECT FROM nexus_memory.semantic_memories AS s
                     WHERE s.agent_id = ANY (v_agents) AND s.id = f.doc_id
                       AND s.valid_from <= v_at AND (s.valid_to IS NULL OR s.valid_to > v_at))
@@ -195,6 +198,8 @@ posting read. Facts that do not hold now (or at as_of) take no place among the c
 are left out of a pool of 3 x candidates, best first); include_history => true keeps every fact
 (docs/facts.md). agent_ids: the memories searched as one corpus, the caller''s own and spaces''
 (docs/spaces.md; default the caller''s own); rows the caller may not read stay unseen.
+"Now" needs no check of a fact whose postings are of kind s and never reads those
+of kind h (a fact''s postings follow its validity, migration 0022).
 Returns (kind e|s|t (store texts), id, score), best first. Used by nexus.memory_search; errors NX031
 (as_of with include_history too).';
 
@@ -560,33 +565,116 @@ RETURNS TABLE (id bigint, credit float8)
 LANGUAGE sql STABLE
 SECURITY INVOKER
 AS $$
-    -- no SET clause, not STRICT, one SELECT: inlined into the caller's statement
-    SELECT n.id, sum(p_neighbour_weight / abs(n.pos) * hit.rrf)
-      FROM (SELECT best.id, best.rrf, e.session_id, e.agent_id
-              FROM (SELECT u.id, u.rrf
-                      FROM (SELECT coalesce(txt.id, vec.id) AS id,
-                                   coalesce(p_text_weight / (p_rrf_k + txt.rnk), 0)
-                                   + coalesce(p_vector_weight / (p_rrf_k + vec.rnk), 0) AS rrf
-                              FROM (SELECT x.id, x.rnk
-                                      FROM unnest(p_text_kinds, p_text_ids) WITH ORDINALITY AS x(kind, id, rnk)
-                                     WHERE x.kind = 'e') AS txt
-                              FULL JOIN (SELECT x.id, x.rnk
-                                           FROM unnest(p_vector_kinds, p_vector_ids) WITH ORDINALITY AS x(kind, id, rnk)
-                                          WHERE x.kind = 'e') AS vec ON vec.id = txt.id) AS u
-                     ORDER BY u.rrf DESC, u.id LIMIT 20) AS best
-              JOIN nexus_memory.zep_episodic_memory AS e
-                ON e.agent_id = ANY (p_agents) AND e.id = best.id
-             WHERE e.session_id IS NOT NULL) AS hit
-     CROSS JOIN LATERAL nexus._session_neighbours(hit.id, hit.session_id, 2, hit.agent_id) AS n
-     GROUP BY n.id
+    -- no SET clause, not STRICT, one statement: inlined into the caller's statement
+    WITH found AS (
+        -- every episode a branch found, with its fused score
+        SELECT coalesce(txt.id, vec.id) AS id,
+               coalesce(p_text_weight / (p_rrf_k + txt.rnk), 0)
+               + coalesce(p_vector_weight / (p_rrf_k + vec.rnk), 0) AS rrf
+          FROM (SELECT x.id, x.rnk
+                  FROM unnest(p_text_kinds, p_text_ids) WITH ORDINALITY AS x(kind, id, rnk)
+                 WHERE x.kind = 'e') AS txt
+          FULL JOIN (SELECT x.id, x.rnk
+                       FROM unnest(p_vector_kinds, p_vector_ids) WITH ORDINALITY AS x(kind, id, rnk)
+                      WHERE x.kind = 'e') AS vec ON vec.id = txt.id
+    ), lent AS (
+        -- what the best 20 lend their neighbours, and the best score among the lenders
+        SELECT n.id, sum(p_neighbour_weight / abs(n.pos) * hit.rrf) AS credit, max(hit.rrf) AS lender
+          FROM (SELECT best.id, best.rrf, e.session_id, e.agent_id
+                  FROM (SELECT f.id, f.rrf FROM found AS f ORDER BY f.rrf DESC, f.id LIMIT 20) AS best
+                  JOIN nexus_memory.zep_episodic_memory AS e
+                    ON e.agent_id = ANY (p_agents) AND e.id = best.id
+                 WHERE e.session_id IS NOT NULL) AS hit
+         CROSS JOIN LATERAL nexus._session_neighbours(hit.id, hit.session_id, 2, hit.agent_id) AS n
+         GROUP BY n.id
+    )
+    -- a neighbour below the best hit that lent to it rises to just below it, never above it:
+    -- the reply follows the statement that earned it (0.99 of the lender's score); one that a
+    -- branch ranked above every lender already keeps all its credit
+    SELECT l.id, CASE WHEN coalesce(f.rrf, 0) >= l.lender THEN l.credit
+                      ELSE least(l.credit, greatest(0.99 * l.lender - coalesce(f.rrf, 0), 0)) END
+      FROM lent AS l LEFT JOIN found AS f ON f.id = l.id
 $$;
 COMMENT ON FUNCTION nexus._neighbour_credit("char"[], bigint[], "char"[], bigint[], float8, float8, integer,
                                             float8, text[]) IS
 'Internal: the neighbour credit of nexus.memory_search. Its branches'' results (parallel arrays of
 kind e|s|t and id, best first) are fused by Reciprocal Rank Fusion; each of the best 20 episodes that
-has a session lends p_neighbour_weight times its fused score to the episodes of its memory (p_agents:
-the caller''s own and spaces) recorded just before and after it in that session, half of it to those two away. Returns (id,
-credit) per episode credited.';
+has a session lends p_neighbour_weight times its fused score to the episodes of its memory
+(p_agents: the caller''s own and spaces) recorded just before and after it in that session, half of it to those two away. A neighbour''s
+credit is capped so that its fused score plus the credit stays below 0.99 times the best score of
+those that lent to it: a reply never outranks the statement that lifted it. Returns (id, credit)
+per episode credited.';
+
+
+CREATE OR REPLACE FUNCTION nexus._newer_first(p_ids bigint[], p_scores float8[], p_depth integer,
+                                              p_agents text[])
+RETURNS TABLE (id bigint, score float8)
+LANGUAGE plpgsql STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_ids    bigint[];
+    v_vecs   public.vector[];
+BEGIN
+    -- the best p_depth episodes
+    SELECT array_agg(x.id ORDER BY x.score DESC, x.id) INTO v_ids
+      FROM (SELECT x.* FROM unnest(p_ids, p_scores) AS x(id, score) ORDER BY x.score DESC, x.id LIMIT p_depth) AS x;
+    IF coalesce(cardinality(v_ids), 0) < 2 THEN
+        RETURN;
+    END IF;
+    -- their vectors, of their current content: planned for this call with the memories as
+    -- constants, as the vector branch is, so that it reads and locks their vector partitions only
+    EXECUTE format($q$
+        SELECT array_agg(v.embedding ORDER BY x.ord)
+          FROM unnest($1) WITH ORDINALITY AS x(id, ord)
+          JOIN nexus_memory.zep_episodic_memory AS e ON e.agent_id = ANY (%1$L::text[]) AND e.id = x.id
+          LEFT JOIN nexus_memory.episode_embeddings AS v
+            ON v.agent_id = ANY (%1$L::text[]) AND v.agent_id = e.agent_id AND v.episode_id = e.id AND v.content_sha256 = e.content_sha256
+           AND v.model = $2$q$, p_agents)
+       INTO v_vecs USING v_ids, memory_system._embedding_model();
+    RETURN QUERY
+    WITH h AS MATERIALIZED (
+        -- with when what each tells happened
+        SELECT x.id, s.score, coalesce(e.valid_at, e.created_at) AS at, x.embedding
+          FROM unnest(v_ids, v_vecs) AS x(id, embedding)
+          JOIN unnest(p_ids, p_scores) AS s(id, score) ON s.id = x.id
+          JOIN nexus_memory.zep_episodic_memory AS e ON e.agent_id = ANY (p_agents) AND e.id = x.id
+    ), led AS (
+        -- each one's leader: the best of the episodes that score at least as well but at most
+        -- 1 / 0.6 times as well (a near tie) and whose vector has a cosine of at least 0.4 with its
+        -- own (the same topic); itself if there is none. Both bounds measured on LoCoMo, the 7
+        -- conversations and quality.knowledge_update (bench/README.md)
+        SELECT DISTINCT ON (a.id) a.id, a.score, a.at, b.id AS leader
+          FROM h AS a
+          JOIN h AS b
+            ON b.id = a.id
+            OR (b.score >= a.score AND a.score >= 0.6 * b.score
+                AND 1 - (a.embedding OPERATOR(public.<=>) b.embedding) >= 0.4)
+         ORDER BY a.id, b.score DESC, b.id
+    )
+    -- within each leader's group, the places (scores) are handed out newest first; episodes of
+    -- the same time (one session's date, one transaction) keep their order: none is newer
+    SELECT w.id, p.score
+      FROM (SELECT l.id, l.leader, row_number() OVER (PARTITION BY l.leader ORDER BY l.at DESC, l.score DESC, l.id) AS k
+              FROM led AS l) AS w
+      JOIN (SELECT l.leader, l.score, row_number() OVER (PARTITION BY l.leader ORDER BY l.score DESC, l.id) AS k
+              FROM led AS l) AS p ON p.leader = w.leader AND p.k = w.k;
+END
+$$;
+COMMENT ON FUNCTION nexus._newer_first(bigint[], float8[], integer, text[]) IS
+'Internal: the last step of nexus.memory_search''s ranking. Of the episodes given (parallel arrays
+of id and score), the best p_depth are grouped by topic: each joins the best episode that scores
+at least as well, within a factor 0.6 (a near tie), and whose vector has a cosine of at least 0.4
+with its own. Within a group the scores are handed out again, newest first (coalesce(valid_at,
+created_at); of equal times, the better score first): when episodes say different things about
+the same thing, the newer ranks first; an episode without a vector of its current content is a
+group of its own. Only a
+permutation within each group: the set of scores is unchanged. The vectors are read by a statement
+planned for the call with the memories searched (p_agents) as constants (only their vector
+partitions are locked).
+Returns (id, score) for the episodes considered (none if fewer than two).';
 
 
 CREATE OR REPLACE FUNCTION nexus._memory_search_fuse(
@@ -658,16 +746,26 @@ BEGIN
           FROM best AS b JOIN nexus_memory.store_texts AS x ON x.agent_id = ANY (p_agents) AND x.id = b.id
           JOIN nexus_memory.store_items AS i ON i.agent_id = x.agent_id AND i.id = x.item_id
          WHERE b.kind = 't' AND (i.expires_at IS NULL OR i.expires_at > clock_timestamp())
-    ), ranked AS (
+    ), scored AS (
         SELECT m.*,
                -- the age of what a memory tells is that of the time it is about, when given
                m.score + CASE WHEN p_recency_weight > 0
                               THEN p_recency_weight / (p_rrf_k + 1)
                                    * power(0.5, greatest(extract(epoch FROM now() - coalesce(m.valid_at, m.created_at)), 0)
                                                 / extract(epoch FROM p_recency_half_life))
-                              ELSE 0 END AS fused
+                              ELSE 0 END AS fused0
           FROM m
-         ORDER BY fused DESC, m.kind, m.id
+    ), ranked AS (
+        -- episodes that tell the same thing: the newest takes the best place among them, among
+        -- the best 5 (which rows are in the first 5, 10, ... does not change)
+        SELECT s.*, coalesce(o.score, s.fused0) AS fused
+          FROM scored AS s
+          LEFT JOIN nexus._newer_first((SELECT array_agg(x.id ORDER BY x.id) FROM scored AS x WHERE x.kind = 'e'),
+                                       (SELECT array_agg(x.fused0 ORDER BY x.id) FROM scored AS x WHERE x.kind = 'e'),
+                                       least(p_limit_n, 5), p_agents) AS o
+            ON s.kind = 'e' AND o.id = s.id
+         -- equal scores: the newer first
+         ORDER BY fused DESC, coalesce(s.valid_at, s.created_at) DESC, s.kind, s.id
          LIMIT p_limit_n
     )
     SELECT r.kind_name, r.id, r.content,
@@ -681,7 +779,7 @@ BEGIN
                 THEN nexus._session_context(r.id, r.session_id, p_context, r.owner_id) END,
            r.owner_id, r.author
       FROM ranked AS r
-     ORDER BY r.fused DESC, r.kind, r.id;
+     ORDER BY r.fused DESC, coalesce(r.valid_at, r.created_at) DESC, r.kind, r.id;
 END
 $$;
 COMMENT ON FUNCTION nexus._memory_search_fuse(text, tsquery, "char"[], bigint[], float8[], "char"[], bigint[],
@@ -690,8 +788,10 @@ COMMENT ON FUNCTION nexus._memory_search_fuse(text, tsquery, "char"[], bigint[],
 'Internal: the fusion of nexus.memory_search, arguments checked by it. Each branch''s results
 (parallel arrays, best first: kind e|s|t, id, and text score or cosine distance) scored by
 Reciprocal Rank Fusion, plus each episode''s neighbour credit (nexus._neighbour_credit) and the
-recency term; the best p_limit_n that still exist, as memory_search returns them: snippets from
-p_tsq (else the OR of p_query''s terms), neighbours for p_context > 0; each with the agent_id it belongs
+recency term, then episodes on the same topic reordered newest first (nexus._newer_first, among
+the best 5: which rows are in the first 5 stays the same, only their order changes); the best p_limit_n
+that still exist, as memory_search returns them: snippets from
+p_tsq (else the OR of p_query''s terms), neighbours for p_context > 0.; each with the agent_id it belongs
 to (owner_id: the caller, or a space of p_agents) and its author.';
 
 
@@ -801,7 +901,8 @@ BEGIN
              ON r.kind = 'semantic' AND s.agent_id = r.owner_id AND s.id = r.id
       -- the space a hit is in (NULL: the caller's own memory)
       LEFT JOIN memory_system.spaces AS sp ON sp.space_id = r.owner_id
-     ORDER BY r.fused_score DESC, r.kind, r.id)
+     -- equal scores: the newer first
+     ORDER BY r.fused_score DESC, coalesce(r.valid_at, s.valid_from, r.created_at) DESC, r.kind, r.id)
     -- the read record (docs/privacy.md): one call with the hits in the order returned, made
     -- before any row is (an uncorrelated condition: a one-time filter), even when there is none
     SELECT h.* FROM hits AS h
@@ -818,8 +919,10 @@ the configured model (HNSW, iterative scan). Either or both; fused by Reciprocal
 (sum of weight / (rrf_k + rank) per branch, rrf_k 5 by default). Each of the best 20 episodes that
 has a session lends neighbour_weight (default 0.4) times its score to the episodes recorded just
 before and after it in that session, half of it to those two away, if a branch found them too: the
-reply to a hit rises. Plus recency_weight * 0.5^(age / recency_half_life) / (rrf_k + 1), the age
-of coalesce(valid_at, created_at).
+reply to a hit rises, to just below the hit (a neighbour never outranks its best lender). Plus
+recency_weight * 0.5^(age / recency_half_life) / (rrf_k + 1), the age of coalesce(valid_at,
+created_at). Then among the first 5 rows, episodes on one topic (near tie, cosine >= 0.4) are
+reordered newest first (nexus._newer_first); equal scores: the newer first.
 Filters: kinds (episode, semantic, store: the texts of nexus.store_put items, metadata naming
 the item''s namespace, key and path; without filters and in natural text mode only), session
 (episodes only), since/until (created_at), tags_all
