@@ -272,7 +272,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
     stack, conn = _agent_conn(args)
     with conn:
         if not args.verify:
-            receipt = forgetting.forget(conn, args.agent, filters, args.dry_run)
+            receipt = forgetting.forget(conn, args.agent, filters, args.dry_run, args.space)
             kinds = [k for k in ("episode", "semantic", "store") if k in receipt["kinds"]]
             places = ("rows", "store_texts", "vectors", "postings", "queue_items", "cache_outbox")
             print(json.dumps(receipt) if args.json else
@@ -281,7 +281,9 @@ def cmd_forget(args: argparse.Namespace) -> int:
                   + " (" + ", ".join(f"{receipt['places'][p]} {p}" for p in places) + ")")
             if args.dry_run:
                 return 0
-        return _verified(conn, stack, args.agent, filters)
+        # in a space, what is left is looked for in the space's memory
+        return _verified(conn, stack, forgetting.memory_id(conn, args.space) if args.space
+                         else args.agent, filters)
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
@@ -625,6 +627,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="recorded at or after this time (ISO 8601)")
     p.add_argument("--until", help="recorded before this time (ISO 8601)")
     p.add_argument("--metadata", metavar="JSON", help="metadata containing this JSON object")
+    p.add_argument("--space", help="forget in this shared space (the agent must be allowed to "
+                                   "write it) instead of the agent's own memory")
     p.add_argument("--dry-run", action="store_true", help="only count what would go")
     p.add_argument("--verify", action="store_true",
                    help="forget nothing: only the verification pass for the filter")

@@ -17,6 +17,7 @@ import redis
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from nexus.ports import ServerError
 from sidecar.cache import idx_key, recent_key, wm_key
 
 # the code of a verification pass that found something left (the command exits 1)
@@ -27,17 +28,29 @@ FILTERS = ("kinds", "tags_all", "session", "since", "until", "metadata_contains"
 
 
 def forget(conn: psycopg.Connection, agent: str, filters: Mapping[str, Any],
-           dry_run: bool) -> dict[str, Any]:
-    """nexus.forget as `agent` (the owner's connection, SET LOCAL ROLE): its receipt."""
+           dry_run: bool, space: str | None = None) -> dict[str, Any]:
+    """nexus.forget as `agent` (the owner's connection, SET LOCAL ROLE), in its own memory or
+    in `space`: its receipt."""
     args: dict[str, Any] = {k: Jsonb(v) if k == "metadata_contains" else v
                             for k, v in filters.items() if v is not None}
     args["dry_run"] = dry_run
+    if space is not None:
+        args["space"] = space
     call = sql.SQL("SELECT nexus.forget({})").format(sql.SQL(", ").join(
         sql.SQL("{} => {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in args))
     with conn.transaction():
         conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(agent)))
         row = conn.execute(call, args).fetchone()
     assert row is not None
+    return row[0]
+
+
+def memory_id(conn: psycopg.Connection, space: str) -> str:
+    """The id a space's rows carry as their agent_id (the owner's connection)."""
+    row = conn.execute("SELECT space_id FROM memory_system.spaces WHERE name = %s",
+                       (space,)).fetchone()
+    if row is None:
+        raise ServerError(f"no space {space!r} (nexus space list)")
     return row[0]
 
 

@@ -242,7 +242,7 @@ INSERT INTO expected_execute VALUES
 -- forgetting by filter (db/functions/api/forget.sql)
 INSERT INTO expected_execute VALUES
     ('nexus_agent', 'nexus.forget(text[],text[],text,timestamp with time zone,timestamp with time zone,jsonb,text,boolean,bigint)'),
-    ('nexus_agent', 'nexus._forget_batch("char",bigint,integer,text,timestamp with time zone,timestamp with time zone,text[],jsonb,bigint,boolean)'),
+    ('nexus_agent', 'nexus._forget_batch(text,"char",bigint,integer,text,timestamp with time zone,timestamp with time zone,text[],jsonb,bigint,boolean)'),
     ('nexus_agent', 'nexus._memory_filter(timestamp with time zone,text[],jsonb,timestamp with time zone,timestamp with time zone,text[],jsonb)'),
     ('nexus_agent', 'memory_system._cache_mirror_leading()');
 

@@ -3,7 +3,7 @@
 -- queue items in every state, the import ledger), another agent untouched, bad input refused, and
 -- nothing left of an agent after agent_remove.
 BEGIN;
-SELECT plan(41);
+SELECT plan(43);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('alice');
@@ -73,8 +73,25 @@ SELECT throws_ok($$SELECT nexus.forget(tags_all => '{}', metadata_contains => '{
                  'an empty tag list and an empty object are no criterion');
 SELECT throws_ok($$SELECT nexus.forget(tags_all => '{gone}', episode_id => 1)$$, 'NX091', NULL,
                  'an episode id and a filter together are refused');
-SELECT throws_ok($$SELECT nexus.forget(tags_all => '{gone}', space => 'team')$$, 'NX092', NULL,
-                 'a space is refused: spaces are not available');
+-- in a space: a writer forgets the space's rows that match, whoever wrote them; a reader may not
+RESET ROLE;
+SELECT memory_system.space_create('team');
+SELECT memory_system.space_grant('team', 'alice', 'write');
+SELECT memory_system.space_grant('team', 'bob', 'read');
+SET LOCAL ROLE alice;
+SELECT nexus.record_episode('the stormy harbour, as the team heard it', tags => '{gone}', space => 'team');
+SELECT nexus.record_episode('the quiet harbour, as the team heard it', tags => '{kept}', space => 'team');
+SET LOCAL ROLE bob;
+SELECT throws_ok($$SELECT nexus.forget(tags_all => '{gone}', space => 'team', dry_run => false)$$, 'NX080', NULL,
+                 'forgetting in a space it may only read: the error of a space it is not in');
+SET LOCAL ROLE alice;
+SELECT is(nexus.forget(tags_all => '{gone}', space => 'team', dry_run => false) -> 'kinds',
+          '{"episode": 1, "semantic": 0, "store": 0}'::jsonb, 'a writer forgets in the space what matches there');
+RESET ROLE;
+SELECT is((SELECT array_agg(e.content) FROM nexus_memory.zep_episodic_memory AS e
+            JOIN memory_system.spaces AS s ON s.space_id = e.agent_id WHERE s.name = 'team'),
+          '{"the quiet harbour, as the team heard it"}'::text[], 'the space keeps what did not match');
+SET LOCAL ROLE alice;
 SELECT throws_ok($$SELECT nexus.forget(kinds => '{episode,nope}', tags_all => '{gone}')$$, 'NX031', NULL,
                  'an unknown kind is refused');
 

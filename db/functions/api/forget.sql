@@ -7,6 +7,7 @@
 -- by the trigger below, and the Redis mirror's copy through the outbox (cache_notify_delete).
 
 CREATE OR REPLACE FUNCTION nexus._forget_batch(
+    p_agent              text,
     p_kind               "char",
     p_after              bigint,
     p_limit              integer,
@@ -27,7 +28,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_agent  text := current_user;
+    v_agent  text := p_agent;
     v_ids    bigint[];
     v_texts  bigint[];
 BEGIN
@@ -95,9 +96,10 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION nexus._forget_batch("char", bigint, integer, text, timestamptz, timestamptz, text[], jsonb,
+COMMENT ON FUNCTION nexus._forget_batch(text, "char", bigint, integer, text, timestamptz, timestamptz, text[], jsonb,
                                         bigint, boolean) IS
-'Internal: one batch of nexus.forget. The calling agent''s first p_limit memories of kind p_kind (e
+'Internal: one batch of nexus.forget. The first p_limit memories of p_agent (the caller or a space it
+may write; row-level security holds either way) of kind p_kind (e
 episode, s fact, t store item) with an id over p_after that match the filters (p_episode_id: that
 episode only): their count, the last id, and the copies derived from them (store texts, vectors,
 postings, queue items); deleted with them unless p_dry_run.';
@@ -132,12 +134,11 @@ DECLARE
     v_outbox    integer := 0;
     v_per_kind  jsonb := '{}';
     v_places    bigint[] := '{0,0,0,0,0}';
+    v_agent     text;
 BEGIN
     PERFORM nexus.current_agent();
-    IF space IS NOT NULL THEN
-        RAISE EXCEPTION 'spaces are not available in this version: forget works on your own memories'
-            USING ERRCODE = 'NX092', HINT = 'Leave space out (NULL: your own memories).';
-    END IF;
+    -- the caller's own memory, or a space it may write (NX080 otherwise, as for any write)
+    v_agent := memory_system._write_target(space);
     v_filtered := session IS NOT NULL OR since IS NOT NULL OR until IS NOT NULL OR v_tags IS NOT NULL
                   OR v_meta IS NOT NULL;
     IF episode_id IS NOT NULL AND v_filtered THEN
@@ -159,7 +160,7 @@ BEGIN
         v_per_kind := v_per_kind || jsonb_build_object(
             CASE v_kind WHEN 'e' THEN 'episode' WHEN 's' THEN 'semantic' ELSE 'store' END, 0);
         LOOP
-            SELECT * INTO v_b FROM nexus._forget_batch(v_kind, v_after, 10000, session, since, until, v_tags,
+            SELECT * INTO v_b FROM nexus._forget_batch(v_agent, v_kind, v_after, 10000, session, since, until, v_tags,
                                                        v_meta, episode_id, v_dry);
             EXIT WHEN v_b.memories = 0;
             v_batches := v_batches + 1;
@@ -170,8 +171,9 @@ BEGIN
                 + v_b.memories);
             v_places := ARRAY[v_places[1] + v_b.memories, v_places[2] + v_b.store_texts,
                               v_places[3] + v_b.vectors, v_places[4] + v_b.postings, v_places[5] + v_b.queue_items];
-            -- each batch of episodes deleted queues one refresh of the agent's recent list
-            IF v_kind = 'e' AND NOT v_dry AND memory_system._cache_mirror_leading() THEN
+            -- each batch of episodes deleted queues one refresh of the agent's recent list (a
+            -- space's rows are not mirrored)
+            IF v_kind = 'e' AND NOT v_dry AND v_agent = current_user AND memory_system._cache_mirror_leading() THEN
                 v_outbox := v_outbox + 1;
             END IF;
         END LOOP;
@@ -194,9 +196,10 @@ rows, store texts, vectors, BM25 postings (text_stats kept right), queue items i
 import-ledger entries, and the Redis mirror''s copy (through the outbox). episode_id => N instead of
 a filter forgets that one episode at once (as delete_episode). Returns a receipt, no content:
 {"dry_run", "at", "batches", "kinds": {kind: rows}, "places": {"rows", "store_texts", "vectors",
-"postings", "queue_items", "cache_outbox"}}. space: not available yet (NX092).
-Errors: NX001 not an agent, NX031 unknown kind, NX090 no criterion, NX091 an id and a filter,
-NX092 a space.
+"postings", "queue_items", "cache_outbox"}}. space => NAME forgets in that space instead, which the
+caller must be allowed to write (docs/spaces.md): every member''s rows there that match.
+Errors: NX001 not an agent, NX031 unknown kind, NX080 no space the caller may write, NX090 no criterion,
+NX091 an id and a filter.
 
 MCP: Forget your memories for good, either one episode by its id or every memory that matches a
 filter (at least one of tags_all, session, since, until, metadata_contains). With a filter it is a
