@@ -19,12 +19,21 @@ def _age(text: str) -> str:
     return ttl_interval(text)
 
 
+def _memory(conn: psycopg.Connection, name: str | None) -> str | None:
+    """The id of the memory a rule is for: an agent's name is its id; a space's rows carry its
+    space id (docs/spaces.md)."""
+    row = conn.execute("SELECT space_id FROM memory_system.spaces WHERE name = %s",
+                       (name,)).fetchone()
+    return row[0] if row else name
+
+
 def run(conn: psycopg.Connection, args: argparse.Namespace) -> int:
+    shown, args.agent = args.agent, _memory(conn, args.agent)
     if args.retention_cmd == "set":
         n = conn.execute("SELECT memory_system.retention_set(%s, %s, %s::interval, %s::real, %s)",
                          (args.agent, args.kind, _age(args.older_than), args.importance_below,
                           args.dry_run)).fetchone()[0]
-        what = f"{NOUNS[args.kind]} of {args.agent} older than {args.older_than}" + (
+        what = f"{NOUNS[args.kind]} of {shown} older than {args.older_than}" + (
             f" with importance below {args.importance_below}" if args.importance_below is not None
             else "")
         if args.dry_run:
@@ -34,7 +43,7 @@ def run(conn: psycopg.Connection, args: argparse.Namespace) -> int:
     elif args.retention_cmd == "remove":
         done = conn.execute("SELECT memory_system.retention_remove(%s, %s)",
                             (args.agent, args.kind)).fetchone()[0]
-        print(f"rule for the {NOUNS[args.kind]} of {args.agent} "
+        print(f"rule for the {NOUNS[args.kind]} of {shown} "
               + ("removed" if done else "was not set"))
     else:
         cur = conn.execute("SELECT * FROM memory_system.retention_list(%s)", (args.agent,))
@@ -54,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                          "important than a bound) removed by the workers")
     rsub = p.add_subparsers(dest="retention_cmd", required=True)
     r = rsub.add_parser("set", help="set an agent's (or space's) rule for a kind")
-    r.add_argument("--agent", required=True)
+    r.add_argument("--agent", required=True, help="an agent, or a shared space, by its name")
     r.add_argument("--kind", required=True, choices=("episode", "semantic"))
     r.add_argument("--older-than", required=True, help="an age: 180d, 12h, '6 months'")
     r.add_argument("--importance-below", type=float, help="only memories less important (0-1)")

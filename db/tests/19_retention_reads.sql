@@ -5,7 +5,7 @@
 -- them, another agent's reads refused (NX101), read-only transactions (NX102), day partitions
 -- made ahead and dropped past their retention.
 BEGIN;
-SELECT plan(79);
+SELECT plan(82);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('alice');
@@ -266,6 +266,22 @@ SELECT is(to_regclass('nexus_parts.reads_20000101'), NULL, 'a day past its reten
 SELECT is((SELECT count(*) FROM memory_system.reads WHERE function = 'old'), 0::bigint,
           'and the DEFAULT partition''s rows as old are deleted');
 SELECT ok(pg_temp.read_count('alice') > 5, 'the recent reads stay');
+
+-- a space's rule: set on the space's memory (nexus retention set --agent SPACE), swept like an agent's
+SELECT memory_system.space_create('archive');
+SELECT memory_system.space_grant('archive', 'alice', 'write');
+CREATE TEMP TABLE archive AS SELECT space_id AS id FROM memory_system.spaces WHERE name = 'archive';
+GRANT SELECT ON archive TO PUBLIC;
+SET LOCAL ROLE alice;
+INSERT INTO nexus_memory.zep_episodic_memory (agent_id, content, importance, created_at)
+VALUES ((SELECT id FROM archive), 'an old shared note', 0.1, now() - interval '400 days'),
+       ((SELECT id FROM archive), 'a new shared note', 0.1, now());
+RESET ROLE;
+SELECT is(memory_system.retention_set((SELECT id FROM archive), 'episode', '1 year'), 1::bigint,
+          'a space''s rule takes its old rows');
+SELECT is(memory_system.retention_sweep(100), 1, 'the sweep removes them');
+SELECT is((SELECT array_agg(content) FROM nexus_memory.zep_episodic_memory WHERE agent_id = (SELECT id FROM archive)),
+          '{"a new shared note"}'::text[], 'the space keeps its new rows');
 
 SELECT * FROM finish();
 ROLLBACK;
