@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -49,6 +51,8 @@ def env(up_env: dict[str, str]) -> dict[str, str]:
 def test_kill_9_of_the_only_replica_loses_nothing_and_status_tells_the_truth(env) -> None:
     dsn = nexus(env, "agent", "add", "steady").strip()
     su_dsn = status(env)["dsns"]["nexus_superuser"]
+    log = Path(env["NEXUS_HOME"]) / "log" / "worker.log"
+    log_from = log.stat().st_size if log.exists() else 0
     with psycopg.connect(dsn, autocommit=True) as agent, \
             psycopg.connect(su_dsn, autocommit=True) as su, \
             psycopg.connect(su_dsn, autocommit=True) as blocker:
@@ -82,6 +86,13 @@ def test_kill_9_of_the_only_replica_loses_nothing_and_status_tells_the_truth(env
         wait_for(lambda: embedded() == EPISODES, timeout=600)
         w = status(env)["worker"]
         assert w["restarts"] == KILLS and w["state"] == "running", w
+        # the supervisor ended each killed replica's leases as it reaped it (they were held
+        # mid-batch), not the leases' timeout
+        with log.open("rb") as f:
+            f.seek(log_from)
+            said = f.read().decode(errors="replace")
+        ended = re.findall(r"ended ([0-9]+) leases of 1 dead worker", said)
+        assert len(ended) == KILLS and all(int(n) > 0 for n in ended), said[-2000:]
         states = dict(su.execute("SELECT state, count(*) FROM memory_system.embeddings_queue "
                                  "WHERE agent_id = 'steady' GROUP BY state").fetchall())
         assert states == {"done": EPISODES}, states
