@@ -213,7 +213,7 @@ Returns a receipt: how many memories of each kind went (or would go) and how man
 - since: Only memories recorded at or after this time, ISO 8601. Example: "2025-06-01T00:00:00Z".
 - until: Only memories recorded before this time, ISO 8601. Example: "2025-07-01T00:00:00Z".
 - metadata_contains: Only memories whose metadata contains this JSON object. Example: {"customer": "ACME"}.
-- space: Not available yet: leave it out. Example: null.
+- space: Forget in this shared space instead of your own memory (one you may write; see the spaces tool). Example: "billing-team".
 - dry_run: false to really forget what a filter matches (default true for a filter: only count;
   an episode id is forgotten at once). Example: false.
 - episode_id: Forget this one episode instead of using a filter. Example: 42.';
