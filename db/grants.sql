@@ -123,7 +123,7 @@ GRANT EXECUTE ON FUNCTION memory_system._check_agent(text),
 -- the fact functions' helpers (db/functions/memory/facts.sql), and as_of given as text
 GRANT EXECUTE ON FUNCTION memory_system._fact_text_sha256(text),
                           memory_system._fact_lock(text, text),
-                          memory_system._fact_rows(text, bigint[], timestamptz),
+                          memory_system._fact_rows(text, bigint[], timestamptz, text),
                           memory_system._fact_to_end(bigint, timestamptz),
                           memory_system._fact_check_input(text, jsonb, text[], real, text, bigint),
                           memory_system._fact_merge(bigint, jsonb, text[], real, bigint),

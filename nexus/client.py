@@ -751,9 +751,10 @@ class Memory:
 
     def get_fact(self, fact_id: int | None = DEFAULT, key: str | None = DEFAULT,
                  as_of: datetime | str | None = DEFAULT,
-                 include_history: bool = DEFAULT) -> list[Fact]:
+                 include_history: bool = DEFAULT, space: str | None = DEFAULT) -> list[Fact]:
         """The fact (by id, or of a key) if it holds now, or at as_of: one row or none; with
-        include_history, whatever its validity (every fact of the key, oldest first)."""
+        include_history, whatever its validity (every fact of the key, oldest first); in `space`,
+        a shared space's."""
         return self._invoke("get_fact", locals())
 
     def delete_fact(self, fact_id: int) -> bool:
@@ -762,8 +763,8 @@ class Memory:
     def invalidate_fact(self, fact_id: int, at: datetime | str | None = DEFAULT) -> datetime:
         return self._invoke("invalidate_fact", locals())
 
-    def fact_history(self, fact_id: int | None = DEFAULT,
-                     key: str | None = DEFAULT) -> list[Fact]:
+    def fact_history(self, fact_id: int | None = DEFAULT, key: str | None = DEFAULT,
+                     space: str | None = DEFAULT) -> list[Fact]:
         return self._invoke("fact_history", locals())
 
     def working_memory_set(self, key: str, value: Any,
@@ -1028,7 +1029,8 @@ class AsyncMemory:
 
     async def get_fact(self, fact_id: int | None = DEFAULT, key: str | None = DEFAULT,
                        as_of: datetime | str | None = DEFAULT,
-                       include_history: bool = DEFAULT) -> list[Fact]:
+                       include_history: bool = DEFAULT,
+                       space: str | None = DEFAULT) -> list[Fact]:
         return await self._invoke("get_fact", locals())
 
     async def delete_fact(self, fact_id: int) -> bool:
@@ -1038,8 +1040,8 @@ class AsyncMemory:
                               at: datetime | str | None = DEFAULT) -> datetime:
         return await self._invoke("invalidate_fact", locals())
 
-    async def fact_history(self, fact_id: int | None = DEFAULT,
-                           key: str | None = DEFAULT) -> list[Fact]:
+    async def fact_history(self, fact_id: int | None = DEFAULT, key: str | None = DEFAULT,
+                           space: str | None = DEFAULT) -> list[Fact]:
         return await self._invoke("fact_history", locals())
 
     async def working_memory_set(self, key: str, value: Any,

@@ -69,9 +69,9 @@ SELECT ok(obj_description(p.oid, 'pg_proc') ~ ('(^|\n)MCP: ') AND
 SELECT is(p.prosecdef, false, format('%s is SECURITY INVOKER', p.oid::regprocedure))
   FROM pg_proc AS p
  WHERE p.oid IN ('nexus.remember_fact(text,jsonb,text[],real,bigint,text,bigint,timestamptz,text)'::regprocedure,
-                 'nexus.get_fact(bigint,text,timestamptz,boolean)'::regprocedure,
+                 'nexus.get_fact(bigint,text,timestamptz,boolean,text)'::regprocedure,
                  'nexus.invalidate_fact(bigint,timestamptz)'::regprocedure,
-                 'nexus.fact_history(bigint,text)'::regprocedure)
+                 'nexus.fact_history(bigint,text,text)'::regprocedure)
  ORDER BY p.oid::regprocedure::text;
 
 -- deduplication by normalised text ----------------------------------------------------------------
@@ -307,8 +307,9 @@ SELECT is(pg_temp.error_of(format('SELECT nexus.invalidate_fact(%s)', pg_temp.id
           'bob: invalidating alice''s fact looks exactly like invalidating a missing one');
 SELECT is_empty($$SELECT * FROM nexus.get_fact(key => 'user.city', include_history => true)$$, 'bob: alice''s key has nothing for him');
 SELECT is_empty($$SELECT * FROM nexus.fact_history(key => 'user.city')$$, 'bob: nor a history');
-SELECT is_empty(format('SELECT * FROM memory_system._fact_rows(%L, ARRAY[%s]::bigint[], NULL)', 'user.city', pg_temp.id('denver')),
-                'bob: the internal row reader shows him nothing of alice''s either');
+SELECT is_empty(format('SELECT * FROM memory_system._fact_rows(%L, ARRAY[%s]::bigint[], NULL, %L)', 'user.city',
+                       pg_temp.id('denver'), 'alice'),
+                'bob: the internal row reader shows him nothing of alice''s either, even named (row-level security)');
 SELECT is(tests.affected(format('UPDATE nexus_memory.semantic_memories SET valid_to = now(), ended_by = ''invalidated'', ended_at = now() WHERE id = %s', pg_temp.id('juice'))),
           0::bigint, 'bob: a direct update of alice''s fact touches nothing');
 INSERT INTO ids VALUES ('bob_city', nexus.remember_fact('Lives in Austin', key => 'user.city', valid_from => pg_temp.t(10)));

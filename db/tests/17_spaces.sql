@@ -3,7 +3,7 @@
 -- reaches the catalogs or the Redis mirror. Two agents writing one space at once, a revoke over a
 -- real login and the hostile-agent suite: tests/test_spaces.py and tests/test_isolation.py.
 BEGIN;
-SELECT plan(96);
+SELECT plan(100);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('alice');   -- writer
@@ -89,6 +89,18 @@ SELECT is(ARRAY(SELECT content || ':' || author FROM nexus_memory.semantic_memor
           ARRAY['the plan is to ship:dave'], 'one current fact per key per space, whichever member wrote it');
 SELECT is((SELECT count(*) FROM nexus_memory.semantic_memories WHERE agent_id = pg_temp.sid() AND fact_key = 'plan'),
           2::bigint, 'the replaced one stays in the space''s history');
+-- a space's facts by key: the current one and its history, for any member; a non-member gets NX080
+SET LOCAL ROLE bob;
+SELECT is(ARRAY(SELECT content FROM nexus.get_fact(key => 'plan', space => 'team')), ARRAY['the plan is to ship'],
+          'a reader gets the space''s current fact of a key');
+SELECT is(ARRAY(SELECT content FROM nexus.fact_history(key => 'plan', space => 'team')),
+          ARRAY['the plan is to wait', 'the plan is to ship'], 'and the key''s history in the space, oldest first');
+SELECT is((SELECT count(*) FROM nexus.get_fact(key => 'plan')), 0::bigint, 'his own memory has no such fact');
+RESET ROLE;
+SET LOCAL ROLE carol;
+SELECT throws_ok($$SELECT * FROM nexus.fact_history(key => 'plan', space => 'team')$$, 'NX080', NULL,
+                 'a non-member reads no fact of the space: the error of no such space');
+RESET ROLE;
 
 -- the same error for a read-only member, a non-member and no such space --------------------------
 SET LOCAL ROLE bob;

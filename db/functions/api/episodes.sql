@@ -401,7 +401,8 @@ CREATE OR REPLACE FUNCTION nexus.get_fact(
     fact_id          bigint DEFAULT NULL,
     key              text DEFAULT NULL,
     as_of            timestamptz DEFAULT NULL,
-    include_history  boolean DEFAULT false)
+    include_history  boolean DEFAULT false,
+    space            text DEFAULT NULL)
 RETURNS TABLE (id bigint, content text, metadata jsonb, tags text[], importance real,
                source_episode_id bigint, created_at timestamptz, updated_at timestamptz,
                embedded boolean, fact_key text, valid_from timestamptz, valid_to timestamptz,
@@ -411,7 +412,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-    v_at timestamptz := coalesce(as_of, now());
+    v_at    timestamptz := coalesce(as_of, now());
+    -- the caller's own memory, or a space it may read (NX080 otherwise)
+    v_agent text := memory_system._read_target(space);
 BEGIN
     IF (fact_id IS NULL) = (key IS NULL) THEN
         RAISE EXCEPTION 'get_fact takes a fact_id or a key, not both' USING ERRCODE = 'NX031';
@@ -423,30 +426,31 @@ BEGIN
     PERFORM memory_system._check_fact_key(key);
     IF fact_id IS NOT NULL AND NOT EXISTS (
             SELECT FROM nexus_memory.semantic_memories AS s
-             WHERE s.agent_id = (current_user::text COLLATE "default") AND s.id = fact_id) THEN
+             WHERE s.agent_id = v_agent AND s.id = fact_id) THEN
         RAISE EXCEPTION 'fact % not found', fact_id USING ERRCODE = 'NX033';
     END IF;
     RETURN QUERY
     WITH hits AS MATERIALIZED (
     SELECT f.* FROM memory_system._fact_rows(key, ARRAY[fact_id],
-                                             CASE WHEN NOT coalesce(include_history, false) THEN v_at END) AS f
+                                             CASE WHEN NOT coalesce(include_history, false) THEN v_at END,
+                                             v_agent) AS f
      ORDER BY f.valid_from, f.valid_to IS NOT DISTINCT FROM f.valid_from DESC, f.id)
     -- the read record (docs/privacy.md): one call with the rows in order, as in memory_search
     SELECT h.* FROM hits AS h
      WHERE (SELECT memory_system._record_read('get_fact',
                        json_strip_nulls(json_build_object('fact_id', fact_id, 'key', key, 'as_of', as_of,
-                           'include_history', include_history))::text,
+                           'include_history', include_history, 'space', space))::text,
                        array_agg('semantic'::text), array_agg(x.id))
               FROM hits AS x) IS NOT NULL;
 END
 $$;
-COMMENT ON FUNCTION nexus.get_fact(bigint, text, timestamptz, boolean) IS
+COMMENT ON FUNCTION nexus.get_fact(bigint, text, timestamptz, boolean, text) IS
 'A fact of the calling agent, by id or by key, if it holds now (valid_from <= now < valid_to), or at
 as_of; no row if it does not. include_history: the fact whatever its validity, or every fact of the
 key, oldest first. Each row has its validity, what ended it (ended_by: superseded or invalidated;
 superseded_by) and is_current. Errors: NX031 neither or both of fact_id and key, or as_of with
-include_history; NX033 unknown id (another agent''s is unknown too); NX036 bad key. Any agent, on its
-own facts.
+include_history; NX033 unknown id (another agent''s is unknown too); NX036 bad key; NX080 no space
+you may read. Any agent, on its own facts, or with space => NAME a shared space''s (docs/spaces.md).
 
 MCP: Read what you know of something now: the fact of a key (or a fact by its id, as remember_fact
 and recall give them) if it still holds, and whether it is embedded yet (searchable by meaning).
@@ -456,7 +460,9 @@ held and what ended it. Returns no row when nothing holds.
 - key: The key the fact was remembered with (or give fact_id). Example: "user.city".
 - as_of: A past time to answer for instead of now, in ISO 8601 (default now). Example:
   "2024-06-01T00:00:00Z".
-- include_history: true for every fact of the key, ended ones too (default false). Example: true.';
+- include_history: true for every fact of the key, ended ones too (default false). Example: true.
+- space: Read the fact in this shared space instead of your own memory (one you may read; see the
+  spaces tool). Example: "billing-team".';
 
 
 CREATE OR REPLACE FUNCTION nexus.delete_fact(fact_id bigint)
@@ -510,7 +516,8 @@ the new fact with the same key). It is kept in the history. Returns when it stop
 - at: When it stopped being true, in ISO 8601 (default now). Example: "2025-03-01T00:00:00Z".';
 
 
-CREATE OR REPLACE FUNCTION nexus.fact_history(fact_id bigint DEFAULT NULL, key text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION nexus.fact_history(fact_id bigint DEFAULT NULL, key text DEFAULT NULL,
+                                              space text DEFAULT NULL)
 RETURNS TABLE (id bigint, content text, metadata jsonb, tags text[], importance real,
                source_episode_id bigint, created_at timestamptz, updated_at timestamptz,
                embedded boolean, fact_key text, valid_from timestamptz, valid_to timestamptz,
@@ -520,7 +527,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-    v_agent text := current_user;
+    -- the caller's own memory, or a space it may read (NX080 otherwise)
+    v_agent text := memory_system._read_target(space);
     v_key   text := key;
     v_ids   bigint[];
 BEGIN
@@ -552,24 +560,27 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH hits AS MATERIALIZED (
-    SELECT f.* FROM memory_system._fact_rows(v_key, v_ids, NULL) AS f
+    SELECT f.* FROM memory_system._fact_rows(v_key, v_ids, NULL, v_agent) AS f
      ORDER BY f.valid_from, f.valid_to IS NOT DISTINCT FROM f.valid_from DESC, f.id)
     -- the read record (docs/privacy.md): one call with the rows in order, as in memory_search
     SELECT h.* FROM hits AS h
      WHERE (SELECT memory_system._record_read('fact_history',
-                       json_strip_nulls(json_build_object('fact_id', fact_id, 'key', key))::text,
+                       json_strip_nulls(json_build_object('fact_id', fact_id, 'key', key, 'space', space))::text,
                        array_agg('semantic'::text), array_agg(x.id))
               FROM hits AS x) IS NOT NULL;
 END
 $$;
-COMMENT ON FUNCTION nexus.fact_history(bigint, text) IS
+COMMENT ON FUNCTION nexus.fact_history(bigint, text, text) IS
 'The history of a key of the calling agent, or of the fact with that id (its key''s history, or for
 an unkeyed fact the chain of facts that superseded one another), oldest first (by valid_from; a fact
 that never held before the one that replaced it as it began). Each row has its validity, what ended
 it and is_current. An unknown key has no history. Errors: NX031 neither or both of fact_id and key,
-NX033 unknown id (another agent''s is unknown too), NX036 bad key. Any agent, on its own facts.
+NX033 unknown id (another agent''s is unknown too), NX036 bad key, NX080 no space you may read. Any
+agent, on its own facts, or with space => NAME a shared space''s (docs/spaces.md).
 
 MCP: The history of something you know: every fact of a key (or of the chain of the fact with that
 id), oldest first, each with when it held, what ended it and which fact replaced it.
 - fact_id: The id of any fact of the history (or give key). Example: 7.
-- key: The key the facts were remembered with (or give fact_id). Example: "user.city".';
+- key: The key the facts were remembered with (or give fact_id). Example: "user.city".
+- space: The history in this shared space instead of your own memory (one you may read; see the
+  spaces tool). Example: "billing-team".';

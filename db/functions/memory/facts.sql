@@ -46,7 +46,7 @@ until the end of the transaction: the second writer waits, then reads what the f
 The exclusion constraint on semantic_memories is the backstop. Internal.';
 
 
-CREATE OR REPLACE FUNCTION memory_system._fact_rows(p_key text, p_ids bigint[], p_at timestamptz)
+CREATE OR REPLACE FUNCTION memory_system._fact_rows(p_key text, p_ids bigint[], p_at timestamptz, p_agent text)
 RETURNS TABLE (id bigint, content text, metadata jsonb, tags text[], importance real,
                source_episode_id bigint, created_at timestamptz, updated_at timestamptz,
                embedded boolean, fact_key text, valid_from timestamptz, valid_to timestamptz,
@@ -62,12 +62,13 @@ AS $$
            s.fact_key, s.valid_from, s.valid_to, s.ended_by, s.ended_at, s.superseded_by,
            s.valid_from <= now() AND (s.valid_to IS NULL OR s.valid_to > now())
       FROM nexus_memory.semantic_memories AS s
-     WHERE s.agent_id = (current_user::text COLLATE "default")
+     WHERE s.agent_id = p_agent
        AND (s.fact_key = p_key OR s.id = ANY (p_ids))
        AND (p_at IS NULL OR (s.valid_from <= p_at AND (s.valid_to IS NULL OR s.valid_to > p_at)))
 $$;
-COMMENT ON FUNCTION memory_system._fact_rows(text, bigint[], timestamptz) IS
-'The calling agent''s facts of key p_key and those of ids p_ids that hold at p_at (NULL: all), as
+COMMENT ON FUNCTION memory_system._fact_rows(text, bigint[], timestamptz, text) IS
+'The facts of memory p_agent (the caller''s own, or a space it may read: row-level security holds
+either way) of key p_key and those of ids p_ids that hold at p_at (NULL: all), as
 get_fact and fact_history return them (is_current: it holds now). Unordered. Internal.';
 
 
