@@ -176,7 +176,9 @@ GRANT EXECUTE ON FUNCTION memory_system.claim_batch(text, integer, interval, tex
                           memory_system.cache_recent_episodes(text[], integer),
                           memory_system.cache_agents(),
                           memory_system.cache_outbox_drain(integer),
-                          memory_system.cache_outbox_clear()
+                          memory_system.cache_outbox_clear(),
+                          -- the schema's version, checked at start (sidecar/__main__.py)
+                          memory_system.schema_migration()
     TO nexus_worker;
 -- the queue's own bookkeeping, read by workers for stats; analysts read everything anyway
 GRANT SELECT ON memory_system.embeddings_queue, memory_system.worker_heartbeats, memory_system.settings

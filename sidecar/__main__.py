@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from sidecar import config
 from sidecar.cache import MirrorThread, redis_client
 from sidecar.config import Config, ConfigError
-from sidecar.db import RETRY_SECONDS, Outage, postgresql_outage, redis_outage
+from sidecar.db import RETRY_SECONDS, SCHEMA, Outage, postgresql_outage, redis_outage
 from sidecar.embedder import Embedder, ModelError, auto_threads
 from sidecar.http import Context, Health, make_app
 from sidecar.metrics import Metrics
@@ -39,18 +39,23 @@ class DatabaseUnavailable(RuntimeError):
 
 
 async def _database_target(pool: AsyncConnectionPool, pg: Outage) -> tuple[str, int]:
-    """The model and dimension the database expects; PostgreSQL is waited for START_SECONDS at
-    most (tried every second or so), then the error is the replica's exit."""
+    """The model and dimension the database expects, once its schema is this release's (else
+    ConfigError); PostgreSQL is waited for START_SECONDS at most (tried every second or so), then
+    the error is the replica's exit."""
     deadline = time.monotonic() + START_SECONDS
     while True:
         try:
             async with pool.connection(timeout=RECONNECT_SECONDS) as conn:
                 cur = await conn.execute(
                     "SELECT max(value) FILTER (WHERE name = 'embedding_model'), "
-                    "max(value) FILTER (WHERE name = 'embedding_dimensions')::integer "
-                    "FROM memory_system.settings")
-                model, dims = await cur.fetchone()
+                    "max(value) FILTER (WHERE name = 'embedding_dimensions')::integer, "
+                    "memory_system.schema_migration() FROM memory_system.settings")
+                model, dims, schema = await cur.fetchone()
             pg.back()
+            if schema != SCHEMA:
+                raise ConfigError(f"the database is migrated to {schema}, this worker's release to "
+                                  f"{SCHEMA}: " + ("run its nexus migrate first" if schema < SCHEMA
+                                                   else "run the release that migrated it"))
             return model, dims
         except psycopg.OperationalError as exc:
             if time.monotonic() >= deadline:
@@ -75,9 +80,6 @@ async def serve(cfg: Config) -> None:
     """Run one worker with its HTTP endpoints until SIGTERM/SIGINT; then drain and exit."""
     check_settings(cfg)
     sock = _listen(cfg)
-    threads = cfg.worker_threads or auto_threads(cfg.worker_replicas)
-    embedder = Embedder(cfg.embed_model, threads, batch_size=cfg.worker_batch,
-                        dtype=cfg.embed_dtype, device=cfg.embed_device)
     metrics = Metrics()
     pg, redis_state = postgresql_outage(metrics), redis_outage(metrics)
     pool = make_pool(cfg)
@@ -85,7 +87,11 @@ async def serve(cfg: Config) -> None:
     redis = redis_client(cfg, asynchronous=True)
     runner = None
     try:
+        # the database first: a schema of another release is refused before the model loads
         target, dims = await _database_target(pool, pg)
+        threads = cfg.worker_threads or auto_threads(cfg.worker_replicas)
+        embedder = Embedder(cfg.embed_model, threads, batch_size=cfg.worker_batch,
+                            dtype=cfg.embed_dtype, device=cfg.embed_device)
         embedder.check_dimension(dims)
         if target != embedder.info.name:
             log.warning("the database targets model %s but this worker runs %s: it will claim "

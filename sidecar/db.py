@@ -19,6 +19,9 @@ log = logging.getLogger("nexus.db")
 # The longest wait between two tries of any connection of the sidecar, whatever the outage's
 # length: a server that is back is used again within about this long.
 RETRY_SECONDS = 1.0
+# the newest migration of this release: a worker runs only against a database migrated to it
+# (tests/unit/test_config.py checks it is migrations/' newest)
+SCHEMA = "0024_facts_in_spaces"
 # The longest a request waits for a connection of the worker's pool (sidecar.worker.make_pool)
 POOL_TIMEOUT = 10.0
 

@@ -296,6 +296,17 @@ def test_a_model_of_the_wrong_dimension_is_refused_at_start(fresh_db: Config) ->
     assert "384-dimensional" in result.stderr and "stores 512" in result.stderr
 
 
+def test_a_database_of_another_release_is_refused_before_the_model_loads(fresh_db: Config) -> None:
+    with su(fresh_db) as conn:
+        conn.execute("INSERT INTO nexus_migrations._yoyo_migration (migration_hash, migration_id, "
+                     "applied_at_utc) VALUES ('future', '9999_from_a_newer_release', now())")
+    result = subprocess.run([NEXUS, "worker"], env=worker_env(fresh_db, free_port()),
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 2
+    assert "migrated to 9999_from_a_newer_release" in result.stderr
+    assert "run the release that migrated it" in result.stderr
+
+
 def test_cuda_asked_without_a_gpu_is_refused_at_start(fresh_db: Config) -> None:
     import torch
 

@@ -169,6 +169,7 @@ INSERT INTO expected_execute VALUES
     ('nexus_agent', 'memory_system._fact_merge(bigint,jsonb,text[],real,bigint)'),
     ('nexus_agent', 'memory_system._as_of(text)'),
     ('nexus_worker', 'memory_system.claim_batch(text,integer,interval,text)'),
+    ('nexus_worker', 'memory_system.schema_migration()'),
     ('nexus_worker', 'memory_system.complete_batch(text,bigint[],vector[],bytea[],text,text)'),
     ('nexus_worker', 'memory_system.skip_batch(text,bigint[],text)'),
     ('nexus_worker', 'memory_system.fail_item(text,bigint,text)'),

@@ -88,3 +88,12 @@ def test_the_runtime_reads_only_its_own_settings_and_the_tooling_extends_them(
     assert tooling.describe("mcp_port") == "NEXUS_MCP_PORT, 58100"
     variables = [env for env, _, _ in tooling.settings()]
     assert len(variables) == len(set(variables)) and "NEXUS_MCP_PORT" in variables
+
+
+def test_the_runtime_knows_its_release_s_newest_migration() -> None:
+    """A worker runs only against a database migrated to sidecar.db.SCHEMA: a new migration must
+    move it (and so a worker of an older release refuses the newer schema)."""
+    from sidecar.db import SCHEMA
+
+    newest = max(p.stem for p in (Path(__file__).parents[2] / "migrations").glob("[0-9]*.sql"))
+    assert newest == SCHEMA

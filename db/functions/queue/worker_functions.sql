@@ -482,3 +482,18 @@ COMMENT ON FUNCTION memory_system.skip_batch(text, bigint[], text) IS
 'Closes items that deliberately get no vector (empty or whitespace-only content): done, with
 last_error ''no vector: <reason>'' recorded, and any older vector of the row removed. Returns the
 number closed. Errors: NX020 bad worker id or no reason. Callers: nexus_worker.';
+
+
+CREATE OR REPLACE FUNCTION memory_system.schema_migration()
+RETURNS text
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT max(m.migration_id) FROM nexus_migrations._yoyo_migration AS m
+$$;
+COMMENT ON FUNCTION memory_system.schema_migration() IS
+'The newest migration applied to this database (e.g. 0024_facts_in_spaces). A worker starts only if it
+is the one its release was built for (sidecar/db.py SCHEMA): an older runtime must not run against a
+newer schema, nor a newer one against an older. SECURITY DEFINER: workers do not read the migration
+table. Callers: workers, at start.';
