@@ -73,6 +73,14 @@ def test_up_status_agents_down(env) -> None:
     assert nexus(env, "space", "members", "crew").stdout == "scout\twrite\n"
     assert nexus(env, "space", "list").stdout.startswith("crew\tscout\t0\t1\t0\t")
     assert "crew" not in nexus(env, "agent", "list").stdout, "a space is no agent"
+    # forgetting in a space the agent writes, verified in the space's memory (docs/privacy.md)
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SELECT nexus.record_episode('crew secret', tags => '{gone}', "
+                     "space => 'crew')")
+        conn.commit()
+    forgot = nexus(env, "forget", "--agent", "scout", "--space", "crew", "--tag", "gone")
+    assert forgot.stdout.startswith("forgot 1 episode")
+    assert "verified: nothing left" in forgot.stdout
     busy = nexus(env, "space", "drop", "crew", check=False)
     assert busy.returncode == 2 and "NX084" in busy.stderr
     nexus(env, "space", "revoke", "crew", "scout")
