@@ -18,7 +18,18 @@ import psycopg
 import redis
 from psycopg.conninfo import conninfo_to_dict
 
-from nexus import agents, backup, client, config, doctor, forgetting, imports, migrate, secrets
+from nexus import (
+    agents,
+    backup,
+    client,
+    config,
+    doctor,
+    forgetting,
+    imports,
+    migrate,
+    secrets,
+    spaces,
+)
 from nexus.config import APP, READONLY, SUPERUSER, ConfigError
 from nexus.ports import ServerError
 from nexus.stack import Stack, apply_role_passwords, resolve_home
@@ -220,8 +231,6 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def cmd_space(args: argparse.Namespace) -> int:
-    from nexus import spaces
-
     _, conn = _agent_conn(args)
     with conn:
         for line in spaces.run(conn, args):
@@ -282,8 +291,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
             if args.dry_run:
                 return 0
         # in a space, what is left is looked for in the space's memory
-        return _verified(conn, stack, forgetting.memory_id(conn, args.space) if args.space
-                         else args.agent, filters)
+        return _verified(conn, stack, _space_id(conn, args.space) if args.space else args.agent,
+                         filters)
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
@@ -509,16 +518,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     return _print_report(report, args.json)
 
 
+def _space_id(conn: psycopg.Connection, name: str) -> str:
+    found = spaces.space_id(conn, name)
+    if found is None:
+        raise ServerError(f"no space {name} (nexus space list)")
+    return found
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     conn, _cfg = _target(args)
     with conn:
-        owner = args.agent
-        if args.space:  # a space's rows are those of its id (docs/spaces.md)
-            row = conn.execute("SELECT space_id FROM memory_system.spaces WHERE name = %s",
-                               (args.space,)).fetchone()
-            if row is None:
-                raise ServerError(f"no space {args.space}")
-            owner = row[0]
+        # a space's rows are those of its id (docs/spaces.md)
+        owner = _space_id(conn, args.space) if args.space else args.agent
         if args.out:
             with open(args.out, "w", encoding="utf-8") as out:
                 counts = imports.export_agent(conn, owner, out)
@@ -635,7 +646,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="the receipt as JSON")
     p.set_defaults(func=cmd_forget)
 
-    from nexus import spaces
     spaces.add_parser(sub).set_defaults(func=cmd_space)
 
     p = sub.add_parser("mcp", help="the MCP server: stdio as one agent (--agent NAME or "

@@ -17,7 +17,6 @@ import redis
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from nexus.ports import ServerError
 from sidecar.cache import idx_key, recent_key, wm_key
 
 # the code of a verification pass that found something left (the command exits 1)
@@ -42,15 +41,6 @@ def forget(conn: psycopg.Connection, agent: str, filters: Mapping[str, Any],
         conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(agent)))
         row = conn.execute(call, args).fetchone()
     assert row is not None
-    return row[0]
-
-
-def memory_id(conn: psycopg.Connection, space: str) -> str:
-    """The id a space's rows carry as their agent_id (the owner's connection)."""
-    row = conn.execute("SELECT space_id FROM memory_system.spaces WHERE name = %s",
-                       (space,)).fetchone()
-    if row is None:
-        raise ServerError(f"no space {space!r} (nexus space list)")
     return row[0]
 
 

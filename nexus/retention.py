@@ -11,6 +11,8 @@ import json
 
 import psycopg
 
+from nexus import spaces
+
 NOUNS = {"episode": "episodes", "semantic": "facts"}
 
 def _age(text: str) -> str:
@@ -19,16 +21,9 @@ def _age(text: str) -> str:
     return ttl_interval(text)
 
 
-def _memory(conn: psycopg.Connection, name: str | None) -> str | None:
-    """The id of the memory a rule is for: an agent's name is its id; a space's rows carry its
-    space id (docs/spaces.md)."""
-    row = conn.execute("SELECT space_id FROM memory_system.spaces WHERE name = %s",
-                       (name,)).fetchone()
-    return row[0] if row else name
-
-
 def run(conn: psycopg.Connection, args: argparse.Namespace) -> int:
-    shown, args.agent = args.agent, _memory(conn, args.agent)
+    # the memory a rule is for: an agent's name is its id; a space's rows carry its space id
+    shown, args.agent = args.agent, spaces.space_id(conn, args.agent) or args.agent
     if args.retention_cmd == "set":
         n = conn.execute("SELECT memory_system.retention_set(%s, %s, %s::interval, %s::real, %s)",
                          (args.agent, args.kind, _age(args.older_than), args.importance_below,

@@ -7,6 +7,14 @@ import argparse
 import psycopg
 
 
+def space_id(conn: psycopg.Connection, name: str | None) -> str | None:
+    """The id a space's rows carry as their agent_id (docs/spaces.md), or None if no space has
+    that name (the owner's connection sees every space)."""
+    row = conn.execute("SELECT space_id FROM memory_system.spaces WHERE name = %s",
+                       (name,)).fetchone()
+    return row[0] if row else None
+
+
 def run(conn: psycopg.Connection, args: argparse.Namespace) -> list[str]:
     """One `nexus space` command as the owner of the database; the lines it prints."""
     cmd = args.space_cmd
