@@ -9,35 +9,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 
 import psycopg
-
-_AGE = re.compile(r"\d+\s*[smhdw]")
+from psycopg.rows import dict_row
 
 
 def _since(text: str | None) -> tuple[str | None, str | None]:
     """A time (ISO 8601) or an age back from now ('2h', '7d'): (timestamp, interval)."""
+    from nexus.mcp import ttl_interval
+
     if text is None:
         return None, None
-    if _AGE.fullmatch(text.strip()):
-        from nexus.mcp import ttl_interval
-        return None, ttl_interval(text)
-    return text, None
+    age = ttl_interval(text)
+    return (None, age) if age != text else (text, None)
 
 
 def _show(conn: psycopg.Connection, args: argparse.Namespace) -> int:
     since, age = _since(args.since)
-    cur = conn.execute(
+    rows = conn.cursor(row_factory=dict_row).execute(
         "SELECT read_at, function, login, encode(query_sha256, 'hex') AS query_sha256, query,"
         "       kinds, ids"
         "  FROM memory_system.reads_of(%(agent)s,"
         "         coalesce(%(since)s::timestamptz, now() - %(age)s::interval),"
         "         %(until)s, %(limit)s)",
         {"agent": args.agent, "since": since, "age": age, "until": args.until,
-         "limit": args.limit})
-    names = [c.name for c in cur.description or []]
-    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+         "limit": args.limit}).fetchall()
     if args.json:
         print(json.dumps(rows, default=str, indent=2))
         return 0

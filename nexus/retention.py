@@ -10,24 +10,22 @@ import argparse
 import json
 
 import psycopg
+from psycopg.rows import dict_row
 
 from nexus import spaces
 
 NOUNS = {"episode": "episodes", "semantic": "facts"}
 
-def _age(text: str) -> str:
-    """'180d' -> '180 days' (s, m, h, d, w); anything else is given to PostgreSQL as an interval."""
-    from nexus.mcp import ttl_interval
-    return ttl_interval(text)
-
 
 def run(conn: psycopg.Connection, args: argparse.Namespace) -> int:
+    from nexus.mcp import ttl_interval  # '180d' -> '180 days'; anything else as PostgreSQL reads it
+
     # the memory a rule is for: an agent's name is its id; a space's rows carry its space id
     shown, args.agent = args.agent, spaces.space_id(conn, args.agent) or args.agent
     if args.retention_cmd == "set":
         n = conn.execute("SELECT memory_system.retention_set(%s, %s, %s::interval, %s::real, %s)",
-                         (args.agent, args.kind, _age(args.older_than), args.importance_below,
-                          args.dry_run)).fetchone()[0]
+                         (args.agent, args.kind, ttl_interval(args.older_than),
+                          args.importance_below, args.dry_run)).fetchone()[0]
         what = f"{NOUNS[args.kind]} of {shown} older than {args.older_than}" + (
             f" with importance below {args.importance_below}" if args.importance_below is not None
             else "")
@@ -41,9 +39,8 @@ def run(conn: psycopg.Connection, args: argparse.Namespace) -> int:
         print(f"rule for the {NOUNS[args.kind]} of {shown} "
               + ("removed" if done else "was not set"))
     else:
-        cur = conn.execute("SELECT * FROM memory_system.retention_list(%s)", (args.agent,))
-        names = [c.name for c in cur.description or []]
-        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        rows = conn.cursor(row_factory=dict_row).execute(
+            "SELECT * FROM memory_system.retention_list(%s)", (args.agent,)).fetchall()
         if args.json:
             print(json.dumps(rows, default=str, indent=2))
         for r in rows if not args.json else []:
