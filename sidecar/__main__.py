@@ -44,6 +44,7 @@ async def _database_target(pool: AsyncConnectionPool, pg: Outage) -> tuple[str, 
     the error is the replica's exit."""
     deadline = time.monotonic() + START_SECONDS
     while True:
+        began = time.monotonic()
         try:
             async with pool.connection(timeout=RECONNECT_SECONDS) as conn:
                 cur = await conn.execute(
@@ -51,7 +52,7 @@ async def _database_target(pool: AsyncConnectionPool, pg: Outage) -> tuple[str, 
                     "max(value) FILTER (WHERE name = 'embedding_dimensions')::integer, "
                     "memory_system.schema_migration() FROM memory_system.settings")
                 model, dims, schema = await cur.fetchone()
-            pg.back()
+            pg.back(began)
             if schema != SCHEMA:
                 raise ConfigError(f"the database is migrated to {schema}, this worker's release to "
                                   f"{SCHEMA}: " + ("run its nexus migrate first" if schema < SCHEMA

@@ -327,8 +327,9 @@ class MirrorThread(threading.Thread):
             self.stopping.wait(wait)
 
     def _lead(self) -> None:
+        began = time.monotonic()
         with worker_conn(self.cfg) as conn, worker_conn(self.cfg) as listener:
-            self.pg.back()
+            self.pg.back(began)
             got = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (LEADER_LOCK,))
             if not got.fetchone()[0]:
                 return
@@ -346,14 +347,14 @@ class MirrorThread(threading.Thread):
                 if woken:
                     list(listener.notifies(timeout=0.001, stop_after=10_000))
                 try:
-                    if time.monotonic() >= next_look:
+                    if (began := time.monotonic()) >= next_look:
                         # every second: a Redis that restarted (a new run_id) lost the cache,
                         # and one that failed a write may have missed some: reconcile at once
                         seen = client.info("server")["run_id"]
                         if seen != run_id:
                             run_id, next_reconcile = seen, 0.0
                         next_look = time.monotonic() + RETRY_SECONDS
-                        self.redis_state.back()
+                        self.redis_state.back(began)
                     if time.monotonic() >= next_reconcile:
                         mirror.reconcile()
                         next_reconcile = time.monotonic() + self.interval

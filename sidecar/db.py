@@ -75,12 +75,14 @@ class Outage:
         log.warning("%s unreachable (%s); %s", self.server, describe(error), self.meanwhile)
         return True
 
-    def back(self) -> float | None:
-        """A try succeeded; the outage's length in seconds if this ends one (and was logged)."""
+    def back(self, began: float) -> float | None:
+        """A try begun at `began` (monotonic) succeeded; the outage's length in seconds if this
+        ends one (and was logged). A try begun before the outage (a query in flight on a
+        connection the server had not cut yet) says nothing of the server now."""
         if self.since is None:  # the common case, without the lock
             return None
         with self._lock:
-            if self.since is None:
+            if self.since is None or began < self._started:
                 return None
             self._back_at = time.monotonic()
             took, self.since = self._back_at - self._started, None
@@ -88,10 +90,10 @@ class Outage:
         log.info("%s is back after %.1f s unreachable", self.server, took)
         return took
 
-    def report(self, error: BaseException | None) -> None:
-        """The result of a try: `lost(error)`, or `back()` when `error` is None."""
+    def report(self, error: BaseException | None, began: float) -> None:
+        """The result of a try begun at `began`: `lost(error)`, or `back(began)` if it succeeded."""
         if error is None:
-            self.back()
+            self.back(began)
         else:
             self.lost(error)
 

@@ -90,11 +90,11 @@ class Health:
                 await asyncio.wait_for(stop.wait(), RETRY_SECONDS)
 
     async def check(self) -> None:
-        ctx = self.ctx
+        ctx, began = self.ctx, time.monotonic()
         (_, pg_exc), (_, redis_exc) = await asyncio.gather(
             _check(_ping_postgresql(ctx)), _check(ctx.redis.ping()))
-        ctx.pg.report(pg_exc)
-        ctx.redis_state.report(redis_exc)
+        ctx.pg.report(pg_exc, began)
+        ctx.redis_state.report(redis_exc, began)
         self.pg_error = None if pg_exc is None else describe(pg_exc)
         self.redis_error = None if redis_exc is None else describe(redis_exc)
         self.checked_at, self.checked_wall = time.monotonic(), time.time()

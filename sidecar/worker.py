@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -143,14 +144,14 @@ class Worker:
         once connected again wakes the loop and runs `_reconnected`."""
         lost = False
         while not stop.is_set():
-            wait = RETRY_SECONDS
+            wait, began = RETRY_SECONDS, time.monotonic()
             try:
                 async with await psycopg.AsyncConnection.connect(conninfo(self.cfg),
                                                                  autocommit=True) as conn:
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                     if lost:
                         await self._reconnected(conn)
-                    self.pg.back()
+                    self.pg.back(began)
                     self.wake.set()
                     async for _ in conn.notifies():
                         self.wake.set()
@@ -182,6 +183,7 @@ class Worker:
 
     async def _heartbeats(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            began = time.monotonic()
             try:
                 async with self.pool.connection() as conn:
                     await self._beat(conn)
@@ -195,7 +197,7 @@ class Worker:
                     if purged or retained:
                         log.info("purged %d expired working-memory keys and store items, %d "
                                  "memories under retention rules", purged, retained)
-                self.pg.back()
+                self.pg.back(began)
             except psycopg.OperationalError as exc:
                 self.pg.lost(exc)
             except (psycopg.Error, OSError) as exc:

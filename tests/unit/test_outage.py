@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 from psycopg_pool import PoolTimeout
@@ -23,15 +24,15 @@ def test_an_outage_is_logged_once_each_way_and_counted_once(
     metrics = Metrics()
     pg = postgresql_outage(metrics)
     assert sample(metrics, "nexus_server_up", "postgresql") == 1
-    assert pg.since is None and pg.back() is None
+    assert pg.since is None and pg.back(time.monotonic()) is None
     caplog.set_level(logging.INFO, logger="nexus.db")
     assert pg.lost(OSError("connection refused")) is True
     assert [pg.lost(OSError(f"try {i}")) for i in range(5)] == [False] * 5
     assert pg.since is not None
     assert sample(metrics, "nexus_server_up", "postgresql") == 0
-    took = pg.back()
+    took = pg.back(time.monotonic())
     assert took is not None and took >= 0
-    assert pg.back() is None and pg.since is None
+    assert pg.back(time.monotonic()) is None and pg.since is None
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2, messages
     assert messages[0].startswith("PostgreSQL unreachable (OSError: connection refused)")
@@ -45,11 +46,25 @@ def test_a_timeout_that_began_before_the_server_came_back_is_not_a_new_outage() 
     metrics = Metrics()
     pg = postgresql_outage(metrics)
     pg.lost(OSError("gone"))
-    pg.back()
+    pg.back(time.monotonic())
     assert pg.lost(PoolTimeout("waited 10 s")) is False
     assert pg.since is None
     assert pg.lost(OSError("gone again")) is True, "a cut connection says so at once"
     assert sample(metrics, "nexus_server_outages_total", "postgresql") == 2
+
+
+def test_a_try_begun_before_the_outage_does_not_end_it(caplog: pytest.LogCaptureFixture) -> None:
+    """A server stopped hard cuts its connections one by one: a query in flight on one it has
+    not cut yet succeeds after another connection reported the loss. That is no comeback."""
+    pg = postgresql_outage()
+    caplog.set_level(logging.INFO, logger="nexus.db")
+    in_flight = time.monotonic()
+    assert pg.lost(OSError("server closed the connection unexpectedly")) is True
+    assert pg.back(in_flight) is None and pg.since is not None
+    assert pg.lost(OSError("connection refused")) is False, "still the same outage"
+    assert pg.back(time.monotonic()) is not None and pg.since is None
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2 and "is back" in messages[1], messages
 
 
 def test_many_threads_reporting_the_same_outage_log_it_once(
