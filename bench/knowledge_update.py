@@ -29,6 +29,7 @@ Vectors come from the model the worker runs (in this process, cached in
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 import sys
 import time
@@ -99,16 +100,18 @@ def embed_all(bdb: BenchDb, cache: VectorCache, embedder: object) -> int:
                 "SELECT item_id, content, content_sha256"
                 "  FROM memory_system.claim_batch(%s, 256, %s, %s)",
                 (WORKER, "1 hour", cache.model)).fetchall():
-            missing = {s: t for _, t, s in rows if s not in cache}
+            # cached by the checksum of the text embedded (a keyed fact's is its key and content)
+            keys = [hashlib.sha256(t.encode()).digest() for _, t, _ in rows]
+            missing = {k: t for k, (_, t, _) in zip(keys, rows, strict=True) if k not in cache}
             fresh += len(missing)
             if missing:
                 vectors = embedder.embed(list(missing.values()))  # type: ignore[attr-defined]
-                for sha, vec in zip(missing, vectors, strict=True):
-                    cache.add(sha, vec)
+                for key, vec in zip(missing, vectors, strict=True):
+                    cache.add(key, vec)
             done, stale, lost = conn.execute(
                 "SELECT written, stale, lost"
                 "  FROM memory_system.complete_batch(%s, %s, %b, %s, %s, %s)",
-                (WORKER, [i for i, _, _ in rows], [cache[s] for _, _, s in rows],
+                (WORKER, [i for i, _, _ in rows], [cache[k] for k in keys],
                  [s for _, _, s in rows], cache.model, cache.version)).fetchone()  # type: ignore[misc]
             if (done, stale, lost) != (len(rows), 0, 0):
                 raise AssertionError(f"complete_batch wrote {done}, stale {stale}, lost {lost} "

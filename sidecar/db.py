@@ -21,7 +21,7 @@ log = logging.getLogger("nexus.db")
 RETRY_SECONDS = 1.0
 # the newest migration of this release: a worker runs only against a database migrated to it
 # (tests/unit/test_config.py checks it is migrations/' newest)
-SCHEMA = "0024_facts_in_spaces"
+SCHEMA = "0025_facts_found_by_key"
 # The longest a request waits for a connection of the worker's pool (sidecar.worker.make_pool)
 POOL_TIMEOUT = 10.0
 

@@ -4,11 +4,12 @@
 -- hold takes no candidate's place in any branch; memory_stats counts current and ended facts;
 -- another agent's facts never appear.
 BEGIN;
-SELECT plan(45);
+SELECT plan(50);
 SET LOCAL client_min_messages = warning;
 
 SELECT tests.create_agent('alice');
 SELECT tests.create_agent('bob');
+SELECT tests.create_agent('carol');
 
 CREATE TEMP TABLE ids (name text PRIMARY KEY, id bigint, kind "char" DEFAULT 's');
 GRANT ALL ON ids TO PUBLIC;
@@ -170,6 +171,42 @@ SELECT results_eq($$SELECT n.name, array_agg(DISTINCT p.kind::text) FROM ids AS 
                   $$VALUES ('bobs', '{s}'::text[]), ('hotel', '{f}'), ('new', '{s}'), ('old', '{h}'),
                            ('soon', '{f}'), ('tea', '{h}')$$,
                   'postings: a fact''s kind follows its validity (superseded, invalidated: h; a bound to come: f)');
+
+-- a keyed fact is found by its key's words (migration 0025) ----------------------------------------
+SET LOCAL ROLE carol;
+INSERT INTO ids SELECT 'denver', nexus.remember_fact('I moved to Denver', key => 'user.home_city');
+INSERT INTO ids SELECT 'plain', nexus.remember_fact('The office city is Boston');
+RESET ROLE;
+SET LOCAL ROLE carol;
+SELECT is(pg_temp.found($$SELECT kind, id FROM nexus.memory_search('which home?', kinds => '{semantic}')$$),
+          ARRAY['denver'], 'text search finds a keyed fact by a word of its key its content lacks');
+SELECT is(pg_temp.found($$SELECT kind, id FROM nexus.text_candidates('city')$$), ARRAY['plain', 'denver'],
+          'text_candidates: a key''s words count as the content''s, in its length too (the shorter first)');
+RESET ROLE;
+SELECT is((SELECT c.content FROM memory_system.claim_batch('pgtap-worker', 1000) AS c
+            WHERE c.source_table = 'semantic_memories' AND c.source_id = pg_temp.id('denver')),
+          'user.home_city: I moved to Denver', 'the worker embeds a keyed fact as its key, then its content');
+SELECT is((SELECT c.content FROM memory_system.claim_batch('pgtap-worker', 1000) AS c
+            WHERE c.source_id = pg_temp.id('plain')) IS NULL
+          AND (SELECT q.state FROM memory_system.embeddings_queue AS q WHERE q.source_id = pg_temp.id('plain')) = 'processing',
+          true, 'an unkeyed fact: claimed above with its content alone');
+-- equal fused scores (one branch's first is the other's second): the closer in meaning first,
+-- whichever is newer
+SET LOCAL ROLE carol;
+INSERT INTO ids SELECT 'tie_vec', nexus.remember_fact('an otter swims by the old stone bridge',
+                                                      valid_from => now() - interval '1 day');
+INSERT INTO ids SELECT 'tie_text', nexus.remember_fact('otter otter otter');
+RESET ROLE;
+INSERT INTO nexus_memory.semantic_memory_embeddings (agent_id, memory_id, model, content_sha256, embedding)
+SELECT s.agent_id, s.id, memory_system._embedding_model(), s.content_sha256, v.vec
+  FROM (VALUES ('tie_text', pg_temp.v(0.6, 0.8)), ('tie_vec', pg_temp.v(1))) AS v (name, vec)
+  JOIN ids AS n ON n.name = v.name JOIN nexus_memory.semantic_memories AS s ON s.id = n.id;
+SET LOCAL ROLE carol;
+SELECT results_eq($$SELECT (SELECT name FROM ids WHERE id = m.id), text_rank, vector_rank
+                      FROM nexus.memory_search('otter', pg_temp.v(1), kinds => '{semantic}', limit_n => 2) AS m$$,
+                  $$VALUES ('tie_vec', 2, 1), ('tie_text', 1, 2)$$,
+                  'a tie of the fused scores goes to the higher cosine, not to the newer fact');
+RESET ROLE;
 
 -- isolation ---------------------------------------------------------------------------------------
 SET LOCAL ROLE bob;

@@ -764,8 +764,9 @@ BEGIN
                                        (SELECT array_agg(x.fused0 ORDER BY x.id) FROM scored AS x WHERE x.kind = 'e'),
                                        least(p_limit_n, 5), p_agents) AS o
             ON s.kind = 'e' AND o.id = s.id
-         -- equal scores: the newer first
-         ORDER BY fused DESC, coalesce(s.valid_at, s.created_at) DESC, s.kind, s.id
+         -- equal scores (one branch's first is the other's second): the closer in meaning
+         -- first, then the newer
+         ORDER BY fused DESC, s.vec_sim DESC NULLS LAST, coalesce(s.valid_at, s.created_at) DESC, s.kind, s.id
          LIMIT p_limit_n
     )
     SELECT r.kind_name, r.id, r.content,
@@ -779,7 +780,7 @@ BEGIN
                 THEN nexus._session_context(r.id, r.session_id, p_context, r.owner_id) END,
            r.owner_id, r.author
       FROM ranked AS r
-     ORDER BY r.fused DESC, coalesce(r.valid_at, r.created_at) DESC, r.kind, r.id;
+     ORDER BY r.fused DESC, r.vec_sim DESC NULLS LAST, coalesce(r.valid_at, r.created_at) DESC, r.kind, r.id;
 END
 $$;
 COMMENT ON FUNCTION nexus._memory_search_fuse(text, tsquery, "char"[], bigint[], float8[], "char"[], bigint[],
@@ -901,8 +902,9 @@ BEGIN
              ON r.kind = 'semantic' AND s.agent_id = r.owner_id AND s.id = r.id
       -- the space a hit is in (NULL: the caller's own memory)
       LEFT JOIN memory_system.spaces AS sp ON sp.space_id = r.owner_id
-     -- equal scores: the newer first
-     ORDER BY r.fused_score DESC, coalesce(r.valid_at, s.valid_from, r.created_at) DESC, r.kind, r.id)
+     -- equal scores: the closer in meaning first, then the newer
+     ORDER BY r.fused_score DESC, r.vector_score DESC NULLS LAST,
+              coalesce(r.valid_at, s.valid_from, r.created_at) DESC, r.kind, r.id)
     -- the read record (docs/privacy.md): one call with the hits in the order returned, made
     -- before any row is (an uncorrelated condition: a one-time filter), even when there is none
     SELECT h.* FROM hits AS h
@@ -922,7 +924,8 @@ before and after it in that session, half of it to those two away, if a branch f
 reply to a hit rises, to just below the hit (a neighbour never outranks its best lender). Plus
 recency_weight * 0.5^(age / recency_half_life) / (rrf_k + 1), the age of coalesce(valid_at,
 created_at). Then among the first 5 rows, episodes on one topic (near tie, cosine >= 0.4) are
-reordered newest first (nexus._newer_first); equal scores: the newer first.
+reordered newest first (nexus._newer_first); equal scores: the higher cosine, then the newer first.
+A fact''s key is searched with its content (docs/facts.md).
 Filters: kinds (episode, semantic, store: the texts of nexus.store_put items, metadata naming
 the item''s namespace, key and path; without filters and in natural text mode only), session
 (episodes only), since/until (created_at), tags_all

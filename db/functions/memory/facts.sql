@@ -18,6 +18,18 @@ punctuation or whitespace): what deduplication compares, as semantic_memories.co
 stores it. Internal.';
 
 
+-- what a fact is searched by: migrations/0025_facts_found_by_key.sql indexes the same text
+CREATE OR REPLACE FUNCTION memory_system._fact_text(p_key text, p_content text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+AS $$ SELECT CASE WHEN p_key IS NULL THEN p_content ELSE p_key || ': ' || p_content END $$;
+COMMENT ON FUNCTION memory_system._fact_text(text, text) IS
+'The text a fact''s vector is made from (memory_system.claim_batch): its key, which names what it is
+about, then its content ("user.city: I moved to Denver"), so that a question about the city finds the
+fact whatever words it uses. Internal.';
+
+
 -- a fact's key and validity as one checksum: what import validation compares (import_validate)
 CREATE OR REPLACE FUNCTION memory_system._fact_validity_sha256(
     p_key text, p_valid_from timestamptz, p_valid_to timestamptz, p_ended_by text)

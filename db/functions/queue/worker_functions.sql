@@ -138,7 +138,9 @@ BEGIN
             SELECT e.content, e.content_sha256 FROM nexus_memory.zep_episodic_memory AS e
              WHERE c.source_table = 'zep_episodic_memory' AND e.agent_id = c.agent_id AND e.id = c.source_id
             UNION ALL
-            SELECT s.content, s.content_sha256 FROM nexus_memory.semantic_memories AS s
+            -- a keyed fact is embedded with its key, which names what it is about
+            SELECT memory_system._fact_text(s.fact_key, s.content), s.content_sha256
+              FROM nexus_memory.semantic_memories AS s
              WHERE c.source_table = 'semantic_memories' AND s.agent_id = c.agent_id AND s.id = c.source_id
             UNION ALL
             SELECT x.content, x.content_sha256 FROM nexus_memory.store_texts AS x
