@@ -92,7 +92,7 @@ async def serve(cfg: Config) -> None:
         target, dims = await _database_target(pool, pg)
         threads = cfg.worker_threads or auto_threads(cfg.worker_replicas)
         embedder = Embedder(cfg.embed_model, threads, batch_size=cfg.worker_batch,
-                            dtype=cfg.embed_dtype, device=cfg.embed_device)
+                            dtype=cfg.embed_dtype)
         embedder.check_dimension(dims)
         if target != embedder.info.name:
             log.warning("the database targets model %s but this worker runs %s: it will claim "
@@ -116,9 +116,9 @@ async def serve(cfg: Config) -> None:
             runner = web.AppRunner(make_app(ctx, probe), access_log=None)
             await runner.setup()
             await web.SockSite(runner, sock).start()
-        log.info("worker %s ready (model %s %s, precision %s (%s), %s, %d torch threads, "
-                 "http %s:%s)", worker.id, model.name, model.version, model.dtype,
-                 model.dtype_reason, model.device, model.threads, cfg.http_host, cfg.http_port)
+        log.info("worker %s ready (model %s %s, precision %s (%s), %d torch threads, http %s:%s)",
+                 worker.id, model.name, model.version, model.dtype, model.dtype_reason,
+                 model.threads, cfg.http_host, cfg.http_port)
         mirror = MirrorThread(cfg, metrics, cfg.reconcile_seconds, pg, redis_state)
         mirror.start()
         try:

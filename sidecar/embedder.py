@@ -20,14 +20,13 @@ OVERLAP_TOKENS = 50
 # room for the [CLS]/[SEP] tokens and for a chunk re-tokenising a little longer than its slice
 TOKEN_MARGIN = 6
 DTYPES = ("auto", "float32", "bfloat16")
-DEVICES = ("cpu", "cuda")
 # CPU flags of units that compute in bf16 natively; without them bf16 is emulated and slower
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 VERSION_SUFFIX = {"float32": "", "bfloat16": "+bf16"}
 
 
 class ModelError(RuntimeError):
-    """The configured model cannot be used (wrong dimension, missing files, bad device)."""
+    """The configured model cannot be used (wrong dimension, missing files, bad precision)."""
 
 
 class EmbedError(RuntimeError):
@@ -40,14 +39,13 @@ class ModelInfo:
     version: str        # the package's version, and "+bf16" for bf16 vectors
     dimension: int
     dtype: str          # float32 | bfloat16
-    device: str         # cpu | cuda
-    threads: int        # torch threads (CPU)
+    threads: int        # torch threads
     dtype_reason: str   # why this precision: said once in the log
 
     def labels(self) -> dict[str, str | int]:
         """What the worker runs, as its heartbeat, /stats and nexus_worker_info say it."""
         return {"model": self.name, "model_version": self.version, "precision": self.dtype,
-                "device": self.device, "threads": self.threads}
+                "threads": self.threads}
 
 
 def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
@@ -59,18 +57,12 @@ def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     return frozenset()
 
 
-def choose_dtype(setting: str, device: str, flags: frozenset[str]) -> tuple[str, str]:
+def choose_dtype(setting: str, flags: frozenset[str]) -> tuple[str, str]:
     """The precision to run in, and why, for NEXUS_EMBED_DTYPE=`setting`."""
     if setting not in DTYPES:
         raise ModelError(f"NEXUS_EMBED_DTYPE must be one of {', '.join(DTYPES)}, got {setting!r}")
     if setting != "auto":
         return setting, f"NEXUS_EMBED_DTYPE={setting}"
-    if device == "cuda":
-        import torch
-
-        if torch.cuda.is_bf16_supported():
-            return "bfloat16", "auto: the GPU supports bf16"
-        return "float32", "auto: the GPU has no bf16"
     units = sorted(flags & BF16_FLAGS)
     if units:
         return "bfloat16", f"auto: the CPU has bf16 units ({', '.join(units)})"
@@ -87,18 +79,7 @@ def auto_threads(replicas: int = 1, cores: int | None = None) -> int:
     return max(1, (cores - 1) // max(1, replicas))
 
 
-def _check_device(device: str) -> None:
-    if device not in DEVICES:
-        raise ModelError(f"NEXUS_EMBED_DEVICE must be one of {', '.join(DEVICES)}, got {device!r}")
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ModelError("NEXUS_EMBED_DEVICE=cuda, but no CUDA device is available to torch "
-                             "(no GPU, no driver, or a CPU-only torch): set NEXUS_EMBED_DEVICE=cpu")
-
-
-def _load(model: str | None, device: str):  # noqa: ANN202 - SentenceTransformer is imported lazily
+def _load(model: str | None):  # noqa: ANN202 - SentenceTransformer is imported lazily
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from sentence_transformers import SentenceTransformer
@@ -115,7 +96,7 @@ def _load(model: str | None, device: str):  # noqa: ANN202 - SentenceTransformer
             raise ModelError(f"model {model!r} not found: NEXUS_EMBED_MODEL must be a folder")
         name = path.name
         version = "local"
-    return SentenceTransformer(str(path), device=device), name, version
+    return SentenceTransformer(str(path), device="cpu"), name, version
 
 
 @dataclass
@@ -195,23 +176,22 @@ class Chunker:
 
 class Embedder(Chunker):
     def __init__(self, model: str | None = None, threads: int | None = None,
-                 batch_size: int = 32, dtype: str = "auto", device: str = "cpu",
+                 batch_size: int = 32, dtype: str = "auto",
                  flags: frozenset[str] | None = None) -> None:
         """`threads` None: auto_threads(); `flags`: the CPU's (default: /proc/cpuinfo)."""
         import torch
 
-        _check_device(device)
-        chosen, reason = choose_dtype(dtype, device, cpu_flags() if flags is None else flags)
+        chosen, reason = choose_dtype(dtype, cpu_flags() if flags is None else flags)
         threads = auto_threads() if threads is None else max(1, threads)
         torch.set_num_threads(threads)
-        self.model, name, version = _load(model, device)
+        self.model, name, version = _load(model)
         if chosen == "bfloat16":
             self.model.to(torch.bfloat16)
         self.model.eval()
         dimension = int(self.model.get_embedding_dimension())
         max_seq = int(self.model.max_seq_length)
-        self.info = ModelInfo(name, version + VERSION_SUFFIX[chosen], dimension, chosen, device,
-                              threads, reason)
+        self.info = ModelInfo(name, version + VERSION_SUFFIX[chosen], dimension, chosen, threads,
+                              reason)
         super().__init__(self.model.tokenizer, max_seq)
         self.batch_size = batch_size
 
@@ -230,12 +210,11 @@ class Embedder(Chunker):
         out = []
         for i in range(0, len(batch), self.batch_size):
             features: dict[str, Any] = dict(self.tokenizer.pad(
-                {"input_ids": batch[i:i + self.batch_size]}, return_tensors="pt"
-            ).to(self.model.device))
+                {"input_ids": batch[i:i + self.batch_size]}, return_tensors="pt"))
             features["token_type_ids"] = torch.zeros_like(features["input_ids"])
             with torch.inference_mode():
                 vectors = self.model.forward({**features, "modality": "text"})["sentence_embedding"]
-            out.append(vectors.float().cpu().numpy())
+            out.append(vectors.float().numpy())
         encoded = np.concatenate(out)
         norms = np.linalg.norm(encoded, axis=1, keepdims=True)
         return encoded / np.where(norms > 0, norms, 1)

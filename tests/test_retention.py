@@ -28,7 +28,7 @@ from tests.helpers import su, worker_env
 
 class FakeEmbedder:
     """Stands in for the model: the heartbeat loop only reports what the worker runs."""
-    info = ModelInfo("fake-embedder", "0", 384, "float32", "cpu", 1, "test: no model")
+    info = ModelInfo("fake-embedder", "0", 384, "float32", 1, "test: no model")
 
 
 OLD, RESCUED = 3000, 100  # old unimportant episodes the rule takes, and those a writer rescues
