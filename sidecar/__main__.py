@@ -93,12 +93,14 @@ async def serve(cfg: Config) -> None:
         threads = cfg.worker_threads or auto_threads(cfg.worker_replicas)
         embedder = Embedder(cfg.embed_model, threads, batch_size=cfg.worker_batch,
                             dtype=cfg.embed_dtype)
-        embedder.check_dimension(dims)
-        if target != embedder.info.name:
-            log.warning("the database targets model %s but this worker runs %s: it will claim "
-                        "nothing until they match", target, embedder.info.name)
-        worker = Worker(cfg, embedder, pool, metrics, pg)
         model = embedder.info
+        if model.dimension != dims:
+            raise ModelError(f"model {model.name} makes {model.dimension}-dimensional vectors, but "
+                             f"the database stores {dims}: configure a {dims}-dimensional model")
+        if target != model.name:
+            log.warning("the database targets model %s but this worker runs %s: it will claim "
+                        "nothing until they match", target, model.name)
+        worker = Worker(cfg, embedder, pool, metrics, pg)
         metrics.info.info({"worker_id": worker.id,
                            **{k: str(v) for k, v in model.labels().items()}})
         stop = asyncio.Event()
@@ -144,14 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sidecar", description=__doc__.split("\n")[0],
                                      epilog=epilog,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--http-port", type=int, help="HTTP port (0 for none; default: "
-                        "NEXUS_HTTP_PORT, below)")
-    args = parser.parse_args(argv)
+    parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # an outage is logged once each way by sidecar.db.Outage; the pool would log every try
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
-        asyncio.run(serve(config.load(http_port=args.http_port)))
+        asyncio.run(serve(config.load()))
     except (ModelError, ValueError, DatabaseUnavailable) as exc:  # ConfigError: ValueError
         print(f"nexus worker: error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, DatabaseUnavailable) else config.CONFIG_ERROR

@@ -195,13 +195,6 @@ class Embedder(Chunker):
         super().__init__(self.model.tokenizer, max_seq)
         self.batch_size = batch_size
 
-    def check_dimension(self, expected: int) -> None:
-        if self.info.dimension != expected:
-            raise ModelError(
-                f"model {self.info.name} makes {self.info.dimension}-dimensional vectors, but the "
-                f"database stores {expected}: configure a {expected}-dimensional model"
-            )
-
     # -- embedding ------------------------------------------------------------------------
     def _forward(self, batch: list[list[int]]) -> np.ndarray:
         """Unit vectors (float32) of token id sequences, one model call per batch_size of them."""
@@ -252,11 +245,3 @@ class Embedder(Chunker):
         for i in wanted:
             results[i] = sums[i] / max(float(np.linalg.norm(sums[i])), 1e-12)
         return results
-
-    def embed_query(self, text: str) -> np.ndarray:
-        result = self.embed([text])[0]
-        if result is None:
-            raise EmbedError("empty text")
-        if isinstance(result, EmbedError):
-            raise result
-        return result

@@ -244,12 +244,10 @@ async def embed(request: web.Request) -> web.Response:
         vector = np.frombuffer(cached, dtype=np.float32)
     else:
         ctx.metrics.embed_cache.labels("miss").inc()
-        loop = asyncio.get_running_loop()
-        async with ctx.embed_lock:
-            try:
-                vector = await loop.run_in_executor(None, ctx.embedder.embed_query, text)
-            except EmbedError as exc:
-                return _error(422, f"could not embed the text: {exc}")
+        async with ctx.embed_lock:  # not whitespace: a vector or its EmbedError
+            [vector] = await asyncio.to_thread(ctx.embedder.embed, [text])
+        if isinstance(vector, EmbedError):
+            return _error(422, f"could not embed the text: {vector}")
         await _best_effort(ctx, ctx.redis.set(key, vector.astype(np.float32).tobytes(),
                                               ex=EMBED_CACHE_TTL))
     return web.json_response({"model": info.name, "model_version": info.version,
