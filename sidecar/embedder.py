@@ -99,16 +99,6 @@ def _load(model: str | None):  # noqa: ANN202 - SentenceTransformer is imported 
     return SentenceTransformer(str(path), device="cpu"), name, version
 
 
-@dataclass
-class _Tokens:
-    """One text tokenized: its ids between the special tokens, their character spans, and the
-    special tokens before and after."""
-    ids: list[int]
-    spans: list[tuple[int, int]]
-    prefix: list[int]
-    suffix: list[int]
-
-
 class Chunker:
     """Token-aware chunking with a model's tokenizer alone (the Embedder is one, with its
     model's): chunks of at most `max_tokens` tokens, the special tokens included."""
@@ -116,20 +106,18 @@ class Chunker:
     def __init__(self, tokenizer: Any, max_tokens: int) -> None:
         self.tokenizer = tokenizer
         self.chunk_tokens = max_tokens - TOKEN_MARGIN
+        # the special tokens the model wants around every chunk (e.g. [CLS] ... [SEP])
+        special = tokenizer("a", return_special_tokens_mask=True)
+        ids, mask = special["input_ids"], special["special_tokens_mask"]
+        self.prefix, self.suffix = ids[:mask.index(0)], ids[len(mask) - mask[::-1].index(0):]
 
     # -- tokenizing and chunking ----------------------------------------------------------
-    def tokenize(self, texts: list[str]) -> list[_Tokens]:
-        """All texts in one call of the (fast) tokenizer, with the model's special tokens."""
-        enc = self.tokenizer(texts, return_offsets_mapping=True, return_special_tokens_mask=True,
+    def tokenize(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """Each text's token ids and their character spans, without the special tokens: all
+        texts in one call of the (fast) tokenizer."""
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True,
                              verbose=False)
-        out = []
-        for ids, spans, special in zip(enc["input_ids"], enc["offset_mapping"],
-                                       enc["special_tokens_mask"], strict=True):
-            inner = [k for k, is_special in enumerate(special) if not is_special]
-            lead, tail = (inner[0], inner[-1] + 1) if inner else (len(ids), len(ids))
-            out.append(_Tokens(ids[lead:tail], [tuple(s) for s in spans[lead:tail]],
-                               ids[:lead], ids[tail:]))
-        return out
+        return list(zip(enc["input_ids"], enc["offset_mapping"], strict=True))
 
     def chunk_bounds(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Token ranges [start, end) of the chunks of a text of these token spans."""
@@ -235,9 +223,9 @@ class Embedder(Chunker):
             return results
         owners: list[int] = []
         chunks: list[list[int]] = []
-        for i, tokens in zip(wanted, self.tokenize([texts[i] for i in wanted]), strict=True):
-            for s, e in self.chunk_bounds(texts[i], tokens.spans):
-                chunks.append(tokens.prefix + tokens.ids[s:e] + tokens.suffix)
+        for i, (ids, spans) in zip(wanted, self.tokenize([texts[i] for i in wanted]), strict=True):
+            for s, e in self.chunk_bounds(texts[i], spans):
+                chunks.append(self.prefix + ids[s:e] + self.suffix)
                 owners.append(i)
         order = sorted(range(len(chunks)), key=lambda k: len(chunks[k]))
         sums = np.zeros((len(texts), self.info.dimension), dtype=np.float32)
