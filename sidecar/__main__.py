@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from sidecar import config
 from sidecar.cache import MirrorThread, redis_client
 from sidecar.config import Config, ConfigError
-from sidecar.db import RETRY_SECONDS, SCHEMA, Outage, postgresql_outage, redis_outage
+from sidecar.db import RETRY_SECONDS, SCHEMA, Outage
 from sidecar.embedder import Embedder, ModelError, auto_threads
 from sidecar.http import Context, Health, make_app
 from sidecar.metrics import Metrics
@@ -82,7 +82,7 @@ async def serve(cfg: Config) -> None:
     check_settings(cfg)
     sock = _listen(cfg)
     metrics = Metrics()
-    pg, redis_state = postgresql_outage(metrics), redis_outage(metrics)
+    pg, redis_state = Outage("PostgreSQL", metrics), Outage("Redis", metrics)
     pool = make_pool(cfg)
     await pool.open()
     redis = redis_client(cfg, asynchronous=True)

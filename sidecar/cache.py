@@ -23,7 +23,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from sidecar.config import Config
-from sidecar.db import RETRY_SECONDS, Outage, conninfo, postgresql_outage, redis_outage
+from sidecar.db import RETRY_SECONDS, Outage, conninfo
 from sidecar.metrics import Metrics
 
 log = logging.getLogger("nexus.cache")
@@ -307,8 +307,8 @@ class MirrorThread(threading.Thread):
         self.cfg = cfg
         self.metrics = metrics
         self.interval = interval
-        self.pg = pg or postgresql_outage()
-        self.redis_state = redis_state or redis_outage()
+        self.pg = pg or Outage("PostgreSQL")
+        self.redis_state = redis_state or Outage("Redis")
         self.stopping = threading.Event()
 
     def stop(self) -> None:

@@ -24,6 +24,9 @@ RETRY_SECONDS = 1.0
 SCHEMA = "0024_facts_in_spaces"
 # The longest a request waits for a connection of the worker's pool (sidecar.worker.make_pool)
 POOL_TIMEOUT = 10.0
+# what a process does while each server is away, as the log says it
+MEANWHILE = {"PostgreSQL": "retrying every second or two; logged again when it is back",
+             "Redis": "nothing is lost: the cache is reconciled with PostgreSQL when it is back"}
 
 
 def conninfo(cfg: Config) -> str:
@@ -48,9 +51,8 @@ class Outage:
     or `back`, and the log says once that the server went and once that it is back, however
     many connections notice (docs/operations.md, "Faults"). Thread-safe (the mirror's thread)."""
 
-    def __init__(self, server: str, meanwhile: str, metrics: Metrics | None = None) -> None:
+    def __init__(self, server: str, metrics: Metrics | None = None) -> None:
         self.server = server
-        self.meanwhile = meanwhile
         metrics = metrics or Metrics()  # a registry of its own: counted, never exported
         self._up = metrics.server_up.labels(server.lower())
         self._outages = metrics.outages.labels(server.lower())
@@ -72,7 +74,8 @@ class Outage:
             self.since, self._started = time.time(), time.monotonic()
         self._up.set(0)
         self._outages.inc()
-        log.warning("%s unreachable (%s); %s", self.server, describe(error), self.meanwhile)
+        log.warning("%s unreachable (%s); %s", self.server, describe(error),
+                    MEANWHILE[self.server])
         return True
 
     def back(self, began: float) -> float | None:
@@ -97,12 +100,3 @@ class Outage:
         else:
             self.lost(error)
 
-
-def postgresql_outage(metrics: Metrics | None = None) -> Outage:
-    return Outage("PostgreSQL", "retrying every second or two; logged again when it is back",
-                  metrics)
-
-
-def redis_outage(metrics: Metrics | None = None) -> Outage:
-    return Outage("Redis", "nothing is lost: the cache is reconciled with PostgreSQL when it is "
-                  "back", metrics)

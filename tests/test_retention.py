@@ -66,8 +66,7 @@ async def _sweep_until(cfg: Config, done: threading.Event,
     wcfg = sidecar_config.load(env=worker_env(cfg, 0, NEXUS_WORKER_HEARTBEAT_SECONDS="1"))
     pool = make_pool(wcfg)
     await pool.open()
-    worker = Worker(wcfg, FakeEmbedder(), pool, Metrics(),  # type: ignore[arg-type]
-                    Outage("PostgreSQL", "test"))
+    worker = Worker(wcfg, FakeEmbedder(), pool, Metrics(), Outage("PostgreSQL"))  # type: ignore[arg-type]
     stop = asyncio.Event()
     beats = asyncio.create_task(worker._heartbeats(stop))
     seen: list[int] = []
