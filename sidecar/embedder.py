@@ -22,7 +22,6 @@ TOKEN_MARGIN = 6
 DTYPES = ("auto", "float32", "bfloat16")
 # CPU flags of units that compute in bf16 natively; without them bf16 is emulated and slower
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
-VERSION_SUFFIX = {"float32": "", "bfloat16": "+bf16"}
 
 
 class ModelError(RuntimeError):
@@ -178,8 +177,8 @@ class Embedder(Chunker):
         self.model.eval()
         dimension = int(self.model.get_embedding_dimension())
         max_seq = int(self.model.max_seq_length)
-        self.info = ModelInfo(name, version + VERSION_SUFFIX[chosen], dimension, chosen, threads,
-                              reason)
+        version += "+bf16" if chosen == "bfloat16" else ""
+        self.info = ModelInfo(name, version, dimension, chosen, threads, reason)
         super().__init__(self.model.tokenizer, max_seq)
         self.batch_size = batch_size
 

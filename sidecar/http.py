@@ -52,9 +52,12 @@ class Context:
     redis_state: Outage
 
 
-async def _ping_postgresql(ctx: Context) -> None:
+async def _one(ctx: Context, query: str) -> dict:
+    """The first row of `query`, on a connection of the worker's pool."""
     async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
-        await conn.execute("SELECT 1")
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(query)
+        return await cur.fetchone()
 
 
 async def _check(coro: Awaitable[object]) -> tuple[object, BaseException | None]:
@@ -92,7 +95,7 @@ class Health:
     async def check(self) -> None:
         ctx, began = self.ctx, time.monotonic()
         (_, pg_exc), (_, redis_exc) = await asyncio.gather(
-            _check(_ping_postgresql(ctx)), _check(ctx.redis.ping()))
+            _check(_one(ctx, "SELECT 1")), _check(ctx.redis.ping()))
         ctx.pg.report(pg_exc, began)
         ctx.redis_state.report(redis_exc, began)
         self.pg_error = None if pg_exc is None else describe(pg_exc)
@@ -100,14 +103,8 @@ class Health:
         self.checked_at, self.checked_wall = time.monotonic(), time.time()
         self.document()  # keeps `since` (when the status began) true to the second
 
-    async def _queue_stats(self) -> dict:
-        async with self.ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute("SELECT * FROM memory_system.queue_stats()")
-            return await cur.fetchone()
-
     async def read_stats(self) -> None:
-        stats, exc = await _check(self._queue_stats())
+        stats, exc = await _check(_one(self.ctx, "SELECT * FROM memory_system.queue_stats()"))
         if exc is None:
             self.stats, self.stats_at = stats, time.monotonic()  # type: ignore[assignment]
 
@@ -189,19 +186,15 @@ async def metrics(request: web.Request) -> web.Response:
     # while PostgreSQL is away the process's own metrics are served at once, without its gauges
     if ctx.pg.since is None:
         with contextlib.suppress(psycopg.Error, OSError):
-            await _function_gauges(ctx)
+            async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
+                cur = await conn.execute(
+                    "SELECT funcname, calls, total_time / 1000.0 FROM pg_stat_user_functions "
+                    "WHERE schemaname = 'nexus'")
+                for name, calls, seconds in await cur.fetchall():
+                    ctx.metrics.sql_calls.labels(name).set(calls)
+                    ctx.metrics.sql_seconds.labels(name).set(seconds)
     body = generate_latest(ctx.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-async def _function_gauges(ctx: Context) -> None:
-    async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
-        cur = await conn.execute(
-            "SELECT funcname, calls, total_time / 1000.0 FROM pg_stat_user_functions "
-            "WHERE schemaname = 'nexus'")
-        for name, calls, seconds in await cur.fetchall():
-            ctx.metrics.sql_calls.labels(name).set(calls)
-            ctx.metrics.sql_seconds.labels(name).set(seconds)
 
 
 async def stats(request: web.Request) -> web.Response:
