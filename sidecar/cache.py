@@ -127,8 +127,8 @@ class Mirror:
         found = {r[0] for r in rows}
         written = self._write(rows)
         deleted = self._delete([i for i in ids if i not in found])
-        self._count("wm", "set", written)
-        self._count("wm", "delete", deleted)
+        self.metrics.cache_writes.labels("wm", "set").inc(written)
+        self.metrics.cache_writes.labels("wm", "delete").inc(deleted)
         return written + deleted
 
     def _write(self, rows: list[tuple], held: dict[int, str] | None = None) -> int:
@@ -191,7 +191,7 @@ class Mirror:
                     pipe.delete(recent_key(agent))
             pipe.execute()
             changed += len(rows)
-        self._count("recent", "set", changed)
+        self.metrics.cache_writes.labels("recent", "set").inc(changed)
         return changed
 
     # -- reconciliation --------------------------------------------------------------------------
@@ -276,10 +276,6 @@ class Mirror:
         if report.dirty_ranges or report.recent_fixed:
             log.info("reconcile: %s", json.dumps(asdict(report)))
         return report
-
-    def _count(self, kind: str, op: str, n: int) -> None:
-        if n:
-            self.metrics.cache_writes.labels(kind, op).inc(n)
 
 
 def worker_conn(cfg: Config) -> psycopg.Connection:
