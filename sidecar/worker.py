@@ -42,11 +42,6 @@ def check_settings(cfg: Config) -> None:
         raise ConfigError("NEXUS_WORKER_HEARTBEAT_SECONDS must be at least 1")
 
 
-async def _configure(conn: psycopg.AsyncConnection) -> None:
-    await register_vector_async(conn)
-    await conn.set_autocommit(True)
-
-
 # psycopg_pool's reconnection backs off exponentially for reconnect_timeout, so a long outage cost
 # minutes more: a try gives up after 2 s instead (why: docs/operations.md, "Faults")
 RECONNECT_SECONDS = 2.0
@@ -54,8 +49,9 @@ RECONNECT_SECONDS = 2.0
 
 def make_pool(cfg: Config) -> AsyncConnectionPool:
     # connections are checked on checkout, so a restarted PostgreSQL costs no failed request
-    return AsyncConnectionPool(conninfo(cfg), min_size=1, max_size=4, open=False,
-                               configure=_configure, check=AsyncConnectionPool.check_connection,
+    return AsyncConnectionPool(conninfo(cfg), kwargs={"autocommit": True}, min_size=1, max_size=4,
+                               open=False, configure=register_vector_async,
+                               check=AsyncConnectionPool.check_connection,
                                timeout=POOL_TIMEOUT, reconnect_timeout=RECONNECT_SECONDS)
 
 
