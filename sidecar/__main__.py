@@ -34,14 +34,10 @@ log = logging.getLogger("nexus.service")
 START_SECONDS = 60
 
 
-class DatabaseUnavailable(RuntimeError):
-    pass
-
-
 async def _database_target(pool: AsyncConnectionPool, pg: Outage) -> tuple[str, int]:
     """The model and dimension the database expects, once its schema is this release's (else
     ConfigError); PostgreSQL is waited for START_SECONDS at most (tried every second or so), then
-    the error is the replica's exit."""
+    the TimeoutError is the replica's exit."""
     deadline = time.monotonic() + START_SECONDS
     while True:
         began = time.monotonic()
@@ -60,8 +56,8 @@ async def _database_target(pool: AsyncConnectionPool, pg: Outage) -> tuple[str, 
             return model, dims
         except psycopg.OperationalError as exc:
             if time.monotonic() >= deadline:
-                raise DatabaseUnavailable(f"PostgreSQL did not answer within {START_SECONDS} s: "
-                                          f"{exc}") from exc
+                raise TimeoutError(f"PostgreSQL did not answer within {START_SECONDS} s: "
+                                   f"{exc}") from exc
             pg.lost(exc)
             await asyncio.sleep(RETRY_SECONDS)
 
@@ -109,8 +105,7 @@ async def serve(cfg: Config) -> None:
             loop.add_signal_handler(sig, stop.set)
         tasks = []
         if sock is not None:
-            ctx = Context(cfg, pool, redis, embedder, metrics, worker.id, asyncio.Lock(), pg,
-                          redis_state)
+            ctx = Context(cfg, pool, redis, embedder, metrics, worker.id, pg, redis_state)
             probe = Health(ctx)
             await probe.check()
             await probe.read_stats()
@@ -152,9 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         asyncio.run(serve(config.load()))
-    except (ModelError, ValueError, DatabaseUnavailable) as exc:  # ConfigError: ValueError
+    except (ModelError, ValueError, TimeoutError) as exc:  # ConfigError: ValueError
         print(f"nexus worker: error: {exc}", file=sys.stderr)
-        return 1 if isinstance(exc, DatabaseUnavailable) else config.CONFIG_ERROR
+        return 1 if isinstance(exc, TimeoutError) else config.CONFIG_ERROR
     return 0
 
 

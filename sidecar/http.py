@@ -13,7 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,9 +47,9 @@ class Context:
     embedder: Embedder
     metrics: Metrics
     worker_id: str
-    embed_lock: asyncio.Lock
     pg: Outage
     redis_state: Outage
+    embed_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one /embed at a time
 
 
 async def _one(ctx: Context, query: str) -> dict:
