@@ -119,21 +119,19 @@ class Chunker:
         return list(zip(enc["input_ids"], enc["offset_mapping"], strict=True))
 
     def chunk_bounds(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        """Token ranges [start, end) of the chunks of a text of these token spans."""
+        """Token ranges [start, end) of the chunks of a text of these token spans (one chunk,
+        maybe empty, for a text that fits)."""
         n = len(spans)
-        if n <= self.chunk_tokens:
-            return [(0, n)]
         bounds = []
         start = 0
-        while start < n:
+        while True:
             end = min(start + self.chunk_tokens, n)
             if end < n:
                 end = self._best_cut(text, spans, start, end)
             bounds.append((start, end))
             if end >= n:
-                break
+                return bounds
             start = self._next_start(text, spans, start, end)
-        return bounds
 
     def _best_cut(self, text: str, spans: list[tuple[int, int]], start: int, end: int) -> int:
         """Where to end a chunk: after the strongest separator in its second half (end < n)."""
@@ -204,14 +202,10 @@ class Embedder(Chunker):
         that failed alone: if the batch fails, each text is embedded on its own to find it."""
         try:
             return self._embed_all(texts)
-        except Exception:
-            return [self._embed_alone(text) for text in texts]
-
-    def _embed_alone(self, text: str) -> np.ndarray | EmbedError | None:
-        try:
-            return self._embed_all([text])[0]
         except Exception as exc:
-            return EmbedError(repr(exc))
+            if len(texts) == 1:
+                return [EmbedError(repr(exc))]
+        return [result for text in texts for result in self.embed([text])]
 
     def _embed_all(self, texts: list[str]) -> list[np.ndarray | EmbedError | None]:
         """All the texts' chunks in one pass, sorted by length, in shared batches; a text's
