@@ -107,6 +107,8 @@ class Health:
         stats, exc = await _check(_one(self.ctx, "SELECT * FROM memory_system.queue_stats()"))
         if exc is None:
             self.stats, self.stats_at = stats, time.monotonic()  # type: ignore[assignment]
+            for state in ("pending", "processing", "done", "dead"):
+                self.ctx.metrics.queue_depth.labels(state).set(stats[state])
 
     async def fresh_stats(self) -> None:
         """Refresh the queue statistics (for /health, /metrics and /stats alike) if they are old
@@ -179,10 +181,7 @@ async def health(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     ctx: Context = request.app["ctx"]
     probe: Health = request.app["health"]
-    await probe.fresh_stats()
-    if probe.stats is not None:
-        for state in ("pending", "processing", "done", "dead"):
-            ctx.metrics.queue_depth.labels(state).set(probe.stats[state])
+    await probe.fresh_stats()  # the queue gauges with them
     # while PostgreSQL is away the process's own metrics are served at once, without its gauges
     if ctx.pg.since is None:
         with contextlib.suppress(psycopg.Error, OSError):

@@ -13,7 +13,6 @@ import os
 import socket
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -64,7 +63,6 @@ class Worker:
         self.metrics = metrics
         self.pg = pg
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
         self.wake = asyncio.Event()
         self.lease = timedelta(seconds=cfg.worker_lease_seconds)
 
@@ -79,15 +77,13 @@ class Worker:
             listener.cancel()
             beater.cancel()
             await self._release()
-            self.executor.shutdown(wait=True)
 
     async def _pipeline(self, stop: asyncio.Event) -> None:
         """Claim, encode, complete, overlapping: while batch N encodes, N+1 is claimed and N-1
         written (docs/operations.md). On stop the batch encoding is finished and written; the
         one claimed ahead is released (by run) untouched."""
-        loop = asyncio.get_running_loop()
         ahead: asyncio.Task[list[dict]] | None = None
-        writing: asyncio.Future[None] = loop.create_future()
+        writing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         writing.set_result(None)  # nothing to write yet
         try:
             while not stop.is_set():
@@ -102,7 +98,7 @@ class Worker:
                 ahead = asyncio.create_task(self._claim())
                 self.metrics.batch_size.observe(len(items))
                 texts = [item["content"] for item in items]
-                results = await loop.run_in_executor(self.executor, self.embedder.embed, texts)
+                results = await asyncio.to_thread(self.embedder.embed, texts)
                 await writing
                 writing = asyncio.create_task(self._finish(items, results))
         finally:
