@@ -116,7 +116,7 @@ async def serve(cfg: Config) -> None:
         log.info("worker %s ready (model %s %s, precision %s (%s), %d torch threads, http %s:%s)",
                  worker.id, model.name, model.version, model.dtype, model.dtype_reason,
                  model.threads, cfg.http_host, cfg.http_port)
-        mirror = MirrorThread(cfg, metrics, cfg.reconcile_seconds, pg, redis_state)
+        mirror = MirrorThread(cfg, metrics, pg, redis_state)
         mirror.start()
         try:
             await worker.run(stop)

@@ -294,15 +294,14 @@ def redis_client(cfg: Config, asynchronous: bool = False) -> redis.Redis | aiore
 
 class MirrorThread(threading.Thread):
     """In each sidecar process: the replica holding the leader lock mirrors (write-through, and
-    reconciliation every `interval` seconds and whenever Redis answers again); the others wait
+    reconciliation every NEXUS_RECONCILE_SECONDS and whenever Redis answers again); the others wait
     for the lock (docs/cache.md). `pg`, `redis_state`: the process's Outage of each server."""
 
-    def __init__(self, cfg: Config, metrics: Metrics, interval: float, pg: Outage | None = None,
+    def __init__(self, cfg: Config, metrics: Metrics, pg: Outage | None = None,
                  redis_state: Outage | None = None) -> None:
         super().__init__(name="cache-mirror", daemon=True)
         self.cfg = cfg
         self.metrics = metrics
-        self.interval = interval
         self.pg = pg or Outage("PostgreSQL")
         self.redis_state = redis_state or Outage("Redis")
         self.stopping = threading.Event()
@@ -336,7 +335,7 @@ class MirrorThread(threading.Thread):
             mirror = Mirror(conn, client, self.metrics)
             next_reconcile = next_look = next_drain = 0.0
             run_id = None
-            log.info("cache mirror: leading (reconcile every %.0f s)", self.interval)
+            log.info("cache mirror: leading (reconcile every %d s)", self.cfg.reconcile_seconds)
             while not self.stopping.is_set():
                 # wake at the first notification, then take the ones already there with it
                 woken = bool(list(listener.notifies(timeout=0.2, stop_after=1)))
@@ -353,7 +352,7 @@ class MirrorThread(threading.Thread):
                         self.redis_state.back(began)
                     if time.monotonic() >= next_reconcile:
                         mirror.reconcile()
-                        next_reconcile = time.monotonic() + self.interval
+                        next_reconcile = time.monotonic() + self.cfg.reconcile_seconds
                     if woken or time.monotonic() >= next_drain:
                         mirror.drain()
                         next_drain = time.monotonic() + DRAIN_SECONDS
