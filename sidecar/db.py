@@ -93,10 +93,12 @@ class Outage:
         log.info("%s is back after %.1f s unreachable", self.server, took)
         return took
 
-    def report(self, error: BaseException | None, began: float) -> None:
-        """The result of a try begun at `began`: `lost(error)`, or `back(began)` if it succeeded."""
+    def report(self, error: BaseException | None, began: float) -> str | None:
+        """The result of a try begun at `began`: `back(began)` if it succeeded (None), else
+        `lost(error)` and the error described."""
         if error is None:
             self.back(began)
-        else:
-            self.lost(error)
+            return None
+        self.lost(error)
+        return describe(error)
 

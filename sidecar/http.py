@@ -25,7 +25,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from sidecar.config import Config
-from sidecar.db import RETRY_SECONDS, Outage, describe, iso
+from sidecar.db import RETRY_SECONDS, Outage, iso
 from sidecar.embedder import Embedder, EmbedError
 from sidecar.metrics import Metrics
 
@@ -96,10 +96,8 @@ class Health:
         ctx, began = self.ctx, time.monotonic()
         (_, pg_exc), (_, redis_exc) = await asyncio.gather(
             _check(_one(ctx, "SELECT 1")), _check(ctx.redis.ping()))
-        ctx.pg.report(pg_exc, began)
-        ctx.redis_state.report(redis_exc, began)
-        self.pg_error = None if pg_exc is None else describe(pg_exc)
-        self.redis_error = None if redis_exc is None else describe(redis_exc)
+        self.pg_error = ctx.pg.report(pg_exc, began)
+        self.redis_error = ctx.redis_state.report(redis_exc, began)
         self.checked_at, self.checked_wall = time.monotonic(), time.time()
         self.document()  # keeps `since` (when the status began) true to the second
 
@@ -231,11 +229,10 @@ async def embed(request: web.Request) -> web.Response:
     # the version carries the precision: a vector of another precision is not served from cache
     key = f"nexus:embed:{info.name}:{info.version}:{hashlib.sha256(text.encode()).hexdigest()}"
     cached = await _best_effort(ctx, ctx.redis.get(key))
+    ctx.metrics.embed_cache.labels("miss" if cached is None else "hit").inc()
     if cached is not None:
-        ctx.metrics.embed_cache.labels("hit").inc()
         vector = np.frombuffer(cached, dtype=np.float32)
     else:
-        ctx.metrics.embed_cache.labels("miss").inc()
         async with ctx.embed_lock:  # not whitespace: a vector or its EmbedError
             [vector] = await asyncio.to_thread(ctx.embedder.embed, [text])
         if isinstance(vector, EmbedError):
