@@ -146,7 +146,7 @@ import signal, threading
 from sidecar import config
 from sidecar.cache import MirrorThread
 from sidecar.metrics import Metrics
-mirror = MirrorThread(config.load(), Metrics(), 3600)
+mirror = MirrorThread(config.load(reconcile_seconds=3600), Metrics())
 mirror.start()
 done = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: done.set())

@@ -190,7 +190,7 @@ def bench_cutover(st: Stack) -> list[Figure]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                 sql.Identifier(LEGACY_DB)))
     flags = cpu_flags()
-    precision = choose_dtype("auto", "cpu", flags)[0]
+    precision = choose_dtype("auto", flags)[0]
     units = ", ".join(sorted(flags & BF16_FLAGS)) or "no bf16 units"
     embed_rate = EPISODES / max(float(last) - float(first), 1e-9)
     import_seconds = float(imported) - wall_start

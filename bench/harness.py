@@ -289,7 +289,7 @@ def chunk_text(chunker: Chunker, text: str) -> list[str]:
     none for whitespace, `text` itself if it fits (sidecar/embedder.py)."""
     if not text.strip():
         return []
-    spans = chunker.tokenize([text])[0].spans
+    spans = chunker.tokenize([text])[0][1]
     bounds = chunker.chunk_bounds(text, spans)
     if len(bounds) == 1:
         return [text]

@@ -189,7 +189,7 @@ def bench_worker(st: Stack, wanted: frozenset[str]) -> list[Figure]:
 
     torch.set_num_threads(THREADS)
     flags = cpu_flags()
-    auto = choose_dtype("auto", "cpu", flags)[0]
+    auto = choose_dtype("auto", flags)[0]
     units = ", ".join(sorted(flags & BF16_FLAGS))
     dtypes = ("float32", "bfloat16") if units else ("float32",)
 

@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from sidecar import config
 from sidecar.cache import MirrorThread, redis_client
 from sidecar.config import Config, ConfigError
-from sidecar.db import RETRY_SECONDS, SCHEMA, Outage, postgresql_outage, redis_outage
+from sidecar.db import RETRY_SECONDS, SCHEMA, Outage
 from sidecar.embedder import Embedder, ModelError, auto_threads
 from sidecar.http import Context, Health, make_app
 from sidecar.metrics import Metrics
@@ -34,14 +34,10 @@ log = logging.getLogger("nexus.service")
 START_SECONDS = 60
 
 
-class DatabaseUnavailable(RuntimeError):
-    pass
-
-
 async def _database_target(pool: AsyncConnectionPool, pg: Outage) -> tuple[str, int]:
     """The model and dimension the database expects, once its schema is this release's (else
     ConfigError); PostgreSQL is waited for START_SECONDS at most (tried every second or so), then
-    the error is the replica's exit."""
+    the TimeoutError is the replica's exit."""
     deadline = time.monotonic() + START_SECONDS
     while True:
         began = time.monotonic()
@@ -60,8 +56,8 @@ async def _database_target(pool: AsyncConnectionPool, pg: Outage) -> tuple[str, 
             return model, dims
         except psycopg.OperationalError as exc:
             if time.monotonic() >= deadline:
-                raise DatabaseUnavailable(f"PostgreSQL did not answer within {START_SECONDS} s: "
-                                          f"{exc}") from exc
+                raise TimeoutError(f"PostgreSQL did not answer within {START_SECONDS} s: "
+                                   f"{exc}") from exc
             pg.lost(exc)
             await asyncio.sleep(RETRY_SECONDS)
 
@@ -82,7 +78,7 @@ async def serve(cfg: Config) -> None:
     check_settings(cfg)
     sock = _listen(cfg)
     metrics = Metrics()
-    pg, redis_state = postgresql_outage(metrics), redis_outage(metrics)
+    pg, redis_state = Outage("PostgreSQL", metrics), Outage("Redis", metrics)
     pool = make_pool(cfg)
     await pool.open()
     redis = redis_client(cfg, asynchronous=True)
@@ -92,13 +88,15 @@ async def serve(cfg: Config) -> None:
         target, dims = await _database_target(pool, pg)
         threads = cfg.worker_threads or auto_threads(cfg.worker_replicas)
         embedder = Embedder(cfg.embed_model, threads, batch_size=cfg.worker_batch,
-                            dtype=cfg.embed_dtype, device=cfg.embed_device)
-        embedder.check_dimension(dims)
-        if target != embedder.info.name:
-            log.warning("the database targets model %s but this worker runs %s: it will claim "
-                        "nothing until they match", target, embedder.info.name)
-        worker = Worker(cfg, embedder, pool, metrics, pg)
+                            dtype=cfg.embed_dtype)
         model = embedder.info
+        if model.dimension != dims:
+            raise ModelError(f"model {model.name} makes {model.dimension}-dimensional vectors, but "
+                             f"the database stores {dims}: configure a {dims}-dimensional model")
+        if target != model.name:
+            log.warning("the database targets model %s but this worker runs %s: it will claim "
+                        "nothing until they match", target, model.name)
+        worker = Worker(cfg, embedder, pool, metrics, pg)
         metrics.info.info({"worker_id": worker.id,
                            **{k: str(v) for k, v in model.labels().items()}})
         stop = asyncio.Event()
@@ -107,8 +105,7 @@ async def serve(cfg: Config) -> None:
             loop.add_signal_handler(sig, stop.set)
         tasks = []
         if sock is not None:
-            ctx = Context(cfg, pool, redis, embedder, metrics, worker.id, asyncio.Lock(), pg,
-                          redis_state)
+            ctx = Context(cfg, pool, redis, embedder, metrics, worker.id, pg, redis_state)
             probe = Health(ctx)
             await probe.check()
             await probe.read_stats()
@@ -116,10 +113,10 @@ async def serve(cfg: Config) -> None:
             runner = web.AppRunner(make_app(ctx, probe), access_log=None)
             await runner.setup()
             await web.SockSite(runner, sock).start()
-        log.info("worker %s ready (model %s %s, precision %s (%s), %s, %d torch threads, "
-                 "http %s:%s)", worker.id, model.name, model.version, model.dtype,
-                 model.dtype_reason, model.device, model.threads, cfg.http_host, cfg.http_port)
-        mirror = MirrorThread(cfg, metrics, cfg.reconcile_seconds, pg, redis_state)
+        log.info("worker %s ready (model %s %s, precision %s (%s), %d torch threads, http %s:%s)",
+                 worker.id, model.name, model.version, model.dtype, model.dtype_reason,
+                 model.threads, cfg.http_host, cfg.http_port)
+        mirror = MirrorThread(cfg, metrics, pg, redis_state)
         mirror.start()
         try:
             await worker.run(stop)
@@ -144,17 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sidecar", description=__doc__.split("\n")[0],
                                      epilog=epilog,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--http-port", type=int, help="HTTP port (0 for none; default: "
-                        "NEXUS_HTTP_PORT, below)")
-    args = parser.parse_args(argv)
+    parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # an outage is logged once each way by sidecar.db.Outage; the pool would log every try
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
-        asyncio.run(serve(config.load(http_port=args.http_port)))
-    except (ModelError, ValueError, DatabaseUnavailable) as exc:  # ConfigError: ValueError
+        asyncio.run(serve(config.load()))
+    except (ModelError, ValueError, TimeoutError) as exc:  # ConfigError: ValueError
         print(f"nexus worker: error: {exc}", file=sys.stderr)
-        return 1 if isinstance(exc, DatabaseUnavailable) else config.CONFIG_ERROR
+        return 1 if isinstance(exc, TimeoutError) else config.CONFIG_ERROR
     return 0
 
 

@@ -23,7 +23,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from sidecar.config import Config
-from sidecar.db import RETRY_SECONDS, Outage, conninfo, postgresql_outage, redis_outage
+from sidecar.db import RETRY_SECONDS, Outage, conninfo
 from sidecar.metrics import Metrics
 
 log = logging.getLogger("nexus.cache")
@@ -127,8 +127,8 @@ class Mirror:
         found = {r[0] for r in rows}
         written = self._write(rows)
         deleted = self._delete([i for i in ids if i not in found])
-        self._count("wm", "set", written)
-        self._count("wm", "delete", deleted)
+        self.metrics.cache_writes.labels("wm", "set").inc(written)
+        self.metrics.cache_writes.labels("wm", "delete").inc(deleted)
         return written + deleted
 
     def _write(self, rows: list[tuple], held: dict[int, str] | None = None) -> int:
@@ -191,7 +191,7 @@ class Mirror:
                     pipe.delete(recent_key(agent))
             pipe.execute()
             changed += len(rows)
-        self._count("recent", "set", changed)
+        self.metrics.cache_writes.labels("recent", "set").inc(changed)
         return changed
 
     # -- reconciliation --------------------------------------------------------------------------
@@ -277,10 +277,6 @@ class Mirror:
             log.info("reconcile: %s", json.dumps(asdict(report)))
         return report
 
-    def _count(self, kind: str, op: str, n: int) -> None:
-        if n:
-            self.metrics.cache_writes.labels(kind, op).inc(n)
-
 
 def worker_conn(cfg: Config) -> psycopg.Connection:
     return psycopg.connect(conninfo(cfg), autocommit=True)
@@ -298,17 +294,16 @@ def redis_client(cfg: Config, asynchronous: bool = False) -> redis.Redis | aiore
 
 class MirrorThread(threading.Thread):
     """In each sidecar process: the replica holding the leader lock mirrors (write-through, and
-    reconciliation every `interval` seconds and whenever Redis answers again); the others wait
+    reconciliation every NEXUS_RECONCILE_SECONDS and whenever Redis answers again); the others wait
     for the lock (docs/cache.md). `pg`, `redis_state`: the process's Outage of each server."""
 
-    def __init__(self, cfg: Config, metrics: Metrics, interval: float, pg: Outage | None = None,
+    def __init__(self, cfg: Config, metrics: Metrics, pg: Outage | None = None,
                  redis_state: Outage | None = None) -> None:
         super().__init__(name="cache-mirror", daemon=True)
         self.cfg = cfg
         self.metrics = metrics
-        self.interval = interval
-        self.pg = pg or postgresql_outage()
-        self.redis_state = redis_state or redis_outage()
+        self.pg = pg or Outage("PostgreSQL")
+        self.redis_state = redis_state or Outage("Redis")
         self.stopping = threading.Event()
 
     def stop(self) -> None:
@@ -340,7 +335,7 @@ class MirrorThread(threading.Thread):
             mirror = Mirror(conn, client, self.metrics)
             next_reconcile = next_look = next_drain = 0.0
             run_id = None
-            log.info("cache mirror: leading (reconcile every %.0f s)", self.interval)
+            log.info("cache mirror: leading (reconcile every %d s)", self.cfg.reconcile_seconds)
             while not self.stopping.is_set():
                 # wake at the first notification, then take the ones already there with it
                 woken = bool(list(listener.notifies(timeout=0.2, stop_after=1)))
@@ -357,7 +352,7 @@ class MirrorThread(threading.Thread):
                         self.redis_state.back(began)
                     if time.monotonic() >= next_reconcile:
                         mirror.reconcile()
-                        next_reconcile = time.monotonic() + self.interval
+                        next_reconcile = time.monotonic() + self.cfg.reconcile_seconds
                     if woken or time.monotonic() >= next_drain:
                         mirror.drain()
                         next_drain = time.monotonic() + DRAIN_SECONDS

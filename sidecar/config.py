@@ -52,7 +52,6 @@ class Config:
     embed_model: str | None = setting("NEXUS_EMBED_MODEL", None, "a local sentence-transformers "
                                       "folder", "the packaged all-MiniLM-L6-v2")
     embed_dtype: str = setting("NEXUS_EMBED_DTYPE", "auto", "auto, float32 or bfloat16")
-    embed_device: str = setting("NEXUS_EMBED_DEVICE", "cpu", "cpu or cuda")
     http_host: str = setting("NEXUS_HTTP_HOST", "127.0.0.1", "address of the HTTP endpoints")
     http_port: int = setting("NEXUS_HTTP_PORT", 58080, "port of the HTTP endpoints (0: none)")
     health_max_queue: int = setting("NEXUS_HEALTH_MAX_QUEUE", 1000,

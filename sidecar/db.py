@@ -24,6 +24,9 @@ RETRY_SECONDS = 1.0
 SCHEMA = "0025_facts_found_by_key"
 # The longest a request waits for a connection of the worker's pool (sidecar.worker.make_pool)
 POOL_TIMEOUT = 10.0
+# what a process does while each server is away, as the log says it
+MEANWHILE = {"PostgreSQL": "retrying every second or two; logged again when it is back",
+             "Redis": "nothing is lost: the cache is reconciled with PostgreSQL when it is back"}
 
 
 def conninfo(cfg: Config) -> str:
@@ -48,9 +51,8 @@ class Outage:
     or `back`, and the log says once that the server went and once that it is back, however
     many connections notice (docs/operations.md, "Faults"). Thread-safe (the mirror's thread)."""
 
-    def __init__(self, server: str, meanwhile: str, metrics: Metrics | None = None) -> None:
+    def __init__(self, server: str, metrics: Metrics | None = None) -> None:
         self.server = server
-        self.meanwhile = meanwhile
         metrics = metrics or Metrics()  # a registry of its own: counted, never exported
         self._up = metrics.server_up.labels(server.lower())
         self._outages = metrics.outages.labels(server.lower())
@@ -72,7 +74,8 @@ class Outage:
             self.since, self._started = time.time(), time.monotonic()
         self._up.set(0)
         self._outages.inc()
-        log.warning("%s unreachable (%s); %s", self.server, describe(error), self.meanwhile)
+        log.warning("%s unreachable (%s); %s", self.server, describe(error),
+                    MEANWHILE[self.server])
         return True
 
     def back(self, began: float) -> float | None:
@@ -90,19 +93,12 @@ class Outage:
         log.info("%s is back after %.1f s unreachable", self.server, took)
         return took
 
-    def report(self, error: BaseException | None, began: float) -> None:
-        """The result of a try begun at `began`: `lost(error)`, or `back(began)` if it succeeded."""
+    def report(self, error: BaseException | None, began: float) -> str | None:
+        """The result of a try begun at `began`: `back(began)` if it succeeded (None), else
+        `lost(error)` and the error described."""
         if error is None:
             self.back(began)
-        else:
-            self.lost(error)
+            return None
+        self.lost(error)
+        return describe(error)
 
-
-def postgresql_outage(metrics: Metrics | None = None) -> Outage:
-    return Outage("PostgreSQL", "retrying every second or two; logged again when it is back",
-                  metrics)
-
-
-def redis_outage(metrics: Metrics | None = None) -> Outage:
-    return Outage("Redis", "nothing is lost: the cache is reconciled with PostgreSQL when it is "
-                  "back", metrics)

@@ -20,14 +20,12 @@ OVERLAP_TOKENS = 50
 # room for the [CLS]/[SEP] tokens and for a chunk re-tokenising a little longer than its slice
 TOKEN_MARGIN = 6
 DTYPES = ("auto", "float32", "bfloat16")
-DEVICES = ("cpu", "cuda")
 # CPU flags of units that compute in bf16 natively; without them bf16 is emulated and slower
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
-VERSION_SUFFIX = {"float32": "", "bfloat16": "+bf16"}
 
 
 class ModelError(RuntimeError):
-    """The configured model cannot be used (wrong dimension, missing files, bad device)."""
+    """The configured model cannot be used (wrong dimension, missing files, bad precision)."""
 
 
 class EmbedError(RuntimeError):
@@ -40,14 +38,13 @@ class ModelInfo:
     version: str        # the package's version, and "+bf16" for bf16 vectors
     dimension: int
     dtype: str          # float32 | bfloat16
-    device: str         # cpu | cuda
-    threads: int        # torch threads (CPU)
+    threads: int        # torch threads
     dtype_reason: str   # why this precision: said once in the log
 
     def labels(self) -> dict[str, str | int]:
         """What the worker runs, as its heartbeat, /stats and nexus_worker_info say it."""
         return {"model": self.name, "model_version": self.version, "precision": self.dtype,
-                "device": self.device, "threads": self.threads}
+                "threads": self.threads}
 
 
 def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
@@ -59,18 +56,12 @@ def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     return frozenset()
 
 
-def choose_dtype(setting: str, device: str, flags: frozenset[str]) -> tuple[str, str]:
+def choose_dtype(setting: str, flags: frozenset[str]) -> tuple[str, str]:
     """The precision to run in, and why, for NEXUS_EMBED_DTYPE=`setting`."""
     if setting not in DTYPES:
         raise ModelError(f"NEXUS_EMBED_DTYPE must be one of {', '.join(DTYPES)}, got {setting!r}")
     if setting != "auto":
         return setting, f"NEXUS_EMBED_DTYPE={setting}"
-    if device == "cuda":
-        import torch
-
-        if torch.cuda.is_bf16_supported():
-            return "bfloat16", "auto: the GPU supports bf16"
-        return "float32", "auto: the GPU has no bf16"
     units = sorted(flags & BF16_FLAGS)
     if units:
         return "bfloat16", f"auto: the CPU has bf16 units ({', '.join(units)})"
@@ -87,18 +78,7 @@ def auto_threads(replicas: int = 1, cores: int | None = None) -> int:
     return max(1, (cores - 1) // max(1, replicas))
 
 
-def _check_device(device: str) -> None:
-    if device not in DEVICES:
-        raise ModelError(f"NEXUS_EMBED_DEVICE must be one of {', '.join(DEVICES)}, got {device!r}")
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ModelError("NEXUS_EMBED_DEVICE=cuda, but no CUDA device is available to torch "
-                             "(no GPU, no driver, or a CPU-only torch): set NEXUS_EMBED_DEVICE=cpu")
-
-
-def _load(model: str | None, device: str):  # noqa: ANN202 - SentenceTransformer is imported lazily
+def _load(model: str | None):  # noqa: ANN202 - SentenceTransformer is imported lazily
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from sentence_transformers import SentenceTransformer
@@ -115,17 +95,7 @@ def _load(model: str | None, device: str):  # noqa: ANN202 - SentenceTransformer
             raise ModelError(f"model {model!r} not found: NEXUS_EMBED_MODEL must be a folder")
         name = path.name
         version = "local"
-    return SentenceTransformer(str(path), device=device), name, version
-
-
-@dataclass
-class _Tokens:
-    """One text tokenized: its ids between the special tokens, their character spans, and the
-    special tokens before and after."""
-    ids: list[int]
-    spans: list[tuple[int, int]]
-    prefix: list[int]
-    suffix: list[int]
+    return SentenceTransformer(str(path), device="cpu"), name, version
 
 
 class Chunker:
@@ -135,37 +105,33 @@ class Chunker:
     def __init__(self, tokenizer: Any, max_tokens: int) -> None:
         self.tokenizer = tokenizer
         self.chunk_tokens = max_tokens - TOKEN_MARGIN
+        # the special tokens the model wants around every chunk (e.g. [CLS] ... [SEP])
+        special = tokenizer("a", return_special_tokens_mask=True)
+        ids, mask = special["input_ids"], special["special_tokens_mask"]
+        self.prefix, self.suffix = ids[:mask.index(0)], ids[len(mask) - mask[::-1].index(0):]
 
     # -- tokenizing and chunking ----------------------------------------------------------
-    def tokenize(self, texts: list[str]) -> list[_Tokens]:
-        """All texts in one call of the (fast) tokenizer, with the model's special tokens."""
-        enc = self.tokenizer(texts, return_offsets_mapping=True, return_special_tokens_mask=True,
+    def tokenize(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """Each text's token ids and their character spans, without the special tokens: all
+        texts in one call of the (fast) tokenizer."""
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True,
                              verbose=False)
-        out = []
-        for ids, spans, special in zip(enc["input_ids"], enc["offset_mapping"],
-                                       enc["special_tokens_mask"], strict=True):
-            inner = [k for k, is_special in enumerate(special) if not is_special]
-            lead, tail = (inner[0], inner[-1] + 1) if inner else (len(ids), len(ids))
-            out.append(_Tokens(ids[lead:tail], [tuple(s) for s in spans[lead:tail]],
-                               ids[:lead], ids[tail:]))
-        return out
+        return list(zip(enc["input_ids"], enc["offset_mapping"], strict=True))
 
     def chunk_bounds(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        """Token ranges [start, end) of the chunks of a text of these token spans."""
+        """Token ranges [start, end) of the chunks of a text of these token spans (one chunk,
+        maybe empty, for a text that fits)."""
         n = len(spans)
-        if n <= self.chunk_tokens:
-            return [(0, n)]
         bounds = []
         start = 0
-        while start < n:
+        while True:
             end = min(start + self.chunk_tokens, n)
             if end < n:
                 end = self._best_cut(text, spans, start, end)
             bounds.append((start, end))
             if end >= n:
-                break
+                return bounds
             start = self._next_start(text, spans, start, end)
-        return bounds
 
     def _best_cut(self, text: str, spans: list[tuple[int, int]], start: int, end: int) -> int:
         """Where to end a chunk: after the strongest separator in its second half (end < n)."""
@@ -195,32 +161,24 @@ class Chunker:
 
 class Embedder(Chunker):
     def __init__(self, model: str | None = None, threads: int | None = None,
-                 batch_size: int = 32, dtype: str = "auto", device: str = "cpu",
+                 batch_size: int = 32, dtype: str = "auto",
                  flags: frozenset[str] | None = None) -> None:
         """`threads` None: auto_threads(); `flags`: the CPU's (default: /proc/cpuinfo)."""
         import torch
 
-        _check_device(device)
-        chosen, reason = choose_dtype(dtype, device, cpu_flags() if flags is None else flags)
+        chosen, reason = choose_dtype(dtype, cpu_flags() if flags is None else flags)
         threads = auto_threads() if threads is None else max(1, threads)
         torch.set_num_threads(threads)
-        self.model, name, version = _load(model, device)
+        self.model, name, version = _load(model)
         if chosen == "bfloat16":
             self.model.to(torch.bfloat16)
         self.model.eval()
         dimension = int(self.model.get_embedding_dimension())
         max_seq = int(self.model.max_seq_length)
-        self.info = ModelInfo(name, version + VERSION_SUFFIX[chosen], dimension, chosen, device,
-                              threads, reason)
+        version += "+bf16" if chosen == "bfloat16" else ""
+        self.info = ModelInfo(name, version, dimension, chosen, threads, reason)
         super().__init__(self.model.tokenizer, max_seq)
         self.batch_size = batch_size
-
-    def check_dimension(self, expected: int) -> None:
-        if self.info.dimension != expected:
-            raise ModelError(
-                f"model {self.info.name} makes {self.info.dimension}-dimensional vectors, but the "
-                f"database stores {expected}: configure a {expected}-dimensional model"
-            )
 
     # -- embedding ------------------------------------------------------------------------
     def _forward(self, batch: list[list[int]]) -> np.ndarray:
@@ -230,12 +188,11 @@ class Embedder(Chunker):
         out = []
         for i in range(0, len(batch), self.batch_size):
             features: dict[str, Any] = dict(self.tokenizer.pad(
-                {"input_ids": batch[i:i + self.batch_size]}, return_tensors="pt"
-            ).to(self.model.device))
+                {"input_ids": batch[i:i + self.batch_size]}, return_tensors="pt"))
             features["token_type_ids"] = torch.zeros_like(features["input_ids"])
             with torch.inference_mode():
                 vectors = self.model.forward({**features, "modality": "text"})["sentence_embedding"]
-            out.append(vectors.float().cpu().numpy())
+            out.append(vectors.float().numpy())
         encoded = np.concatenate(out)
         norms = np.linalg.norm(encoded, axis=1, keepdims=True)
         return encoded / np.where(norms > 0, norms, 1)
@@ -245,14 +202,10 @@ class Embedder(Chunker):
         that failed alone: if the batch fails, each text is embedded on its own to find it."""
         try:
             return self._embed_all(texts)
-        except Exception:
-            return [self._embed_alone(text) for text in texts]
-
-    def _embed_alone(self, text: str) -> np.ndarray | EmbedError | None:
-        try:
-            return self._embed_all([text])[0]
         except Exception as exc:
-            return EmbedError(repr(exc))
+            if len(texts) == 1:
+                return [EmbedError(repr(exc))]
+        return [result for text in texts for result in self.embed([text])]
 
     def _embed_all(self, texts: list[str]) -> list[np.ndarray | EmbedError | None]:
         """All the texts' chunks in one pass, sorted by length, in shared batches; a text's
@@ -263,9 +216,9 @@ class Embedder(Chunker):
             return results
         owners: list[int] = []
         chunks: list[list[int]] = []
-        for i, tokens in zip(wanted, self.tokenize([texts[i] for i in wanted]), strict=True):
-            for s, e in self.chunk_bounds(texts[i], tokens.spans):
-                chunks.append(tokens.prefix + tokens.ids[s:e] + tokens.suffix)
+        for i, (ids, spans) in zip(wanted, self.tokenize([texts[i] for i in wanted]), strict=True):
+            for s, e in self.chunk_bounds(texts[i], spans):
+                chunks.append(self.prefix + ids[s:e] + self.suffix)
                 owners.append(i)
         order = sorted(range(len(chunks)), key=lambda k: len(chunks[k]))
         sums = np.zeros((len(texts), self.info.dimension), dtype=np.float32)
@@ -273,11 +226,3 @@ class Embedder(Chunker):
         for i in wanted:
             results[i] = sums[i] / max(float(np.linalg.norm(sums[i])), 1e-12)
         return results
-
-    def embed_query(self, text: str) -> np.ndarray:
-        result = self.embed([text])[0]
-        if result is None:
-            raise EmbedError("empty text")
-        if isinstance(result, EmbedError):
-            raise result
-        return result

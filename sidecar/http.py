@@ -13,7 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from sidecar.config import Config
-from sidecar.db import RETRY_SECONDS, Outage, describe, iso
+from sidecar.db import RETRY_SECONDS, Outage, iso
 from sidecar.embedder import Embedder, EmbedError
 from sidecar.metrics import Metrics
 
@@ -47,14 +47,17 @@ class Context:
     embedder: Embedder
     metrics: Metrics
     worker_id: str
-    embed_lock: asyncio.Lock
     pg: Outage
     redis_state: Outage
+    embed_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one /embed at a time
 
 
-async def _ping_postgresql(ctx: Context) -> None:
+async def _one(ctx: Context, query: str) -> dict:
+    """The first row of `query`, on a connection of the worker's pool."""
     async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
-        await conn.execute("SELECT 1")
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(query)
+        return await cur.fetchone()
 
 
 async def _check(coro: Awaitable[object]) -> tuple[object, BaseException | None]:
@@ -92,24 +95,18 @@ class Health:
     async def check(self) -> None:
         ctx, began = self.ctx, time.monotonic()
         (_, pg_exc), (_, redis_exc) = await asyncio.gather(
-            _check(_ping_postgresql(ctx)), _check(ctx.redis.ping()))
-        ctx.pg.report(pg_exc, began)
-        ctx.redis_state.report(redis_exc, began)
-        self.pg_error = None if pg_exc is None else describe(pg_exc)
-        self.redis_error = None if redis_exc is None else describe(redis_exc)
+            _check(_one(ctx, "SELECT 1")), _check(ctx.redis.ping()))
+        self.pg_error = ctx.pg.report(pg_exc, began)
+        self.redis_error = ctx.redis_state.report(redis_exc, began)
         self.checked_at, self.checked_wall = time.monotonic(), time.time()
         self.document()  # keeps `since` (when the status began) true to the second
 
-    async def _queue_stats(self) -> dict:
-        async with self.ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute("SELECT * FROM memory_system.queue_stats()")
-            return await cur.fetchone()
-
     async def read_stats(self) -> None:
-        stats, exc = await _check(self._queue_stats())
+        stats, exc = await _check(_one(self.ctx, "SELECT * FROM memory_system.queue_stats()"))
         if exc is None:
             self.stats, self.stats_at = stats, time.monotonic()  # type: ignore[assignment]
+            for state in ("pending", "processing", "done", "dead"):
+                self.ctx.metrics.queue_depth.labels(state).set(stats[state])
 
     async def fresh_stats(self) -> None:
         """Refresh the queue statistics (for /health, /metrics and /stats alike) if they are old
@@ -182,26 +179,19 @@ async def health(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     ctx: Context = request.app["ctx"]
     probe: Health = request.app["health"]
-    await probe.fresh_stats()
-    if probe.stats is not None:
-        for state in ("pending", "processing", "done", "dead"):
-            ctx.metrics.queue_depth.labels(state).set(probe.stats[state])
+    await probe.fresh_stats()  # the queue gauges with them
     # while PostgreSQL is away the process's own metrics are served at once, without its gauges
     if ctx.pg.since is None:
         with contextlib.suppress(psycopg.Error, OSError):
-            await _function_gauges(ctx)
+            async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
+                cur = await conn.execute(
+                    "SELECT funcname, calls, total_time / 1000.0 FROM pg_stat_user_functions "
+                    "WHERE schemaname = 'nexus'")
+                for name, calls, seconds in await cur.fetchall():
+                    ctx.metrics.sql_calls.labels(name).set(calls)
+                    ctx.metrics.sql_seconds.labels(name).set(seconds)
     body = generate_latest(ctx.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-async def _function_gauges(ctx: Context) -> None:
-    async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
-        cur = await conn.execute(
-            "SELECT funcname, calls, total_time / 1000.0 FROM pg_stat_user_functions "
-            "WHERE schemaname = 'nexus'")
-        for name, calls, seconds in await cur.fetchall():
-            ctx.metrics.sql_calls.labels(name).set(calls)
-            ctx.metrics.sql_seconds.labels(name).set(seconds)
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -239,17 +229,14 @@ async def embed(request: web.Request) -> web.Response:
     # the version carries the precision: a vector of another precision is not served from cache
     key = f"nexus:embed:{info.name}:{info.version}:{hashlib.sha256(text.encode()).hexdigest()}"
     cached = await _best_effort(ctx, ctx.redis.get(key))
+    ctx.metrics.embed_cache.labels("miss" if cached is None else "hit").inc()
     if cached is not None:
-        ctx.metrics.embed_cache.labels("hit").inc()
         vector = np.frombuffer(cached, dtype=np.float32)
     else:
-        ctx.metrics.embed_cache.labels("miss").inc()
-        loop = asyncio.get_running_loop()
-        async with ctx.embed_lock:
-            try:
-                vector = await loop.run_in_executor(None, ctx.embedder.embed_query, text)
-            except EmbedError as exc:
-                return _error(422, f"could not embed the text: {exc}")
+        async with ctx.embed_lock:  # not whitespace: a vector or its EmbedError
+            [vector] = await asyncio.to_thread(ctx.embedder.embed, [text])
+        if isinstance(vector, EmbedError):
+            return _error(422, f"could not embed the text: {vector}")
         await _best_effort(ctx, ctx.redis.set(key, vector.astype(np.float32).tobytes(),
                                               ex=EMBED_CACHE_TTL))
     return web.json_response({"model": info.name, "model_version": info.version,

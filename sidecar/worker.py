@@ -13,7 +13,6 @@ import os
 import socket
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -42,11 +41,6 @@ def check_settings(cfg: Config) -> None:
         raise ConfigError("NEXUS_WORKER_HEARTBEAT_SECONDS must be at least 1")
 
 
-async def _configure(conn: psycopg.AsyncConnection) -> None:
-    await register_vector_async(conn)
-    await conn.set_autocommit(True)
-
-
 # psycopg_pool's reconnection backs off exponentially for reconnect_timeout, so a long outage cost
 # minutes more: a try gives up after 2 s instead (why: docs/operations.md, "Faults")
 RECONNECT_SECONDS = 2.0
@@ -54,8 +48,9 @@ RECONNECT_SECONDS = 2.0
 
 def make_pool(cfg: Config) -> AsyncConnectionPool:
     # connections are checked on checkout, so a restarted PostgreSQL costs no failed request
-    return AsyncConnectionPool(conninfo(cfg), min_size=1, max_size=4, open=False,
-                               configure=_configure, check=AsyncConnectionPool.check_connection,
+    return AsyncConnectionPool(conninfo(cfg), kwargs={"autocommit": True}, min_size=1, max_size=4,
+                               open=False, configure=register_vector_async,
+                               check=AsyncConnectionPool.check_connection,
                                timeout=POOL_TIMEOUT, reconnect_timeout=RECONNECT_SECONDS)
 
 
@@ -68,7 +63,6 @@ class Worker:
         self.metrics = metrics
         self.pg = pg
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
         self.wake = asyncio.Event()
         self.lease = timedelta(seconds=cfg.worker_lease_seconds)
 
@@ -83,15 +77,13 @@ class Worker:
             listener.cancel()
             beater.cancel()
             await self._release()
-            self.executor.shutdown(wait=True)
 
     async def _pipeline(self, stop: asyncio.Event) -> None:
         """Claim, encode, complete, overlapping: while batch N encodes, N+1 is claimed and N-1
         written (docs/operations.md). On stop the batch encoding is finished and written; the
         one claimed ahead is released (by run) untouched."""
-        loop = asyncio.get_running_loop()
         ahead: asyncio.Task[list[dict]] | None = None
-        writing: asyncio.Future[None] = loop.create_future()
+        writing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         writing.set_result(None)  # nothing to write yet
         try:
             while not stop.is_set():
@@ -106,7 +98,7 @@ class Worker:
                 ahead = asyncio.create_task(self._claim())
                 self.metrics.batch_size.observe(len(items))
                 texts = [item["content"] for item in items]
-                results = await loop.run_in_executor(self.executor, self.embedder.embed, texts)
+                results = await asyncio.to_thread(self.embedder.embed, texts)
                 await writing
                 writing = asyncio.create_task(self._finish(items, results))
         finally:

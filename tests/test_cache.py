@@ -43,8 +43,9 @@ class Env:
     def agent(self, name: str) -> psycopg.Connection:
         return psycopg.connect(agents.dsn(self.cfg, name), autocommit=True)
 
-    def start_mirror(self, interval: float = 3600) -> None:
-        self.mirror = cache.MirrorThread(self.cfg, self.metrics, interval)
+    def start_mirror(self, interval: int = 3600) -> None:
+        cfg = replace(self.cfg, reconcile_seconds=interval)
+        self.mirror = cache.MirrorThread(cfg, self.metrics)
         self.mirror.start()
         wait_for(lambda: self.metrics.reconcile_runs._value.get() >= 1, timeout=30)
 

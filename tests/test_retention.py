@@ -28,7 +28,7 @@ from tests.helpers import su, worker_env
 
 class FakeEmbedder:
     """Stands in for the model: the heartbeat loop only reports what the worker runs."""
-    info = ModelInfo("fake-embedder", "0", 384, "float32", "cpu", 1, "test: no model")
+    info = ModelInfo("fake-embedder", "0", 384, "float32", 1, "test: no model")
 
 
 OLD, RESCUED = 3000, 100  # old unimportant episodes the rule takes, and those a writer rescues
@@ -66,8 +66,7 @@ async def _sweep_until(cfg: Config, done: threading.Event,
     wcfg = sidecar_config.load(env=worker_env(cfg, 0, NEXUS_WORKER_HEARTBEAT_SECONDS="1"))
     pool = make_pool(wcfg)
     await pool.open()
-    worker = Worker(wcfg, FakeEmbedder(), pool, Metrics(),  # type: ignore[arg-type]
-                    Outage("PostgreSQL", "test"))
+    worker = Worker(wcfg, FakeEmbedder(), pool, Metrics(), Outage("PostgreSQL"))  # type: ignore[arg-type]
     stop = asyncio.Event()
     beats = asyncio.create_task(worker._heartbeats(stop))
     seen: list[int] = []

@@ -307,18 +307,6 @@ def test_a_database_of_another_release_is_refused_before_the_model_loads(fresh_d
     assert "run the release that migrated it" in result.stderr
 
 
-def test_cuda_asked_without_a_gpu_is_refused_at_start(fresh_db: Config) -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a CUDA device")
-    result = subprocess.run([NEXUS, "worker"], env=worker_env(fresh_db, free_port(),
-                                                              NEXUS_EMBED_DEVICE="cuda"),
-                            capture_output=True, text=True, timeout=240)
-    assert result.returncode == 2
-    assert "NEXUS_EMBED_DEVICE=cuda" in result.stderr and "no CUDA device" in result.stderr
-
-
 def test_the_precision_is_reported_and_stored_with_each_vector(served) -> None:
     cfg, port = served
     stats = json.loads(http(port, "/stats")[1])

@@ -11,7 +11,7 @@ import time
 import pytest
 from psycopg_pool import PoolTimeout
 
-from sidecar.db import postgresql_outage, redis_outage
+from sidecar.db import Outage
 from sidecar.metrics import Metrics
 
 
@@ -22,7 +22,7 @@ def sample(metrics: Metrics, name: str, server: str) -> float | None:
 def test_an_outage_is_logged_once_each_way_and_counted_once(
         caplog: pytest.LogCaptureFixture) -> None:
     metrics = Metrics()
-    pg = postgresql_outage(metrics)
+    pg = Outage("PostgreSQL", metrics)
     assert sample(metrics, "nexus_server_up", "postgresql") == 1
     assert pg.since is None and pg.back(time.monotonic()) is None
     caplog.set_level(logging.INFO, logger="nexus.db")
@@ -44,7 +44,7 @@ def test_an_outage_is_logged_once_each_way_and_counted_once(
 
 def test_a_timeout_that_began_before_the_server_came_back_is_not_a_new_outage() -> None:
     metrics = Metrics()
-    pg = postgresql_outage(metrics)
+    pg = Outage("PostgreSQL", metrics)
     pg.lost(OSError("gone"))
     pg.back(time.monotonic())
     assert pg.lost(PoolTimeout("waited 10 s")) is False
@@ -56,7 +56,7 @@ def test_a_timeout_that_began_before_the_server_came_back_is_not_a_new_outage() 
 def test_a_try_begun_before_the_outage_does_not_end_it(caplog: pytest.LogCaptureFixture) -> None:
     """A server stopped hard cuts its connections one by one: a query in flight on one it has
     not cut yet succeeds after another connection reported the loss. That is no comeback."""
-    pg = postgresql_outage()
+    pg = Outage("PostgreSQL")
     caplog.set_level(logging.INFO, logger="nexus.db")
     in_flight = time.monotonic()
     assert pg.lost(OSError("server closed the connection unexpectedly")) is True
@@ -69,7 +69,7 @@ def test_a_try_begun_before_the_outage_does_not_end_it(caplog: pytest.LogCapture
 
 def test_many_threads_reporting_the_same_outage_log_it_once(
         caplog: pytest.LogCaptureFixture) -> None:
-    redis = redis_outage()  # without metrics
+    redis = Outage("Redis")  # without metrics
     caplog.set_level(logging.INFO, logger="nexus.db")
     began = []
     threads = [threading.Thread(target=lambda: began.append(redis.lost(OSError("reset"))))
