@@ -115,10 +115,12 @@ def schema_dump(st: Stack, cfg: Config) -> str:
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--bf16", choices=("auto", "full", "short"), default="auto",
-        help="the precision-parametrized worker and embedder tests: 'full' runs each in float32 "
-             "and bf16; 'short' in float32 only (the short bf16 checks run either way); 'auto' "
-             "(default): full where the CPU has bf16 units (avx512_bf16 or amx_bf16), short "
-             "elsewhere, where bf16 is emulated and several times slower than float32")
+        help="the precision-parametrized tests: 'full' runs the embedder's and the worker's in "
+             "float32 and bf16; 'short' in float32 only (the short bf16 checks run either way); "
+             "'auto' (default): where the CPU has bf16 units (avx512_bf16 or amx_bf16) the "
+             "embedder's in both and the worker's (crashes, replicas, drains: not about "
+             "precision) in bf16, the precision its worker runs in; elsewhere, where bf16 is "
+             "emulated and several times slower, short")
 
 
 def precisions(config: pytest.Config) -> tuple[str, ...]:
@@ -129,9 +131,16 @@ def precisions(config: pytest.Config) -> tuple[str, ...]:
     return ("float32", "bfloat16") if mode == "full" else ("float32",)
 
 
+def worker_precisions(config: pytest.Config) -> tuple[str, ...]:
+    """The precisions the worker tests run in (--bf16): both only when asked for ('full')."""
+    if config.getoption("--bf16") == "full":
+        return ("float32", "bfloat16")
+    return precisions(config)[-1:]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "precision" in metafunc.fixturenames:
-        metafunc.parametrize("precision", precisions(metafunc.config), indirect=True)
+        metafunc.parametrize("precision", worker_precisions(metafunc.config), indirect=True)
 
 
 @pytest.fixture
