@@ -31,16 +31,18 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
-import aiohttp
 import psycopg
 from psycopg import sql
 from psycopg.adapt import PyFormat
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+if TYPE_CHECKING:  # imported where used: the `nexus` command starts without it (0.1 s)
+    import aiohttp
 
 DEFAULT_EMBED_URL = "http://127.0.0.1:58080"
 EMBED_TIMEOUT = 30.0  # seconds for one /embed call
@@ -565,6 +567,7 @@ def embed(text: str, url: str = DEFAULT_EMBED_URL, timeout: float = EMBED_TIMEOU
 async def embed_async(session: aiohttp.ClientSession, text: str,
                       url: str = DEFAULT_EMBED_URL, timeout: float = EMBED_TIMEOUT) -> list[float]:
     """embed() on an aiohttp session (kept open by the caller, so connections are reused)."""
+    import aiohttp
     try:
         async with session.post(url.rstrip("/") + "/embed", data=_embed_request(text),
                                 headers={"Content-Type": "application/json"},
@@ -969,6 +972,7 @@ class AsyncMemory:
 
     def _http_session(self) -> aiohttp.ClientSession:
         if self._http is None:
+            import aiohttp
             self._http = aiohttp.ClientSession()
         return self._http
 

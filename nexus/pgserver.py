@@ -18,6 +18,7 @@ from pathlib import Path
 
 from nexus.config import SUPERUSER, Config
 from nexus.ports import ServerError, port_free
+from nexus.supervisor import process_alive
 
 PG_VERSION = "18.6.3"
 SERVER_USER = "postgres"
@@ -196,13 +197,8 @@ class PgServer:
             pid = int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
         except (FileNotFoundError, ValueError, PermissionError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        return pid
+        # an exited postmaster that init has not reaped yet is not running
+        return pid if process_alive(pid) else None
 
     def start(self) -> None:
         if self.pid() is not None:

@@ -13,6 +13,7 @@ import redis
 
 from nexus.config import Config
 from nexus.ports import ServerError, port_free
+from nexus.supervisor import process_alive
 
 
 class RedisServer:
@@ -34,12 +35,12 @@ class RedisServer:
                            socket_timeout=2, socket_connect_timeout=2, **kwargs)
 
     def pid(self) -> int | None:
+        """Pid of the running server, or None (an exited one, not yet reaped, is not running)."""
         try:
             pid = int(self.pidfile.read_text().strip())
-            os.kill(pid, 0)
-        except (FileNotFoundError, ValueError, ProcessLookupError):
+        except (FileNotFoundError, ValueError):
             return None
-        return pid
+        return pid if process_alive(pid) else None
 
     def healthy(self) -> bool:
         try:
@@ -95,10 +96,6 @@ class RedisServer:
             return
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
+        while time.monotonic() < deadline and process_alive(pid):
             time.sleep(0.05)
         Path(self.pidfile).unlink(missing_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -63,14 +64,17 @@ async def _database_target(pool: AsyncConnectionPool, pg: Outage) -> tuple[str, 
 
 
 def _listen(cfg: Config) -> socket.socket | None:
-    """The HTTP port, taken before the model loads: a port in use is said at once."""
+    """The HTTP port, bound now (a port in use is said at once), not listened on until it serves."""
     if not cfg.http_port:
         return None
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        return socket.create_server((cfg.http_host, cfg.http_port))
+        sock.bind((cfg.http_host, cfg.http_port))
     except OSError as exc:
         raise ConfigError(f"HTTP port {cfg.http_port} of {cfg.http_host} cannot be used "
                           f"({exc.strerror}): set NEXUS_HTTP_PORT") from None
+    return sock
 
 
 async def serve(cfg: Config) -> None:
@@ -89,6 +93,7 @@ async def serve(cfg: Config) -> None:
         threads = cfg.worker_threads or auto_threads(cfg.worker_replicas)
         embedder = Embedder(cfg.embed_model, threads, batch_size=cfg.worker_batch,
                             dtype=cfg.embed_dtype)
+        gc.freeze()  # the model lives as long as we do: not collected, nor at exit (1 s)
         model = embedder.info
         if model.dimension != dims:
             raise ModelError(f"model {model.name} makes {model.dimension}-dimensional vectors, but "

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +53,17 @@ def rig() -> Iterator[Rig]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def writes(r: Rig, n: int = 3) -> None:
+    """Return once each agent has had `n` more episodes acknowledged (they write all along, one
+    every WRITE_EVERY): written before the fault, or after it healed."""
+    marks = [len(w.episodes) for w in r.writers]
+
+    def written() -> bool:
+        """each agent's next writes acknowledged"""
+        return all(len(w.episodes) >= m + n for w, m in zip(r.writers, marks, strict=True))
+    wait_until(written, timeout=60)
+
+
 def settled(r: Rig) -> None:
     outcome = r.settle(timeout=SETTLE)
     assert outcome.episodes > 0
@@ -68,9 +78,9 @@ def settled(r: Rig) -> None:
 def test_postgresql_stopped_hard_heals_and_is_logged_once(rig: Rig) -> None:
     offset = rig.log_size()
     with rig.writing():
-        time.sleep(1)
+        writes(rig)
         outage = rig.postgresql_outage(4)
-        time.sleep(1)
+        writes(rig)
     settled(rig)
     log = rig.log_since(offset)
     assert log.count("PostgreSQL unreachable") == REPLICAS, log
@@ -82,9 +92,9 @@ def test_postgresql_stopped_hard_heals_and_is_logged_once(rig: Rig) -> None:
 def test_postgresql_restarted_during_complete_batch_holds_nothing_back(rig: Rig) -> None:
     offset = rig.log_size()
     with rig.writing():
-        time.sleep(1)
+        writes(rig)
         rig.postgresql_restart_mid_complete()
-        time.sleep(1)
+        writes(rig)
     settled(rig)  # without the hand-back, heartbeats would extend the dead batch's lease forever
     assert "items held when the connection was lost" in rig.log_since(offset)
 
@@ -92,9 +102,9 @@ def test_postgresql_restarted_during_complete_batch_holds_nothing_back(rig: Rig)
 def test_redis_killed_and_restarted_empty_is_refilled(rig: Rig) -> None:
     offset = rig.log_size()
     with rig.writing():
-        time.sleep(1)
+        writes(rig)
         rig.redis_restart_empty(3)  # returns once every key is back and /health is ok
-        time.sleep(1)
+        writes(rig)
     assert not any(w.failures for w in rig.writers), "no agent write failed for Redis"
     settled(rig)
     log = rig.log_since(offset)
@@ -104,7 +114,7 @@ def test_redis_killed_and_restarted_empty_is_refilled(rig: Rig) -> None:
 
 def test_a_replica_killed_mid_batch_is_restarted_and_its_batch_done(rig: Rig) -> None:
     with rig.writing():
-        time.sleep(1)
+        writes(rig)
         killed = rig.kill_replica_mid_batch()
     assert killed["held"] > 0 and killed["restarted"]
     settled(rig)

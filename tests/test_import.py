@@ -606,32 +606,48 @@ def test_wait_reports_everything_embedded(legacy: Legacy) -> None:
 
 
 def test_a_killed_import_is_finished_by_running_it_again(legacy: Legacy, tmp_path: Path) -> None:
-    """kill -9 in the middle of an import: what committed stays, nothing is written twice, and the
-    same command finishes the job; the interrupted import shows as such and can be rolled back."""
+    """kill -9 in the middle of an import, a batch in flight: what committed stays, nothing is
+    written twice, and the same command finishes the job; the interrupted import shows as such and
+    can be rolled back."""
     cfg = legacy.cfg
     legacy.legacy_sql("CREATE TABLE crash AS SELECT * FROM episodic_memory")
-    for _ in range(3):   # 9,600 rows
-        legacy.legacy_sql("INSERT INTO crash SELECT id + (SELECT max(id) FROM crash), agent_id, "
-                          "session_id, action_type, content || ' again', metadata, tags, "
-                          "importance, created_at FROM crash")
     total = legacy.legacy_sql("SELECT count(*) FROM crash")[0][0]
+    # batches of 200 by one writer, in id order: the first row of the fourth batch is held by
+    # another session's uncommitted ledger entry for it (the ledger's unique key), so the import
+    # is killed with exactly three batches committed and the fourth waiting in its transaction
+    held_id, held_agent = legacy.legacy_sql("SELECT id, agent_id FROM crash ORDER BY id "
+                                            "OFFSET 600 LIMIT 1")[0]
     mapping = tmp_path / "crash.toml"
     mapping.write_text('[episodes]\ntable = "crash"\n[working_memory]\nenabled = false\n')
     args = ["import", "legacy", "--pg", legacy.dsn, "--mapping", str(mapping),
             "--source-name", "crash", "--batch", "200", "--jobs", "1"]
     before = count(cfg, "SELECT count(*) FROM nexus_memory.zep_episodic_memory")
-    proc = subprocess.Popen([NEXUS, *args], env=worker_env(cfg, free_port()),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: count(cfg, "SELECT count(*) FROM memory_system.import_rows "
-                                    "WHERE source_ref LIKE 'crash/%'") >= 1000, timeout=300)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+    with su(cfg) as holder:
+        holder.execute("BEGIN")
+        held = holder.execute("INSERT INTO memory_system.imports (format, source) "
+                              "VALUES ('legacy', 'the test') RETURNING import_id").fetchone()[0]
+        holder.execute("INSERT INTO memory_system.import_rows (import_id, kind, agent_id, "
+                       "source_ref, target_id, source_sha256) VALUES (%s, 'episode', %s, %s, 0, "
+                       "'\\x00')", (held, held_agent, f"crash/crash/{held_id}"))
+        proc = subprocess.Popen([NEXUS, *args], env=worker_env(cfg, free_port()),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            waiting = wait_for(lambda: proc.poll() is not None or count(
+                cfg, "SELECT coalesce(min(pid), 0) FROM pg_stat_activity WHERE datname = %s "
+                     "AND wait_event_type = 'Lock' AND query LIKE '%%import_batch%%'",
+                cfg.database), timeout=300, interval=0.1)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+        holder.execute("ROLLBACK")
+    assert proc.returncode == -signal.SIGKILL, "the import ended before it was killed"
+    # the batch in flight ends with its session, which the kill closed
+    wait_for(lambda: not count(cfg, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                               waiting), interval=0.1)
     first = count(cfg, "SELECT max(import_id) FROM memory_system.imports")
     written = count(cfg, "SELECT count(*) FROM memory_system.import_rows WHERE import_id = %s",
                     first)
-    assert 1000 <= written < total
+    assert written == 600 < total
     # every committed batch is whole: its rows and their ledger entries, nothing else
     assert count(cfg, "SELECT count(*) FROM nexus_memory.zep_episodic_memory") == before + written
     listing = legacy.nexus("import", "list").stdout
