@@ -143,10 +143,11 @@ def _agent_conn(bdb: BenchDb, name: str) -> psycopg.Connection:
 
 MIRROR = """
 import signal, threading
+from dataclasses import replace
 from sidecar import config
 from sidecar.cache import MirrorThread
 from sidecar.metrics import Metrics
-mirror = MirrorThread(config.load(reconcile_seconds=3600), Metrics())
+mirror = MirrorThread(replace(config.load(), reconcile_seconds=3600), Metrics())
 mirror.start()
 done = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: done.set())

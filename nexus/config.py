@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -49,7 +49,12 @@ class Config(runtime.Config):
 
 
 def load(env: dict[str, str] | None = None, **overrides: object) -> Config:
-    return runtime.load(env, Config, **overrides)
+    """The runtime's settings and the tooling's, from the environment; `overrides` (the command
+    line's, None: not given) win over it."""
+    given = {name: value for name, value in overrides.items() if value is not None}
+    if "home" in given:
+        given["home"] = Path(given["home"]).absolute()  # type: ignore[arg-type]
+    return replace(runtime.load(env, Config), **given)
 
 
 def describe(name: str) -> str:

@@ -102,10 +102,9 @@ def _parse(env: str, hint: Any, raw: str) -> object:
 C = TypeVar("C", bound=Config)
 
 
-def load(env: dict[str, str] | None = None, cls: type[C] = Config,  # type: ignore[assignment]
-         **overrides: object) -> C:
+def load(env: dict[str, str] | None = None, cls: type[C] = Config) -> C:  # type: ignore[assignment]
     """Build the configuration from the environment (or the mapping given); an unset or empty
-    variable takes the default. `overrides` (None: not given) win over both."""
+    variable takes the default."""
     env = dict(os.environ if env is None else env)
     hints = get_type_hints(cls)
     values: dict[str, object] = {}
@@ -115,7 +114,6 @@ def load(env: dict[str, str] | None = None, cls: type[C] = Config,  # type: igno
             values[f.name] = _parse(f.metadata["env"], hints[f.name], raw)
     values["secret_files"] = {name: Path(env[var]) for name, var in cls.SECRET_ENV.items()
                               if env.get(var)}
-    values.update({k: v for k, v in overrides.items() if v is not None})
     values["home"] = Path(values.get("home", cls.home)).absolute()  # type: ignore[arg-type]
     return cls(**values)  # type: ignore[arg-type]
 

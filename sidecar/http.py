@@ -55,8 +55,7 @@ class Context:
 async def _one(ctx: Context, query: str) -> dict:
     """The first row of `query`, on a connection of the worker's pool."""
     async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(query)
+        cur = await conn.cursor(row_factory=dict_row).execute(query)
         return await cur.fetchone()
 
 
@@ -184,10 +183,9 @@ async def metrics(request: web.Request) -> web.Response:
     if ctx.pg.since is None:
         with contextlib.suppress(psycopg.Error, OSError):
             async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
-                cur = await conn.execute(
-                    "SELECT funcname, calls, total_time / 1000.0 FROM pg_stat_user_functions "
-                    "WHERE schemaname = 'nexus'")
-                for name, calls, seconds in await cur.fetchall():
+                async for name, calls, seconds in await conn.execute(
+                        "SELECT funcname, calls, total_time / 1000.0 FROM pg_stat_user_functions "
+                        "WHERE schemaname = 'nexus'"):
                     ctx.metrics.sql_calls.labels(name).set(calls)
                     ctx.metrics.sql_seconds.labels(name).set(seconds)
     body = generate_latest(ctx.metrics.registry)

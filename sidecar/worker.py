@@ -112,8 +112,7 @@ class Worker:
         self.wake.clear()
         try:
             async with self.pool.connection() as conn:
-                cur = conn.cursor(row_factory=dict_row)
-                await cur.execute(
+                cur = await conn.cursor(row_factory=dict_row).execute(
                     "SELECT * FROM memory_system.claim_batch(%s, %s, %s, %s)",
                     (self.id, self.cfg.worker_batch, self.lease, self.embedder.info.name))
                 return await cur.fetchall()

@@ -39,7 +39,7 @@ def test_each_variable_is_parsed_as_its_type() -> None:
 
 
 def test_overrides_win_and_none_means_not_given() -> None:
-    cfg = config.load(env={"NEXUS_HTTP_PORT": "7000"}, http_port=None, pg_port=7001)
+    cfg = tooling.load(env={"NEXUS_HTTP_PORT": "7000"}, http_port=None, pg_port=7001)
     assert (cfg.http_port, cfg.pg_port) == (7000, 7001)
 
 
