@@ -29,8 +29,9 @@ def su(cfg: Config, **kwargs: object) -> psycopg.Connection:
     return connect_as(cfg, SUPERUSER, secrets.password(cfg, SUPERUSER), autocommit=True, **kwargs)
 
 
-def wait_for(what: Callable[[], object], timeout: float = 180, interval: float = 0.5) -> object:
-    """Poll `what` until it returns something true (that value), or fail after `timeout` s."""
+def wait_for(what: Callable[[], object], timeout: float = 180, interval: float = 0.1) -> object:
+    """Poll `what` until it returns something true (that value), or fail after `timeout` s. The
+    default interval suits a query; a check that runs the `nexus` command takes a longer one."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = what()
