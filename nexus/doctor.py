@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-import yaml
 
 from nexus import backup, migrate
 from nexus.stack import Stack
@@ -68,6 +67,8 @@ def _db_checks(conn: psycopg.Connection) -> list[Check]:
 
 def _alerts_check(path: Path = ALERTS) -> Check:
     """The alert rules parse (and pass promtool where installed) and include REQUIRED_ALERTS."""
+    import yaml  # here: every `nexus` command imports this module, few run the doctor
+
     rules = [r["alert"] for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]]
     if PROMTOOL.exists():
         result = subprocess.run([str(PROMTOOL), "check", "rules", str(path)],

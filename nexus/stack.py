@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -90,8 +91,11 @@ class Stack:
             self.ensure_database()
             self.migrate()
             self.redis.start()
-            self.start_worker()
-            self.start_mcp()
+            # the MCP server (it needs PostgreSQL only) starts while the worker loads its model
+            with ThreadPoolExecutor(1) as pool:
+                mcp = pool.submit(self.start_mcp)
+                self.start_worker()
+                mcp.result()
         except BaseException:
             self.down()
             raise
@@ -171,7 +175,7 @@ class Stack:
                     {"NEXUS_REDIS_PORT": str(self.cfg.redis_port),
                      "WORKER_REPLICAS": str(self.cfg.worker_replicas),
                      "NEXUS_HTTP_PORT": str(self.cfg.http_port)},
-                    lambda: self.worker_health() is not None, timeout, 0.5)
+                    lambda: self.worker_health() is not None, timeout, 0.2)
 
     def stop_worker(self, timeout: float = 12) -> None:
         """The supervisor drains its replicas; leases bring back what a killed one held."""

@@ -29,8 +29,9 @@ def su(cfg: Config, **kwargs: object) -> psycopg.Connection:
     return connect_as(cfg, SUPERUSER, secrets.password(cfg, SUPERUSER), autocommit=True, **kwargs)
 
 
-def wait_for(what: Callable[[], object], timeout: float = 180, interval: float = 0.5) -> object:
-    """Poll `what` until it returns something true (that value), or fail after `timeout` s."""
+def wait_for(what: Callable[[], object], timeout: float = 180, interval: float = 0.1) -> object:
+    """Poll `what` until it returns something true (that value), or fail after `timeout` s. The
+    default interval suits a query; a check that runs the `nexus` command takes a longer one."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = what()
@@ -51,12 +52,14 @@ def worker_env(cfg: Config, http_port: int, **extra: str) -> dict[str, str]:
             **extra}
 
 
-def start_worker(cfg: Config, *args: str, **extra: str) -> tuple[subprocess.Popen, int]:
+def start_worker(cfg: Config, *args: str, port: int | None = None,
+                 **extra: str) -> tuple[subprocess.Popen, int]:
     """One worker process (`python -m sidecar`, what the supervisor runs), or the module (and
     its arguments) `args` names: `nexus.cli worker --replicas N`, the supervisor and N replicas;
-    returns once /health answers (the first replica's: they serve on consecutive ports)."""
+    returns once /health answers (the first replica's: they serve on consecutive ports from
+    `port`, free ones by default)."""
     replicas = int(args[args.index("--replicas") + 1]) if "--replicas" in args else 1
-    port = free_ports(replicas)[0]
+    port = port or free_ports(replicas)[0]
     command = [sys.executable, "-m", *(args or ("sidecar",))]
     proc = subprocess.Popen(command, env=worker_env(cfg, port, **extra),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -18,6 +18,8 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from conftest import NEXUS, clone_template, drop_database
 from nexus import agents, client, secrets
@@ -224,7 +226,10 @@ def test_fast_path_reads_redis_and_falls_back(env: Env) -> None:
         # absent from Redis, or Redis down: PostgreSQL answers
         r.delete("nexus:wm:keeper:k10")
         assert client.working_memory_get(conn, r, "keeper", "k10") == {"i": 10}
-        down = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
+        # a client that gives up at once (redis-py's default retries a refused connection
+        # for 4.5 s): the fallback is the same
+        down = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5,
+                           retry=Retry(NoBackoff(), 0))
         assert client.working_memory_get(conn, down, "keeper", "k11") == {"i": 11}
         assert client.working_memory_get(conn, None, "keeper", "nope") is None
     env.reconcile()

@@ -9,7 +9,6 @@ import asyncio
 import inspect
 import json
 import subprocess
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import aiohttp
@@ -17,12 +16,22 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from conftest import NEXUS, clone_template, drop_database
-from nexus import AsyncMemory, Conflict, InvalidInput, Memory, NotFound, agents, client, secrets
+from conftest import NEXUS
+from nexus import (
+    AsyncMemory,
+    Conflict,
+    InvalidInput,
+    Memory,
+    NotFound,
+    agents,
+    client,
+    config,
+    secrets,
+)
 from nexus.config import APP, Config
 from nexus.mcp import NexusMCP
-from nexus.stack import Stack
-from tests.helpers import start_worker, stop, su, wait_for, worker_env
+from nexus.stack import resolve_home
+from tests.helpers import su, wait_for, worker_env
 
 OFFLINE = "http://127.0.0.1:9"  # nothing answers there: no sidecar
 
@@ -270,23 +279,22 @@ def test_async_client_own_connection_and_pool(two_agents: Config) -> None:
 
 
 @pytest.fixture(scope="module")
-def embedded(stack: Stack) -> Iterator[tuple[Config, int, list[int]]]:
-    """An agent `reader` with three episodes embedded by a running worker (the real model)."""
-    cfg = clone_template(stack, "nexus_client_e2e")
+def embedded(up_env: dict[str, str]) -> tuple[Config, int, list[int]]:
+    """An agent `reader` with three episodes embedded by a running worker (the real model): the
+    session's `nexus up` stack's (conftest.up_env), no worker started for this module."""
+    up = subprocess.run([NEXUS, "up", "--detach"], env=up_env, capture_output=True, text=True,
+                        timeout=600)
+    assert up.returncode == 0, up.stdout + up.stderr
+    cfg = resolve_home(config.load(env=up_env))
     with su(cfg) as conn:
         agents.add(conn, cfg, "reader", "")
-    proc, port = start_worker(cfg)
-    try:
-        with Memory(agents.dsn(cfg, "reader")) as memory:
-            ids = [memory.record_episode(text) for text in (
-                "A storm sank two fishing boats in the harbour.",
-                "The invoice for ACME is thirty days overdue.",
-                "Knead the bread dough for ten minutes.")]
-            wait_for(lambda: memory.memory_stats()[0].embedded == 3)
-        yield cfg, port, ids
-    finally:
-        stop(proc)
-        drop_database(stack, cfg.database)
+    with Memory(agents.dsn(cfg, "reader")) as memory:
+        ids = [memory.record_episode(text) for text in (
+            "A storm sank two fishing boats in the harbour.",
+            "The invoice for ACME is thirty days overdue.",
+            "Knead the bread dough for ten minutes.")]
+        wait_for(lambda: memory.memory_stats()[0].embedded == 3)
+    return cfg, cfg.http_port, ids
 
 
 def test_search_embeds_through_the_sidecar_or_says_text_only(embedded) -> None:

@@ -11,6 +11,7 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,7 @@ from nexus.config import SUPERUSER, Config
 from nexus.ports import free_port
 from nexus.redisserver import RedisServer
 from nexus.stack import Stack
-from tests.helpers import start_worker, stop, su, wait_for, worker_env
+from tests.helpers import stop, su, wait_for, worker_env
 
 LEGACY_EPISODES = 1200
 
@@ -593,10 +594,13 @@ def test_wait_reports_everything_embedded(legacy: Legacy) -> None:
     # reads a vector of) would be embedded first
     with su(cfg) as conn:
         conn.execute("DELETE FROM memory_system.embeddings_queue WHERE state = 'pending'")
-    worker, _port = start_worker(cfg)
+    # the worker loads its model while the import runs: --wait waits for it
+    worker = subprocess.Popen([sys.executable, "-m", "sidecar"], env=worker_env(cfg, free_port()),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         done = legacy.nexus("import", "legacy", "--pg", legacy.dsn, "--mapping", str(mapping),
                             "--source-name", "small", "--wait", "600", "--json")
+        assert worker.poll() is None, worker.stdout.read()
         assert done.returncode == 0, done.stdout + done.stderr
         ep = json.loads(done.stdout)["kinds"]["episode"]
         assert ep["equal"] == 25 and ep["embedded"] == 25

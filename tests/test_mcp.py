@@ -23,10 +23,10 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types.version import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
 
+from bench.harness import free_ports
 from conftest import NEXUS, clone_template, drop_database
 from nexus import agents, client, config, mcp
 from nexus.config import Config
-from nexus.ports import free_port
 from nexus.stack import Stack
 from tests.helpers import start_worker, stop, su, wait_for, worker_env
 
@@ -58,18 +58,21 @@ def served(stack: Stack) -> Iterator[Served]:
         for name in AGENTS:
             agents.add(conn, cfg, name, "")
             tokens[name], token_ids[name], _ = mcp.issue_token(conn, name, "1d", "tests")
-    worker, http_port = start_worker(cfg)
-    mcp_port = free_port()
+    # the MCP server (it needs PostgreSQL only) starts while the worker loads its model
+    http_port, mcp_port = free_ports(2)
     env = worker_env(cfg, http_port, NEXUS_MCP_PORT=str(mcp_port))
     server = subprocess.Popen([NEXUS, "mcp", "--http"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
+    worker = None
     try:
+        worker, _ = start_worker(cfg, port=http_port)
         wait_for(lambda: server.poll() is not None or status(mcp_port, "/health") == 200)
         assert server.poll() is None, server.stdout.read()
         yield Served(cfg, env, f"http://127.0.0.1:{mcp_port}/mcp", tokens, token_ids)
     finally:
         stop(server)
-        stop(worker)
+        if worker is not None:
+            stop(worker)
         drop_database(stack, cfg.database)
 
 

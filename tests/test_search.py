@@ -1,20 +1,20 @@
 """Search end to end with the real model: the worker embeds what an agent records, and the agent
-finds it by text, by vector and by both, from SQL, from `nexus search` and from nexus.client."""
+finds it by text, by vector and by both, from SQL, from `nexus search` and from nexus.client. On
+the session's `nexus up` stack (conftest.up_env), whose worker embeds for every module."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-from conftest import NEXUS, clone_template, drop_database
-from nexus import agents, client
+from conftest import NEXUS
+from nexus import agents, client, config
 from nexus.config import Config
-from nexus.stack import Stack
-from tests.helpers import start_worker, stop, su, wait_for, worker_env
+from nexus.stack import resolve_home
+from tests.helpers import su, wait_for, worker_env
 
 EPISODES = [
     "A violent storm with gale-force winds hit the harbour and sank two fishing boats.",
@@ -26,29 +26,28 @@ EPISODES = [
 
 
 @pytest.fixture(scope="module")
-def searched(stack: Stack) -> Iterator[tuple[Config, int, dict[str, int]]]:
-    """An agent `finder` with EPISODES embedded by a running worker (and an `intruder` agent),
-    in a database of this module's own; the tests only read."""
-    fresh_db = clone_template(stack, "nexus_search_e2e")
-    with su(fresh_db) as conn:
-        agents.add(conn, fresh_db, "finder", "", None)
-        agents.add(conn, fresh_db, "intruder", "", None)
-    proc, port = start_worker(fresh_db)
-    try:
-        with psycopg.connect(agents.dsn(fresh_db, "finder"), autocommit=True) as conn:
-            ids = {text: conn.execute("SELECT nexus.record_episode(%s)", (text,)).fetchone()[0]
-                   for text in EPISODES}
+def searched(up_env: dict[str, str]) -> tuple[Config, int, dict[str, int]]:
+    """An agent `finder` with EPISODES embedded (and an `intruder` agent) on the session's
+    `nexus up` stack (conftest.up_env: its worker, no worker or model started for this module);
+    the tests only read, each agent's own rows."""
+    up = subprocess.run([NEXUS, "up", "--detach"], env=up_env, capture_output=True, text=True,
+                        timeout=600)
+    assert up.returncode == 0, up.stdout + up.stderr
+    cfg = resolve_home(config.load(env=up_env))
+    with su(cfg) as conn:
+        agents.add(conn, cfg, "finder", "", None)
+        agents.add(conn, cfg, "intruder", "", None)
+    with psycopg.connect(agents.dsn(cfg, "finder"), autocommit=True) as conn:
+        ids = {text: conn.execute("SELECT nexus.record_episode(%s)", (text,)).fetchone()[0]
+               for text in EPISODES}
 
-            def embedded() -> bool:
-                row = conn.execute("SELECT total, embedded FROM nexus.memory_stats() "
-                                   "WHERE kind = 'episode'").fetchone()
-                return row == (len(EPISODES), len(EPISODES))
+        def embedded() -> bool:
+            row = conn.execute("SELECT total, embedded FROM nexus.memory_stats() "
+                               "WHERE kind = 'episode'").fetchone()
+            return row == (len(EPISODES), len(EPISODES))
 
-            wait_for(embedded)
-        yield fresh_db, port, ids
-    finally:
-        stop(proc)
-        drop_database(stack, fresh_db.database)
+        wait_for(embedded)
+    return cfg, cfg.http_port, ids
 
 
 def run_search(cfg: Config, port: int, *args: str) -> list[dict]:

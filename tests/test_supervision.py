@@ -82,7 +82,7 @@ def test_kill_9_of_the_only_replica_loses_nothing_and_status_tells_the_truth(env
                 w = status(env)["worker"]
                 assert not set(w["replica_pids"]) & set(killed), w
                 return w["state"] == "running" and bool(w["replica_pids"])
-            wait_for(restarted, timeout=120)
+            wait_for(restarted, timeout=120, interval=0.5)
         wait_for(lambda: embedded() == EPISODES, timeout=600)
         w = status(env)["worker"]
         assert w["restarts"] == KILLS and w["state"] == "running", w
@@ -150,9 +150,9 @@ def test_health_follows_postgresql_and_redis_and_down_stops_everything(env) -> N
             return doc[name]["restarts"] == 1 and doc["healthy"]
         return check
     os.kill(redis_pid, signal.SIGKILL)
-    wait_for(restarted("redis"), timeout=60)
+    wait_for(restarted("redis"), timeout=60, interval=0.5)
     st.pg.stop()
-    wait_for(restarted("postgresql"), timeout=90)
+    wait_for(restarted("postgresql"), timeout=90, interval=0.5)
     wait_for(health("ok", 200), timeout=60)
     pids = [st.pg.pid(), st.redis.pid(), st.worker_pid(), status(env)["mcp"]["pid"],
             *status(env)["worker"]["replica_pids"]]

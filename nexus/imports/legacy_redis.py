@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from nexus.imports.common import ImportFailed
 from nexus.ports import free_port
@@ -49,7 +51,9 @@ def redis_source(url: str | None, rdb: Path | None) -> Iterator[list[redis.Redis
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp,
              "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no", "--daemonize", "no"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
+        # polled every 0.05 s below: no retries of its own (redis-py's default waits 4.5 s)
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10,
+                             retry=Retry(NoBackoff(), 0))
         try:
             deadline = time.monotonic() + 60
             while True:
