@@ -1212,7 +1212,8 @@ def working_memory_get(conn: psycopg.Connection, cache: Any, agent: str, key: st
     `cache` is a redis.Redis client (or None); `agent` must be the agent `conn` is connected as:
     Redis has no row-level security, so give this helper only to trusted services. A key that is
     absent from Redis, expired or unreadable is read from PostgreSQL (the truth), as is everything
-    when Redis is down. Returns the JSON value, or None if the key is absent or expired.
+    when Redis is down: give it a client that fails fast (docs/cache.md). Returns the JSON value, or
+    None if the key is absent or expired.
     """
     if cache is not None:
         try:
