@@ -58,9 +58,8 @@ def redis_source(url: str | None, rdb: Path | None) -> Iterator[list[redis.Redis
             deadline = time.monotonic() + 60
             while True:
                 if proc.poll() is not None:
-                    out = (proc.stdout.read() if proc.stdout else "")[-600:]
-                    reason = next((ln for ln in out.splitlines() if "#" in ln), out.strip())
-                    raise ImportFailed(f"cannot read RDB file {rdb}: {reason.strip()}")
+                    raise ImportFailed(f"cannot read RDB file {rdb}: "
+                                       f"{_exit_reason(proc.stdout.read() if proc.stdout else '')}")
                 try:
                     if client.ping() and client.info("persistence").get("loading") == 0:
                         break
@@ -92,6 +91,14 @@ def _pattern_regex(pattern: str) -> tuple[str, re.Pattern[str]]:
             glob += re.sub(r"([*?\[\]\\])", r"\\\1", part)
             rx += re.escape(part)
     return glob, re.compile(rx + r"\Z", re.S)
+
+
+def _exit_reason(log: str) -> str:
+    """Why redis-server exited, from its log: its last two warnings ('#' lines: "Can't handle RDB
+    format version 11; Fatal error loading the DB ..."), never its start-up advice."""
+    said = [line.split(" # ", 1)[1].strip() for line in log.splitlines()
+            if " # " in line and " # WARNING" not in line]
+    return "; ".join(said[-2:]) or log.strip()[-300:]
 
 
 # the Redis types a working-memory key may have (others are skipped)
