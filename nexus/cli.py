@@ -513,8 +513,10 @@ def cmd_import(args: argparse.Namespace) -> int:
                 max_content_bytes=args.max_content_bytes)
             report = imports.import_legacy(conn, opts, create)
         else:
-            report = imports.import_jsonl(conn, Path(args.file), args.agent, create,
-                                           args.batch, args.wait)
+            # into a space: its rows are those of its id, each with its author (docs/spaces.md)
+            agent = _space_id(conn, args.space) if args.space else args.agent
+            report = imports.import_jsonl(conn, Path(args.file), agent, create, args.batch,
+                                           args.wait)
     return _print_report(report, args.json)
 
 
@@ -739,6 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = isub.add_parser("jsonl", help="a file written by nexus export")
     i.add_argument("file")
     loading(i)
+    i.add_argument("--space", help="into this space instead of the file's agent (docs/spaces.md)")
     i = isub.add_parser("rollback", help="undo an import: the database as it was before it")
     i.add_argument("import_id", type=int)
     target(i)

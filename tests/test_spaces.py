@@ -75,6 +75,17 @@ def test_two_agents_write_one_space_at_once(team: Config, tmp_path: Path) -> Non
     assert cli.main(["export", "--space", "team", "--dsn", dsn, "--out", str(out)]) == 0
     lines = out.read_text().splitlines()
     assert json.loads(lines[0])["agent"] == space_id and len(lines) == 1 + 4 * WRITES
+    # imported into another space, every row keeps the member that wrote it
+    with su(team) as conn:
+        copy_id = conn.execute("SELECT space_id FROM memory_system.space_create('team_copy')"
+                          ).fetchone()[0]
+    assert cli.main(["import", "jsonl", str(out), "--space", "team_copy", "--dsn", dsn]) == 0
+    with su(team) as conn:
+        copied = dict(conn.execute(
+            "SELECT author, count(*) FROM (SELECT author FROM nexus_memory.zep_episodic_memory"
+            " WHERE agent_id = %(s)s UNION ALL SELECT author FROM nexus_memory.semantic_memories"
+            " WHERE agent_id = %(s)s) AS a GROUP BY author", {"s": copy_id}).fetchall())
+    assert copied == {"ann": 2 * WRITES, "ben": 2 * WRITES}, "authors kept by export and import"
     with Memory(agents.dsn(team, "cy")) as cy:
         assert len(cy.recent_episodes(limit_n=1000, space="team")) == 2 * WRITES
         hits = cy.memory_search(query="shared invoice", spaces=["team"], limit_n=5)

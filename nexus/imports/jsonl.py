@@ -30,13 +30,17 @@ from nexus.imports.ledger import (
 from nexus.imports.staging import copy_rows
 
 # -- our own JSONL format ------------------------------------------------------------------------
+# the staging columns a file fills: the legacy sources' and, for rows a space holds, the author
+# (the agent that wrote each: kept by an import, which runs as the owner)
+JSONL_COLUMNS = {**STAGE_COLUMNS, "episode": (*STAGE_COLUMNS["episode"], "author"),
+                 "semantic": (*STAGE_COLUMNS["semantic"], "author")}
 EXPORT_QUERIES = {
     "episode": """
         SELECT jsonb_build_object('type', 'episode', 'uuid', episode_uuid, 'session_id', session_id,
                                   'action_type', action_type, 'source', source, 'content', content,
                                   'metadata', metadata, 'tags', tags, 'importance', importance,
                                   'valid_at', valid_at, 'created_at', created_at,
-                                  'updated_at', updated_at)::text
+                                  'updated_at', updated_at, 'author', author)::text
           FROM nexus_memory.zep_episodic_memory WHERE agent_id = %s
          ORDER BY created_at, episode_uuid""",
     "semantic": """
@@ -46,7 +50,7 @@ EXPORT_QUERIES = {
                                   'source_episode_uuid', e.episode_uuid, 'key', m.fact_key,
                                   'valid_from', m.valid_from, 'valid_to', m.valid_to,
                                   'ended_by', m.ended_by, 'ended_at', m.ended_at,
-                                  'superseded_by', n.fact_uuid,
+                                  'superseded_by', n.fact_uuid, 'author', m.author,
                                   'created_at', m.created_at, 'updated_at', m.updated_at)::text
           FROM nexus_memory.semantic_memories AS m
           LEFT JOIN nexus_memory.zep_episodic_memory AS e
@@ -103,7 +107,8 @@ def _jsonl_row(kind: str, agent: str, rec: dict[str, Any]) -> tuple[Any, ...]:
         return (str(rec["uuid"]), agent, rec["uuid"], rec.get("session_id"),
                 rec.get("action_type"), rec.get("source"), rec["content"],
                 js(rec.get("metadata")), js(rec.get("tags")), rec.get("importance"),
-                rec.get("valid_at"), rec.get("created_at"), rec.get("updated_at"))
+                rec.get("valid_at"), rec.get("created_at"), rec.get("updated_at"),
+                rec.get("author"))
     if kind == "semantic":
         # known by uuid; a version 1 file has none, and its facts are known by their content
         ref = "fact/" + (rec.get("uuid") or hashlib.sha256(rec["content"].encode()).hexdigest())
@@ -111,7 +116,7 @@ def _jsonl_row(kind: str, agent: str, rec: dict[str, Any]) -> tuple[Any, ...]:
                 rec.get("importance"), rec.get("source_episode_uuid"), rec.get("created_at"),
                 rec.get("updated_at"), rec.get("uuid"), rec.get("key"), rec.get("valid_from"),
                 rec.get("valid_to"), rec.get("ended_by"), rec.get("ended_at"),
-                rec.get("superseded_by"))
+                rec.get("superseded_by"), rec.get("author"))
     if kind == "working_memory":
         return ("wm/" + rec["key"], agent, rec["key"], json.dumps(rec["value"]),
                 rec.get("expires_at"), rec.get("created_at"), rec.get("updated_at"), 0)
@@ -170,7 +175,7 @@ def import_jsonl(target: psycopg.Connection, path: Path, agent: str | None = Non
     buffers: dict[str, list[tuple[Any, ...]]] = {k: [] for k in KINDS}
 
     def flush(kind: str) -> None:
-        copy_rows(target, f"nexus_import_{kind}", STAGE_COLUMNS[kind], buffers[kind])
+        copy_rows(target, f"nexus_import_{kind}", JSONL_COLUMNS[kind], buffers[kind])
         buffers[kind].clear()
 
     for lineno, rec in read_jsonl(path)[1]:

@@ -16,13 +16,13 @@ BEGIN
     CREATE TEMP TABLE IF NOT EXISTS nexus_import_episode (
         n bigint GENERATED ALWAYS AS IDENTITY, source_ref text, agent_id text, episode_uuid text,
         session_id text, action_type text, source text, content text, metadata text, tags text,
-        importance text, valid_at text, created_at text, updated_at text);
+        importance text, valid_at text, created_at text, updated_at text, author text);
     -- a fact's identity, key, valid time and what ended it (superseded_by: the successor's uuid)
     CREATE TEMP TABLE IF NOT EXISTS nexus_import_semantic (
         n bigint GENERATED ALWAYS AS IDENTITY, source_ref text, agent_id text, content text,
         metadata text, tags text, importance text, source_episode_uuid text, created_at text,
         updated_at text, fact_uuid text, fact_key text, valid_from text, valid_to text,
-        ended_by text, ended_at text, superseded_by_uuid text);
+        ended_by text, ended_at text, superseded_by_uuid text, author text);
     CREATE TEMP TABLE IF NOT EXISTS nexus_import_working_memory (
         n bigint GENERATED ALWAYS AS IDENTITY, source_ref text, agent_id text, context_key text,
         value text, expires_at text, created_at text, updated_at text,
@@ -183,14 +183,14 @@ BEGIN
     ins AS (
         INSERT INTO nexus_memory.zep_episodic_memory
                (agent_id, episode_uuid, session_id, action_type, source, content, metadata, tags,
-                importance, valid_at, created_at, updated_at)
+                importance, valid_at, created_at, updated_at, author)
         SELECT s.agent_id, s.uuid, s.session_id, coalesce(s.action_type, 'observation'),
                coalesce(s.source, 'text'), s.content,
                CASE WHEN s.meta_adapted THEN jsonb_build_object('legacy_metadata', s.metadata)
                     ELSE coalesce(memory_system._import_json(s.metadata), '{}') END,
                memory_system._import_tags(s.tags), coalesce(s.importance::real, 0.5),
                s.valid_at::timestamptz, coalesce(s.created_at::timestamptz, s.updated_at::timestamptz, now()),
-               coalesce(s.updated_at::timestamptz, s.created_at::timestamptz, now())
+               coalesce(s.updated_at::timestamptz, s.created_at::timestamptz, now()), s.author
           FROM src AS s
         ON CONFLICT (agent_id, episode_uuid) DO NOTHING
         RETURNING agent_id, episode_uuid, id, content_sha256)
@@ -247,7 +247,7 @@ BEGIN
     ins AS (
         INSERT INTO nexus_memory.semantic_memories
                (agent_id, fact_uuid, content, metadata, tags, importance, source_episode_id, created_at,
-                updated_at, fact_key, valid_from, valid_to, ended_by, ended_at)
+                updated_at, fact_key, valid_from, valid_to, ended_by, ended_at, author)
         SELECT s.agent_id, s.uuid, s.content, coalesce(memory_system._import_json(s.metadata), '{}'),
                memory_system._import_tags(s.tags), coalesce(s.importance::real, 0.5),
                (SELECT e.id FROM nexus_memory.zep_episodic_memory AS e
@@ -256,7 +256,7 @@ BEGIN
                coalesce(s.updated_at::timestamptz, s.created_at::timestamptz, now()),
                s.fact_key, coalesce(s.valid_from::timestamptz, s.created_at::timestamptz,
                                     s.updated_at::timestamptz, now()),
-               s.valid_to::timestamptz, s.ended_by, s.ended_at::timestamptz
+               s.valid_to::timestamptz, s.ended_by, s.ended_at::timestamptz, s.author
           FROM src AS s JOIN found AS f ON f.n = s.n AND f.id IS NULL
         ON CONFLICT (agent_id, fact_uuid) DO NOTHING
         RETURNING agent_id, id, fact_uuid)
