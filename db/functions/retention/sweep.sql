@@ -26,29 +26,20 @@ BEGIN
         -- the oldest first; rows locked by a writer are left for the next sweep. Deleting a row
         -- deletes its vector (foreign key), postings, queue items and Redis mirror entries
         -- (triggers), as any delete does
-        IF v_rule.kind = 'episode' THEN
+        EXECUTE format($q$
             WITH gone AS (
-                DELETE FROM nexus_memory.zep_episodic_memory AS e
-                 WHERE (e.agent_id, e.id) IN (
-                       SELECT x.agent_id, x.id FROM nexus_memory.zep_episodic_memory AS x
-                        WHERE x.agent_id = v_rule.agent_id AND x.created_at < v_now - v_rule.older_than
-                          AND (v_rule.importance_below IS NULL OR x.importance < v_rule.importance_below)
-                        ORDER BY x.created_at LIMIT v_left
+                DELETE FROM nexus_memory.%1$I AS m
+                 WHERE (m.agent_id, m.id) IN (
+                       SELECT x.agent_id, x.id FROM nexus_memory.%1$I AS x
+                        WHERE x.agent_id = $1 AND x.created_at < $2
+                          AND ($3 IS NULL OR x.importance < $3)
+                        ORDER BY x.created_at LIMIT $4
                           FOR UPDATE SKIP LOCKED)
                 RETURNING 1)
-            SELECT count(*) INTO v_n FROM gone;
-        ELSE
-            WITH gone AS (
-                DELETE FROM nexus_memory.semantic_memories AS s
-                 WHERE (s.agent_id, s.id) IN (
-                       SELECT x.agent_id, x.id FROM nexus_memory.semantic_memories AS x
-                        WHERE x.agent_id = v_rule.agent_id AND x.created_at < v_now - v_rule.older_than
-                          AND (v_rule.importance_below IS NULL OR x.importance < v_rule.importance_below)
-                        ORDER BY x.created_at LIMIT v_left
-                          FOR UPDATE SKIP LOCKED)
-                RETURNING 1)
-            SELECT count(*) INTO v_n FROM gone;
-        END IF;
+            SELECT count(*) FROM gone$q$,
+            CASE v_rule.kind WHEN 'episode' THEN 'zep_episodic_memory' ELSE 'semantic_memories' END)
+          INTO v_n
+         USING v_rule.agent_id, v_now - v_rule.older_than, v_rule.importance_below, v_left;
         UPDATE memory_system.retention_rules AS r
            SET removed = r.removed + v_n, last_swept_at = v_now
          WHERE r.agent_id = v_rule.agent_id AND r.kind = v_rule.kind;
